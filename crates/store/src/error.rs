@@ -1,0 +1,55 @@
+//! What can go wrong in storage, sorted by what the caller should do about it.
+
+use settle_domain::DomainError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// An id names nothing. `param` is `None` for the object the request is
+    /// about (an id in the path: 404) and names the field otherwise (400).
+    #[error("no such {what}")]
+    NotFound { what: &'static str, param: Option<&'static str> },
+    /// A domain rule refused the operation; nothing was written.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// `If-Match` named an older version than the stored one.
+    #[error("version {expected} is stale; the current version is {current}")]
+    VersionConflict { expected: i64, current: i64 },
+    /// The object is referenced by others and cannot be removed.
+    #[error("{0}")]
+    InUse(String),
+    /// The database cannot serve now (pool exhausted, down, busy); retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A transaction lost a deadlock or serialization race; the runner retries it.
+    #[error("transaction conflict: {0}")]
+    Retry(String),
+    /// Anything else: a bug or corrupted data. Never shown to clients.
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut => StoreError::Unavailable("timed out waiting for a database connection".into()),
+            sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                // PostgreSQL: deadlock_detected, serialization_failure.
+                Some("40P01") | Some("40001") => StoreError::Retry(db.message().to_owned()),
+                // PostgreSQL: admin shutdown, cannot connect now, too many connections.
+                Some("57P01") | Some("57P03") | Some("53300") => StoreError::Unavailable(db.message().to_owned()),
+                // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+                Some(code) if code.len() < 5 && matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5) | Ok(6)) => {
+                    StoreError::Unavailable(db.message().to_owned())
+                }
+                _ => StoreError::Internal(e.to_string()),
+            },
+            _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Shorthand for every store result.
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,71 @@
+//! Types the store speaks beyond the domain's own: list filters, the refund
+//! request, and API key records.
+
+use serde::Serialize;
+use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId};
+use settle_domain::money::Amount;
+use settle_domain::payment::PaymentStatus;
+use settle_domain::refund::RefundReason;
+
+/// Accounts can be filtered by their customer.
+#[derive(Debug, Clone)]
+pub enum AccountFilter {
+    Customer(CustomerId),
+}
+
+/// Customers can be filtered by exact email.
+#[derive(Debug, Clone)]
+pub enum CustomerFilter {
+    Email(String),
+}
+
+/// Payments can be filtered by one of these, each served by its own index.
+#[derive(Debug, Clone)]
+pub enum PaymentFilter {
+    Status(PaymentStatus),
+    Customer(CustomerId),
+    Source(AccountId),
+    Destination(AccountId),
+}
+
+/// Refunds can be filtered by their payment.
+#[derive(Debug, Clone)]
+pub enum RefundFilter {
+    Payment(PaymentId),
+}
+
+/// Ledger entries are always listed for one account.
+#[derive(Debug, Clone)]
+pub enum EntryFilter {
+    Account(AccountId),
+}
+
+/// A validated refund request; `amount: None` refunds what is left.
+#[derive(Debug, Clone)]
+pub struct NewRefund {
+    pub payment: PaymentId,
+    pub amount: Option<Amount>,
+    pub reason: Option<RefundReason>,
+}
+
+/// An API key as stored: only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "object", rename = "api_key")]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub prefix: String,
+    pub role: String,
+    #[serde(skip)]
+    pub secret_hash: Vec<u8>,
+    pub created: i64,
+    pub last_used: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+impl ApiKey {
+    /// Expired keys are refused like unknown ones, but with their own code.
+    pub fn is_expired(&self, now_secs: i64) -> bool {
+        self.expires_at.is_some_and(|t| t <= now_secs)
+    }
+}

@@ -1,0 +1,106 @@
+//! Account rows: insert, read, lock in id order, save balances, edit with a
+//! version check.
+
+use settle_domain::account::Account;
+use settle_domain::ids::{AccountId, CustomerId};
+use sqlx::AssertSqlSafe;
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor};
+
+use super::Dialect;
+use super::rows::{self, ACCOUNT_COLS};
+use crate::error::{StoreError, StoreResult};
+
+pub async fn insert(conn: &mut AnyConnection, a: &Account) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO accounts (id, name, currency, balance, pending_out, allow_negative, customer_id, metadata, version, created) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(a.id.to_bytes())
+    .bind(a.name.clone())
+    .bind(a.currency.code().to_owned())
+    .bind(a.balance)
+    .bind(a.pending_out)
+    .bind(i64::from(a.allow_negative))
+    .bind(a.customer.map(|c| c.to_bytes()))
+    .bind(a.metadata.to_json())
+    .bind(a.version)
+    .bind(a.created)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: AccountId) -> StoreResult<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
+    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(ex).await?;
+    row.as_ref().map(rows::account).transpose()
+}
+
+/// Locks one or two accounts in ascending id order, the one global order
+/// every money movement follows, so two transfers in opposite directions
+/// cannot deadlock. Missing accounts are simply absent from the result.
+pub async fn lock(conn: &mut AnyConnection, d: Dialect, ids: &[AccountId]) -> StoreResult<Vec<Account>> {
+    let sql = match ids.len() {
+        1 => format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1{}", d.lock_rows()),
+        _ => format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id IN ($1, $2) ORDER BY id{}", d.lock_rows()),
+    };
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in ids.iter().take(2) {
+        query = query.bind(id.to_bytes());
+    }
+    let found = query.fetch_all(conn).await?;
+    found.iter().map(rows::account).collect()
+}
+
+/// Locks a payment's two accounts and returns them as (source, destination);
+/// `param` names which one is missing if either is.
+pub async fn lock_pair(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    source: AccountId,
+    destination: AccountId,
+) -> StoreResult<(Account, Account)> {
+    let mut locked = lock(conn, d, &[source, destination]).await?;
+    let take = |locked: &mut Vec<Account>, id: AccountId, param: &'static str| {
+        let pos = locked.iter().position(|a| a.id == id);
+        pos.map(|p| locked.swap_remove(p)).ok_or(StoreError::NotFound { what: "account", param: Some(param) })
+    };
+    let s = take(&mut locked, source, "source")?;
+    let dst = take(&mut locked, destination, "destination")?;
+    Ok((s, dst))
+}
+
+/// Writes the balance fields a money movement changed.
+pub async fn save_balances(conn: &mut AnyConnection, a: &Account) -> StoreResult<()> {
+    sqlx::query("UPDATE accounts SET balance = $1, pending_out = $2 WHERE id = $3")
+        .bind(a.balance)
+        .bind(a.pending_out)
+        .bind(a.id.to_bytes())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Saves an edit only if nobody else changed the row since it was read.
+/// Returns false when the version moved on.
+pub async fn save_edit(conn: &mut AnyConnection, a: &Account, read_version: i64) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE accounts SET name = $1, metadata = $2, version = $3 WHERE id = $4 AND version = $5")
+        .bind(a.name.clone())
+        .bind(a.metadata.to_json())
+        .bind(a.version)
+        .bind(a.id.to_bytes())
+        .bind(read_version)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn customer_exists(conn: &mut AnyConnection, id: CustomerId) -> StoreResult<bool> {
+    let row = sqlx::query("SELECT 1 AS found FROM customers WHERE id = $1")
+        .bind(id.to_bytes())
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.is_some())
+}

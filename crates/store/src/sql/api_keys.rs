@@ -1,0 +1,35 @@
+//! API key rows: the secret itself is never stored, only its SHA-256.
+
+use settle_domain::ids::ApiKeyId;
+use sqlx::AssertSqlSafe;
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor};
+
+use super::rows::{self, API_KEY_COLS};
+use crate::error::StoreResult;
+use crate::records::ApiKey;
+
+pub async fn insert(conn: &mut AnyConnection, k: &ApiKey) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, prefix, role, secret_hash, created, last_used, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(k.id.to_bytes())
+    .bind(k.name.clone())
+    .bind(k.prefix.clone())
+    .bind(k.role.clone())
+    .bind(k.secret_hash.clone())
+    .bind(k.created)
+    .bind(k.last_used)
+    .bind(k.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
+    let sql = format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = $1");
+    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(ex).await?;
+    row.as_ref().map(rows::api_key).transpose()
+}

@@ -1,0 +1,102 @@
+//! The SQL both backends share, run through sqlx's `Any` driver so that every
+//! statement is written once. What differs is passed in: the [`Dialect`]
+//! (row-lock syntax) and a [`WriteExecutor`] that decides how a write
+//! transaction runs.
+
+mod accounts;
+mod api_keys;
+mod customers;
+mod entries;
+mod list;
+mod payments;
+mod rows;
+mod store_impl;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use sqlx::{AnyConnection, AnyPool};
+
+use crate::error::{StoreError, StoreResult};
+use crate::ids::IdGenerator;
+
+/// The few places SQLite and PostgreSQL really differ in the shared SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Row locks: PostgreSQL locks what it reads for the rest of the
+    /// transaction; SQLite needs nothing, since its single writer already
+    /// holds the database's write lock (`BEGIN IMMEDIATE`).
+    pub fn lock_rows(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// One write transaction's body. It may run more than once (PostgreSQL
+/// retries a transaction that lost a deadlock race), so it is `FnMut`.
+pub type WriteJob = Box<dyn for<'c> FnMut(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<()>> + Send>;
+
+/// Runs write jobs inside a transaction and commits them durably before
+/// returning. The backend crates provide one each.
+#[async_trait]
+pub trait WriteExecutor: Send + Sync + 'static {
+    async fn execute(&self, job: WriteJob) -> StoreResult<()>;
+}
+
+/// The [`crate::Store`] implementation both backends share.
+pub struct SqlStore {
+    dialect: Dialect,
+    reads: AnyPool,
+    writer: Arc<dyn WriteExecutor>,
+    ids: Arc<IdGenerator>,
+    latest_migration: i64,
+}
+
+impl SqlStore {
+    /// `reads` serves every read; `writer` runs every write; the latest
+    /// migration version is what readiness expects to find applied.
+    pub fn new(dialect: Dialect, reads: AnyPool, writer: Arc<dyn WriteExecutor>, latest_migration: i64) -> Self {
+        Self { dialect, reads, writer, ids: Arc::new(IdGenerator::new()), latest_migration }
+    }
+
+    pub fn reads(&self) -> &AnyPool {
+        &self.reads
+    }
+
+    /// Runs `op` as one write transaction and hands back its result.
+    async fn write<T, F>(&self, mut op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
+        let out = Arc::clone(&slot);
+        let job: WriteJob = Box::new(move |conn| {
+            let fut = op(conn);
+            let out = Arc::clone(&out);
+            Box::pin(async move {
+                let value = fut.await?;
+                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+                Ok(())
+            })
+        });
+        self.writer.execute(job).await?;
+        let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        value.ok_or_else(|| StoreError::Internal("write finished without a result".into()))
+    }
+}

@@ -1,0 +1,193 @@
+//! Money movement transactions: create, capture, cancel, refund. Each locks
+//! the payment first (if there is one) and then its accounts in id order,
+//! lets the domain decide, and writes everything the decision produced in
+//! the same transaction.
+
+use settle_domain::account::Account;
+use settle_domain::ids::{PaymentId, RefundId};
+use settle_domain::money::Amount;
+use settle_domain::payment::{self, NewPayment, Payment};
+use settle_domain::refund::{Refund, RefundStatus};
+use sqlx::AssertSqlSafe;
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor};
+
+use super::rows::{self, PAYMENT_COLS, REFUND_COLS};
+use super::{Dialect, accounts, entries};
+use crate::context::WriteContext;
+use crate::error::{StoreError, StoreResult};
+use crate::ids::IdGenerator;
+use crate::records::NewRefund;
+
+pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: PaymentId) -> StoreResult<Option<Payment>> {
+    let sql = format!("SELECT {PAYMENT_COLS} FROM payments WHERE id = $1");
+    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(ex).await?;
+    row.as_ref().map(rows::payment).transpose()
+}
+
+pub async fn get_refund<'e, E: Executor<'e, Database = Any>>(ex: E, id: RefundId) -> StoreResult<Option<Refund>> {
+    let sql = format!("SELECT {REFUND_COLS} FROM refunds WHERE id = $1");
+    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(ex).await?;
+    row.as_ref().map(rows::refund).transpose()
+}
+
+async fn lock(conn: &mut AnyConnection, d: Dialect, id: PaymentId, param: Option<&'static str>) -> StoreResult<Payment> {
+    let sql = format!("SELECT {PAYMENT_COLS} FROM payments WHERE id = $1{}", d.lock_rows());
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(conn).await?;
+    match row {
+        Some(row) => rows::payment(&row),
+        None => Err(StoreError::NotFound { what: "payment", param }),
+    }
+}
+
+async fn insert(conn: &mut AnyConnection, p: &Payment) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO payments (id, amount, currency, source_id, destination_id, customer_id, status, \
+         amount_captured, amount_refunded, description, metadata, version, created) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(p.id.to_bytes())
+    .bind(p.amount)
+    .bind(p.currency.code().to_owned())
+    .bind(p.source.to_bytes())
+    .bind(p.destination.to_bytes())
+    .bind(p.customer.map(|c| c.to_bytes()))
+    .bind(p.status.as_str().to_owned())
+    .bind(p.amount_captured)
+    .bind(p.amount_refunded)
+    .bind(p.description.clone())
+    .bind(p.metadata.to_json())
+    .bind(p.version)
+    .bind(p.created)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn save_state(conn: &mut AnyConnection, p: &Payment) -> StoreResult<()> {
+    sqlx::query("UPDATE payments SET status = $1, amount_captured = $2, amount_refunded = $3, version = $4 WHERE id = $5")
+        .bind(p.status.as_str().to_owned())
+        .bind(p.amount_captured)
+        .bind(p.amount_refunded)
+        .bind(p.version)
+        .bind(p.id.to_bytes())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn save_accounts(conn: &mut AnyConnection, changed: [&Account; 2], before: [(i64, i64); 2]) -> StoreResult<()> {
+    for (a, (balance, pending)) in changed.into_iter().zip(before) {
+        if a.balance != balance || a.pending_out != pending {
+            accounts::save_balances(&mut *conn, a).await?;
+        }
+    }
+    Ok(())
+}
+
+fn snapshot(a: &Account, b: &Account) -> [(i64, i64); 2] {
+    [(a.balance, a.pending_out), (b.balance, b.pending_out)]
+}
+
+pub async fn create(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    ctx: &WriteContext,
+    new: &NewPayment,
+) -> StoreResult<Payment> {
+    let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, new.source, new.destination).await?;
+    if let Some(customer) = new.customer
+        && !accounts::customer_exists(&mut *conn, customer).await?
+    {
+        return Err(StoreError::NotFound { what: "customer", param: Some("customer") });
+    }
+    let before = snapshot(&source, &destination);
+    let opened = payment::open(new, &mut source, &mut destination)?;
+    let p = Payment {
+        id: PaymentId::from_uuid(ids.next(ctx.now_ms)),
+        amount: new.amount.get(),
+        currency: new.currency,
+        source: new.source,
+        destination: new.destination,
+        customer: new.customer,
+        status: opened.status,
+        amount_captured: opened.amount_captured,
+        amount_refunded: 0,
+        description: new.description.clone(),
+        metadata: new.metadata.clone(),
+        version: 1,
+        created: ctx.now_secs(),
+    };
+    save_accounts(&mut *conn, [&source, &destination], before).await?;
+    insert(&mut *conn, &p).await?;
+    entries::insert(&mut *conn, ids, ctx.now_ms, &opened.postings, Some(p.id), None).await?;
+    Ok(p)
+}
+
+pub async fn capture(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    ctx: &WriteContext,
+    id: PaymentId,
+    amount: Option<Amount>,
+) -> StoreResult<Payment> {
+    let mut p = lock(&mut *conn, d, id, None).await?;
+    let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, p.source, p.destination).await?;
+    let before = snapshot(&source, &destination);
+    let postings = payment::capture(&mut p, amount, &mut source, &mut destination)?;
+    save_accounts(&mut *conn, [&source, &destination], before).await?;
+    save_state(&mut *conn, &p).await?;
+    entries::insert(&mut *conn, ids, ctx.now_ms, &postings, Some(p.id), None).await?;
+    Ok(p)
+}
+
+pub async fn cancel(conn: &mut AnyConnection, d: Dialect, id: PaymentId) -> StoreResult<Payment> {
+    let mut p = lock(&mut *conn, d, id, None).await?;
+    let mut locked = accounts::lock(&mut *conn, d, &[p.source]).await?;
+    let source = locked.first_mut().ok_or_else(|| StoreError::Internal("payment source is missing".into()))?;
+    payment::cancel(&mut p, source)?;
+    accounts::save_balances(&mut *conn, source).await?;
+    save_state(&mut *conn, &p).await?;
+    Ok(p)
+}
+
+pub async fn refund(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    ctx: &WriteContext,
+    new: &NewRefund,
+) -> StoreResult<Refund> {
+    let mut p = lock(&mut *conn, d, new.payment, Some("payment")).await?;
+    let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, p.source, p.destination).await?;
+    let before = snapshot(&source, &destination);
+    let (amount, postings) = payment::refund(&mut p, new.amount, &mut source, &mut destination)?;
+    let r = Refund {
+        id: RefundId::from_uuid(ids.next(ctx.now_ms)),
+        payment: p.id,
+        amount,
+        currency: p.currency,
+        reason: new.reason,
+        status: RefundStatus::Succeeded,
+        created: ctx.now_secs(),
+    };
+    save_accounts(&mut *conn, [&source, &destination], before).await?;
+    save_state(&mut *conn, &p).await?;
+    sqlx::query(
+        "INSERT INTO refunds (id, payment_id, amount, currency, reason, status, created) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(r.id.to_bytes())
+    .bind(r.payment.to_bytes())
+    .bind(r.amount)
+    .bind(r.currency.code().to_owned())
+    .bind(r.reason.map(|x| x.as_str().to_owned()))
+    .bind(r.status.as_str().to_owned())
+    .bind(r.created)
+    .execute(&mut *conn)
+    .await?;
+    entries::insert(&mut *conn, ids, ctx.now_ms, &postings, Some(p.id), Some(r.id)).await?;
+    Ok(r)
+}

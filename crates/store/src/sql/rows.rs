@@ -1,0 +1,134 @@
+//! Decoding rows into domain records. Storage holds only values the domain
+//! validated, so a value that does not decode means corruption: `Internal`.
+
+use settle_domain::account::Account;
+use settle_domain::customer::Customer;
+use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, LedgerEntryId, PaymentId, RefundId};
+use settle_domain::ledger::LedgerEntry;
+use settle_domain::metadata::Metadata;
+use settle_domain::money::Currency;
+use settle_domain::payment::{Payment, PaymentStatus};
+use settle_domain::refund::{Refund, RefundReason, RefundStatus};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::error::{StoreError, StoreResult};
+use crate::records::ApiKey;
+
+pub const ACCOUNT_COLS: &str =
+    "id, name, currency, balance, pending_out, allow_negative, customer_id, metadata, version, created";
+pub const CUSTOMER_COLS: &str = "id, name, email, metadata, version, created";
+pub const PAYMENT_COLS: &str = "id, amount, currency, source_id, destination_id, customer_id, status, \
+     amount_captured, amount_refunded, description, metadata, version, created";
+pub const REFUND_COLS: &str = "id, payment_id, amount, currency, reason, status, created";
+pub const ENTRY_COLS: &str = "id, account_id, amount, payment_id, refund_id, created";
+pub const API_KEY_COLS: &str = "id, name, prefix, role, secret_hash, created, last_used, expires_at";
+
+fn corrupt(what: &str, col: &str) -> StoreError {
+    StoreError::Internal(format!("stored {what}.{col} is not valid"))
+}
+
+fn id<T>(row: &AnyRow, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
+    let bytes: Vec<u8> = row.try_get(col)?;
+    parse(&bytes).ok_or_else(|| corrupt("row", col))
+}
+
+fn opt_id<T>(row: &AnyRow, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<Option<T>> {
+    let bytes: Option<Vec<u8>> = row.try_get(col)?;
+    bytes.map(|b| parse(&b).ok_or_else(|| corrupt("row", col))).transpose()
+}
+
+fn currency(row: &AnyRow) -> StoreResult<Currency> {
+    let code: String = row.try_get("currency")?;
+    Currency::parse(&code).map_err(|_| corrupt("row", "currency"))
+}
+
+fn metadata(row: &AnyRow) -> StoreResult<Metadata> {
+    let text: String = row.try_get("metadata")?;
+    Metadata::from_json(&text).map_err(|_| corrupt("row", "metadata"))
+}
+
+pub fn account(row: &AnyRow) -> StoreResult<Account> {
+    Ok(Account {
+        id: id(row, "id", AccountId::from_bytes)?,
+        name: row.try_get("name")?,
+        currency: currency(row)?,
+        balance: row.try_get("balance")?,
+        pending_out: row.try_get("pending_out")?,
+        allow_negative: row.try_get::<i64, _>("allow_negative")? != 0,
+        customer: opt_id(row, "customer_id", CustomerId::from_bytes)?,
+        metadata: metadata(row)?,
+        version: row.try_get("version")?,
+        created: row.try_get("created")?,
+    })
+}
+
+pub fn customer(row: &AnyRow) -> StoreResult<Customer> {
+    Ok(Customer {
+        id: id(row, "id", CustomerId::from_bytes)?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        metadata: metadata(row)?,
+        version: row.try_get("version")?,
+        created: row.try_get("created")?,
+    })
+}
+
+pub fn payment(row: &AnyRow) -> StoreResult<Payment> {
+    let status: String = row.try_get("status")?;
+    Ok(Payment {
+        id: id(row, "id", PaymentId::from_bytes)?,
+        amount: row.try_get("amount")?,
+        currency: currency(row)?,
+        source: id(row, "source_id", AccountId::from_bytes)?,
+        destination: id(row, "destination_id", AccountId::from_bytes)?,
+        customer: opt_id(row, "customer_id", CustomerId::from_bytes)?,
+        status: PaymentStatus::parse(&status).ok_or_else(|| corrupt("payment", "status"))?,
+        amount_captured: row.try_get("amount_captured")?,
+        amount_refunded: row.try_get("amount_refunded")?,
+        description: row.try_get("description")?,
+        metadata: metadata(row)?,
+        version: row.try_get("version")?,
+        created: row.try_get("created")?,
+    })
+}
+
+pub fn refund(row: &AnyRow) -> StoreResult<Refund> {
+    let reason: Option<String> = row.try_get("reason")?;
+    let status: String = row.try_get("status")?;
+    Ok(Refund {
+        id: id(row, "id", RefundId::from_bytes)?,
+        payment: id(row, "payment_id", PaymentId::from_bytes)?,
+        amount: row.try_get("amount")?,
+        currency: currency(row)?,
+        reason: reason
+            .map(|r| RefundReason::parse(&r).ok_or_else(|| corrupt("refund", "reason")))
+            .transpose()?,
+        status: RefundStatus::parse(&status).ok_or_else(|| corrupt("refund", "status"))?,
+        created: row.try_get("created")?,
+    })
+}
+
+pub fn entry(row: &AnyRow) -> StoreResult<LedgerEntry> {
+    Ok(LedgerEntry {
+        id: id(row, "id", LedgerEntryId::from_bytes)?,
+        account: id(row, "account_id", AccountId::from_bytes)?,
+        amount: row.try_get("amount")?,
+        payment: opt_id(row, "payment_id", PaymentId::from_bytes)?,
+        refund: opt_id(row, "refund_id", RefundId::from_bytes)?,
+        created: row.try_get("created")?,
+    })
+}
+
+pub fn api_key(row: &AnyRow) -> StoreResult<ApiKey> {
+    Ok(ApiKey {
+        id: id(row, "id", ApiKeyId::from_bytes)?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        role: row.try_get("role")?,
+        secret_hash: row.try_get("secret_hash")?,
+        created: row.try_get("created")?,
+        last_used: row.try_get("last_used")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}

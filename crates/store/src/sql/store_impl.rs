@@ -1,0 +1,280 @@
+//! [`Store`] for [`SqlStore`]: reads go to the read pool, writes become one
+//! job for the backend's [`super::WriteExecutor`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use settle_domain::account::{Account, AccountPatch, NewAccount};
+use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
+use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, RefundId};
+use settle_domain::ledger::LedgerEntry;
+use settle_domain::money::Amount;
+use settle_domain::payment::{NewPayment, Payment};
+use settle_domain::refund::Refund;
+use sqlx::Row;
+
+use super::list::{FilterValue, ListSpec, fetch_page};
+use super::rows::{self, ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, PAYMENT_COLS, REFUND_COLS};
+use super::{SqlStore, accounts, api_keys, customers, entries, payments};
+use crate::context::WriteContext;
+use crate::error::{StoreError, StoreResult};
+use crate::list::{ListQuery, Page};
+use crate::records::{AccountFilter, ApiKey, CustomerFilter, EntryFilter, NewRefund, PaymentFilter, RefundFilter};
+use crate::store::Store;
+
+fn spec<'a, F>(
+    table: &'static str,
+    columns: &'static str,
+    q: &'a ListQuery<F>,
+    filter: Option<(&'static str, FilterValue)>,
+) -> ListSpec<'a> {
+    ListSpec { table, columns, filter, limit: q.limit, cursor: q.cursor, created: &q.created }
+}
+
+/// A stale `If-Match` is a conflict; a race without `If-Match` is retried.
+fn lost_race(if_version: Option<i64>, current: i64) -> StoreError {
+    match if_version {
+        Some(expected) => StoreError::VersionConflict { expected, current },
+        None => StoreError::Retry("the row changed while being edited".into()),
+    }
+}
+
+fn check_version(if_version: Option<i64>, current: i64) -> StoreResult<()> {
+    match if_version {
+        Some(expected) if expected != current => Err(StoreError::VersionConflict { expected, current }),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        self.dialect.name()
+    }
+
+    async fn readiness(&self) -> StoreResult<()> {
+        let row = sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.reads)
+            .await?;
+        let applied: i64 = row.try_get("v")?;
+        if applied < self.latest_migration {
+            return Err(StoreError::Unavailable(format!(
+                "migrations pending: {applied} applied, {} expected",
+                self.latest_migration
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create_account(&self, ctx: &WriteContext, new: NewAccount) -> StoreResult<Account> {
+        let account = Account {
+            id: AccountId::from_uuid(self.ids.next(ctx.now_ms)),
+            name: new.name,
+            currency: new.currency,
+            balance: 0,
+            pending_out: 0,
+            allow_negative: new.allow_negative,
+            customer: new.customer,
+            metadata: new.metadata,
+            version: 1,
+            created: ctx.now_secs(),
+        };
+        self.write(move |conn| {
+            let account = account.clone();
+            Box::pin(async move {
+                if let Some(c) = account.customer
+                    && !accounts::customer_exists(&mut *conn, c).await?
+                {
+                    return Err(StoreError::NotFound { what: "customer", param: Some("customer") });
+                }
+                accounts::insert(conn, &account).await?;
+                Ok(account)
+            })
+        })
+        .await
+    }
+
+    async fn account(&self, id: AccountId) -> StoreResult<Option<Account>> {
+        accounts::get(&self.reads, id).await
+    }
+
+    async fn update_account(
+        &self,
+        _ctx: &WriteContext,
+        id: AccountId,
+        patch: AccountPatch,
+        if_version: Option<i64>,
+    ) -> StoreResult<Account> {
+        let patch = Arc::new(patch);
+        self.write(move |conn| {
+            let patch = Arc::clone(&patch);
+            Box::pin(async move {
+                let mut account =
+                    accounts::get(&mut *conn, id).await?.ok_or(StoreError::NotFound { what: "account", param: None })?;
+                let read_version = account.version;
+                check_version(if_version, read_version)?;
+                patch.apply(&mut account)?;
+                account.version += 1;
+                if !accounts::save_edit(conn, &account, read_version).await? {
+                    return Err(lost_race(if_version, read_version + 1));
+                }
+                Ok(account)
+            })
+        })
+        .await
+    }
+
+    async fn list_accounts(&self, q: &ListQuery<AccountFilter>) -> StoreResult<Page<Account>> {
+        let filter = q.filter.as_ref().map(|AccountFilter::Customer(c)| ("customer_id", FilterValue::Bytes(c.to_bytes())));
+        fetch_page(&self.reads, spec("accounts", ACCOUNT_COLS, q, filter), rows::account).await
+    }
+
+    async fn create_customer(&self, ctx: &WriteContext, new: NewCustomer) -> StoreResult<Customer> {
+        let customer = Customer {
+            id: CustomerId::from_uuid(self.ids.next(ctx.now_ms)),
+            name: new.name,
+            email: new.email,
+            metadata: new.metadata,
+            version: 1,
+            created: ctx.now_secs(),
+        };
+        self.write(move |conn| {
+            let customer = customer.clone();
+            Box::pin(async move {
+                customers::insert(conn, &customer).await?;
+                Ok(customer)
+            })
+        })
+        .await
+    }
+
+    async fn customer(&self, id: CustomerId) -> StoreResult<Option<Customer>> {
+        customers::get(&self.reads, id).await
+    }
+
+    async fn update_customer(
+        &self,
+        _ctx: &WriteContext,
+        id: CustomerId,
+        patch: CustomerPatch,
+        if_version: Option<i64>,
+    ) -> StoreResult<Customer> {
+        let patch = Arc::new(patch);
+        self.write(move |conn| {
+            let patch = Arc::clone(&patch);
+            Box::pin(async move {
+                let mut customer =
+                    customers::get(&mut *conn, id).await?.ok_or(StoreError::NotFound { what: "customer", param: None })?;
+                let read_version = customer.version;
+                check_version(if_version, read_version)?;
+                patch.apply(&mut customer)?;
+                customer.version += 1;
+                if !customers::save_edit(conn, &customer, read_version).await? {
+                    return Err(lost_race(if_version, read_version + 1));
+                }
+                Ok(customer)
+            })
+        })
+        .await
+    }
+
+    async fn delete_customer(&self, _ctx: &WriteContext, id: CustomerId) -> StoreResult<()> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                if customers::get(&mut *conn, id).await?.is_none() {
+                    return Err(StoreError::NotFound { what: "customer", param: None });
+                }
+                if customers::in_use(&mut *conn, id).await? {
+                    return Err(StoreError::InUse("the customer has accounts or payments".into()));
+                }
+                customers::delete(conn, id).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn list_customers(&self, q: &ListQuery<CustomerFilter>) -> StoreResult<Page<Customer>> {
+        let filter = q.filter.as_ref().map(|CustomerFilter::Email(e)| ("email", FilterValue::Text(e.clone())));
+        fetch_page(&self.reads, spec("customers", CUSTOMER_COLS, q, filter), rows::customer).await
+    }
+
+    async fn create_payment(&self, ctx: &WriteContext, new: NewPayment) -> StoreResult<Payment> {
+        let (d, ids, ctx, new) = (self.dialect, Arc::clone(&self.ids), ctx.clone(), Arc::new(new));
+        self.write(move |conn| {
+            let (ids, ctx, new) = (Arc::clone(&ids), ctx.clone(), Arc::clone(&new));
+            Box::pin(async move { payments::create(conn, d, &ids, &ctx, &new).await })
+        })
+        .await
+    }
+
+    async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
+        payments::get(&self.reads, id).await
+    }
+
+    async fn capture_payment(&self, ctx: &WriteContext, id: PaymentId, amount: Option<Amount>) -> StoreResult<Payment> {
+        let (d, ids, ctx) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
+        self.write(move |conn| {
+            let (ids, ctx) = (Arc::clone(&ids), ctx.clone());
+            Box::pin(async move { payments::capture(conn, d, &ids, &ctx, id, amount).await })
+        })
+        .await
+    }
+
+    async fn cancel_payment(&self, _ctx: &WriteContext, id: PaymentId) -> StoreResult<Payment> {
+        let d = self.dialect;
+        self.write(move |conn| Box::pin(async move { payments::cancel(conn, d, id).await })).await
+    }
+
+    async fn list_payments(&self, q: &ListQuery<PaymentFilter>) -> StoreResult<Page<Payment>> {
+        let filter = q.filter.as_ref().map(|f| match f {
+            PaymentFilter::Status(s) => ("status", FilterValue::Text(s.as_str().to_owned())),
+            PaymentFilter::Customer(c) => ("customer_id", FilterValue::Bytes(c.to_bytes())),
+            PaymentFilter::Source(a) => ("source_id", FilterValue::Bytes(a.to_bytes())),
+            PaymentFilter::Destination(a) => ("destination_id", FilterValue::Bytes(a.to_bytes())),
+        });
+        fetch_page(&self.reads, spec("payments", PAYMENT_COLS, q, filter), rows::payment).await
+    }
+
+    async fn create_refund(&self, ctx: &WriteContext, new: NewRefund) -> StoreResult<Refund> {
+        let (d, ids, ctx) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
+        self.write(move |conn| {
+            let (ids, ctx, new) = (Arc::clone(&ids), ctx.clone(), new.clone());
+            Box::pin(async move { payments::refund(conn, d, &ids, &ctx, &new).await })
+        })
+        .await
+    }
+
+    async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
+        payments::get_refund(&self.reads, id).await
+    }
+
+    async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> StoreResult<Page<Refund>> {
+        let filter = q.filter.as_ref().map(|RefundFilter::Payment(p)| ("payment_id", FilterValue::Bytes(p.to_bytes())));
+        fetch_page(&self.reads, spec("refunds", REFUND_COLS, q, filter), rows::refund).await
+    }
+
+    async fn list_entries(&self, q: &ListQuery<EntryFilter>) -> StoreResult<Page<LedgerEntry>> {
+        let filter = q.filter.as_ref().map(|EntryFilter::Account(a)| ("account_id", FilterValue::Bytes(a.to_bytes())));
+        fetch_page(&self.reads, spec("ledger_entries", ENTRY_COLS, q, filter), rows::entry).await
+    }
+
+    async fn entries_sum(&self, account: AccountId) -> StoreResult<i64> {
+        entries::sum(&self.reads, account).await
+    }
+
+    async fn create_api_key(&self, _ctx: &WriteContext, key: ApiKey) -> StoreResult<ApiKey> {
+        self.write(move |conn| {
+            let key = key.clone();
+            Box::pin(async move {
+                api_keys::insert(conn, &key).await?;
+                Ok(key)
+            })
+        })
+        .await
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
+        api_keys::get(&self.reads, id).await
+    }
+}

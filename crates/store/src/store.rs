@@ -1,0 +1,70 @@
+//! The storage contract. Methods are coarse: one method is one business
+//! operation in one transaction, and every write takes a [`WriteContext`].
+
+use async_trait::async_trait;
+use settle_domain::account::{Account, AccountPatch, NewAccount};
+use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
+use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, RefundId};
+use settle_domain::ledger::LedgerEntry;
+use settle_domain::money::Amount;
+use settle_domain::payment::{NewPayment, Payment};
+use settle_domain::refund::Refund;
+
+use crate::context::WriteContext;
+use crate::error::StoreResult;
+use crate::list::{ListQuery, Page};
+use crate::records::{
+    AccountFilter, ApiKey, CustomerFilter, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
+};
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for logs and readiness.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the database answers and every migration is applied.
+    async fn readiness(&self) -> StoreResult<()>;
+
+    async fn create_account(&self, ctx: &WriteContext, new: NewAccount) -> StoreResult<Account>;
+    async fn account(&self, id: AccountId) -> StoreResult<Option<Account>>;
+    /// Applies `patch` if the stored version equals `if_version` (when given).
+    async fn update_account(
+        &self,
+        ctx: &WriteContext,
+        id: AccountId,
+        patch: AccountPatch,
+        if_version: Option<i64>,
+    ) -> StoreResult<Account>;
+    async fn list_accounts(&self, q: &ListQuery<AccountFilter>) -> StoreResult<Page<Account>>;
+
+    async fn create_customer(&self, ctx: &WriteContext, new: NewCustomer) -> StoreResult<Customer>;
+    async fn customer(&self, id: CustomerId) -> StoreResult<Option<Customer>>;
+    async fn update_customer(
+        &self,
+        ctx: &WriteContext,
+        id: CustomerId,
+        patch: CustomerPatch,
+        if_version: Option<i64>,
+    ) -> StoreResult<Customer>;
+    /// Removes a customer no account or payment refers to.
+    async fn delete_customer(&self, ctx: &WriteContext, id: CustomerId) -> StoreResult<()>;
+    async fn list_customers(&self, q: &ListQuery<CustomerFilter>) -> StoreResult<Page<Customer>>;
+
+    /// Locks both accounts, checks funds, writes the payment and its entries.
+    async fn create_payment(&self, ctx: &WriteContext, new: NewPayment) -> StoreResult<Payment>;
+    async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>>;
+    async fn capture_payment(&self, ctx: &WriteContext, id: PaymentId, amount: Option<Amount>) -> StoreResult<Payment>;
+    async fn cancel_payment(&self, ctx: &WriteContext, id: PaymentId) -> StoreResult<Payment>;
+    async fn list_payments(&self, q: &ListQuery<PaymentFilter>) -> StoreResult<Page<Payment>>;
+
+    async fn create_refund(&self, ctx: &WriteContext, new: NewRefund) -> StoreResult<Refund>;
+    async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>>;
+    async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> StoreResult<Page<Refund>>;
+
+    async fn list_entries(&self, q: &ListQuery<EntryFilter>) -> StoreResult<Page<LedgerEntry>>;
+    /// The sum of an account's entries: the invariant check compares it with the balance.
+    async fn entries_sum(&self, account: AccountId) -> StoreResult<i64>;
+
+    async fn create_api_key(&self, ctx: &WriteContext, key: ApiKey) -> StoreResult<ApiKey>;
+    async fn api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>>;
+}
