@@ -1,1 +1,51 @@
-//! placeholder
+//! The REST face of Settle. Thin by design: handlers turn JSON into domain
+//! types, call [`settle_core::Settle`], and turn the answer back into JSON.
+//! Every route is declared once in [`registry`] with the permission it
+//! needs; the router, the permission guard and the tests all read that one
+//! list.
+
+pub mod error;
+mod extract;
+mod guard;
+mod health;
+pub mod registry;
+mod request;
+mod rest;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use settle_core::Settle;
+
+pub use error::ApiError;
+
+/// Request bodies larger than this get 413 `body_too_large`.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Options of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Upper bound on handling one request; past it the client gets 503.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self { request_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// The whole HTTP application: `/v1` from the registry, health probes, and
+/// the layers every request passes (request id, error rendering, logging,
+/// panic catching, body limit).
+pub fn app(settle: Settle, options: &ApiOptions) -> Router {
+    registry::build(settle.clone())
+        .merge(health::router(settle.clone()))
+        .fallback(request::not_found)
+        .method_not_allowed_fallback(request::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(request::panic_response))
+        .layer(axum::middleware::from_fn_with_state(options.request_timeout, request::request_context))
+        .with_state(settle)
+}

@@ -1,1 +1,12 @@
-//! placeholder
+//! Settle's service layer: the one place every interface (REST today,
+//! GraphQL and gRPC later) calls. It authenticates keys, stamps each write
+//! with its context and time, and turns storage answers into the errors
+//! interfaces map.
+
+pub mod auth;
+pub mod clock;
+pub mod error;
+mod service;
+
+pub use error::ServiceError;
+pub use service::Settle;

@@ -1,0 +1,82 @@
+//! What wraps every request: a `Request-Id`, error rendering with that id,
+//! a time limit, and one structured log line (id, method, route, status,
+//! latency).
+
+use std::any::Any;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+
+use crate::error::ApiError;
+
+/// The id of the request being served, in request extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The route template that served a request, copied into the response for
+/// the log line.
+#[derive(Debug, Clone)]
+pub struct RouteName(pub &'static str);
+
+fn new_request_id() -> String {
+    format!("req_{}", settle_domain::ids::encode_base32(rand::rng().random::<u128>() >> 2))
+}
+
+pub async fn request_context(State(timeout): State<Duration>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let method = req.method().clone();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let mut response = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable("The request took too long and was abandoned; retry shortly.").into_response(),
+    };
+    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+        let route = response.extensions().get::<RouteName>().cloned();
+        response = error.render(&request_id);
+        if let Some(route) = route {
+            response.extensions_mut().insert(route);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("request-id", value);
+    }
+    let route = response.extensions().get::<RouteName>().map_or("-", |r| r.0);
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        route,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "resource_missing", "Unrecognized request URL.")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        "This route does not accept that method.",
+    )
+}
+
+/// A panic is a bug: the client sees a plain 500, the log sees the payload.
+pub fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "handler panicked");
+    ApiError::internal().into_response()
+}

@@ -1,0 +1,78 @@
+//! `/v1/accounts`: open accounts, read them, edit their name and metadata
+//! (optimistic, with `If-Match`), list them and their ledger entries.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use serde::Deserialize;
+use settle_core::Settle;
+use settle_domain::account::{AccountPatch, NewAccount};
+use settle_domain::ids::{AccountId, CustomerId, LedgerEntryId};
+use settle_domain::money::Currency;
+use settle_store::records::AccountFilter;
+
+use crate::error::ApiError;
+use crate::extract::{IfMatch, JsonBody, ListRequest, body_ref, list_response, with_etag};
+use crate::guard::Caller;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    name: String,
+    currency: String,
+    #[serde(default)]
+    allow_negative: bool,
+    customer: Option<String>,
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAccount {
+    name: Option<String>,
+    metadata: Option<BTreeMap<String, Option<String>>>,
+}
+
+pub async fn create(State(settle): State<Settle>, caller: Caller, JsonBody(body): JsonBody<CreateAccount>) -> Result<Response, ApiError> {
+    let customer = body.customer.as_deref().map(|c| body_ref("customer", c, CustomerId::parse)).transpose()?;
+    let new = NewAccount::new(body.name, Currency::parse(&body.currency)?, body.allow_negative, customer, super::metadata(body.metadata)?)?;
+    let account = settle.create_account(&caller.context(&settle), new).await?;
+    let version = account.version;
+    Ok(with_etag(account, version))
+}
+
+pub async fn retrieve(State(settle): State<Settle>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let account = settle.account(AccountId::parse(&id)).await?;
+    let version = account.version;
+    Ok(with_etag(account, version))
+}
+
+pub async fn update(
+    State(settle): State<Settle>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(if_version): IfMatch,
+    JsonBody(body): JsonBody<UpdateAccount>,
+) -> Result<Response, ApiError> {
+    let patch = AccountPatch::new(body.name, body.metadata)?;
+    let account = settle.update_account(&caller.context(&settle), AccountId::parse(&id), patch, if_version).await?;
+    let version = account.version;
+    Ok(with_etag(account, version))
+}
+
+pub async fn list(State(settle): State<Settle>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let req = ListRequest::parse(raw.as_deref(), &["customer"], |t| AccountId::parse(t).map(|i| i.uuid()))?;
+    let filter = match &req.filter {
+        Some((_, value)) => Some(AccountFilter::Customer(body_ref("customer", value, CustomerId::parse)?)),
+        None => None,
+    };
+    let page = settle.list_accounts(&req.with_filter(filter)).await?;
+    Ok(list_response(page, "/v1/accounts"))
+}
+
+pub async fn entries(State(settle): State<Settle>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let req = ListRequest::parse(raw.as_deref(), &[], |t| LedgerEntryId::parse(t).map(|i| i.uuid()))?;
+    let page = settle.list_entries(AccountId::parse(&id), req.query).await?;
+    Ok(list_response(page, &format!("/v1/accounts/{id}/entries")))
+}

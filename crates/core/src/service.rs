@@ -1,0 +1,202 @@
+//! [`Settle`]: the operations every interface exposes. Inputs arrive as
+//! validated domain types; this layer adds who and when, and turns "not
+//! found" into the error an interface can show.
+
+use std::sync::Arc;
+
+use settle_domain::account::{Account, AccountPatch, NewAccount};
+use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
+use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, RefundId};
+use settle_domain::ledger::LedgerEntry;
+use settle_domain::money::Amount;
+use settle_domain::payment::{NewPayment, Payment};
+use settle_domain::rbac::builtin_permissions;
+use settle_domain::refund::Refund;
+use settle_domain::{DomainError, text};
+use settle_store::records::{
+    AccountFilter, ApiKey, CustomerFilter, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
+};
+use settle_store::{ListQuery, Page, Store, StoreError, WriteContext};
+
+use crate::auth::{self, Principal};
+use crate::clock::Clock;
+use crate::error::ServiceError;
+
+type Result<T> = std::result::Result<T, ServiceError>;
+
+/// The service layer; cheap to clone and share between interfaces.
+#[derive(Clone)]
+pub struct Settle {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+fn found<T>(value: Option<T>, what: &'static str) -> Result<T> {
+    value.ok_or(ServiceError::Store(StoreError::NotFound { what, param: None }))
+}
+
+impl Settle {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The context of a write made now by `actor` under `request_id`.
+    pub fn context(&self, request_id: &str, actor: Option<ApiKeyId>) -> WriteContext {
+        WriteContext { request_id: request_id.to_owned(), actor, now_ms: self.clock.now_ms() }
+    }
+
+    pub async fn readiness(&self) -> Result<()> {
+        Ok(self.store.readiness().await?)
+    }
+
+    /// Resolves a bearer secret to its key and role, or says why not.
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        let invalid = || ServiceError::Unauthenticated {
+            code: "api_key_invalid",
+            message: "the API key is not valid".into(),
+        };
+        let id = auth::key_id_of(secret).ok_or_else(invalid)?;
+        let key = self.store.api_key(id).await?.ok_or_else(invalid)?;
+        if !auth::hash_matches(secret, &key.secret_hash) {
+            return Err(invalid());
+        }
+        if key.is_expired((self.clock.now_ms() / 1000) as i64) {
+            return Err(ServiceError::Unauthenticated { code: "api_key_expired", message: "the API key has expired".into() });
+        }
+        let permissions = builtin_permissions(&key.role).unwrap_or_default();
+        Ok(Principal { key: key.id, name: key.name, role: key.role, permissions })
+    }
+
+    /// Creates a key with a built-in role and returns it with its secret,
+    /// which is not kept anywhere.
+    pub async fn create_api_key(
+        &self,
+        ctx: &WriteContext,
+        name: String,
+        role: &str,
+        expires_at: Option<i64>,
+    ) -> Result<(ApiKey, String)> {
+        let name = text::bounded("name", name, 200, true)?;
+        if builtin_permissions(role).is_none() {
+            return Err(DomainError::invalid("role", format!("`{role}` is not a role (admin, developer, viewer)")).into());
+        }
+        if expires_at.is_some_and(|t| t <= ctx.now_secs()) {
+            return Err(DomainError::invalid("expires_at", "`expires_at` must be in the future").into());
+        }
+        let id = ApiKeyId::from_uuid(settle_domain::ids::uuid_v7(ctx.now_ms, rand::random::<u128>()));
+        let secret = auth::generate_secret(id);
+        let key = ApiKey {
+            id,
+            name,
+            prefix: secret.prefix.clone(),
+            role: role.to_owned(),
+            secret_hash: secret.hash.clone(),
+            created: ctx.now_secs(),
+            last_used: None,
+            expires_at,
+        };
+        let key = self.store.create_api_key(ctx, key).await?;
+        Ok((key, secret.secret))
+    }
+
+    pub async fn create_account(&self, ctx: &WriteContext, new: NewAccount) -> Result<Account> {
+        Ok(self.store.create_account(ctx, new).await?)
+    }
+
+    pub async fn account(&self, id: Option<AccountId>) -> Result<Account> {
+        let Some(id) = id else { return found(None, "account") };
+        found(self.store.account(id).await?, "account")
+    }
+
+    pub async fn update_account(
+        &self,
+        ctx: &WriteContext,
+        id: Option<AccountId>,
+        patch: AccountPatch,
+        if_version: Option<i64>,
+    ) -> Result<Account> {
+        let id = found(id, "account")?;
+        Ok(self.store.update_account(ctx, id, patch, if_version).await?)
+    }
+
+    pub async fn list_accounts(&self, q: &ListQuery<AccountFilter>) -> Result<Page<Account>> {
+        Ok(self.store.list_accounts(q).await?)
+    }
+
+    /// An account's ledger; 404 when the account does not exist.
+    pub async fn list_entries(&self, account: Option<AccountId>, q: ListQuery<()>) -> Result<Page<LedgerEntry>> {
+        let account = self.account(account).await?;
+        let q = ListQuery { limit: q.limit, cursor: q.cursor, filter: Some(EntryFilter::Account(account.id)), created: q.created };
+        Ok(self.store.list_entries(&q).await?)
+    }
+
+    pub async fn create_customer(&self, ctx: &WriteContext, new: NewCustomer) -> Result<Customer> {
+        Ok(self.store.create_customer(ctx, new).await?)
+    }
+
+    pub async fn customer(&self, id: Option<CustomerId>) -> Result<Customer> {
+        let Some(id) = id else { return found(None, "customer") };
+        found(self.store.customer(id).await?, "customer")
+    }
+
+    pub async fn update_customer(
+        &self,
+        ctx: &WriteContext,
+        id: Option<CustomerId>,
+        patch: CustomerPatch,
+        if_version: Option<i64>,
+    ) -> Result<Customer> {
+        let id = found(id, "customer")?;
+        Ok(self.store.update_customer(ctx, id, patch, if_version).await?)
+    }
+
+    pub async fn delete_customer(&self, ctx: &WriteContext, id: Option<CustomerId>) -> Result<CustomerId> {
+        let id = found(id, "customer")?;
+        self.store.delete_customer(ctx, id).await?;
+        Ok(id)
+    }
+
+    pub async fn list_customers(&self, q: &ListQuery<CustomerFilter>) -> Result<Page<Customer>> {
+        Ok(self.store.list_customers(q).await?)
+    }
+
+    pub async fn create_payment(&self, ctx: &WriteContext, new: NewPayment) -> Result<Payment> {
+        Ok(self.store.create_payment(ctx, new).await?)
+    }
+
+    pub async fn payment(&self, id: Option<PaymentId>) -> Result<Payment> {
+        let Some(id) = id else { return found(None, "payment") };
+        found(self.store.payment(id).await?, "payment")
+    }
+
+    pub async fn capture_payment(&self, ctx: &WriteContext, id: Option<PaymentId>, amount: Option<Amount>) -> Result<Payment> {
+        let id = found(id, "payment")?;
+        Ok(self.store.capture_payment(ctx, id, amount).await?)
+    }
+
+    pub async fn cancel_payment(&self, ctx: &WriteContext, id: Option<PaymentId>) -> Result<Payment> {
+        let id = found(id, "payment")?;
+        Ok(self.store.cancel_payment(ctx, id).await?)
+    }
+
+    pub async fn list_payments(&self, q: &ListQuery<PaymentFilter>) -> Result<Page<Payment>> {
+        Ok(self.store.list_payments(q).await?)
+    }
+
+    pub async fn create_refund(&self, ctx: &WriteContext, new: NewRefund) -> Result<Refund> {
+        Ok(self.store.create_refund(ctx, new).await?)
+    }
+
+    pub async fn refund(&self, id: Option<RefundId>) -> Result<Refund> {
+        let Some(id) = id else { return found(None, "refund") };
+        found(self.store.refund(id).await?, "refund")
+    }
+
+    pub async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> Result<Page<Refund>> {
+        Ok(self.store.list_refunds(q).await?)
+    }
+}

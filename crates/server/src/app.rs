@@ -1,0 +1,122 @@
+//! Start-up: open the store the configuration names, build the HTTP app,
+//! bind, and serve until a shutdown signal, finishing in-flight requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use settle_api::ApiOptions;
+use settle_core::Settle;
+use settle_core::clock::{Clock, SystemClock};
+use settle_store::Store;
+use settle_store_postgres::PostgresOptions;
+use settle_store_sqlite::SqliteOptions;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, redact_url};
+
+/// Opens the database the configuration selects (PostgreSQL when
+/// `DATABASE_URL` says so, else SQLite in the data directory) and applies
+/// pending migrations. Every subcommand goes through here, so `settle keys
+/// create` writes where `settle serve` reads.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match config.database_url.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let mut options = PostgresOptions { acquire_timeout: config.db_acquire_timeout, ..PostgresOptions::default() };
+            if let Some(size) = config.db_pool_size {
+                options.pool_size = size;
+            }
+            let store = settle_store_postgres::open(url, &options)
+                .await
+                .with_context(|| format!("cannot open PostgreSQL at {}", redact_url(url)))?;
+            Ok(Arc::new(store))
+        }
+        Some(url) => bail!("DATABASE_URL must start with postgres:// (got {}); leave it unset for SQLite", redact_url(url)),
+        None => {
+            let mut options = SqliteOptions { acquire_timeout: config.db_acquire_timeout, ..SqliteOptions::default() };
+            if let Some(size) = config.db_pool_size {
+                options.read_pool_size = size;
+            }
+            let store = settle_store_sqlite::open(&config.data_dir, &options)
+                .await
+                .with_context(|| format!("cannot open SQLite in {}", config.data_dir.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    settle: Settle,
+    shutdown_timeout: std::time::Duration,
+}
+
+impl Application {
+    /// Opens the store and binds the listener (port 0 picks a free port).
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let store = open_store(config).await?;
+        Self::with_store(config, store, Arc::new(SystemClock)).await
+    }
+
+    /// Builds around an existing store and clock; tests inject both.
+    pub async fn with_store(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let settle = Settle::new(store, clock);
+        let router = settle_api::app(settle.clone(), &ApiOptions { request_timeout: config.request_timeout });
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Self { listener, router, settle, shutdown_timeout: config.shutdown_timeout })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub fn settle(&self) -> &Settle {
+        &self.settle
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets
+    /// in-flight requests finish (bounded by the shutdown timeout).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let timeout = self.shutdown_timeout;
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(());
+        });
+        let drain_deadline = async move {
+            let _ = stop_rx.await;
+            tokio::time::sleep(timeout).await;
+        };
+        tokio::select! {
+            result = server => result.context("server failed")?,
+            () = drain_deadline => tracing::warn!("shutdown timeout reached with requests still running"),
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,88 @@
+//! The command line: `serve` (the default), `migrate`, `keys create`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use settle_core::Settle;
+use settle_core::clock::SystemClock;
+
+use crate::app::{Application, open_store, shutdown_signal};
+use crate::config::{Config, FlagLayer};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(name = "settle", version, about = "A self-hostable payments ledger and event backend")]
+struct Cli {
+    /// A settle.toml to read (default: ./settle.toml if it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on [env: SETTLE_LISTEN] (default 127.0.0.1:8080).
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// Directory for the embedded database [env: SETTLE_DATA_DIR] (default ./settle-data).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key; prints its secret alone on stdout.
+    Create {
+        /// admin, developer or viewer.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Unix seconds after which the key stops working.
+        #[arg(long)]
+        expires_at: Option<i64>,
+    },
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let flags = FlagLayer { listen: cli.listen.clone(), data_dir: cli.data_dir.clone() };
+    let config = Config::load(cli.config.as_deref(), &|k| std::env::var(k).ok(), &flags)?;
+    telemetry::init(config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&config).await,
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            tracing::info!(database = store.backend(), "migrations applied");
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Create { role, name, expires_at } } => {
+            let store = open_store(&config).await?;
+            let settle = Settle::new(store, Arc::new(SystemClock));
+            let ctx = settle.context("cli", None);
+            let (key, secret) = settle.create_api_key(&ctx, name, &role, expires_at).await.context("cannot create the key")?;
+            eprintln!("created {} ({}) with role {}", key.id, key.prefix, key.role);
+            println!("{secret}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    tracing::info!(?config, "starting");
+    let app = Application::build(config).await?;
+    tracing::info!(address = %app.local_addr()?, database = app.settle().store().backend(), "listening");
+    app.run_until(shutdown_signal()).await
+}

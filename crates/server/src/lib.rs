@@ -1,0 +1,8 @@
+//! The `settle` program: configuration, start-up, telemetry and the command
+//! line. Tests build an [`app::Application`] on port 0 exactly as `settle
+//! serve` does.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod telemetry;
