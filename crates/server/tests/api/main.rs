@@ -1,0 +1,18 @@
+//! Settle's integration suite, one binary. Every case runs on SQLite and on
+//! PostgreSQL (see `support::both!`); without a reachable PostgreSQL the
+//! PostgreSQL variants are skipped with a notice, unless `CI=true`, where
+//! that is a failure.
+
+mod support;
+
+mod cli;
+mod concurrency;
+mod contract;
+mod http_accounts;
+mod http_customers;
+mod http_errors;
+mod http_payments;
+mod migrations;
+mod optimistic;
+mod pagination;
+mod registry;

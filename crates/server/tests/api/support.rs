@@ -1,0 +1,315 @@
+//! Test support: a fresh database per test (a temporary SQLite file, or a
+//! new PostgreSQL database dropped afterwards), the whole app served on a
+//! free port, and small HTTP helpers.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::FutureExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use settle::app::Application;
+use settle::config::Config;
+use settle_core::clock::SystemClock;
+use settle_core::{Settle, clock::Clock};
+use settle_store::Store;
+use settle_store_postgres::PostgresOptions;
+use settle_store_sqlite::SqliteOptions;
+use sqlx::{Connection, Executor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs one case as two tests, `<name>::sqlite` and `<name>::postgres`.
+macro_rules! both {
+    ($name:ident, $case:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                $crate::support::run($crate::support::Backend::Sqlite, $case).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                $crate::support::run($crate::support::Backend::Postgres, $case).await
+            }
+        }
+    };
+}
+pub(crate) use both;
+
+pub fn admin_url() -> String {
+    std::env::var("SETTLE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn postgres_addr(url: &str) -> SocketAddr {
+    let host_port = url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("127.0.0.1:5432");
+    let host_port = if host_port.contains(':') { host_port.to_owned() } else { format!("{host_port}:5432") };
+    let host_port = host_port.replace("localhost", "127.0.0.1");
+    host_port.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5432)))
+}
+
+/// Whether the PostgreSQL variants run. Under `CI=true` a missing server
+/// fails the test; elsewhere it is skipped, and said so once on the real
+/// stderr (past the test harness's capture) so nobody mistakes a skip for a pass.
+pub fn postgres_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let url = admin_url();
+        let up = TcpStream::connect_timeout(&postgres_addr(&url), Duration::from_secs(2)).is_ok();
+        if !up {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(!ci, "CI=true but PostgreSQL at {url} is not reachable: the PostgreSQL suite must run in CI");
+            let _ = std::io::stderr().write_all(
+                format!(
+                    "\n*** settle tests: PostgreSQL at {url} is not reachable: SKIPPED the `postgres` variant of every suite \
+                     (only `sqlite` ran). Set SETTLE_TEST_DATABASE_URL or start PostgreSQL; CI=true makes this a failure. ***\n\n"
+                )
+                .as_bytes(),
+            );
+        }
+        up
+    })
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub backend: Backend,
+    pub store: Arc<dyn Store>,
+    /// PostgreSQL: the database to drop; SQLite: the directory to remove.
+    pg_name: Option<String>,
+    dir: Option<PathBuf>,
+    pub url: Option<String>,
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}_{:x}", std::process::id(), rand::random::<u64>())
+}
+
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = temp_dir("settle_test");
+                let store = settle_store_sqlite::open(&dir, &SqliteOptions::default()).await.expect("open sqlite");
+                TestDb { backend, store: Arc::new(store), pg_name: None, dir: Some(dir), url: None }
+            }
+            Backend::Postgres => {
+                let name = unique("settle_t");
+                let url = create_pg_database(&name).await;
+                let store = settle_store_postgres::open(&url, &PostgresOptions::default()).await.expect("open postgres");
+                TestDb { backend, store: Arc::new(store), pg_name: Some(name), dir: None, url: Some(url) }
+            }
+        }
+    }
+
+    /// The directory (SQLite) or URL (PostgreSQL) a `settle` process should use.
+    pub fn sqlite_dir(&self) -> Option<&PathBuf> {
+        self.dir.as_ref()
+    }
+
+    pub async fn drop_db(self) {
+        drop(self.store);
+        if let Some(name) = self.pg_name {
+            drop_pg_database(&name).await;
+        }
+        if let Some(dir) = self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Creates an empty PostgreSQL database and returns its URL.
+pub async fn create_pg_database(name: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let admin = admin_url();
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("connect to PostgreSQL admin database");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
+    let _ = conn.close().await;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+    format!("{base}/{name}")
+}
+
+pub async fn drop_pg_database(name: &str) {
+    if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url()).await {
+        let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+        let _ = conn.close().await;
+    }
+}
+
+/// The whole app on a free port, with an admin key.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub admin_key: String,
+    pub settle: Settle,
+    pub db: TestDb,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What an HTTP call returned.
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_owned()
+    }
+
+    /// Asserts SPEC's error shape with the given status, type and code.
+    pub fn assert_error(&self, status: u16, kind: &str, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["error"]["type"], kind, "body: {}", self.body);
+        assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
+        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {}", self.body);
+        let request_id = self.headers.get("request-id").and_then(|v| v.to_str().ok()).expect("Request-Id header");
+        assert_eq!(self.body["error"]["request_id"], request_id);
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with_clock(backend, Arc::new(SystemClock)).await
+    }
+
+    pub async fn spawn_with_clock(backend: Backend, clock: Arc<dyn Clock>) -> TestApp {
+        let db = TestDb::create(backend).await;
+        let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
+        let app = Application::with_store(&config, Arc::clone(&db.store), clock).await.expect("build app");
+        let addr = app.local_addr().expect("addr");
+        let settle = app.settle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = app
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        let ctx = settle.context("test", None);
+        let (_, admin_key) = settle.create_api_key(&ctx, "test admin".into(), "admin", None).await.expect("admin key");
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+        TestApp { addr, client, admin_key, settle, db, stop: Some(stop), server: Some(server) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.db.store
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A new key with `role`.
+    pub async fn key(&self, role: &str) -> String {
+        let ctx = self.settle.context("test", None);
+        self.settle.create_api_key(&ctx, format!("{role} key"), role, None).await.expect("key").1
+    }
+
+    /// Any request; `key: None` sends no Authorization header.
+    pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Resp { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, Some(&self.admin_key), None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(&self.admin_key), Some(body)).await
+    }
+
+    /// Sends raw bytes as the body (for malformed JSON and size limits).
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Resp {
+        let res = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.admin_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        Resp { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    /// Opens an account and returns its id.
+    pub async fn account(&self, name: &str, currency: &str, allow_negative: bool) -> String {
+        let r = self.post("/v1/accounts", json!({"name": name, "currency": currency, "allow_negative": allow_negative})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.id()
+    }
+
+    /// Moves `amount` into `account` from a fresh funding account that may go negative.
+    pub async fn fund(&self, account: &str, currency: &str, amount: i64) -> String {
+        let bank = self.account("bank", currency, true).await;
+        let r = self
+            .post("/v1/payments", json!({"amount": amount, "currency": currency, "source": bank, "destination": account}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        bank
+    }
+
+    async fn stop(mut self) -> TestDb {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+        self.db
+    }
+}
+
+/// Runs `case` against a fresh app on `backend`, then drops the database,
+/// even when the case panics.
+pub async fn run(backend: Backend, case: impl AsyncFnOnce(&TestApp)) {
+    if backend == Backend::Postgres && !postgres_available() {
+        return;
+    }
+    let app = TestApp::spawn(backend).await;
+    let outcome = AssertUnwindSafe(case(&app)).catch_unwind().await;
+    app.stop().await.drop_db().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
