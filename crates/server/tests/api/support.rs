@@ -31,16 +31,16 @@ pub enum Backend {
 
 /// Runs one case as two tests, `<name>::sqlite` and `<name>::postgres`.
 macro_rules! both {
-    ($name:ident, $case:path) => {
+    ($name:ident, $case:ident) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sqlite() {
-                $crate::support::run($crate::support::Backend::Sqlite, $case).await
+                $crate::support::run($crate::support::Backend::Sqlite, super::$case).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres() {
-                $crate::support::run($crate::support::Backend::Postgres, $case).await
+                $crate::support::run($crate::support::Backend::Postgres, super::$case).await
             }
         }
     };
