@@ -15,4 +15,5 @@ mod http_payments;
 mod migrations;
 mod optimistic;
 mod pagination;
+mod pool;
 mod registry;

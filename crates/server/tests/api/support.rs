@@ -89,6 +89,8 @@ pub struct TestDb {
     pg_name: Option<String>,
     dir: Option<PathBuf>,
     pub url: Option<String>,
+    /// The store's read pool (on PostgreSQL also its write pool).
+    pub reads: sqlx::AnyPool,
 }
 
 fn unique(prefix: &str) -> String {
@@ -103,17 +105,29 @@ pub fn temp_dir(prefix: &str) -> PathBuf {
 
 impl TestDb {
     pub async fn create(backend: Backend) -> TestDb {
+        Self::create_with(backend, None, Duration::from_secs(3)).await
+    }
+
+    /// A database whose pool has `pool_size` connections (read connections
+    /// on SQLite) and the given acquire timeout.
+    pub async fn create_with(backend: Backend, pool_size: Option<u32>, acquire_timeout: Duration) -> TestDb {
         match backend {
             Backend::Sqlite => {
                 let dir = temp_dir("settle_test");
-                let store = settle_store_sqlite::open(&dir, &SqliteOptions::default()).await.expect("open sqlite");
-                TestDb { backend, store: Arc::new(store), pg_name: None, dir: Some(dir), url: None }
+                let mut options = SqliteOptions { acquire_timeout, ..SqliteOptions::default() };
+                options.read_pool_size = pool_size.unwrap_or(options.read_pool_size);
+                let store = settle_store_sqlite::open(&dir, &options).await.expect("open sqlite");
+                let reads = store.reads().clone();
+                TestDb { backend, store: Arc::new(store), pg_name: None, dir: Some(dir), url: None, reads }
             }
             Backend::Postgres => {
                 let name = unique("settle_t");
                 let url = create_pg_database(&name).await;
-                let store = settle_store_postgres::open(&url, &PostgresOptions::default()).await.expect("open postgres");
-                TestDb { backend, store: Arc::new(store), pg_name: Some(name), dir: None, url: Some(url) }
+                let mut options = PostgresOptions { acquire_timeout, ..PostgresOptions::default() };
+                options.pool_size = pool_size.unwrap_or(options.pool_size);
+                let store = settle_store_postgres::open(&url, &options).await.expect("open postgres");
+                let reads = store.reads().clone();
+                TestDb { backend, store: Arc::new(store), pg_name: Some(name), dir: None, url: Some(url), reads }
             }
         }
     }
@@ -197,7 +211,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with_clock(backend: Backend, clock: Arc<dyn Clock>) -> TestApp {
-        let db = TestDb::create(backend).await;
+        Self::spawn_db(TestDb::create(backend).await, clock).await
+    }
+
+    /// Serves an app over a database the caller prepared.
+    pub async fn spawn_db(db: TestDb, clock: Arc<dyn Clock>) -> TestApp {
         let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
         let app = Application::with_store(&config, Arc::clone(&db.store), clock).await.expect("build app");
         let addr = app.local_addr().expect("addr");
@@ -287,6 +305,11 @@ impl TestApp {
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         bank
+    }
+
+    /// Stops the server and drops its database.
+    pub async fn finish(self) {
+        self.stop().await.drop_db().await;
     }
 
     async fn stop(mut self) -> TestDb {

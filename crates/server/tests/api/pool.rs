@@ -1,0 +1,43 @@
+//! Connection pooling: when no database connection frees up within the
+//! acquire timeout, the client gets 503 `unavailable` with `Retry-After`,
+//! never a hang; once a connection is free again, requests succeed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use settle_core::clock::SystemClock;
+
+use crate::support::{Backend, TestApp, TestDb, postgres_available};
+
+async fn exhausted_pool_answers_503(backend: Backend) {
+    let db = TestDb::create_with(backend, Some(1), Duration::from_millis(200)).await;
+    let app = TestApp::spawn_db(db, Arc::new(SystemClock)).await;
+    assert_eq!(app.get("/v1/accounts").await.status, 200);
+
+    let held = app.db.reads.acquire().await.expect("take the only connection");
+    let call = app.client.get(app.url("/v1/accounts")).bearer_auth(&app.admin_key).timeout(Duration::from_secs(20)).send();
+    let res = call.await.expect("the request must be answered, not hang");
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "api_error");
+    assert_eq!(body["error"]["code"], "unavailable");
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "readiness must say the database cannot serve");
+
+    drop(held);
+    assert_eq!(app.get("/v1/accounts").await.status, 200);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_pool_answers_503_sqlite() {
+    exhausted_pool_answers_503(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_pool_answers_503_postgres() {
+    if postgres_available() {
+        exhausted_pool_answers_503(Backend::Postgres).await;
+    }
+}
