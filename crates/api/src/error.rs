@@ -22,20 +22,38 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, code, message: message.into(), param: None, retry_after: None }
+        Self {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+            retry_after: None,
+        }
     }
 
     /// 400 `invalid_request_error` with the offending parameter named.
     pub fn invalid(code: &'static str, param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { param: Some(param.into()), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message) }
+        Self {
+            param: Some(param.into()),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message)
+        }
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self { retry_after: Some(1), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", "unavailable", message) }
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", "unavailable", message)
+        }
     }
 
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal_error", "An internal error occurred; it has been logged with this request's id.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "internal_error",
+            "An internal error occurred; it has been logged with this request's id.",
+        )
     }
 
     /// The final response, body and headers, for the request `request_id`.
@@ -51,7 +69,9 @@ impl ApiError {
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -84,13 +104,22 @@ impl IntoResponse for ApiError {
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
-        let unprocessable = |code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request_error", code, e.to_string());
+        let unprocessable = |code| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                code,
+                e.to_string(),
+            )
+        };
         match &e {
             DomainError::InvalidParameter { param, message } => ApiError::invalid("parameter_invalid", param, message),
             DomainError::InsufficientFunds { .. } => unprocessable("insufficient_funds"),
             DomainError::CurrencyMismatch { .. } => unprocessable("currency_mismatch"),
             DomainError::AmountTooLarge(_) => unprocessable("amount_too_large"),
-            DomainError::InvalidState(m) => ApiError::new(StatusCode::CONFLICT, "invalid_request_error", "invalid_state", m),
+            DomainError::InvalidState(m) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_request_error", "invalid_state", m)
+            }
         }
     }
 }
@@ -98,16 +127,27 @@ impl From<DomainError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound { what, param: None } => {
-                ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "resource_missing", format!("No such {what}."))
-            }
-            StoreError::NotFound { what, param: Some(param) } => {
-                ApiError::invalid("resource_missing", param, format!("No such {what}: `{param}` names nothing."))
-            }
+            StoreError::NotFound { what, param: None } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "resource_missing",
+                format!("No such {what}."),
+            ),
+            StoreError::NotFound {
+                what,
+                param: Some(param),
+            } => ApiError::invalid(
+                "resource_missing",
+                param,
+                format!("No such {what}: `{param}` names nothing."),
+            ),
             StoreError::Domain(d) => d.into(),
-            StoreError::VersionConflict { .. } => {
-                ApiError::new(StatusCode::PRECONDITION_FAILED, "invalid_request_error", "version_conflict", e.to_string())
-            }
+            StoreError::VersionConflict { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "invalid_request_error",
+                "version_conflict",
+                e.to_string(),
+            ),
             StoreError::InUse(m) => ApiError::new(StatusCode::CONFLICT, "invalid_request_error", "resource_in_use", m),
             StoreError::Unavailable(reason) | StoreError::Retry(reason) => {
                 tracing::warn!(%reason, "database unavailable");

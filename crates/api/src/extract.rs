@@ -24,21 +24,53 @@ pub struct JsonBody<T>(pub T);
 fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = e.path().to_string();
     let inner = e.inner();
-    if matches!(inner.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof) {
-        return ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", "malformed_json", format!("The body is not valid JSON: {inner}"));
+    if matches!(
+        inner.classify(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+    ) {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "malformed_json",
+            format!("The body is not valid JSON: {inner}"),
+        );
     }
     let message = inner.to_string();
     let message = message.split(" at line ").next().unwrap_or_default().to_owned();
-    let field = |marker: &str| message.split(marker).nth(1).and_then(|rest| rest.split('`').next()).map(str::to_owned);
-    let join = |name: String| if path == "." || path.is_empty() { name } else { format!("{path}.{name}") };
+    let field = |marker: &str| {
+        message
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    let join = |name: String| {
+        if path == "." || path.is_empty() {
+            name
+        } else {
+            format!("{path}.{name}")
+        }
+    };
     if let Some(name) = message.starts_with("unknown field").then(|| field("field `")).flatten() {
-        return ApiError::invalid("parameter_unknown", join(name.clone()), format!("Unknown parameter `{name}`."));
+        return ApiError::invalid(
+            "parameter_unknown",
+            join(name.clone()),
+            format!("Unknown parameter `{name}`."),
+        );
     }
     if let Some(name) = message.starts_with("missing field").then(|| field("field `")).flatten() {
-        return ApiError::invalid("parameter_missing", join(name.clone()), format!("Missing required parameter `{name}`."));
+        return ApiError::invalid(
+            "parameter_missing",
+            join(name.clone()),
+            format!("Missing required parameter `{name}`."),
+        );
     }
     let param = if path == "." { "body".to_owned() } else { path };
-    ApiError::invalid("parameter_invalid", param.clone(), format!("Invalid `{param}`: {message}."))
+    ApiError::invalid(
+        "parameter_invalid",
+        param.clone(),
+        format!("Invalid `{param}`: {message}."),
+    )
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -47,15 +79,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "body_too_large", "The body is larger than 1 MiB.")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request_error",
+                    "body_too_large",
+                    "The body is larger than 1 MiB.",
+                )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", "malformed_json", rejection.body_text())
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "malformed_json",
+                    rejection.body_text(),
+                )
             }
         })?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
         let mut de = serde_json::Deserializer::from_slice(text);
         let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
-        de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", "malformed_json", format!("The body is not valid JSON: {e}")))?;
+        de.end().map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "malformed_json",
+                format!("The body is not valid JSON: {e}"),
+            )
+        })?;
         Ok(JsonBody(value))
     }
 }
@@ -67,8 +120,16 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(IF_MATCH) else { return Ok(IfMatch(None)) };
-        let bad = || ApiError::invalid("parameter_invalid", "If-Match", "`If-Match` must be an ETag such as \"3\".");
+        let Some(value) = parts.headers.get(IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let bad = || {
+            ApiError::invalid(
+                "parameter_invalid",
+                "If-Match",
+                "`If-Match` must be an ETag such as \"3\".",
+            )
+        };
         let text = value.to_str().map_err(|_| bad())?.trim();
         if text == "*" {
             return Ok(IfMatch(None));
@@ -97,7 +158,13 @@ struct ListBody<'a, T> {
 }
 
 pub fn list_response<T: Serialize>(page: Page<T>, url: &str) -> Response {
-    axum::Json(ListBody { object: "list", data: page.data, has_more: page.has_more, url }).into_response()
+    axum::Json(ListBody {
+        object: "list",
+        data: page.data,
+        has_more: page.has_more,
+        url,
+    })
+    .into_response()
 }
 
 /// A parsed list query string: the common parameters plus at most one filter.
@@ -111,12 +178,21 @@ impl ListRequest {
     /// one of `filters`. `cursor_id` parses the resource's own id type; a
     /// cursor that is malformed or of another type names nothing.
     pub fn parse(raw: Option<&str>, filters: &[&str], cursor_id: fn(&str) -> Option<Uuid>) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-            .map_err(|e| ApiError::invalid("parameter_invalid", "query", format!("The query string is malformed: {e}")))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
+            ApiError::invalid(
+                "parameter_invalid",
+                "query",
+                format!("The query string is malformed: {e}"),
+            )
+        })?;
         let mut seen = BTreeMap::new();
         for (k, v) in pairs {
             if seen.insert(k.clone(), v).is_some() {
-                return Err(ApiError::invalid("parameter_invalid", k.clone(), format!("`{k}` is given more than once.")));
+                return Err(ApiError::invalid(
+                    "parameter_invalid",
+                    k.clone(),
+                    format!("`{k}` is given more than once."),
+                ));
             }
         }
         let mut query = ListQuery::first(DEFAULT_LIMIT);
@@ -125,15 +201,25 @@ impl ListRequest {
         let mut starting_after = None;
         let mut ending_before = None;
         for (key, value) in seen {
-            let int = |v: &str| v.parse::<i64>().map_err(|_| ApiError::invalid("parameter_invalid", key.clone(), format!("`{key}` must be an integer.")));
+            let int = |v: &str| {
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::invalid("parameter_invalid", key.clone(), format!("`{key}` must be an integer."))
+                })
+            };
             let cursor = |v: &str| {
-                cursor_id(v).ok_or_else(|| ApiError::invalid("resource_missing", key.clone(), format!("`{key}` names nothing.")))
+                cursor_id(v).ok_or_else(|| {
+                    ApiError::invalid("resource_missing", key.clone(), format!("`{key}` names nothing."))
+                })
             };
             match key.as_str() {
                 "limit" => {
                     let limit = int(&value)?;
                     if !(1..=i64::from(MAX_LIMIT)).contains(&limit) {
-                        return Err(ApiError::invalid("parameter_invalid", "limit", format!("`limit` must be between 1 and {MAX_LIMIT}.")));
+                        return Err(ApiError::invalid(
+                            "parameter_invalid",
+                            "limit",
+                            format!("`limit` must be between 1 and {MAX_LIMIT}."),
+                        ));
                     }
                     query.limit = limit as u32;
                 }
@@ -145,16 +231,30 @@ impl ListRequest {
                 "created[lt]" => created.lt = Some(int(&value)?),
                 other if filters.contains(&other) => {
                     if filter.is_some() {
-                        return Err(ApiError::invalid("parameter_invalid", other, "At most one equality filter is allowed per list request."));
+                        return Err(ApiError::invalid(
+                            "parameter_invalid",
+                            other,
+                            "At most one equality filter is allowed per list request.",
+                        ));
                     }
                     filter = Some((other.to_owned(), value));
                 }
-                other => return Err(ApiError::invalid("parameter_unknown", other, format!("Unknown parameter `{other}`."))),
+                other => {
+                    return Err(ApiError::invalid(
+                        "parameter_unknown",
+                        other,
+                        format!("Unknown parameter `{other}`."),
+                    ));
+                }
             }
         }
         query.cursor = match (starting_after, ending_before) {
             (Some(_), Some(_)) => {
-                return Err(ApiError::invalid("parameter_invalid", "ending_before", "Give `starting_after` or `ending_before`, not both."));
+                return Err(ApiError::invalid(
+                    "parameter_invalid",
+                    "ending_before",
+                    "Give `starting_after` or `ending_before`, not both.",
+                ));
             }
             (Some(id), None) => Some(Cursor::StartingAfter(id)),
             (None, Some(id)) => Some(Cursor::EndingBefore(id)),
@@ -166,7 +266,12 @@ impl ListRequest {
 
     /// The same query with the resource's typed filter.
     pub fn with_filter<F>(&self, filter: Option<F>) -> ListQuery<F> {
-        ListQuery { limit: self.query.limit, cursor: self.query.cursor, filter, created: self.query.created }
+        ListQuery {
+            limit: self.query.limit,
+            cursor: self.query.cursor,
+            filter,
+            created: self.query.created,
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 //! without a permission.
 
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use settle_core::auth::Principal;
@@ -27,7 +27,12 @@ pub struct GuardState {
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let missing = || {
-        ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", "api_key_missing", "Provide an API key: `Authorization: Bearer sk_...`.")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "api_key_missing",
+            "Provide an API key: `Authorization: Bearer sk_...`.",
+        )
     };
     let value = parts.headers.get(AUTHORIZATION).ok_or_else(missing)?;
     let text = value.to_str().map_err(|_| missing())?;
@@ -80,7 +85,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             tracing::error!("a guarded handler ran without a principal");
             ApiError::internal()
         })?;
-        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
         Ok(Self { principal, request_id })
     }
 }

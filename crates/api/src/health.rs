@@ -19,7 +19,9 @@ async fn healthz() -> axum::Json<Value> {
 
 async fn readyz(State(settle): State<Settle>) -> Result<axum::Json<Value>, ApiError> {
     match settle.readiness().await {
-        Ok(()) => Ok(axum::Json(json!({ "status": "ready", "database": settle.store().backend() }))),
+        Ok(()) => Ok(axum::Json(
+            json!({ "status": "ready", "database": settle.store().backend() }),
+        )),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             Err(ApiError::unavailable("The database is not ready."))

@@ -32,7 +32,9 @@ pub struct ApiOptions {
 
 impl Default for ApiOptions {
     fn default() -> Self {
-        Self { request_timeout: Duration::from_secs(30) }
+        Self {
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -45,7 +47,12 @@ pub fn app(settle: Settle, options: &ApiOptions) -> Router {
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(request::panic_response))
-        .layer(axum::middleware::from_fn_with_state(options.request_timeout, request::request_context))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            request::panic_response,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            options.request_timeout,
+            request::request_context,
+        ))
         .with_state(settle)
 }

@@ -34,7 +34,13 @@ where
         "DELETE" => delete(handler),
         _ => get(handler),
     };
-    Route { method, path, operation, permission, handler }
+    Route {
+        method,
+        path,
+        operation,
+        permission,
+        handler,
+    }
 }
 
 const fn read(resource: Resource) -> Permission {
@@ -50,24 +56,108 @@ pub fn routes() -> Vec<Route> {
     use Method as M;
     use Resource::*;
     vec![
-        route(M::POST, "/v1/accounts", "create_account", write(Accounts), accounts::create),
+        route(
+            M::POST,
+            "/v1/accounts",
+            "create_account",
+            write(Accounts),
+            accounts::create,
+        ),
         route(M::GET, "/v1/accounts", "list_accounts", read(Accounts), accounts::list),
-        route(M::GET, "/v1/accounts/{id}", "retrieve_account", read(Accounts), accounts::retrieve),
-        route(M::PATCH, "/v1/accounts/{id}", "update_account", write(Accounts), accounts::update),
-        route(M::GET, "/v1/accounts/{id}/entries", "list_ledger_entries", read(Accounts), accounts::entries),
-        route(M::POST, "/v1/customers", "create_customer", write(Customers), customers::create),
-        route(M::GET, "/v1/customers", "list_customers", read(Customers), customers::list),
-        route(M::GET, "/v1/customers/{id}", "retrieve_customer", read(Customers), customers::retrieve),
-        route(M::PATCH, "/v1/customers/{id}", "update_customer", write(Customers), customers::update),
-        route(M::DELETE, "/v1/customers/{id}", "delete_customer", write(Customers), customers::remove),
-        route(M::POST, "/v1/payments", "create_payment", write(Payments), payments::create),
+        route(
+            M::GET,
+            "/v1/accounts/{id}",
+            "retrieve_account",
+            read(Accounts),
+            accounts::retrieve,
+        ),
+        route(
+            M::PATCH,
+            "/v1/accounts/{id}",
+            "update_account",
+            write(Accounts),
+            accounts::update,
+        ),
+        route(
+            M::GET,
+            "/v1/accounts/{id}/entries",
+            "list_ledger_entries",
+            read(Accounts),
+            accounts::entries,
+        ),
+        route(
+            M::POST,
+            "/v1/customers",
+            "create_customer",
+            write(Customers),
+            customers::create,
+        ),
+        route(
+            M::GET,
+            "/v1/customers",
+            "list_customers",
+            read(Customers),
+            customers::list,
+        ),
+        route(
+            M::GET,
+            "/v1/customers/{id}",
+            "retrieve_customer",
+            read(Customers),
+            customers::retrieve,
+        ),
+        route(
+            M::PATCH,
+            "/v1/customers/{id}",
+            "update_customer",
+            write(Customers),
+            customers::update,
+        ),
+        route(
+            M::DELETE,
+            "/v1/customers/{id}",
+            "delete_customer",
+            write(Customers),
+            customers::remove,
+        ),
+        route(
+            M::POST,
+            "/v1/payments",
+            "create_payment",
+            write(Payments),
+            payments::create,
+        ),
         route(M::GET, "/v1/payments", "list_payments", read(Payments), payments::list),
-        route(M::GET, "/v1/payments/{id}", "retrieve_payment", read(Payments), payments::retrieve),
-        route(M::POST, "/v1/payments/{id}/capture", "capture_payment", write(Payments), payments::capture),
-        route(M::POST, "/v1/payments/{id}/cancel", "cancel_payment", write(Payments), payments::cancel),
+        route(
+            M::GET,
+            "/v1/payments/{id}",
+            "retrieve_payment",
+            read(Payments),
+            payments::retrieve,
+        ),
+        route(
+            M::POST,
+            "/v1/payments/{id}/capture",
+            "capture_payment",
+            write(Payments),
+            payments::capture,
+        ),
+        route(
+            M::POST,
+            "/v1/payments/{id}/cancel",
+            "cancel_payment",
+            write(Payments),
+            payments::cancel,
+        ),
         route(M::POST, "/v1/refunds", "create_refund", write(Refunds), refunds::create),
         route(M::GET, "/v1/refunds", "list_refunds", read(Refunds), refunds::list),
-        route(M::GET, "/v1/refunds/{id}", "retrieve_refund", read(Refunds), refunds::retrieve),
+        route(
+            M::GET,
+            "/v1/refunds/{id}",
+            "retrieve_refund",
+            read(Refunds),
+            refunds::retrieve,
+        ),
     ]
 }
 
@@ -75,13 +165,21 @@ pub fn routes() -> Vec<Route> {
 pub fn build(settle: Settle) -> Router<Settle> {
     let mut by_path: BTreeMap<&'static str, MethodRouter<Settle>> = BTreeMap::new();
     for r in routes() {
-        let state = GuardState { settle: settle.clone(), permission: r.permission, path: r.path };
-        let guarded = r.handler.route_layer(axum::middleware::from_fn_with_state(state, guard));
+        let state = GuardState {
+            settle: settle.clone(),
+            permission: r.permission,
+            path: r.path,
+        };
+        let guarded = r
+            .handler
+            .route_layer(axum::middleware::from_fn_with_state(state, guard));
         let merged = match by_path.remove(r.path) {
             Some(existing) => existing.merge(guarded),
             None => guarded,
         };
         by_path.insert(r.path, merged);
     }
-    by_path.into_iter().fold(Router::new(), |router, (path, methods)| router.route(path, methods))
+    by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| router.route(path, methods))
 }

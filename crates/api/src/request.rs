@@ -23,7 +23,10 @@ pub struct RequestId(pub String);
 pub struct RouteName(pub &'static str);
 
 fn new_request_id() -> String {
-    format!("req_{}", settle_domain::ids::encode_base32(rand::rng().random::<u128>() >> 2))
+    format!(
+        "req_{}",
+        settle_domain::ids::encode_base32(rand::rng().random::<u128>() >> 2)
+    )
 }
 
 pub async fn request_context(State(timeout): State<Duration>, mut req: Request, next: Next) -> Response {
@@ -58,7 +61,12 @@ pub async fn request_context(State(timeout): State<Duration>, mut req: Request, 
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "resource_missing", "Unrecognized request URL.")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "resource_missing",
+        "Unrecognized request URL.",
+    )
 }
 
 pub async fn method_not_allowed() -> ApiError {

@@ -21,7 +21,10 @@ pub struct NewSecret {
 
 impl std::fmt::Debug for NewSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewSecret").field("prefix", &self.prefix).field("secret", &"[redacted]").finish()
+        f.debug_struct("NewSecret")
+            .field("prefix", &self.prefix)
+            .field("secret", &"[redacted]")
+            .finish()
     }
 }
 

@@ -46,7 +46,11 @@ impl Settle {
 
     /// The context of a write made now by `actor` under `request_id`.
     pub fn context(&self, request_id: &str, actor: Option<ApiKeyId>) -> WriteContext {
-        WriteContext { request_id: request_id.to_owned(), actor, now_ms: self.clock.now_ms() }
+        WriteContext {
+            request_id: request_id.to_owned(),
+            actor,
+            now_ms: self.clock.now_ms(),
+        }
     }
 
     pub async fn readiness(&self) -> Result<()> {
@@ -65,10 +69,18 @@ impl Settle {
             return Err(invalid());
         }
         if key.is_expired((self.clock.now_ms() / 1000) as i64) {
-            return Err(ServiceError::Unauthenticated { code: "api_key_expired", message: "the API key has expired".into() });
+            return Err(ServiceError::Unauthenticated {
+                code: "api_key_expired",
+                message: "the API key has expired".into(),
+            });
         }
         let permissions = builtin_permissions(&key.role).unwrap_or_default();
-        Ok(Principal { key: key.id, name: key.name, role: key.role, permissions })
+        Ok(Principal {
+            key: key.id,
+            name: key.name,
+            role: key.role,
+            permissions,
+        })
     }
 
     /// Creates a key with a built-in role and returns it with its secret,
@@ -82,7 +94,9 @@ impl Settle {
     ) -> Result<(ApiKey, String)> {
         let name = text::bounded("name", name, 200, true)?;
         if builtin_permissions(role).is_none() {
-            return Err(DomainError::invalid("role", format!("`{role}` is not a role (admin, developer, viewer)")).into());
+            return Err(
+                DomainError::invalid("role", format!("`{role}` is not a role (admin, developer, viewer)")).into(),
+            );
         }
         if expires_at.is_some_and(|t| t <= ctx.now_secs()) {
             return Err(DomainError::invalid("expires_at", "`expires_at` must be in the future").into());
@@ -130,7 +144,12 @@ impl Settle {
     /// An account's ledger; 404 when the account does not exist.
     pub async fn list_entries(&self, account: Option<AccountId>, q: ListQuery<()>) -> Result<Page<LedgerEntry>> {
         let account = self.account(account).await?;
-        let q = ListQuery { limit: q.limit, cursor: q.cursor, filter: Some(EntryFilter::Account(account.id)), created: q.created };
+        let q = ListQuery {
+            limit: q.limit,
+            cursor: q.cursor,
+            filter: Some(EntryFilter::Account(account.id)),
+            created: q.created,
+        };
         Ok(self.store.list_entries(&q).await?)
     }
 
@@ -173,7 +192,12 @@ impl Settle {
         found(self.store.payment(id).await?, "payment")
     }
 
-    pub async fn capture_payment(&self, ctx: &WriteContext, id: Option<PaymentId>, amount: Option<Amount>) -> Result<Payment> {
+    pub async fn capture_payment(
+        &self,
+        ctx: &WriteContext,
+        id: Option<PaymentId>,
+        amount: Option<Amount>,
+    ) -> Result<Payment> {
         let id = found(id, "payment")?;
         Ok(self.store.capture_payment(ctx, id, amount).await?)
     }

@@ -34,7 +34,10 @@ impl Account {
     /// funding source that may go negative.
     pub fn ensure_can_spend(&self, amount: Amount) -> Result<(), DomainError> {
         if !self.allow_negative && self.available() < amount.get() {
-            return Err(DomainError::InsufficientFunds { available: self.available(), requested: amount.get() });
+            return Err(DomainError::InsufficientFunds {
+                available: self.available(),
+                requested: amount.get(),
+            });
         }
         Ok(())
     }
@@ -110,7 +113,13 @@ impl NewAccount {
         customer: Option<CustomerId>,
         metadata: Metadata,
     ) -> Result<Self, DomainError> {
-        Ok(Self { name: text::bounded("name", name, 200, true)?, currency, allow_negative, customer, metadata })
+        Ok(Self {
+            name: text::bounded("name", name, 200, true)?,
+            currency,
+            allow_negative,
+            customer,
+            metadata,
+        })
     }
 }
 
@@ -167,7 +176,10 @@ pub(crate) mod tests {
         let mut a = account(1, 100, false);
         a.hold(Amount::parse("amount", 60).unwrap()).unwrap();
         assert_eq!(a.available(), 40);
-        assert!(matches!(a.hold(Amount::parse("amount", 41).unwrap()), Err(DomainError::InsufficientFunds { .. })));
+        assert!(matches!(
+            a.hold(Amount::parse("amount", 41).unwrap()),
+            Err(DomainError::InsufficientFunds { .. })
+        ));
         a.release(60).unwrap();
         assert_eq!(a.available(), 100);
         assert!(a.release(1).is_err());

@@ -51,7 +51,9 @@ impl CustomerPatch {
         email: Option<Option<String>>,
         metadata: Option<BTreeMap<String, Option<String>>>,
     ) -> Result<Self, DomainError> {
-        let name = name.map(|n| n.map(|n| text::bounded("name", n, 200, true)).transpose()).transpose()?;
+        let name = name
+            .map(|n| n.map(|n| text::bounded("name", n, 200, true)).transpose())
+            .transpose()?;
         let email = email.map(|e| e.map(text::email).transpose()).transpose()?;
         Ok(Self { name, email, metadata })
     }

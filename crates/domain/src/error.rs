@@ -25,6 +25,9 @@ pub enum DomainError {
 impl DomainError {
     /// Shorthand for the most common failure: one bad parameter.
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
-        DomainError::InvalidParameter { param: param.into(), message: message.into() }
+        DomainError::InvalidParameter {
+            param: param.into(),
+            message: message.into(),
+        }
     }
 }

@@ -183,7 +183,10 @@ mod tests {
         let text = id.to_string();
         assert!(text.starts_with("acct_"));
         assert_eq!(AccountId::parse(&text), Some(id));
-        assert_eq!(CustomerId::parse(&text.replace("acct_", "cus_")).map(|c| c.uuid()), Some(id.uuid()));
+        assert_eq!(
+            CustomerId::parse(&text.replace("acct_", "cus_")).map(|c| c.uuid()),
+            Some(id.uuid())
+        );
         assert_eq!(PaymentId::parse(&text), None);
         assert_eq!(AccountId::parse("acct_"), None);
         assert_eq!(AccountId::parse(&text.to_lowercase()), Some(id));

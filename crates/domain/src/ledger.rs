@@ -27,7 +27,13 @@ pub struct Posting {
 
 /// A transfer of `amount` from one account to another, as two postings.
 pub fn transfer(from: AccountId, to: AccountId, amount: i64) -> [Posting; 2] {
-    [Posting { account: from, amount: -amount }, Posting { account: to, amount }]
+    [
+        Posting {
+            account: from,
+            amount: -amount,
+        },
+        Posting { account: to, amount },
+    ]
 }
 
 /// True when the postings of one movement balance, the invariant every

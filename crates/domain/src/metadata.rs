@@ -25,7 +25,10 @@ impl Metadata {
 
     fn check(map: &BTreeMap<String, String>) -> Result<(), DomainError> {
         if map.len() > MAX_KEYS {
-            return Err(DomainError::invalid("metadata", format!("metadata has at most {MAX_KEYS} keys")));
+            return Err(DomainError::invalid(
+                "metadata",
+                format!("metadata has at most {MAX_KEYS} keys"),
+            ));
         }
         for (k, v) in map {
             if k.is_empty() || k.chars().count() > MAX_KEY_CHARS {
@@ -99,7 +102,11 @@ mod tests {
     #[test]
     fn merge_removes_and_sets() {
         let m = Metadata::parse(BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())])).unwrap();
-        let patch = BTreeMap::from([("a".into(), None), ("b".into(), Some(String::new())), ("c".into(), Some("3".into()))]);
+        let patch = BTreeMap::from([
+            ("a".into(), None),
+            ("b".into(), Some(String::new())),
+            ("c".into(), Some("3".into())),
+        ]);
         let merged = m.merge(&patch).unwrap();
         assert_eq!(merged.to_json(), r#"{"c":"3"}"#);
     }

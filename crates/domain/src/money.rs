@@ -18,10 +18,16 @@ impl Amount {
     /// Accepts 1..=2^53 − 1; `param` names the field in the error.
     pub fn parse(param: &str, value: i64) -> Result<Self, DomainError> {
         if value <= 0 {
-            return Err(DomainError::invalid(param, format!("`{param}` must be a positive integer")));
+            return Err(DomainError::invalid(
+                param,
+                format!("`{param}` must be a positive integer"),
+            ));
         }
         if value > MAX_SAFE {
-            return Err(DomainError::invalid(param, format!("`{param}` must be at most {MAX_SAFE}")));
+            return Err(DomainError::invalid(
+                param,
+                format!("`{param}` must be at most {MAX_SAFE}"),
+            ));
         }
         Ok(Self(value))
     }
@@ -49,14 +55,61 @@ pub fn checked_sub(a: i64, b: i64) -> Result<i64, DomainError> {
 
 /// ISO 4217 currencies Settle accepts, with their minor-unit exponent.
 const CURRENCIES: &[(&str, u8)] = &[
-    ("aed", 2), ("ars", 2), ("aud", 2), ("bhd", 3), ("bif", 0), ("brl", 2), ("cad", 2),
-    ("chf", 2), ("clp", 0), ("cny", 2), ("czk", 2), ("djf", 0), ("dkk", 2), ("eur", 2),
-    ("gbp", 2), ("gnf", 0), ("hkd", 2), ("huf", 2), ("idr", 2), ("ils", 2), ("inr", 2),
-    ("iqd", 3), ("isk", 0), ("jod", 3), ("jpy", 0), ("kmf", 0), ("krw", 0), ("kwd", 3),
-    ("lyd", 3), ("mxn", 2), ("myr", 2), ("nok", 2), ("nzd", 2), ("omr", 3), ("php", 2),
-    ("pln", 2), ("pyg", 0), ("ron", 2), ("rwf", 0), ("sar", 2), ("sek", 2), ("sgd", 2),
-    ("thb", 2), ("tnd", 3), ("try", 2), ("twd", 2), ("uah", 2), ("ugx", 0), ("usd", 2),
-    ("vnd", 0), ("vuv", 0), ("xaf", 0), ("xof", 0), ("xpf", 0), ("zar", 2),
+    ("aed", 2),
+    ("ars", 2),
+    ("aud", 2),
+    ("bhd", 3),
+    ("bif", 0),
+    ("brl", 2),
+    ("cad", 2),
+    ("chf", 2),
+    ("clp", 0),
+    ("cny", 2),
+    ("czk", 2),
+    ("djf", 0),
+    ("dkk", 2),
+    ("eur", 2),
+    ("gbp", 2),
+    ("gnf", 0),
+    ("hkd", 2),
+    ("huf", 2),
+    ("idr", 2),
+    ("ils", 2),
+    ("inr", 2),
+    ("iqd", 3),
+    ("isk", 0),
+    ("jod", 3),
+    ("jpy", 0),
+    ("kmf", 0),
+    ("krw", 0),
+    ("kwd", 3),
+    ("lyd", 3),
+    ("mxn", 2),
+    ("myr", 2),
+    ("nok", 2),
+    ("nzd", 2),
+    ("omr", 3),
+    ("php", 2),
+    ("pln", 2),
+    ("pyg", 0),
+    ("ron", 2),
+    ("rwf", 0),
+    ("sar", 2),
+    ("sek", 2),
+    ("sgd", 2),
+    ("thb", 2),
+    ("tnd", 3),
+    ("try", 2),
+    ("twd", 2),
+    ("uah", 2),
+    ("ugx", 0),
+    ("usd", 2),
+    ("vnd", 0),
+    ("vuv", 0),
+    ("xaf", 0),
+    ("xof", 0),
+    ("xpf", 0),
+    ("zar", 2),
 ];
 
 /// A lower-case ISO 4217 code from the table above.
@@ -72,7 +125,12 @@ impl Currency {
             .iter()
             .find(|(c, _)| *c == code)
             .map(|(c, _)| Currency(c))
-            .ok_or_else(|| DomainError::invalid("currency", format!("`{code}` is not a supported currency (lower-case ISO 4217)")))
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "currency",
+                    format!("`{code}` is not a supported currency (lower-case ISO 4217)"),
+                )
+            })
     }
 
     pub fn code(self) -> &'static str {

@@ -98,10 +98,24 @@ impl NewPayment {
         metadata: Metadata,
     ) -> Result<Self, DomainError> {
         if source == destination {
-            return Err(DomainError::invalid("destination", "`destination` must differ from `source`"));
+            return Err(DomainError::invalid(
+                "destination",
+                "`destination` must differ from `source`",
+            ));
         }
-        let description = description.map(|d| text::bounded("description", d, 1000, false)).transpose()?;
-        Ok(Self { amount, currency, source, destination, customer, capture, description, metadata })
+        let description = description
+            .map(|d| text::bounded("description", d, 1000, false))
+            .transpose()?;
+        Ok(Self {
+            amount,
+            currency,
+            source,
+            destination,
+            customer,
+            capture,
+            description,
+            metadata,
+        })
     }
 }
 
@@ -134,7 +148,11 @@ pub fn open(new: &NewPayment, source: &mut Account, destination: &mut Account) -
         })
     } else {
         source.hold(amount)?;
-        Ok(Opened { status: PaymentStatus::RequiresCapture, amount_captured: 0, postings: Vec::new() })
+        Ok(Opened {
+            status: PaymentStatus::RequiresCapture,
+            amount_captured: 0,
+            postings: Vec::new(),
+        })
     }
 }
 
@@ -183,7 +201,11 @@ pub fn cancel(payment: &mut Payment, source: &mut Account) -> Result<(), DomainE
 }
 
 /// Settles a payment the external processor accepted.
-pub fn settle(payment: &mut Payment, source: &mut Account, destination: &mut Account) -> Result<Vec<Posting>, DomainError> {
+pub fn settle(
+    payment: &mut Payment,
+    source: &mut Account,
+    destination: &mut Account,
+) -> Result<Vec<Posting>, DomainError> {
     require(payment, PaymentStatus::Processing, "settle")?;
     let amount = Amount::parse("amount", payment.amount)?;
     source.ensure_can_spend(amount)?;
@@ -216,7 +238,9 @@ pub fn refund(
     let remaining = payment.amount_captured - payment.amount_refunded;
     let requested = amount.map_or(remaining, Amount::get);
     if remaining <= 0 {
-        return Err(DomainError::AmountTooLarge("the payment has already been fully refunded".into()));
+        return Err(DomainError::AmountTooLarge(
+            "the payment has already been fully refunded".into(),
+        ));
     }
     if requested > remaining {
         return Err(DomainError::AmountTooLarge(format!(
@@ -244,7 +268,17 @@ mod tests {
     }
 
     fn new_payment(src: &Account, dst: &Account, amount: i64, capture: bool) -> NewPayment {
-        NewPayment::new(amt(amount), src.currency, src.id, dst.id, None, capture, None, Metadata::default()).unwrap()
+        NewPayment::new(
+            amt(amount),
+            src.currency,
+            src.id,
+            dst.id,
+            None,
+            capture,
+            None,
+            Metadata::default(),
+        )
+        .unwrap()
     }
 
     fn payment_from(new: &NewPayment, opened: &Opened) -> Payment {
@@ -273,7 +307,10 @@ mod tests {
         assert_eq!(opened.status, PaymentStatus::Succeeded);
         assert!(balanced(&opened.postings));
         assert_eq!((s.balance, d.balance), (30, 70));
-        assert!(matches!(open(&new, &mut s, &mut d), Err(DomainError::InsufficientFunds { .. })));
+        assert!(matches!(
+            open(&new, &mut s, &mut d),
+            Err(DomainError::InsufficientFunds { .. })
+        ));
     }
 
     #[test]
@@ -283,12 +320,18 @@ mod tests {
         let opened = open(&new, &mut s, &mut d).unwrap();
         assert_eq!((s.balance, s.pending_out, s.available()), (100, 80, 20));
         let mut p = payment_from(&new, &opened);
-        assert!(matches!(capture(&mut p, Some(amt(81)), &mut s, &mut d), Err(DomainError::AmountTooLarge(_))));
+        assert!(matches!(
+            capture(&mut p, Some(amt(81)), &mut s, &mut d),
+            Err(DomainError::AmountTooLarge(_))
+        ));
         let postings = capture(&mut p, Some(amt(50)), &mut s, &mut d).unwrap();
         assert!(balanced(&postings));
         assert_eq!((s.balance, s.pending_out, d.balance), (50, 0, 50));
         assert_eq!(p.amount_captured, 50);
-        assert!(matches!(capture(&mut p, None, &mut s, &mut d), Err(DomainError::InvalidState(_))));
+        assert!(matches!(
+            capture(&mut p, None, &mut s, &mut d),
+            Err(DomainError::InvalidState(_))
+        ));
         assert!(matches!(cancel(&mut p, &mut s), Err(DomainError::InvalidState(_))));
     }
 
@@ -300,7 +343,10 @@ mod tests {
         let mut p = payment_from(&new, &opened);
         cancel(&mut p, &mut s).unwrap();
         assert_eq!((s.available(), p.status), (100, PaymentStatus::Canceled));
-        assert!(matches!(refund(&mut p, None, &mut s, &mut d), Err(DomainError::InvalidState(_))));
+        assert!(matches!(
+            refund(&mut p, None, &mut s, &mut d),
+            Err(DomainError::InvalidState(_))
+        ));
     }
 
     #[test]
@@ -312,10 +358,16 @@ mod tests {
         let (r1, postings) = refund(&mut p, Some(amt(20)), &mut s, &mut d).unwrap();
         assert!(balanced(&postings));
         assert_eq!(r1, 20);
-        assert!(matches!(refund(&mut p, Some(amt(41)), &mut s, &mut d), Err(DomainError::AmountTooLarge(_))));
+        assert!(matches!(
+            refund(&mut p, Some(amt(41)), &mut s, &mut d),
+            Err(DomainError::AmountTooLarge(_))
+        ));
         let (r2, _) = refund(&mut p, None, &mut s, &mut d).unwrap();
         assert_eq!((r2, p.amount_refunded, s.balance, d.balance), (40, 60, 100, 0));
-        assert!(matches!(refund(&mut p, None, &mut s, &mut d), Err(DomainError::AmountTooLarge(_))));
+        assert!(matches!(
+            refund(&mut p, None, &mut s, &mut d),
+            Err(DomainError::AmountTooLarge(_))
+        ));
     }
 
     #[test]
@@ -325,14 +377,24 @@ mod tests {
         let opened = open(&new, &mut s, &mut d).unwrap();
         let mut p = payment_from(&new, &opened);
         d.balance = 10; // the destination spent most of it elsewhere
-        assert!(matches!(refund(&mut p, None, &mut s, &mut d), Err(DomainError::InsufficientFunds { .. })));
+        assert!(matches!(
+            refund(&mut p, None, &mut s, &mut d),
+            Err(DomainError::InsufficientFunds { .. })
+        ));
     }
 
     #[test]
     fn processor_outcomes() {
         let (mut s, mut d) = (account(1, 0, true), account(2, 0, false));
         let new = new_payment(&s, &d, 30, true);
-        let mut p = payment_from(&new, &Opened { status: PaymentStatus::Processing, amount_captured: 0, postings: vec![] });
+        let mut p = payment_from(
+            &new,
+            &Opened {
+                status: PaymentStatus::Processing,
+                amount_captured: 0,
+                postings: vec![],
+            },
+        );
         let mut q = p.clone();
         settle(&mut p, &mut s, &mut d).unwrap();
         assert_eq!((p.status, s.balance, d.balance), (PaymentStatus::Succeeded, -30, 30));
@@ -346,7 +408,10 @@ mod tests {
         let (mut s, mut d) = (account(1, 100, false), account(2, 0, false));
         d.currency = Currency::parse("eur").unwrap();
         let new = new_payment(&s, &d, 10, true);
-        assert!(matches!(open(&new, &mut s, &mut d), Err(DomainError::CurrencyMismatch { .. })));
+        assert!(matches!(
+            open(&new, &mut s, &mut d),
+            Err(DomainError::CurrencyMismatch { .. })
+        ));
         assert!(NewPayment::new(amt(1), s.currency, s.id, s.id, None, true, None, Metadata::default()).is_err());
     }
 }

@@ -23,9 +23,13 @@ impl RefundReason {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [RefundReason::Duplicate, RefundReason::Fraudulent, RefundReason::RequestedByCustomer]
-            .into_iter()
-            .find(|r| r.as_str() == text)
+        [
+            RefundReason::Duplicate,
+            RefundReason::Fraudulent,
+            RefundReason::RequestedByCustomer,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
     }
 }
 

@@ -10,10 +10,16 @@ pub fn bounded(param: &str, value: String, max: usize, required: bool) -> Result
         return Err(DomainError::invalid(param, format!("`{param}` must not be empty")));
     }
     if value.chars().count() > max {
-        return Err(DomainError::invalid(param, format!("`{param}` must be at most {max} characters")));
+        return Err(DomainError::invalid(
+            param,
+            format!("`{param}` must be at most {max} characters"),
+        ));
     }
     if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(DomainError::invalid(param, format!("`{param}` must not contain control characters")));
+        return Err(DomainError::invalid(
+            param,
+            format!("`{param}` must not contain control characters"),
+        ));
     }
     Ok(value)
 }
@@ -34,7 +40,11 @@ pub fn email(value: String) -> Result<String, DomainError> {
         }
         None => false,
     };
-    if ok { Ok(value) } else { Err(DomainError::invalid("email", "`email` is not a valid email address")) }
+    if ok {
+        Ok(value)
+    } else {
+        Err(DomainError::invalid("email", "`email` is not a valid email address"))
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,10 @@ use crate::config::{Config, redact_url};
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match config.database_url.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let mut options = PostgresOptions { acquire_timeout: config.db_acquire_timeout, ..PostgresOptions::default() };
+            let mut options = PostgresOptions {
+                acquire_timeout: config.db_acquire_timeout,
+                ..PostgresOptions::default()
+            };
             if let Some(size) = config.db_pool_size {
                 options.pool_size = size;
             }
@@ -32,9 +35,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 .with_context(|| format!("cannot open PostgreSQL at {}", redact_url(url)))?;
             Ok(Arc::new(store))
         }
-        Some(url) => bail!("DATABASE_URL must start with postgres:// (got {}); leave it unset for SQLite", redact_url(url)),
+        Some(url) => bail!(
+            "DATABASE_URL must start with postgres:// (got {}); leave it unset for SQLite",
+            redact_url(url)
+        ),
         None => {
-            let mut options = SqliteOptions { acquire_timeout: config.db_acquire_timeout, ..SqliteOptions::default() };
+            let mut options = SqliteOptions {
+                acquire_timeout: config.db_acquire_timeout,
+                ..SqliteOptions::default()
+            };
             if let Some(size) = config.db_pool_size {
                 options.read_pool_size = size;
             }
@@ -64,9 +73,21 @@ impl Application {
     /// Builds around an existing store and clock; tests inject both.
     pub async fn with_store(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let settle = Settle::new(store, clock);
-        let router = settle_api::app(settle.clone(), &ApiOptions { request_timeout: config.request_timeout });
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        Ok(Self { listener, router, settle, shutdown_timeout: config.shutdown_timeout })
+        let router = settle_api::app(
+            settle.clone(),
+            &ApiOptions {
+                request_timeout: config.request_timeout,
+            },
+        );
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Self {
+            listener,
+            router,
+            settle,
+            shutdown_timeout: config.shutdown_timeout,
+        })
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {

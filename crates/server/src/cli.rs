@@ -13,7 +13,11 @@ use crate::config::{Config, FlagLayer};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
-#[command(name = "settle", version, about = "A self-hostable payments ledger and event backend")]
+#[command(
+    name = "settle",
+    version,
+    about = "A self-hostable payments ledger and event backend"
+)]
 struct Cli {
     /// A settle.toml to read (default: ./settle.toml if it exists).
     #[arg(long, global = true)]
@@ -58,7 +62,10 @@ enum KeysCommand {
 
 pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let flags = FlagLayer { listen: cli.listen.clone(), data_dir: cli.data_dir.clone() };
+    let flags = FlagLayer {
+        listen: cli.listen.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
     let config = Config::load(cli.config.as_deref(), &|k| std::env::var(k).ok(), &flags)?;
     telemetry::init(config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
@@ -68,11 +75,16 @@ pub async fn run() -> anyhow::Result<()> {
             tracing::info!(database = store.backend(), "migrations applied");
             Ok(())
         }
-        Command::Keys { command: KeysCommand::Create { role, name, expires_at } } => {
+        Command::Keys {
+            command: KeysCommand::Create { role, name, expires_at },
+        } => {
             let store = open_store(&config).await?;
             let settle = Settle::new(store, Arc::new(SystemClock));
             let ctx = settle.context("cli", None);
-            let (key, secret) = settle.create_api_key(&ctx, name, &role, expires_at).await.context("cannot create the key")?;
+            let (key, secret) = settle
+                .create_api_key(&ctx, name, &role, expires_at)
+                .await
+                .context("cannot create the key")?;
             eprintln!("created {} ({}) with role {}", key.id, key.prefix, key.role);
             println!("{secret}");
             Ok(())

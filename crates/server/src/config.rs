@@ -101,7 +101,8 @@ pub struct FlagLayer {
 }
 
 fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
-    text.parse().with_context(|| format!("`{text}` is not an address such as 127.0.0.1:8080"))
+    text.parse()
+        .with_context(|| format!("`{text}` is not an address such as 127.0.0.1:8080"))
 }
 
 fn parse_log_format(text: &str) -> anyhow::Result<LogFormat> {
@@ -116,9 +117,15 @@ impl Config {
     /// Builds the configuration from every layer. `config_file` is the
     /// explicit `--config`/`SETTLE_CONFIG` path (which must exist); without
     /// one, `./settle.toml` is read if present.
-    pub fn load(config_file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>, flags: &FlagLayer) -> anyhow::Result<Self> {
+    pub fn load(
+        config_file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: &FlagLayer,
+    ) -> anyhow::Result<Self> {
         let mut config = Config::default();
-        let explicit = config_file.map(Path::to_path_buf).or_else(|| env("SETTLE_CONFIG").map(PathBuf::from));
+        let explicit = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env("SETTLE_CONFIG").map(PathBuf::from));
         let path = explicit.clone().unwrap_or_else(|| PathBuf::from("settle.toml"));
         if explicit.is_some() || path.exists() {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -166,7 +173,11 @@ impl Config {
     fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         let ms = |name: &str| -> anyhow::Result<Option<Duration>> {
             env(name)
-                .map(|v| v.parse::<u64>().map(Duration::from_millis).with_context(|| format!("{name} must be milliseconds")))
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map(Duration::from_millis)
+                        .with_context(|| format!("{name} must be milliseconds"))
+                })
                 .transpose()
         };
         if let Some(v) = env("SETTLE_LISTEN") {
@@ -212,9 +223,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("settle-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("settle.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\ndb_pool_size = 4\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\ndb_pool_size = 4\n",
+        )
+        .unwrap();
         let env = env_of(&[("SETTLE_DATA_DIR", "/from/env")]);
-        let flags = FlagLayer { listen: Some("127.0.0.1:9100".into()), data_dir: None };
+        let flags = FlagLayer {
+            listen: Some("127.0.0.1:9100".into()),
+            data_dir: None,
+        };
         let c = Config::load(Some(&file), &env, &flags).unwrap();
         assert_eq!(c.listen.port(), 9100);
         assert_eq!(c.data_dir, PathBuf::from("/from/env"));
@@ -226,7 +244,10 @@ mod tests {
 
     #[test]
     fn debug_hides_the_password() {
-        let c = Config { database_url: Some("postgres://app:hunter2@db/settle".into()), ..Config::default() };
+        let c = Config {
+            database_url: Some("postgres://app:hunter2@db/settle".into()),
+            ..Config::default()
+        };
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"));
         assert!(shown.contains("app:***@db"));

@@ -29,7 +29,10 @@ pub struct PostgresOptions {
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { pool_size: 16, acquire_timeout: Duration::from_secs(3) }
+        Self {
+            pool_size: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
     }
 }
 
@@ -42,7 +45,10 @@ pub async fn open(url: &str, options: &PostgresOptions) -> Result<SqlStore, Stor
         .acquire_timeout(options.acquire_timeout)
         .connect(url)
         .await?;
-    MIGRATOR.run(&pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     let writer = PooledWriter { pool: pool.clone() };
     Ok(SqlStore::new(Dialect::Postgres, pool, Arc::new(writer), latest))

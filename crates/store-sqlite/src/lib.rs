@@ -34,7 +34,11 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { read_pool_size: 8, acquire_timeout: Duration::from_secs(3), max_batch: 256 }
+        Self {
+            read_pool_size: 8,
+            acquire_timeout: Duration::from_secs(3),
+            max_batch: 256,
+        }
     }
 }
 
@@ -71,11 +75,19 @@ pub async fn open(data_dir: &Path, options: &SqliteOptions) -> Result<SqlStore, 
 pub async fn open_file(file: &Path, options: &SqliteOptions) -> Result<SqlStore, StoreError> {
     let url = format!("sqlite://{}?mode=rwc", file.display());
     let write_pool = pool(&url, 1, options.acquire_timeout).await?;
-    MIGRATOR.run(&write_pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+    MIGRATOR
+        .run(&write_pool)
+        .await
+        .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
     let reads = pool(&url, options.read_pool_size.max(1), options.acquire_timeout).await?;
     let conn = write_pool.acquire().await?;
     let writer = SqliteWriter::start(conn, options.max_batch.max(1));
-    Ok(SqlStore::new(Dialect::Sqlite, reads, Arc::new(writer), latest_version()))
+    Ok(SqlStore::new(
+        Dialect::Sqlite,
+        reads,
+        Arc::new(writer),
+        latest_version(),
+    ))
 }
 
 fn latest_version() -> i64 {

@@ -37,7 +37,9 @@ impl WriteExecutor for SqliteWriter {
             .send((job, reply))
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
     }
 }
 
@@ -78,7 +80,7 @@ async fn commit_batch(conn: &mut PoolConnection<Any>, batch: &mut Vec<(WriteJob,
 /// Runs one job so that its failure (or panic) undoes only its own changes.
 async fn run_in_savepoint(conn: &mut PoolConnection<Any>, job: &mut WriteJob) -> StoreResult<()> {
     conn.execute("SAVEPOINT job").await?;
-    let outcome = std::panic::AssertUnwindSafe(job(&mut **conn)).catch_unwind().await;
+    let outcome = std::panic::AssertUnwindSafe(job(conn)).catch_unwind().await;
     let result = match outcome {
         Ok(result) => result,
         Err(_) => Err(StoreError::Internal("a write panicked".into())),

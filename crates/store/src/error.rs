@@ -7,7 +7,10 @@ pub enum StoreError {
     /// An id names nothing. `param` is `None` for the object the request is
     /// about (an id in the path: 404) and names the field otherwise (400).
     #[error("no such {what}")]
-    NotFound { what: &'static str, param: Option<&'static str> },
+    NotFound {
+        what: &'static str,
+        param: Option<&'static str>,
+    },
     /// A domain rule refused the operation; nothing was written.
     #[error(transparent)]
     Domain(#[from] DomainError),

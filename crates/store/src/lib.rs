@@ -14,5 +14,5 @@ mod store;
 
 pub use context::WriteContext;
 pub use error::StoreError;
-pub use list::{Cursor, CreatedRange, ListQuery, Page};
+pub use list::{CreatedRange, Cursor, ListQuery, Page};
 pub use store::Store;

@@ -72,7 +72,12 @@ pub struct ListQuery<F> {
 
 impl<F> ListQuery<F> {
     pub fn first(limit: u32) -> Self {
-        Self { limit, cursor: None, filter: None, created: CreatedRange::default() }
+        Self {
+            limit,
+            cursor: None,
+            filter: None,
+            created: CreatedRange::default(),
+        }
     }
 }
 
@@ -89,23 +94,42 @@ mod tests {
 
     #[test]
     fn created_bounds() {
-        let r = CreatedRange { gte: Some(10), lt: Some(20), ..Default::default() };
+        let r = CreatedRange {
+            gte: Some(10),
+            lt: Some(20),
+            ..Default::default()
+        };
         let (lo, hi) = r.id_bounds(None).unwrap();
         assert_eq!(lo, min_uuid_at_ms(10_000));
         assert_eq!(hi, min_uuid_at_ms(20_000) - 1);
-        let r = CreatedRange { gt: Some(10), lte: Some(10), ..Default::default() };
+        let r = CreatedRange {
+            gt: Some(10),
+            lte: Some(10),
+            ..Default::default()
+        };
         assert_eq!(r.id_bounds(None), None);
-        let r = CreatedRange { gte: Some(10), lte: Some(10), ..Default::default() };
+        let r = CreatedRange {
+            gte: Some(10),
+            lte: Some(10),
+            ..Default::default()
+        };
         assert!(r.id_bounds(None).is_some());
     }
 
     #[test]
     fn cursor_bounds_exclude_the_cursor() {
         let id = Uuid::from_u128(1000);
-        let (lo, hi) = CreatedRange::default().id_bounds(Some(Cursor::StartingAfter(id))).unwrap();
+        let (lo, hi) = CreatedRange::default()
+            .id_bounds(Some(Cursor::StartingAfter(id)))
+            .unwrap();
         assert_eq!((lo, hi), (0, 999));
-        let (lo, hi) = CreatedRange::default().id_bounds(Some(Cursor::EndingBefore(id))).unwrap();
+        let (lo, hi) = CreatedRange::default()
+            .id_bounds(Some(Cursor::EndingBefore(id)))
+            .unwrap();
         assert_eq!((lo, hi), (1001, u128::MAX));
-        assert_eq!(CreatedRange::default().id_bounds(Some(Cursor::StartingAfter(Uuid::nil()))), None);
+        assert_eq!(
+            CreatedRange::default().id_bounds(Some(Cursor::StartingAfter(Uuid::nil()))),
+            None
+        );
     }
 }

@@ -13,9 +13,7 @@ use settle_domain::refund::Refund;
 use crate::context::WriteContext;
 use crate::error::StoreResult;
 use crate::list::{ListQuery, Page};
-use crate::records::{
-    AccountFilter, ApiKey, CustomerFilter, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
-};
+use crate::records::{AccountFilter, ApiKey, CustomerFilter, EntryFilter, NewRefund, PaymentFilter, RefundFilter};
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

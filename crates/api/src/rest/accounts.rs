@@ -34,9 +34,23 @@ pub struct UpdateAccount {
     metadata: Option<BTreeMap<String, Option<String>>>,
 }
 
-pub async fn create(State(settle): State<Settle>, caller: Caller, JsonBody(body): JsonBody<CreateAccount>) -> Result<Response, ApiError> {
-    let customer = body.customer.as_deref().map(|c| body_ref("customer", c, CustomerId::parse)).transpose()?;
-    let new = NewAccount::new(body.name, Currency::parse(&body.currency)?, body.allow_negative, customer, super::metadata(body.metadata)?)?;
+pub async fn create(
+    State(settle): State<Settle>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateAccount>,
+) -> Result<Response, ApiError> {
+    let customer = body
+        .customer
+        .as_deref()
+        .map(|c| body_ref("customer", c, CustomerId::parse))
+        .transpose()?;
+    let new = NewAccount::new(
+        body.name,
+        Currency::parse(&body.currency)?,
+        body.allow_negative,
+        customer,
+        super::metadata(body.metadata)?,
+    )?;
     let account = settle.create_account(&caller.context(&settle), new).await?;
     let version = account.version;
     Ok(with_etag(account, version))
@@ -56,7 +70,9 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateAccount>,
 ) -> Result<Response, ApiError> {
     let patch = AccountPatch::new(body.name, body.metadata)?;
-    let account = settle.update_account(&caller.context(&settle), AccountId::parse(&id), patch, if_version).await?;
+    let account = settle
+        .update_account(&caller.context(&settle), AccountId::parse(&id), patch, if_version)
+        .await?;
     let version = account.version;
     Ok(with_etag(account, version))
 }
@@ -71,7 +87,11 @@ pub async fn list(State(settle): State<Settle>, RawQuery(raw): RawQuery) -> Resu
     Ok(list_response(page, "/v1/accounts"))
 }
 
-pub async fn entries(State(settle): State<Settle>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+pub async fn entries(
+    State(settle): State<Settle>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     let req = ListRequest::parse(raw.as_deref(), &[], |t| LedgerEntryId::parse(t).map(|i| i.uuid()))?;
     let page = settle.list_entries(AccountId::parse(&id), req.query).await?;
     Ok(list_response(page, &format!("/v1/accounts/{id}/entries")))

@@ -34,7 +34,11 @@ pub struct UpdateCustomer {
     metadata: Option<BTreeMap<String, Option<String>>>,
 }
 
-pub async fn create(State(settle): State<Settle>, caller: Caller, JsonBody(body): JsonBody<CreateCustomer>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(settle): State<Settle>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateCustomer>,
+) -> Result<Response, ApiError> {
     let new = NewCustomer::new(body.name, body.email, super::metadata(body.metadata)?)?;
     let customer = settle.create_customer(&caller.context(&settle), new).await?;
     let version = customer.version;
@@ -55,19 +59,30 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateCustomer>,
 ) -> Result<Response, ApiError> {
     let patch = CustomerPatch::new(body.name, body.email, body.metadata)?;
-    let customer = settle.update_customer(&caller.context(&settle), CustomerId::parse(&id), patch, if_version).await?;
+    let customer = settle
+        .update_customer(&caller.context(&settle), CustomerId::parse(&id), patch, if_version)
+        .await?;
     let version = customer.version;
     Ok(with_etag(customer, version))
 }
 
-pub async fn remove(State(settle): State<Settle>, caller: Caller, Path(id): Path<String>) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let id = settle.delete_customer(&caller.context(&settle), CustomerId::parse(&id)).await?;
+pub async fn remove(
+    State(settle): State<Settle>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let id = settle
+        .delete_customer(&caller.context(&settle), CustomerId::parse(&id))
+        .await?;
     Ok(axum::Json(json!({ "id": id, "object": "customer", "deleted": true })))
 }
 
 pub async fn list(State(settle): State<Settle>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let req = ListRequest::parse(raw.as_deref(), &["email"], |t| CustomerId::parse(t).map(|i| i.uuid()))?;
-    let filter = req.filter.as_ref().map(|(_, email)| CustomerFilter::Email(email.clone()));
+    let filter = req
+        .filter
+        .as_ref()
+        .map(|(_, email)| CustomerFilter::Email(email.clone()));
     let page = settle.list_customers(&req.with_filter(filter)).await?;
     Ok(list_response(page, "/v1/customers"))
 }

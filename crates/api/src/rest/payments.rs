@@ -44,13 +44,20 @@ pub struct CapturePayment {
 #[serde(deny_unknown_fields)]
 pub struct CancelPayment {}
 
-pub async fn create(State(settle): State<Settle>, caller: Caller, JsonBody(body): JsonBody<CreatePayment>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(settle): State<Settle>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreatePayment>,
+) -> Result<Response, ApiError> {
     let new = NewPayment::new(
         Amount::parse("amount", body.amount)?,
         Currency::parse(&body.currency)?,
         body_ref("source", &body.source, AccountId::parse)?,
         body_ref("destination", &body.destination, AccountId::parse)?,
-        body.customer.as_deref().map(|c| body_ref("customer", c, CustomerId::parse)).transpose()?,
+        body.customer
+            .as_deref()
+            .map(|c| body_ref("customer", c, CustomerId::parse))
+            .transpose()?,
         body.capture,
         body.description,
         super::metadata(body.metadata)?,
@@ -72,8 +79,13 @@ pub async fn capture(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<CapturePayment>,
 ) -> Result<Response, ApiError> {
-    let amount = body.amount_to_capture.map(|a| Amount::parse("amount_to_capture", a)).transpose()?;
-    let payment = settle.capture_payment(&caller.context(&settle), PaymentId::parse(&id), amount).await?;
+    let amount = body
+        .amount_to_capture
+        .map(|a| Amount::parse("amount_to_capture", a))
+        .transpose()?;
+    let payment = settle
+        .capture_payment(&caller.context(&settle), PaymentId::parse(&id), amount)
+        .await?;
     let version = payment.version;
     Ok(with_etag(payment, version))
 }
@@ -84,22 +96,26 @@ pub async fn cancel(
     Path(id): Path<String>,
     JsonBody(_): JsonBody<CancelPayment>,
 ) -> Result<Response, ApiError> {
-    let payment = settle.cancel_payment(&caller.context(&settle), PaymentId::parse(&id)).await?;
+    let payment = settle
+        .cancel_payment(&caller.context(&settle), PaymentId::parse(&id))
+        .await?;
     let version = payment.version;
     Ok(with_etag(payment, version))
 }
 
 pub async fn list(State(settle): State<Settle>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
-    let req = ListRequest::parse(
-        raw.as_deref(),
-        &["status", "customer", "source", "destination"],
-        |t| PaymentId::parse(t).map(|i| i.uuid()),
-    )?;
+    let req = ListRequest::parse(raw.as_deref(), &["status", "customer", "source", "destination"], |t| {
+        PaymentId::parse(t).map(|i| i.uuid())
+    })?;
     let filter = match &req.filter {
         None => None,
         Some((key, value)) => Some(match key.as_str() {
             "status" => PaymentFilter::Status(PaymentStatus::parse(value).ok_or_else(|| {
-                ApiError::invalid("parameter_invalid", "status", format!("`{value}` is not a payment status."))
+                ApiError::invalid(
+                    "parameter_invalid",
+                    "status",
+                    format!("`{value}` is not a payment status."),
+                )
             })?),
             "customer" => PaymentFilter::Customer(body_ref("customer", value, CustomerId::parse)?),
             "source" => PaymentFilter::Source(body_ref("source", value, AccountId::parse)?),

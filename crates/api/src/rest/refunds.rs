@@ -21,12 +21,20 @@ pub struct CreateRefund {
     reason: Option<String>,
 }
 
-pub async fn create(State(settle): State<Settle>, caller: Caller, JsonBody(body): JsonBody<CreateRefund>) -> Result<axum::Json<settle_domain::refund::Refund>, ApiError> {
+pub async fn create(
+    State(settle): State<Settle>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateRefund>,
+) -> Result<axum::Json<settle_domain::refund::Refund>, ApiError> {
     let reason = body
         .reason
         .map(|r| {
             RefundReason::parse(&r).ok_or_else(|| {
-                ApiError::invalid("parameter_invalid", "reason", "`reason` is one of duplicate, fraudulent, requested_by_customer.")
+                ApiError::invalid(
+                    "parameter_invalid",
+                    "reason",
+                    "`reason` is one of duplicate, fraudulent, requested_by_customer.",
+                )
             })
         })
         .transpose()?;
@@ -38,7 +46,10 @@ pub async fn create(State(settle): State<Settle>, caller: Caller, JsonBody(body)
     Ok(axum::Json(settle.create_refund(&caller.context(&settle), new).await?))
 }
 
-pub async fn retrieve(State(settle): State<Settle>, Path(id): Path<String>) -> Result<axum::Json<settle_domain::refund::Refund>, ApiError> {
+pub async fn retrieve(
+    State(settle): State<Settle>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<settle_domain::refund::Refund>, ApiError> {
     Ok(axum::Json(settle.refund(RefundId::parse(&id)).await?))
 }
 

@@ -15,7 +15,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_settle");
 
 fn settle(data_dir: &Path, database_url: Option<&str>) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.current_dir(data_dir).env_remove("DATABASE_URL").env("SETTLE_DATA_DIR", data_dir.join("data"));
+    cmd.current_dir(data_dir)
+        .env_remove("DATABASE_URL")
+        .env("SETTLE_DATA_DIR", data_dir.join("data"));
     if let Some(url) = database_url {
         cmd.env("DATABASE_URL", url);
     }
@@ -51,14 +53,20 @@ async fn wait_ready(base: &str) {
 
 async fn key_then_serve(database_url: Option<&str>) {
     let dir = temp_dir("settle_cli");
-    let out = settle(&dir, database_url).args(["keys", "create", "--role", "developer", "--name", "ci"]).output().unwrap();
+    let out = settle(&dir, database_url)
+        .args(["keys", "create", "--role", "developer", "--name", "ci"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "stdout must hold the secret alone: {stdout:?}");
     let secret = lines[0];
     assert!(secret.starts_with("sk_") && secret.len() > 60, "{secret}");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains(secret), "the secret must not be logged");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(secret),
+        "the secret must not be logged"
+    );
 
     let port = free_port();
     let child = settle(&dir, database_url)
@@ -71,7 +79,13 @@ async fn key_then_serve(database_url: Option<&str>) {
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
     let client = reqwest::Client::new();
-    let r = client.post(format!("{base}/v1/accounts")).bearer_auth(secret).json(&json!({"name": "x", "currency": "usd"})).send().await.unwrap();
+    let r = client
+        .post(format!("{base}/v1/accounts"))
+        .bearer_auth(secret)
+        .json(&json!({"name": "x", "currency": "usd"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "the key made by `keys create` must work on the server");
     // A developer key may not manage keys' resources it lacks: checked elsewhere; here, SIGTERM.
     let pid = server.0.id().to_string();
@@ -116,7 +130,10 @@ fn migrate_and_bad_configuration() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
 
-    let out = settle(&dir, None).args(["keys", "create", "--role", "root"]).output().unwrap();
+    let out = settle(&dir, None)
+        .args(["keys", "create", "--role", "root"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "nothing on stdout when no key was made");
 
@@ -129,7 +146,10 @@ fn migrate_and_bad_configuration() {
 #[test]
 fn password_never_logged() {
     let dir = temp_dir("settle_cli");
-    let out = settle(&dir, Some("postgres://app:hunter2@127.0.0.1:1/nope")).arg("migrate").output().unwrap();
+    let out = settle(&dir, Some("postgres://app:hunter2@127.0.0.1:1/nope"))
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("hunter2"), "{stderr}");

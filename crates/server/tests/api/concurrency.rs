@@ -30,7 +30,10 @@ struct Shared {
 /// What the clients saw: counts per (operation, status, code).
 type Outcomes = HashMap<(String, u16, String), usize>;
 
-both!(random_money_movement_keeps_invariants, random_money_movement_keeps_invariants_case);
+both!(
+    random_money_movement_keeps_invariants,
+    random_money_movement_keeps_invariants_case
+);
 async fn random_money_movement_keeps_invariants_case(app: &TestApp) {
     let mut accounts = Vec::new();
     for i in 0..HOT_ACCOUNTS {
@@ -49,7 +52,13 @@ async fn random_money_movement_keeps_invariants_case(app: &TestApp) {
             let mut outcomes = Outcomes::new();
             for _ in 0..OPS_PER_CLIENT {
                 let (op, path, body) = next_op(&mut rng, &accounts, &shared);
-                let res = http.post(format!("{base}{path}")).bearer_auth(&key).json(&body).send().await.expect("send");
+                let res = http
+                    .post(format!("{base}{path}"))
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("send");
                 let status = res.status();
                 let body: serde_json::Value = res.json().await.expect("json");
                 if status == StatusCode::OK {
@@ -93,12 +102,20 @@ fn next_op(rng: &mut StdRng, accounts: &[String], shared: &Mutex<Shared>) -> (St
     match (pick, held, settled) {
         (0..15, Some(p), _) => {
             let amount = rng.random_range(1..3_000);
-            ("capture".into(), format!("/v1/payments/{p}/capture"), json!({"amount_to_capture": amount}))
+            (
+                "capture".into(),
+                format!("/v1/payments/{p}/capture"),
+                json!({"amount_to_capture": amount}),
+            )
         }
         (15..22, Some(p), _) => ("cancel".into(), format!("/v1/payments/{p}/cancel"), json!({})),
         (22..40, _, Some(p)) => {
             let amount = rng.random_range(1..2_000);
-            ("refund".into(), "/v1/refunds".into(), json!({"payment": p, "amount": amount}))
+            (
+                "refund".into(),
+                "/v1/refunds".into(),
+                json!({"payment": p, "amount": amount}),
+            )
         }
         _ => {
             let s = rng.random_range(0..accounts.len());
@@ -138,10 +155,19 @@ async fn check_invariants(app: &TestApp, hot: &[String]) {
             break;
         }
     }
-    assert_eq!(all_accounts.len(), HOT_ACCOUNTS * 2, "hot accounts plus one funding account each");
+    assert_eq!(
+        all_accounts.len(),
+        HOT_ACCOUNTS * 2,
+        "hot accounts plus one funding account each"
+    );
     let mut total = 0i64;
     for a in &all_accounts {
-        assert_eq!(store.entries_sum(a.id).await.unwrap(), a.balance, "balance of {} is not the sum of its entries", a.id);
+        assert_eq!(
+            store.entries_sum(a.id).await.unwrap(),
+            a.balance,
+            "balance of {} is not the sum of its entries",
+            a.id
+        );
         if !a.allow_negative {
             assert!(a.available() >= 0, "{} is below zero: {a:?}", a.id);
         }
@@ -152,7 +178,11 @@ async fn check_invariants(app: &TestApp, hot: &[String]) {
             .filter(|p| p.status == settle_domain::payment::PaymentStatus::RequiresCapture)
             .map(|p| p.amount)
             .sum();
-        assert_eq!(held, a.pending_out, "pending_out of {} is not the sum of its holds", a.id);
+        assert_eq!(
+            held, a.pending_out,
+            "pending_out of {} is not the sum of its holds",
+            a.id
+        );
     }
     assert_eq!(total, 0, "money was created or destroyed");
     for id in hot {
@@ -164,14 +194,24 @@ async fn check_invariants(app: &TestApp, hot: &[String]) {
                 filter: Some(settle_store::records::RefundFilter::Payment(p.id)),
                 ..ListQuery::first(100)
             };
-            let refunded: i64 = store.list_refunds(&q).await.unwrap().data.iter().map(|r| r.amount).sum();
+            let refunded: i64 = store
+                .list_refunds(&q)
+                .await
+                .unwrap()
+                .data
+                .iter()
+                .map(|r| r.amount)
+                .sum();
             assert_eq!(refunded, p.amount_refunded, "refunds of {} do not add up", p.id);
         }
     }
 }
 
 async fn payments_where(app: &TestApp, filter: PaymentFilter) -> Vec<settle_domain::payment::Payment> {
-    let mut q = ListQuery { filter: Some(filter), ..ListQuery::first(100) };
+    let mut q = ListQuery {
+        filter: Some(filter),
+        ..ListQuery::first(100)
+    };
     let mut out = Vec::new();
     loop {
         let page = app.store().list_payments(&q).await.unwrap();

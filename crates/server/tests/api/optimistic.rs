@@ -6,7 +6,12 @@ use serde_json::json;
 
 use crate::support::{TestApp, both};
 
-async fn patch(app: &TestApp, path: &str, if_match: Option<&str>, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+async fn patch(
+    app: &TestApp,
+    path: &str,
+    if_match: Option<&str>,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
     let mut req = app.client.patch(app.url(path)).bearer_auth(&app.admin_key).json(&body);
     if let Some(tag) = if_match {
         req = req.header("if-match", tag);
@@ -33,7 +38,11 @@ async fn concurrent_edits_one_wins_case(app: &TestApp) {
             let mut statuses = [sa.as_u16(), sb.as_u16()];
             statuses.sort();
             assert_eq!(statuses, [200, 412], "{kind}: {ba} / {bb}");
-            let loser = if sa == StatusCode::PRECONDITION_FAILED { &ba } else { &bb };
+            let loser = if sa == StatusCode::PRECONDITION_FAILED {
+                &ba
+            } else {
+                &bb
+            };
             assert_eq!(loser["error"]["code"], "version_conflict");
             assert_eq!(loser["error"]["type"], "invalid_request_error");
             let winner = if sa == StatusCode::OK { &ba } else { &bb };
@@ -46,7 +55,10 @@ async fn concurrent_edits_one_wins_case(app: &TestApp) {
 
 both!(if_match_rules, if_match_rules_case);
 async fn if_match_rules_case(app: &TestApp) {
-    let id = app.post("/v1/customers", json!({"name": "Ada", "metadata": {"a": "1"}})).await.id();
+    let id = app
+        .post("/v1/customers", json!({"name": "Ada", "metadata": {"a": "1"}}))
+        .await
+        .id();
     let path = format!("/v1/customers/{id}");
     let (s, body) = patch(app, &path, None, json!({"metadata": {"b": "2"}})).await;
     assert_eq!(s, 200);
@@ -67,6 +79,12 @@ async fn if_match_rules_case(app: &TestApp) {
     assert_eq!(got.body["version"], 4);
     assert_eq!(got.body["name"], "star");
     assert_eq!(got.headers["etag"], "\"4\"");
-    let (s, body) = patch(app, "/v1/customers/cus_01M8FQ6ZTWESP8TXJ5FPWECSQ1", Some("\"1\""), json!({"name": "x"})).await;
+    let (s, body) = patch(
+        app,
+        "/v1/customers/cus_01M8FQ6ZTWESP8TXJ5FPWECSQ1",
+        Some("\"1\""),
+        json!({"name": "x"}),
+    )
+    .await;
     assert_eq!(s, 404, "{body}");
 }

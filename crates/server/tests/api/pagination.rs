@@ -9,13 +9,23 @@ use serde_json::json;
 use crate::support::{Resp, TestApp, both};
 
 fn ids(r: &Resp) -> Vec<String> {
-    r.body["data"].as_array().unwrap_or_else(|| panic!("{}", r.body)).iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect()
+    r.body["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn make_payments(app: &TestApp, source: &str, destination: &str, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let r = app.post("/v1/payments", json!({"amount": 1, "currency": "usd", "source": source, "destination": destination})).await;
+        let r = app
+            .post(
+                "/v1/payments",
+                json!({"amount": 1, "currency": "usd", "source": source, "destination": destination}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         out.push(r.id());
     }
@@ -84,14 +94,31 @@ async fn walk_backwards_and_filters_case(app: &TestApp) {
     assert_eq!(first.body["object"], "list");
     assert_eq!(first.body["url"], "/v1/payments");
     let last_of_first = ids(&first)[3].clone();
-    let second = app.get(&format!("/v1/payments?destination={a}&limit=4&starting_after={last_of_first}")).await;
-    assert_eq!(ids(&second), to_a.iter().rev().skip(4).take(4).cloned().collect::<Vec<_>>());
+    let second = app
+        .get(&format!(
+            "/v1/payments?destination={a}&limit=4&starting_after={last_of_first}"
+        ))
+        .await;
+    assert_eq!(
+        ids(&second),
+        to_a.iter().rev().skip(4).take(4).cloned().collect::<Vec<_>>()
+    );
 
     // Backward from the oldest: the `limit` items just newer, still newest first.
-    let back = app.get(&format!("/v1/payments?destination={a}&limit=3&ending_before={}", to_a[0])).await;
+    let back = app
+        .get(&format!(
+            "/v1/payments?destination={a}&limit=3&ending_before={}",
+            to_a[0]
+        ))
+        .await;
     assert_eq!(ids(&back), vec![to_a[3].clone(), to_a[2].clone(), to_a[1].clone()]);
     assert_eq!(back.body["has_more"], true);
-    let newest = app.get(&format!("/v1/payments?destination={a}&limit=3&ending_before={}", to_a[5])).await;
+    let newest = app
+        .get(&format!(
+            "/v1/payments?destination={a}&limit=3&ending_before={}",
+            to_a[5]
+        ))
+        .await;
     assert_eq!(ids(&newest), vec![to_a[8].clone(), to_a[7].clone(), to_a[6].clone()]);
     assert_eq!(newest.body["has_more"], false);
 
@@ -101,16 +128,31 @@ async fn walk_backwards_and_filters_case(app: &TestApp) {
 
     // created bounds: everything is from "now", so a range in the past is empty
     // and a range around now contains all.
-    let now = app.get(&format!("/v1/payments/{}", to_b[2])).await.body["created"].as_i64().unwrap();
+    let now = app.get(&format!("/v1/payments/{}", to_b[2])).await.body["created"]
+        .as_i64()
+        .unwrap();
     let past = app.get(&format!("/v1/payments?created[lt]={}", now - 3600)).await;
     assert!(ids(&past).is_empty());
-    let around = app.get(&format!("/v1/payments?limit=100&created[gte]={}&created[lte]={}", now - 3600, now + 1)).await;
+    let around = app
+        .get(&format!(
+            "/v1/payments?limit=100&created[gte]={}&created[lte]={}",
+            now - 3600,
+            now + 1
+        ))
+        .await;
     assert_eq!(ids(&around).len(), 12);
-    let filtered = app.get(&format!("/v1/payments?limit=100&destination={b}&created[gt]={}", now - 3600)).await;
+    let filtered = app
+        .get(&format!(
+            "/v1/payments?limit=100&destination={b}&created[gt]={}",
+            now - 3600
+        ))
+        .await;
     assert_eq!(ids(&filtered), to_b.iter().rev().cloned().collect::<Vec<_>>());
 
     // A cursor that names nothing is refused.
-    let r = app.get("/v1/payments?starting_after=pay_01M8FQ6ZTWESP8TXJ5FPWECSQ1").await;
+    let r = app
+        .get("/v1/payments?starting_after=pay_01M8FQ6ZTWESP8TXJ5FPWECSQ1")
+        .await;
     r.assert_error(400, "invalid_request_error", "resource_missing");
     assert_eq!(r.body["error"]["param"], "starting_after");
 }

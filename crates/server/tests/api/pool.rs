@@ -15,7 +15,12 @@ async fn exhausted_pool_answers_503(backend: Backend) {
     assert_eq!(app.get("/v1/accounts").await.status, 200);
 
     let held = app.db.reads.acquire().await.expect("take the only connection");
-    let call = app.client.get(app.url("/v1/accounts")).bearer_auth(&app.admin_key).timeout(Duration::from_secs(20)).send();
+    let call = app
+        .client
+        .get(app.url("/v1/accounts"))
+        .bearer_auth(&app.admin_key)
+        .timeout(Duration::from_secs(20))
+        .send();
     let res = call.await.expect("the request must be answered, not hang");
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["retry-after"], "1");

@@ -52,10 +52,20 @@ pub fn admin_url() -> String {
 }
 
 fn postgres_addr(url: &str) -> SocketAddr {
-    let host_port = url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("127.0.0.1:5432");
-    let host_port = if host_port.contains(':') { host_port.to_owned() } else { format!("{host_port}:5432") };
+    let host_port = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5432");
+    let host_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
     let host_port = host_port.replace("localhost", "127.0.0.1");
-    host_port.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5432)))
+    host_port
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5432)))
 }
 
 /// Whether the PostgreSQL variants run. Under `CI=true` a missing server
@@ -114,20 +124,42 @@ impl TestDb {
         match backend {
             Backend::Sqlite => {
                 let dir = temp_dir("settle_test");
-                let mut options = SqliteOptions { acquire_timeout, ..SqliteOptions::default() };
+                let mut options = SqliteOptions {
+                    acquire_timeout,
+                    ..SqliteOptions::default()
+                };
                 options.read_pool_size = pool_size.unwrap_or(options.read_pool_size);
                 let store = settle_store_sqlite::open(&dir, &options).await.expect("open sqlite");
                 let reads = store.reads().clone();
-                TestDb { backend, store: Arc::new(store), pg_name: None, dir: Some(dir), url: None, reads }
+                TestDb {
+                    backend,
+                    store: Arc::new(store),
+                    pg_name: None,
+                    dir: Some(dir),
+                    url: None,
+                    reads,
+                }
             }
             Backend::Postgres => {
                 let name = unique("settle_t");
                 let url = create_pg_database(&name).await;
-                let mut options = PostgresOptions { acquire_timeout, ..PostgresOptions::default() };
+                let mut options = PostgresOptions {
+                    acquire_timeout,
+                    ..PostgresOptions::default()
+                };
                 options.pool_size = pool_size.unwrap_or(options.pool_size);
-                let store = settle_store_postgres::open(&url, &options).await.expect("open postgres");
+                let store = settle_store_postgres::open(&url, &options)
+                    .await
+                    .expect("open postgres");
                 let reads = store.reads().clone();
-                TestDb { backend, store: Arc::new(store), pg_name: Some(name), dir: None, url: Some(url), reads }
+                TestDb {
+                    backend,
+                    store: Arc::new(store),
+                    pg_name: Some(name),
+                    dir: None,
+                    url: Some(url),
+                    reads,
+                }
             }
         }
     }
@@ -152,8 +184,12 @@ impl TestDb {
 pub async fn create_pg_database(name: &str) -> String {
     sqlx::any::install_default_drivers();
     let admin = admin_url();
-    let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("connect to PostgreSQL admin database");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
+    let mut conn = sqlx::AnyConnection::connect(&admin)
+        .await
+        .expect("connect to PostgreSQL admin database");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create database");
     let _ = conn.close().await;
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
     format!("{base}/{name}")
@@ -161,7 +197,11 @@ pub async fn create_pg_database(name: &str) -> String {
 
 pub async fn drop_pg_database(name: &str) {
     if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url()).await {
-        let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+        let _ = conn
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .await;
         let _ = conn.close().await;
     }
 }
@@ -191,7 +231,10 @@ impl Resp {
     }
 
     pub fn id(&self) -> String {
-        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_owned()
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_owned()
     }
 
     /// Asserts SPEC's error shape with the given status, type and code.
@@ -199,8 +242,16 @@ impl Resp {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
         assert_eq!(self.body["error"]["type"], kind, "body: {}", self.body);
         assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
-        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {}", self.body);
-        let request_id = self.headers.get("request-id").and_then(|v| v.to_str().ok()).expect("Request-Id header");
+        assert!(
+            self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "body: {}",
+            self.body
+        );
+        let request_id = self
+            .headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("Request-Id header");
         assert_eq!(self.body["error"]["request_id"], request_id);
     }
 }
@@ -216,8 +267,13 @@ impl TestApp {
 
     /// Serves an app over a database the caller prepared.
     pub async fn spawn_db(db: TestDb, clock: Arc<dyn Clock>) -> TestApp {
-        let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
-        let app = Application::with_store(&config, Arc::clone(&db.store), clock).await.expect("build app");
+        let config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Config::default()
+        };
+        let app = Application::with_store(&config, Arc::clone(&db.store), clock)
+            .await
+            .expect("build app");
         let addr = app.local_addr().expect("addr");
         let settle = app.settle().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -229,9 +285,23 @@ impl TestApp {
                 .await;
         });
         let ctx = settle.context("test", None);
-        let (_, admin_key) = settle.create_api_key(&ctx, "test admin".into(), "admin", None).await.expect("admin key");
-        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
-        TestApp { addr, client, admin_key, settle, db, stop: Some(stop), server: Some(server) }
+        let (_, admin_key) = settle
+            .create_api_key(&ctx, "test admin".into(), "admin", None)
+            .await
+            .expect("admin key");
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client");
+        TestApp {
+            addr,
+            client,
+            admin_key,
+            settle,
+            db,
+            stop: Some(stop),
+            server: Some(server),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -245,7 +315,11 @@ impl TestApp {
     /// A new key with `role`.
     pub async fn key(&self, role: &str) -> String {
         let ctx = self.settle.context("test", None);
-        self.settle.create_api_key(&ctx, format!("{role} key"), role, None).await.expect("key").1
+        self.settle
+            .create_api_key(&ctx, format!("{role} key"), role, None)
+            .await
+            .expect("key")
+            .1
     }
 
     /// Any request; `key: None` sends no Authorization header.
@@ -261,7 +335,11 @@ impl TestApp {
         let status = res.status();
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Resp { status, headers, body }
     }
 
@@ -287,12 +365,21 @@ impl TestApp {
         let status = res.status();
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
-        Resp { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+        Resp {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        }
     }
 
     /// Opens an account and returns its id.
     pub async fn account(&self, name: &str, currency: &str, allow_negative: bool) -> String {
-        let r = self.post("/v1/accounts", json!({"name": name, "currency": currency, "allow_negative": allow_negative})).await;
+        let r = self
+            .post(
+                "/v1/accounts",
+                json!({"name": name, "currency": currency, "allow_negative": allow_negative}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.id()
     }
@@ -301,7 +388,10 @@ impl TestApp {
     pub async fn fund(&self, account: &str, currency: &str, amount: i64) -> String {
         let bank = self.account("bank", currency, true).await;
         let r = self
-            .post("/v1/payments", json!({"amount": amount, "currency": currency, "source": bank, "destination": account}))
+            .post(
+                "/v1/payments",
+                json!({"amount": amount, "currency": currency, "source": bank, "destination": account}),
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         bank

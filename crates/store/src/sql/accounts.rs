@@ -3,8 +3,8 @@
 
 use settle_domain::account::Account;
 use settle_domain::ids::{AccountId, CustomerId};
-use sqlx::AssertSqlSafe;
 use sqlx::AnyConnection;
+use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
@@ -34,7 +34,10 @@ pub async fn insert(conn: &mut AnyConnection, a: &Account) -> StoreResult<()> {
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: AccountId) -> StoreResult<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(ex).await?;
+    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(ex)
+        .await?;
     row.as_ref().map(rows::account).transpose()
 }
 
@@ -44,7 +47,10 @@ pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: AccountId) -> S
 pub async fn lock(conn: &mut AnyConnection, d: Dialect, ids: &[AccountId]) -> StoreResult<Vec<Account>> {
     let sql = match ids.len() {
         1 => format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1{}", d.lock_rows()),
-        _ => format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id IN ($1, $2) ORDER BY id{}", d.lock_rows()),
+        _ => format!(
+            "SELECT {ACCOUNT_COLS} FROM accounts WHERE id IN ($1, $2) ORDER BY id{}",
+            d.lock_rows()
+        ),
     };
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for id in ids.iter().take(2) {
@@ -65,7 +71,10 @@ pub async fn lock_pair(
     let mut locked = lock(conn, d, &[source, destination]).await?;
     let take = |locked: &mut Vec<Account>, id: AccountId, param: &'static str| {
         let pos = locked.iter().position(|a| a.id == id);
-        pos.map(|p| locked.swap_remove(p)).ok_or(StoreError::NotFound { what: "account", param: Some(param) })
+        pos.map(|p| locked.swap_remove(p)).ok_or(StoreError::NotFound {
+            what: "account",
+            param: Some(param),
+        })
     };
     let s = take(&mut locked, source, "source")?;
     let dst = take(&mut locked, destination, "destination")?;

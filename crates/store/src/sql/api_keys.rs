@@ -1,8 +1,8 @@
 //! API key rows: the secret itself is never stored, only its SHA-256.
 
 use settle_domain::ids::ApiKeyId;
-use sqlx::AssertSqlSafe;
 use sqlx::AnyConnection;
+use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
@@ -30,6 +30,9 @@ pub async fn insert(conn: &mut AnyConnection, k: &ApiKey) -> StoreResult<()> {
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
     let sql = format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = $1");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(ex).await?;
+    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(ex)
+        .await?;
     row.as_ref().map(rows::api_key).transpose()
 }

@@ -2,8 +2,8 @@
 
 use settle_domain::customer::Customer;
 use settle_domain::ids::CustomerId;
-use sqlx::AssertSqlSafe;
 use sqlx::AnyConnection;
+use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
@@ -25,22 +25,26 @@ pub async fn insert(conn: &mut AnyConnection, c: &Customer) -> StoreResult<()> {
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: CustomerId) -> StoreResult<Option<Customer>> {
     let sql = format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(ex).await?;
+    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(ex)
+        .await?;
     row.as_ref().map(rows::customer).transpose()
 }
 
 /// Saves an edit only if the version is still the one read; false otherwise.
 pub async fn save_edit(conn: &mut AnyConnection, c: &Customer, read_version: i64) -> StoreResult<bool> {
-    let done =
-        sqlx::query("UPDATE customers SET name = $1, email = $2, metadata = $3, version = $4 WHERE id = $5 AND version = $6")
-            .bind(c.name.clone())
-            .bind(c.email.clone())
-            .bind(c.metadata.to_json())
-            .bind(c.version)
-            .bind(c.id.to_bytes())
-            .bind(read_version)
-            .execute(conn)
-            .await?;
+    let done = sqlx::query(
+        "UPDATE customers SET name = $1, email = $2, metadata = $3, version = $4 WHERE id = $5 AND version = $6",
+    )
+    .bind(c.name.clone())
+    .bind(c.email.clone())
+    .bind(c.metadata.to_json())
+    .bind(c.version)
+    .bind(c.id.to_bytes())
+    .bind(read_version)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -51,7 +55,12 @@ pub async fn in_use(conn: &mut AnyConnection, id: CustomerId) -> StoreResult<boo
         "SELECT 1 AS found FROM accounts WHERE customer_id = $1 LIMIT 1",
         "SELECT 1 AS found FROM payments WHERE customer_id = $1 LIMIT 1",
     ] {
-        if sqlx::query(sql).bind(id.to_bytes()).fetch_optional(&mut *conn).await?.is_some() {
+        if sqlx::query(sql)
+            .bind(id.to_bytes())
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some()
+        {
             return Ok(true);
         }
     }
@@ -59,6 +68,9 @@ pub async fn in_use(conn: &mut AnyConnection, id: CustomerId) -> StoreResult<boo
 }
 
 pub async fn delete(conn: &mut AnyConnection, id: CustomerId) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM customers WHERE id = $1").bind(id.to_bytes()).execute(conn).await?;
+    let done = sqlx::query("DELETE FROM customers WHERE id = $1")
+        .bind(id.to_bytes())
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -3,8 +3,8 @@
 
 use settle_domain::ids::{AccountId, LedgerEntryId, PaymentId, RefundId};
 use settle_domain::ledger::{Posting, balanced};
-use sqlx::AssertSqlSafe;
 use sqlx::AnyConnection;
+use sqlx::AssertSqlSafe;
 use sqlx::{Any, Executor, Row};
 
 use crate::error::{StoreError, StoreResult};
@@ -29,7 +29,15 @@ pub async fn insert(
     let values: Vec<String> = (0..postings.len())
         .map(|i| {
             let b = i * 6;
-            format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            )
         })
         .collect();
     let sql = format!(
@@ -51,9 +59,11 @@ pub async fn insert(
 }
 
 pub async fn sum<'e, E: Executor<'e, Database = Any>>(ex: E, account: AccountId) -> StoreResult<i64> {
-    let row = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries WHERE account_id = $1")
-        .bind(account.to_bytes())
-        .fetch_one(ex)
-        .await?;
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries WHERE account_id = $1",
+    )
+    .bind(account.to_bytes())
+    .fetch_one(ex)
+    .await?;
     Ok(row.try_get("total")?)
 }

@@ -3,8 +3,8 @@
 //! `has_more`. With an index on `(filter_column, id)` the database walks the
 //! index from the bound, so page 100,000 costs what page 1 costs.
 
-use sqlx::AssertSqlSafe;
 use sqlx::AnyPool;
+use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 
 use crate::error::{StoreError, StoreResult};
@@ -48,20 +48,35 @@ pub async fn fetch_page<T>(
 ) -> StoreResult<Page<T>> {
     if let Some(cursor) = spec.cursor {
         let sql = format!("SELECT 1 AS found FROM {} WHERE id = $1", spec.table);
-        let found = sqlx::query(AssertSqlSafe(sql)).bind(cursor.id().as_bytes().to_vec()).fetch_optional(pool).await?;
+        let found = sqlx::query(AssertSqlSafe(sql))
+            .bind(cursor.id().as_bytes().to_vec())
+            .fetch_optional(pool)
+            .await?;
         if found.is_none() {
             let param = match cursor {
                 Cursor::StartingAfter(_) => "starting_after",
                 Cursor::EndingBefore(_) => "ending_before",
             };
-            return Err(StoreError::NotFound { what: "cursor object", param: Some(param) });
+            return Err(StoreError::NotFound {
+                what: "cursor object",
+                param: Some(param),
+            });
         }
     }
     let Some((lo, hi)) = spec.created.id_bounds(spec.cursor) else {
-        return Ok(Page { data: Vec::new(), has_more: false });
+        return Ok(Page {
+            data: Vec::new(),
+            has_more: false,
+        });
     };
     let ascending = matches!(spec.cursor, Some(Cursor::EndingBefore(_)));
-    let sql = list_sql(spec.table, spec.columns, spec.filter.as_ref().map(|(c, _)| *c), ascending, spec.limit);
+    let sql = list_sql(
+        spec.table,
+        spec.columns,
+        spec.filter.as_ref().map(|(c, _)| *c),
+        ascending,
+        spec.limit,
+    );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     if let Some((_, value)) = spec.filter {
         query = match value {
@@ -75,7 +90,11 @@ pub async fn fetch_page<T>(
         .fetch_all(pool)
         .await?;
     let has_more = rows.len() > spec.limit as usize;
-    let mut data = rows.iter().take(spec.limit as usize).map(decode).collect::<StoreResult<Vec<T>>>()?;
+    let mut data = rows
+        .iter()
+        .take(spec.limit as usize)
+        .map(decode)
+        .collect::<StoreResult<Vec<T>>>()?;
     if ascending {
         data.reverse();
     }

@@ -71,7 +71,13 @@ impl SqlStore {
     /// `reads` serves every read; `writer` runs every write; the latest
     /// migration version is what readiness expects to find applied.
     pub fn new(dialect: Dialect, reads: AnyPool, writer: Arc<dyn WriteExecutor>, latest_migration: i64) -> Self {
-        Self { dialect, reads, writer, ids: Arc::new(IdGenerator::new()), latest_migration }
+        Self {
+            dialect,
+            reads,
+            writer,
+            ids: Arc::new(IdGenerator::new()),
+            latest_migration,
+        }
     }
 
     pub fn reads(&self) -> &AnyPool {

@@ -8,8 +8,8 @@ use settle_domain::ids::{PaymentId, RefundId};
 use settle_domain::money::Amount;
 use settle_domain::payment::{self, NewPayment, Payment};
 use settle_domain::refund::{Refund, RefundStatus};
-use sqlx::AssertSqlSafe;
 use sqlx::AnyConnection;
+use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
@@ -22,19 +22,33 @@ use crate::records::NewRefund;
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: PaymentId) -> StoreResult<Option<Payment>> {
     let sql = format!("SELECT {PAYMENT_COLS} FROM payments WHERE id = $1");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(ex).await?;
+    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(ex)
+        .await?;
     row.as_ref().map(rows::payment).transpose()
 }
 
 pub async fn get_refund<'e, E: Executor<'e, Database = Any>>(ex: E, id: RefundId) -> StoreResult<Option<Refund>> {
     let sql = format!("SELECT {REFUND_COLS} FROM refunds WHERE id = $1");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(ex).await?;
+    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(ex)
+        .await?;
     row.as_ref().map(rows::refund).transpose()
 }
 
-async fn lock(conn: &mut AnyConnection, d: Dialect, id: PaymentId, param: Option<&'static str>) -> StoreResult<Payment> {
+async fn lock(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    id: PaymentId,
+    param: Option<&'static str>,
+) -> StoreResult<Payment> {
     let sql = format!("SELECT {PAYMENT_COLS} FROM payments WHERE id = $1{}", d.lock_rows());
-    let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_bytes()).fetch_optional(conn).await?;
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(conn)
+        .await?;
     match row {
         Some(row) => rows::payment(&row),
         None => Err(StoreError::NotFound { what: "payment", param }),
@@ -66,14 +80,16 @@ async fn insert(conn: &mut AnyConnection, p: &Payment) -> StoreResult<()> {
 }
 
 async fn save_state(conn: &mut AnyConnection, p: &Payment) -> StoreResult<()> {
-    sqlx::query("UPDATE payments SET status = $1, amount_captured = $2, amount_refunded = $3, version = $4 WHERE id = $5")
-        .bind(p.status.as_str().to_owned())
-        .bind(p.amount_captured)
-        .bind(p.amount_refunded)
-        .bind(p.version)
-        .bind(p.id.to_bytes())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE payments SET status = $1, amount_captured = $2, amount_refunded = $3, version = $4 WHERE id = $5",
+    )
+    .bind(p.status.as_str().to_owned())
+    .bind(p.amount_captured)
+    .bind(p.amount_refunded)
+    .bind(p.version)
+    .bind(p.id.to_bytes())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -101,7 +117,10 @@ pub async fn create(
     if let Some(customer) = new.customer
         && !accounts::customer_exists(&mut *conn, customer).await?
     {
-        return Err(StoreError::NotFound { what: "customer", param: Some("customer") });
+        return Err(StoreError::NotFound {
+            what: "customer",
+            param: Some("customer"),
+        });
     }
     let before = snapshot(&source, &destination);
     let opened = payment::open(new, &mut source, &mut destination)?;
@@ -147,7 +166,9 @@ pub async fn capture(
 pub async fn cancel(conn: &mut AnyConnection, d: Dialect, id: PaymentId) -> StoreResult<Payment> {
     let mut p = lock(&mut *conn, d, id, None).await?;
     let mut locked = accounts::lock(&mut *conn, d, &[p.source]).await?;
-    let source = locked.first_mut().ok_or_else(|| StoreError::Internal("payment source is missing".into()))?;
+    let source = locked
+        .first_mut()
+        .ok_or_else(|| StoreError::Internal("payment source is missing".into()))?;
     payment::cancel(&mut p, source)?;
     accounts::save_balances(&mut *conn, source).await?;
     save_state(&mut *conn, &p).await?;

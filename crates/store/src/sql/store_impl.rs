@@ -28,7 +28,14 @@ fn spec<'a, F>(
     q: &'a ListQuery<F>,
     filter: Option<(&'static str, FilterValue)>,
 ) -> ListSpec<'a> {
-    ListSpec { table, columns, filter, limit: q.limit, cursor: q.cursor, created: &q.created }
+    ListSpec {
+        table,
+        columns,
+        filter,
+        limit: q.limit,
+        cursor: q.cursor,
+        created: &q.created,
+    }
 }
 
 /// A stale `If-Match` is a conflict; a race without `If-Match` is retried.
@@ -53,9 +60,10 @@ impl Store for SqlStore {
     }
 
     async fn readiness(&self) -> StoreResult<()> {
-        let row = sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.reads)
-            .await?;
+        let row =
+            sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.reads)
+                .await?;
         let applied: i64 = row.try_get("v")?;
         if applied < self.latest_migration {
             return Err(StoreError::Unavailable(format!(
@@ -85,7 +93,10 @@ impl Store for SqlStore {
                 if let Some(c) = account.customer
                     && !accounts::customer_exists(&mut *conn, c).await?
                 {
-                    return Err(StoreError::NotFound { what: "customer", param: Some("customer") });
+                    return Err(StoreError::NotFound {
+                        what: "customer",
+                        param: Some("customer"),
+                    });
                 }
                 accounts::insert(conn, &account).await?;
                 Ok(account)
@@ -109,8 +120,10 @@ impl Store for SqlStore {
         self.write(move |conn| {
             let patch = Arc::clone(&patch);
             Box::pin(async move {
-                let mut account =
-                    accounts::get(&mut *conn, id).await?.ok_or(StoreError::NotFound { what: "account", param: None })?;
+                let mut account = accounts::get(&mut *conn, id).await?.ok_or(StoreError::NotFound {
+                    what: "account",
+                    param: None,
+                })?;
                 let read_version = account.version;
                 check_version(if_version, read_version)?;
                 patch.apply(&mut account)?;
@@ -125,7 +138,10 @@ impl Store for SqlStore {
     }
 
     async fn list_accounts(&self, q: &ListQuery<AccountFilter>) -> StoreResult<Page<Account>> {
-        let filter = q.filter.as_ref().map(|AccountFilter::Customer(c)| ("customer_id", FilterValue::Bytes(c.to_bytes())));
+        let filter = q
+            .filter
+            .as_ref()
+            .map(|AccountFilter::Customer(c)| ("customer_id", FilterValue::Bytes(c.to_bytes())));
         fetch_page(&self.reads, spec("accounts", ACCOUNT_COLS, q, filter), rows::account).await
     }
 
@@ -163,8 +179,10 @@ impl Store for SqlStore {
         self.write(move |conn| {
             let patch = Arc::clone(&patch);
             Box::pin(async move {
-                let mut customer =
-                    customers::get(&mut *conn, id).await?.ok_or(StoreError::NotFound { what: "customer", param: None })?;
+                let mut customer = customers::get(&mut *conn, id).await?.ok_or(StoreError::NotFound {
+                    what: "customer",
+                    param: None,
+                })?;
                 let read_version = customer.version;
                 check_version(if_version, read_version)?;
                 patch.apply(&mut customer)?;
@@ -182,7 +200,10 @@ impl Store for SqlStore {
         self.write(move |conn| {
             Box::pin(async move {
                 if customers::get(&mut *conn, id).await?.is_none() {
-                    return Err(StoreError::NotFound { what: "customer", param: None });
+                    return Err(StoreError::NotFound {
+                        what: "customer",
+                        param: None,
+                    });
                 }
                 if customers::in_use(&mut *conn, id).await? {
                     return Err(StoreError::InUse("the customer has accounts or payments".into()));
@@ -195,7 +216,10 @@ impl Store for SqlStore {
     }
 
     async fn list_customers(&self, q: &ListQuery<CustomerFilter>) -> StoreResult<Page<Customer>> {
-        let filter = q.filter.as_ref().map(|CustomerFilter::Email(e)| ("email", FilterValue::Text(e.clone())));
+        let filter = q
+            .filter
+            .as_ref()
+            .map(|CustomerFilter::Email(e)| ("email", FilterValue::Text(e.clone())));
         fetch_page(&self.reads, spec("customers", CUSTOMER_COLS, q, filter), rows::customer).await
     }
 
@@ -223,7 +247,8 @@ impl Store for SqlStore {
 
     async fn cancel_payment(&self, _ctx: &WriteContext, id: PaymentId) -> StoreResult<Payment> {
         let d = self.dialect;
-        self.write(move |conn| Box::pin(async move { payments::cancel(conn, d, id).await })).await
+        self.write(move |conn| Box::pin(async move { payments::cancel(conn, d, id).await }))
+            .await
     }
 
     async fn list_payments(&self, q: &ListQuery<PaymentFilter>) -> StoreResult<Page<Payment>> {
@@ -250,12 +275,18 @@ impl Store for SqlStore {
     }
 
     async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> StoreResult<Page<Refund>> {
-        let filter = q.filter.as_ref().map(|RefundFilter::Payment(p)| ("payment_id", FilterValue::Bytes(p.to_bytes())));
+        let filter = q
+            .filter
+            .as_ref()
+            .map(|RefundFilter::Payment(p)| ("payment_id", FilterValue::Bytes(p.to_bytes())));
         fetch_page(&self.reads, spec("refunds", REFUND_COLS, q, filter), rows::refund).await
     }
 
     async fn list_entries(&self, q: &ListQuery<EntryFilter>) -> StoreResult<Page<LedgerEntry>> {
-        let filter = q.filter.as_ref().map(|EntryFilter::Account(a)| ("account_id", FilterValue::Bytes(a.to_bytes())));
+        let filter = q
+            .filter
+            .as_ref()
+            .map(|EntryFilter::Account(a)| ("account_id", FilterValue::Bytes(a.to_bytes())));
         fetch_page(&self.reads, spec("ledger_entries", ENTRY_COLS, q, filter), rows::entry).await
     }
 
