@@ -149,6 +149,12 @@ impl From<StoreError> for ApiError {
                 e.to_string(),
             ),
             StoreError::InUse(m) => ApiError::new(StatusCode::CONFLICT, "invalid_request_error", "resource_in_use", m),
+            StoreError::ClaimLost => ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_error",
+                "idempotency_key_in_use",
+                "This request ran past the idempotency lock timeout and another request took its key; nothing was changed.",
+            ),
             StoreError::Unavailable(reason) | StoreError::Retry(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 ApiError::unavailable("The database is busy or unavailable; retry shortly.")

@@ -13,6 +13,7 @@ use settle_core::auth::Principal;
 use settle_core::{ServiceError, Settle};
 use settle_domain::rbac::Permission;
 use settle_store::WriteContext;
+use settle_store::idempotency::IdempotencyClaim;
 
 use crate::error::ApiError;
 use crate::request::{RequestId, RouteName};
@@ -69,11 +70,15 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
 pub struct Caller {
     pub principal: Principal,
     pub request_id: String,
+    pub idempotency: Option<IdempotencyClaim>,
 }
 
 impl Caller {
+    /// The context of this request's write, carrying its idempotency claim.
     pub fn context(&self, settle: &Settle) -> WriteContext {
-        settle.context(&self.request_id, Some(self.principal.key))
+        let mut ctx = settle.context(&self.request_id, Some(self.principal.key));
+        ctx.idempotency = self.idempotency.clone();
+        ctx
     }
 }
 
@@ -90,6 +95,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
-        Ok(Self { principal, request_id })
+        let idempotency = parts.extensions.get::<IdempotencyClaim>().cloned();
+        Ok(Self {
+            principal,
+            request_id,
+            idempotency,
+        })
     }
 }

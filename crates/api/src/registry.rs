@@ -12,6 +12,7 @@ use settle_core::Settle;
 use settle_domain::rbac::{Action, Permission, Resource};
 
 use crate::guard::{GuardState, guard};
+use crate::idempotency::idempotency;
 use crate::rest::{accounts, customers, payments, refunds};
 
 /// One REST operation.
@@ -170,9 +171,15 @@ pub fn build(settle: Settle) -> Router<Settle> {
             permission: r.permission,
             path: r.path,
         };
-        let guarded = r
-            .handler
-            .route_layer(axum::middleware::from_fn_with_state(state, guard));
+        let handler = if r.method == Method::GET {
+            r.handler
+        } else {
+            r.handler
+                .route_layer(axum::middleware::from_fn_with_state(settle.clone(), idempotency))
+        };
+        // Layers added last run first: the guard authenticates before the
+        // idempotency layer claims a key in that key's scope.
+        let guarded = handler.route_layer(axum::middleware::from_fn_with_state(state, guard));
         let merged = match by_path.remove(r.path) {
             Some(existing) => existing.merge(guarded),
             None => guarded,

@@ -38,7 +38,9 @@ pub async fn request_context(State(timeout): State<Duration>, mut req: Request, 
         Ok(response) => response,
         Err(_) => ApiError::unavailable("The request took too long and was abandoned; retry shortly.").into_response(),
     };
-    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+    if response.extensions().get::<crate::idempotency::Rendered>().is_some() {
+        // Already rendered and stored by the idempotency layer.
+    } else if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         let route = response.extensions().get::<RouteName>().cloned();
         response = error.render(&request_id);
         if let Some(route) = route {

@@ -9,4 +9,4 @@ pub mod error;
 mod service;
 
 pub use error::ServiceError;
-pub use service::Settle;
+pub use service::{ServiceOptions, Settle};

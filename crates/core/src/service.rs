@@ -3,6 +3,7 @@
 //! found" into the error an interface can show.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
@@ -13,8 +14,9 @@ use settle_domain::payment::{NewPayment, Payment};
 use settle_domain::rbac::builtin_permissions;
 use settle_domain::refund::Refund;
 use settle_domain::{DomainError, text};
+use settle_store::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use settle_store::records::{
-    AccountFilter, ApiKey, CustomerFilter, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
+    AccountFilter, ApiKey, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
 };
 use settle_store::{ListQuery, Page, Store, StoreError, WriteContext};
 
@@ -24,11 +26,31 @@ use crate::error::ServiceError;
 
 type Result<T> = std::result::Result<T, ServiceError>;
 
+/// Tunables of the service layer, each with a production default.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// An in-flight idempotency claim older than this is presumed dead (its
+    /// process crashed) and a retry may take it over.
+    pub idempotency_lock_timeout: Duration,
+    /// Idempotency records are kept at least this long.
+    pub idempotency_retention: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self {
+            idempotency_lock_timeout: Duration::from_secs(60),
+            idempotency_retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
 /// The service layer; cheap to clone and share between interfaces.
 #[derive(Clone)]
 pub struct Settle {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    options: Arc<ServiceOptions>,
 }
 
 fn found<T>(value: Option<T>, what: &'static str) -> Result<T> {
@@ -37,7 +59,19 @@ fn found<T>(value: Option<T>, what: &'static str) -> Result<T> {
 
 impl Settle {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self::with_options(store, clock, ServiceOptions::default())
+    }
+
+    pub fn with_options(store: Arc<dyn Store>, clock: Arc<dyn Clock>, options: ServiceOptions) -> Self {
+        Self {
+            store,
+            clock,
+            options: Arc::new(options),
+        }
+    }
+
+    pub fn options(&self) -> &ServiceOptions {
+        &self.options
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -50,6 +84,43 @@ impl Settle {
             request_id: request_id.to_owned(),
             actor,
             now_ms: self.clock.now_ms(),
+            idempotency: None,
+        }
+    }
+
+    /// Claims `key` for `api_key` and this request, or says why not.
+    pub async fn claim_idempotency(&self, api_key: ApiKeyId, key: &str, request_hash: Vec<u8>) -> Result<ClaimOutcome> {
+        let req = ClaimRequest {
+            api_key,
+            key: key.to_owned(),
+            request_hash,
+            now_ms: self.clock.now_ms(),
+            lock_timeout_ms: self.options.idempotency_lock_timeout.as_millis() as u64,
+        };
+        Ok(self.store.claim_idempotency(&req).await?)
+    }
+
+    /// Stores an operation's error answer for replay; false if the claim was lost.
+    pub async fn complete_idempotency(&self, claim: &IdempotencyClaim, response: &StoredResponse) -> Result<bool> {
+        Ok(self.store.complete_idempotency(claim, response).await?)
+    }
+
+    pub async fn release_idempotency(&self, claim: &IdempotencyClaim) -> Result<()> {
+        Ok(self.store.release_idempotency(claim).await?)
+    }
+
+    /// Removes idempotency records past their retention, `batch` at a time,
+    /// until none is left; returns how many went.
+    pub async fn reap_idempotency(&self, batch: u32) -> Result<u64> {
+        let retention = self.options.idempotency_retention.as_millis() as u64;
+        let before = self.clock.now_ms().saturating_sub(retention);
+        let mut total = 0;
+        loop {
+            let n = self.store.reap_idempotency(before, batch).await?;
+            total += n;
+            if n < u64::from(batch) {
+                return Ok(total);
+            }
         }
     }
 
@@ -173,10 +244,9 @@ impl Settle {
         Ok(self.store.update_customer(ctx, id, patch, if_version).await?)
     }
 
-    pub async fn delete_customer(&self, ctx: &WriteContext, id: Option<CustomerId>) -> Result<CustomerId> {
+    pub async fn delete_customer(&self, ctx: &WriteContext, id: Option<CustomerId>) -> Result<Deleted> {
         let id = found(id, "customer")?;
-        self.store.delete_customer(ctx, id).await?;
-        Ok(id)
+        Ok(self.store.delete_customer(ctx, id).await?)
     }
 
     pub async fn list_customers(&self, q: &ListQuery<CustomerFilter>) -> Result<Page<Customer>> {

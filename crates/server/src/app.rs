@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use settle_api::ApiOptions;
-use settle_core::Settle;
 use settle_core::clock::{Clock, SystemClock};
+use settle_core::{ServiceOptions, Settle};
 use settle_store::Store;
 use settle_store_postgres::PostgresOptions;
 use settle_store_sqlite::SqliteOptions;
@@ -61,6 +61,7 @@ pub struct Application {
     router: axum::Router,
     settle: Settle,
     shutdown_timeout: std::time::Duration,
+    reap_interval: std::time::Duration,
 }
 
 impl Application {
@@ -72,7 +73,11 @@ impl Application {
 
     /// Builds around an existing store and clock; tests inject both.
     pub async fn with_store(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let settle = Settle::new(store, clock);
+        let options = ServiceOptions {
+            idempotency_lock_timeout: config.idempotency_lock_timeout,
+            idempotency_retention: config.idempotency_retention,
+        };
+        let settle = Settle::with_options(store, clock, options);
         let router = settle_api::app(
             settle.clone(),
             &ApiOptions {
@@ -87,6 +92,7 @@ impl Application {
             router,
             settle,
             shutdown_timeout: config.shutdown_timeout,
+            reap_interval: config.idempotency_reap_interval,
         })
     }
 
@@ -101,6 +107,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then stops accepting and lets
     /// in-flight requests finish (bounded by the shutdown timeout).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let reaper = tokio::spawn(reap_idempotency_keys(self.settle.clone(), self.reap_interval));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let timeout = self.shutdown_timeout;
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
@@ -116,7 +123,22 @@ impl Application {
             result = server => result.context("server failed")?,
             () = drain_deadline => tracing::warn!("shutdown timeout reached with requests still running"),
         }
+        reaper.abort();
         Ok(())
+    }
+}
+
+/// Background sweep of idempotency records past their retention, in
+/// batches, so the table stays small without one long delete.
+async fn reap_idempotency_keys(settle: Settle, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(10)));
+    loop {
+        tick.tick().await;
+        match settle.reap_idempotency(1000).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "reaped expired idempotency keys"),
+            Err(e) => tracing::warn!(error = %e, "idempotency reaper failed; retrying next round"),
+        }
     }
 }
 

@@ -33,6 +33,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// An in-flight idempotency claim older than this may be taken over.
+    pub idempotency_lock_timeout: Duration,
+    /// Idempotency records are kept at least this long.
+    pub idempotency_retention: Duration,
+    /// How often the reaper sweeps expired idempotency records.
+    pub idempotency_reap_interval: Duration,
 }
 
 impl Default for Config {
@@ -46,6 +52,9 @@ impl Default for Config {
             db_acquire_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
+            idempotency_lock_timeout: Duration::from_secs(60),
+            idempotency_retention: Duration::from_secs(24 * 3600),
+            idempotency_reap_interval: Duration::from_secs(300),
         }
     }
 }
@@ -75,6 +84,9 @@ impl fmt::Debug for Config {
             .field("db_acquire_timeout", &self.db_acquire_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("idempotency_lock_timeout", &self.idempotency_lock_timeout)
+            .field("idempotency_retention", &self.idempotency_retention)
+            .field("idempotency_reap_interval", &self.idempotency_reap_interval)
             .finish()
     }
 }
@@ -91,6 +103,9 @@ struct FileLayer {
     db_acquire_timeout_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
     shutdown_timeout_ms: Option<u64>,
+    idempotency_lock_timeout_ms: Option<u64>,
+    idempotency_retention_secs: Option<u64>,
+    idempotency_reap_interval_secs: Option<u64>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -167,6 +182,15 @@ impl Config {
         if let Some(ms) = f.shutdown_timeout_ms {
             self.shutdown_timeout = Duration::from_millis(ms);
         }
+        if let Some(ms) = f.idempotency_lock_timeout_ms {
+            self.idempotency_lock_timeout = Duration::from_millis(ms);
+        }
+        if let Some(secs) = f.idempotency_retention_secs {
+            self.idempotency_retention = Duration::from_secs(secs);
+        }
+        if let Some(secs) = f.idempotency_reap_interval_secs {
+            self.idempotency_reap_interval = Duration::from_secs(secs);
+        }
         Ok(())
     }
 
@@ -203,6 +227,15 @@ impl Config {
         }
         if let Some(d) = ms("SETTLE_SHUTDOWN_TIMEOUT_MS")? {
             self.shutdown_timeout = d;
+        }
+        if let Some(d) = ms("SETTLE_IDEMPOTENCY_LOCK_TIMEOUT_MS")? {
+            self.idempotency_lock_timeout = d;
+        }
+        if let Some(d) = ms("SETTLE_IDEMPOTENCY_RETENTION_MS")? {
+            self.idempotency_retention = d;
+        }
+        if let Some(d) = ms("SETTLE_IDEMPOTENCY_REAP_INTERVAL_MS")? {
+            self.idempotency_reap_interval = d;
         }
         Ok(())
     }

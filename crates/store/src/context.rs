@@ -5,6 +5,8 @@
 
 use settle_domain::ids::ApiKeyId;
 
+use crate::idempotency::IdempotencyClaim;
+
 #[derive(Debug, Clone)]
 pub struct WriteContext {
     /// The request this write belongs to, for logs and audit.
@@ -13,6 +15,9 @@ pub struct WriteContext {
     pub actor: Option<ApiKeyId>,
     /// The time of the write in Unix milliseconds, from the injected clock.
     pub now_ms: u64,
+    /// The `Idempotency-Key` claim this write completes, in its own
+    /// transaction, if the request carried one.
+    pub idempotency: Option<IdempotencyClaim>,
 }
 
 impl WriteContext {

@@ -26,6 +26,10 @@ pub enum StoreError {
     /// A transaction lost a deadlock or serialization race; the runner retries it.
     #[error("transaction conflict: {0}")]
     Retry(String),
+    /// The request's idempotency claim was taken over (it ran past the lock
+    /// timeout); its transaction was rolled back.
+    #[error("the idempotency key was claimed by another request")]
+    ClaimLost,
     /// Anything else: a bug or corrupted data. Never shown to clients.
     #[error("storage error: {0}")]
     Internal(String),
@@ -41,6 +45,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 // PostgreSQL: deadlock_detected, serialization_failure.
                 Some("40P01") | Some("40001") => StoreError::Retry(db.message().to_owned()),
+                // PostgreSQL foreign_key_violation: a referenced row vanished under
+                // a concurrent transaction; rerunning sees the committed state.
+                Some("23503") => StoreError::Retry(db.message().to_owned()),
                 // PostgreSQL: admin shutdown, cannot connect now, too many connections.
                 Some("57P01") | Some("57P03") | Some("53300") => StoreError::Unavailable(db.message().to_owned()),
                 // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.

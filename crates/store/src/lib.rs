@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod list;
 pub mod records;

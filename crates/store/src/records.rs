@@ -69,3 +69,11 @@ impl ApiKey {
         self.expires_at.is_some_and(|t| t <= now_secs)
     }
 }
+
+/// What a DELETE answers: `{"id", "object", "deleted": true}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deleted {
+    pub id: String,
+    pub object: &'static str,
+    pub deleted: bool,
+}

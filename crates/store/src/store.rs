@@ -12,8 +12,11 @@ use settle_domain::refund::Refund;
 
 use crate::context::WriteContext;
 use crate::error::StoreResult;
+use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use crate::list::{ListQuery, Page};
-use crate::records::{AccountFilter, ApiKey, CustomerFilter, EntryFilter, NewRefund, PaymentFilter, RefundFilter};
+use crate::records::{
+    AccountFilter, ApiKey, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
+};
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -45,7 +48,7 @@ pub trait Store: Send + Sync + 'static {
         if_version: Option<i64>,
     ) -> StoreResult<Customer>;
     /// Removes a customer no account or payment refers to.
-    async fn delete_customer(&self, ctx: &WriteContext, id: CustomerId) -> StoreResult<()>;
+    async fn delete_customer(&self, ctx: &WriteContext, id: CustomerId) -> StoreResult<Deleted>;
     async fn list_customers(&self, q: &ListQuery<CustomerFilter>) -> StoreResult<Page<Customer>>;
 
     /// Locks both accounts, checks funds, writes the payment and its entries.
@@ -65,4 +68,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_api_key(&self, ctx: &WriteContext, key: ApiKey) -> StoreResult<ApiKey>;
     async fn api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>>;
+
+    /// Claims an idempotency key in a short transaction of its own, or says
+    /// why not (replay, mismatch, in flight).
+    async fn claim_idempotency(&self, req: &ClaimRequest) -> StoreResult<ClaimOutcome>;
+    /// Stores an operation's error response for replay; false if the claim was lost.
+    async fn complete_idempotency(&self, claim: &IdempotencyClaim, response: &StoredResponse) -> StoreResult<bool>;
+    /// Gives the key back after a failure that is not stored.
+    async fn release_idempotency(&self, claim: &IdempotencyClaim) -> StoreResult<()>;
+    /// Removes up to `batch` records created before `before_ms`; returns how many.
+    async fn reap_idempotency(&self, before_ms: u64, batch: u32) -> StoreResult<u64>;
 }

@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
 use settle_core::Settle;
 use settle_domain::customer::{CustomerPatch, NewCustomer};
 use settle_domain::ids::CustomerId;
-use settle_store::records::CustomerFilter;
+use settle_store::records::{CustomerFilter, Deleted};
 
 use crate::error::ApiError;
 use crate::extract::{IfMatch, JsonBody, ListRequest, list_response, nullable, with_etag};
@@ -70,11 +69,12 @@ pub async fn remove(
     State(settle): State<Settle>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let id = settle
-        .delete_customer(&caller.context(&settle), CustomerId::parse(&id))
-        .await?;
-    Ok(axum::Json(json!({ "id": id, "object": "customer", "deleted": true })))
+) -> Result<axum::Json<Deleted>, ApiError> {
+    Ok(axum::Json(
+        settle
+            .delete_customer(&caller.context(&settle), CustomerId::parse(&id))
+            .await?,
+    ))
 }
 
 pub async fn list(State(settle): State<Settle>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {

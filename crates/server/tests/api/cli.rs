@@ -2,14 +2,15 @@
 //! alone on stdout and writes where `serve` reads (on both databases),
 //! `migrate` works, bad configuration fails clearly, SIGTERM stops cleanly.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{create_pg_database, drop_pg_database, postgres_available, temp_dir};
+use crate::support::{
+    Server, create_pg_database, drop_pg_database, free_port, postgres_available, temp_dir, wait_ready,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_settle");
 
@@ -22,33 +23,6 @@ fn settle(data_dir: &Path, database_url: Option<&str>) -> Command {
         cmd.env("DATABASE_URL", url);
     }
     cmd
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let client = reqwest::Client::new();
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server at {base} never became ready");
 }
 
 async fn key_then_serve(database_url: Option<&str>) {

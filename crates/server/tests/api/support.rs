@@ -426,3 +426,37 @@ pub async fn run(backend: Backend, case: impl AsyncFnOnce(&TestApp)) {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// A free loopback port for a `settle` process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `settle` child process, killed (SIGKILL) when dropped.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `base` answers `/readyz` with 200.
+pub async fn wait_ready(base: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let client = reqwest::Client::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("server at {base} never became ready");
+}

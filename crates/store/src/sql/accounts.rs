@@ -106,8 +106,12 @@ pub async fn save_edit(conn: &mut AnyConnection, a: &Account, read_version: i64)
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn customer_exists(conn: &mut AnyConnection, id: CustomerId) -> StoreResult<bool> {
-    let row = sqlx::query("SELECT 1 AS found FROM customers WHERE id = $1")
+/// Whether the customer exists, holding it (on PostgreSQL) against deletion
+/// until the transaction ends, so a concurrent delete waits and then sees the
+/// new reference.
+pub async fn customer_exists(conn: &mut AnyConnection, d: Dialect, id: CustomerId) -> StoreResult<bool> {
+    let sql = format!("SELECT 1 AS found FROM customers WHERE id = $1{}", d.lock_key_share());
+    let row = sqlx::query(AssertSqlSafe(sql))
         .bind(id.to_bytes())
         .fetch_optional(conn)
         .await?;

@@ -24,7 +24,16 @@ pub async fn insert(conn: &mut AnyConnection, c: &Customer) -> StoreResult<()> {
 }
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: CustomerId) -> StoreResult<Option<Customer>> {
-    let sql = format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1");
+    get_locked(ex, id, "").await
+}
+
+/// Reads a customer with a lock clause from [`super::Dialect`].
+pub async fn get_locked<'e, E: Executor<'e, Database = Any>>(
+    ex: E,
+    id: CustomerId,
+    lock: &str,
+) -> StoreResult<Option<Customer>> {
+    let sql = format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1{lock}");
     let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
         .bind(id.to_bytes())
         .fetch_optional(ex)

@@ -7,6 +7,7 @@ mod accounts;
 mod api_keys;
 mod customers;
 mod entries;
+mod idempotency;
 mod list;
 mod payments;
 mod rows;
@@ -18,7 +19,11 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool};
 
+use serde::Serialize;
+
+use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
+use crate::idempotency::StoredResponse;
 use crate::ids::IdGenerator;
 
 /// The few places SQLite and PostgreSQL really differ in the shared SQL.
@@ -36,6 +41,15 @@ impl Dialect {
         match self {
             Dialect::Sqlite => "",
             Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// A shared lock that only stops the row's deletion (or key change):
+    /// taken on a customer that a new account or payment will refer to.
+    pub fn lock_key_share(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR KEY SHARE",
         }
     }
 
@@ -84,11 +98,40 @@ impl SqlStore {
         &self.reads
     }
 
+    /// Runs `op` as one write transaction for `ctx`. When the request holds
+    /// an idempotency claim, the same transaction stores the result as the
+    /// key's response, fenced by the claim's token: if the claim was taken
+    /// over meanwhile, everything rolls back. There is never an effect
+    /// without its record.
+    async fn write<T, F>(&self, ctx: &WriteContext, op: F) -> StoreResult<T>
+    where
+        T: Serialize + Send + 'static,
+        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + Sync + 'static,
+    {
+        let Some(claim) = ctx.idempotency.clone() else {
+            return self.write_plain(op).await;
+        };
+        claim.mark_started();
+        let op = Arc::new(op);
+        self.write_plain(move |conn| {
+            let (op, claim) = (Arc::clone(&op), claim.clone());
+            Box::pin(async move {
+                let value = op(&mut *conn).await?;
+                let body = serde_json::to_vec(&value).map_err(|e| StoreError::Internal(e.to_string()))?;
+                if !idempotency::complete(conn, &claim, &StoredResponse { status: 200, body }).await? {
+                    return Err(StoreError::ClaimLost);
+                }
+                Ok(value)
+            })
+        })
+        .await
+    }
+
     /// Runs `op` as one write transaction and hands back its result.
-    async fn write<T, F>(&self, mut op: F) -> StoreResult<T>
+    async fn write_plain<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnMut(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + Sync + 'static,
     {
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);

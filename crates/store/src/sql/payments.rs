@@ -115,7 +115,7 @@ pub async fn create(
 ) -> StoreResult<Payment> {
     let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, new.source, new.destination).await?;
     if let Some(customer) = new.customer
-        && !accounts::customer_exists(&mut *conn, customer).await?
+        && !accounts::customer_exists(&mut *conn, d, customer).await?
     {
         return Err(StoreError::NotFound {
             what: "customer",

@@ -15,11 +15,14 @@ use sqlx::Row;
 
 use super::list::{FilterValue, ListSpec, fetch_page};
 use super::rows::{self, ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, PAYMENT_COLS, REFUND_COLS};
-use super::{SqlStore, accounts, api_keys, customers, entries, payments};
+use super::{SqlStore, accounts, api_keys, customers, entries, idempotency, payments};
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
+use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use crate::list::{ListQuery, Page};
-use crate::records::{AccountFilter, ApiKey, CustomerFilter, EntryFilter, NewRefund, PaymentFilter, RefundFilter};
+use crate::records::{
+    AccountFilter, ApiKey, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
+};
 use crate::store::Store;
 
 fn spec<'a, F>(
@@ -87,11 +90,12 @@ impl Store for SqlStore {
             version: 1,
             created: ctx.now_secs(),
         };
-        self.write(move |conn| {
+        let d = self.dialect;
+        self.write(ctx, move |conn| {
             let account = account.clone();
             Box::pin(async move {
                 if let Some(c) = account.customer
-                    && !accounts::customer_exists(&mut *conn, c).await?
+                    && !accounts::customer_exists(&mut *conn, d, c).await?
                 {
                     return Err(StoreError::NotFound {
                         what: "customer",
@@ -111,13 +115,13 @@ impl Store for SqlStore {
 
     async fn update_account(
         &self,
-        _ctx: &WriteContext,
+        ctx: &WriteContext,
         id: AccountId,
         patch: AccountPatch,
         if_version: Option<i64>,
     ) -> StoreResult<Account> {
         let patch = Arc::new(patch);
-        self.write(move |conn| {
+        self.write(ctx, move |conn| {
             let patch = Arc::clone(&patch);
             Box::pin(async move {
                 let mut account = accounts::get(&mut *conn, id).await?.ok_or(StoreError::NotFound {
@@ -154,7 +158,7 @@ impl Store for SqlStore {
             version: 1,
             created: ctx.now_secs(),
         };
-        self.write(move |conn| {
+        self.write(ctx, move |conn| {
             let customer = customer.clone();
             Box::pin(async move {
                 customers::insert(conn, &customer).await?;
@@ -170,13 +174,13 @@ impl Store for SqlStore {
 
     async fn update_customer(
         &self,
-        _ctx: &WriteContext,
+        ctx: &WriteContext,
         id: CustomerId,
         patch: CustomerPatch,
         if_version: Option<i64>,
     ) -> StoreResult<Customer> {
         let patch = Arc::new(patch);
-        self.write(move |conn| {
+        self.write(ctx, move |conn| {
             let patch = Arc::clone(&patch);
             Box::pin(async move {
                 let mut customer = customers::get(&mut *conn, id).await?.ok_or(StoreError::NotFound {
@@ -196,10 +200,11 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn delete_customer(&self, _ctx: &WriteContext, id: CustomerId) -> StoreResult<()> {
-        self.write(move |conn| {
+    async fn delete_customer(&self, ctx: &WriteContext, id: CustomerId) -> StoreResult<Deleted> {
+        let d = self.dialect;
+        self.write(ctx, move |conn| {
             Box::pin(async move {
-                if customers::get(&mut *conn, id).await?.is_none() {
+                if customers::get_locked(&mut *conn, id, d.lock_rows()).await?.is_none() {
                     return Err(StoreError::NotFound {
                         what: "customer",
                         param: None,
@@ -209,7 +214,11 @@ impl Store for SqlStore {
                     return Err(StoreError::InUse("the customer has accounts or payments".into()));
                 }
                 customers::delete(conn, id).await?;
-                Ok(())
+                Ok(Deleted {
+                    id: id.to_string(),
+                    object: "customer",
+                    deleted: true,
+                })
             })
         })
         .await
@@ -224,9 +233,9 @@ impl Store for SqlStore {
     }
 
     async fn create_payment(&self, ctx: &WriteContext, new: NewPayment) -> StoreResult<Payment> {
-        let (d, ids, ctx, new) = (self.dialect, Arc::clone(&self.ids), ctx.clone(), Arc::new(new));
-        self.write(move |conn| {
-            let (ids, ctx, new) = (Arc::clone(&ids), ctx.clone(), Arc::clone(&new));
+        let (d, ids, c, new) = (self.dialect, Arc::clone(&self.ids), ctx.clone(), Arc::new(new));
+        self.write(ctx, move |conn| {
+            let (ids, ctx, new) = (Arc::clone(&ids), c.clone(), Arc::clone(&new));
             Box::pin(async move { payments::create(conn, d, &ids, &ctx, &new).await })
         })
         .await
@@ -237,18 +246,20 @@ impl Store for SqlStore {
     }
 
     async fn capture_payment(&self, ctx: &WriteContext, id: PaymentId, amount: Option<Amount>) -> StoreResult<Payment> {
-        let (d, ids, ctx) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
-        self.write(move |conn| {
-            let (ids, ctx) = (Arc::clone(&ids), ctx.clone());
+        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
+        self.write(ctx, move |conn| {
+            let (ids, ctx) = (Arc::clone(&ids), c.clone());
             Box::pin(async move { payments::capture(conn, d, &ids, &ctx, id, amount).await })
         })
         .await
     }
 
-    async fn cancel_payment(&self, _ctx: &WriteContext, id: PaymentId) -> StoreResult<Payment> {
+    async fn cancel_payment(&self, ctx: &WriteContext, id: PaymentId) -> StoreResult<Payment> {
         let d = self.dialect;
-        self.write(move |conn| Box::pin(async move { payments::cancel(conn, d, id).await }))
-            .await
+        self.write(ctx, move |conn| {
+            Box::pin(async move { payments::cancel(conn, d, id).await })
+        })
+        .await
     }
 
     async fn list_payments(&self, q: &ListQuery<PaymentFilter>) -> StoreResult<Page<Payment>> {
@@ -262,9 +273,9 @@ impl Store for SqlStore {
     }
 
     async fn create_refund(&self, ctx: &WriteContext, new: NewRefund) -> StoreResult<Refund> {
-        let (d, ids, ctx) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
-        self.write(move |conn| {
-            let (ids, ctx, new) = (Arc::clone(&ids), ctx.clone(), new.clone());
+        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
+        self.write(ctx, move |conn| {
+            let (ids, ctx, new) = (Arc::clone(&ids), c.clone(), new.clone());
             Box::pin(async move { payments::refund(conn, d, &ids, &ctx, &new).await })
         })
         .await
@@ -294,8 +305,8 @@ impl Store for SqlStore {
         entries::sum(&self.reads, account).await
     }
 
-    async fn create_api_key(&self, _ctx: &WriteContext, key: ApiKey) -> StoreResult<ApiKey> {
-        self.write(move |conn| {
+    async fn create_api_key(&self, ctx: &WriteContext, key: ApiKey) -> StoreResult<ApiKey> {
+        self.write(ctx, move |conn| {
             let key = key.clone();
             Box::pin(async move {
                 api_keys::insert(conn, &key).await?;
@@ -307,5 +318,38 @@ impl Store for SqlStore {
 
     async fn api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
         api_keys::get(&self.reads, id).await
+    }
+
+    async fn claim_idempotency(&self, req: &ClaimRequest) -> StoreResult<ClaimOutcome> {
+        let req = Arc::new(req.clone());
+        let token = self.ids.next(req.now_ms).as_bytes().to_vec();
+        self.write_plain(move |conn| {
+            let (req, token) = (Arc::clone(&req), token.clone());
+            Box::pin(async move { idempotency::claim(conn, &req, token).await })
+        })
+        .await
+    }
+
+    async fn complete_idempotency(&self, claim: &IdempotencyClaim, response: &StoredResponse) -> StoreResult<bool> {
+        let (claim, response) = (claim.clone(), response.clone());
+        self.write_plain(move |conn| {
+            let (claim, response) = (claim.clone(), response.clone());
+            Box::pin(async move { idempotency::complete(conn, &claim, &response).await })
+        })
+        .await
+    }
+
+    async fn release_idempotency(&self, claim: &IdempotencyClaim) -> StoreResult<()> {
+        let claim = claim.clone();
+        self.write_plain(move |conn| {
+            let claim = claim.clone();
+            Box::pin(async move { idempotency::release(conn, &claim).await })
+        })
+        .await
+    }
+
+    async fn reap_idempotency(&self, before_ms: u64, batch: u32) -> StoreResult<u64> {
+        self.write_plain(move |conn| Box::pin(async move { idempotency::reap(conn, before_ms, batch).await }))
+            .await
     }
 }
