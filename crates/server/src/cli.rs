@@ -38,6 +38,12 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run a benchmark that needs Settle's internals; prints ratios
+    /// against a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -70,6 +76,7 @@ pub async fn run() -> anyhow::Result<()> {
     telemetry::init(config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
+        Command::Bench { command } => crate::bench::run(command, config.database_url.clone()).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             tracing::info!(database = store.backend(), "migrations applied");

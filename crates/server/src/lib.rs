@@ -3,6 +3,7 @@
 //! serve` does.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod telemetry;
