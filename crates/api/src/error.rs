@@ -18,6 +18,8 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Seconds for `Retry-After` on 429 and 503.
     pub retry_after: Option<u64>,
+    /// Ask the client to close the connection: the rest of its body was not read.
+    pub close_connection: bool,
 }
 
 impl ApiError {
@@ -29,6 +31,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             retry_after: None,
+            close_connection: false,
         }
     }
 
@@ -44,6 +47,20 @@ impl ApiError {
         Self {
             retry_after: Some(1),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", "unavailable", message)
+        }
+    }
+
+    /// 413 for a body over 1 MiB. The rest of the body stays unread, so the
+    /// connection cannot be reused: say so with `Connection: close`.
+    pub fn too_large() -> Self {
+        Self {
+            close_connection: true,
+            ..Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "body_too_large",
+                "The body is larger than 1 MiB.",
+            )
         }
     }
 
@@ -72,6 +89,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.close_connection {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -52,11 +52,13 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
         }
     };
     if let Some(name) = message.starts_with("unknown field").then(|| field("field `")).flatten() {
-        return ApiError::invalid(
-            "parameter_unknown",
-            join(name.clone()),
-            format!("Unknown parameter `{name}`."),
-        );
+        // The path of an unknown field already ends with the field itself.
+        let param = if path == "." || path.is_empty() {
+            name.clone()
+        } else {
+            path.clone()
+        };
+        return ApiError::invalid("parameter_unknown", param, format!("Unknown parameter `{name}`."));
     }
     if let Some(name) = message.starts_with("missing field").then(|| field("field `")).flatten() {
         return ApiError::invalid(
@@ -79,12 +81,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request_error",
-                    "body_too_large",
-                    "The body is larger than 1 MiB.",
-                )
+                ApiError::too_large()
             } else {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -284,4 +281,20 @@ pub fn body_ref<T>(param: &'static str, text: &str, parse: fn(&str) -> Option<T>
 /// For PATCH fields where `null` clears and absence keeps: `Some(None)` vs `None`.
 pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// An id from the path. Whatever the path holds (even bytes that are not
+/// UTF-8) is an id that names nothing rather than a parsing error, so the
+/// client gets the same 404 as for an unknown id.
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(PathId(id)),
+            Err(_) => Ok(PathId(String::new())),
+        }
+    }
 }

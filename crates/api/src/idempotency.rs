@@ -118,13 +118,7 @@ pub async fn idempotency(State(settle): State<Settle>, req: Request, next: Next)
         .unwrap_or_default();
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            "body_too_large",
-            "The body is larger than 1 MiB.",
-        )
-        .into_response();
+        return ApiError::too_large().into_response();
     };
     let hash = request_hash(&parts.method, parts.uri.path(), &bytes);
     match settle.claim_idempotency(principal.key, &key, hash).await {

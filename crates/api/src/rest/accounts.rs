@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use serde::Deserialize;
 use settle_core::Settle;
@@ -13,7 +13,7 @@ use settle_domain::money::Currency;
 use settle_store::records::AccountFilter;
 
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, ListRequest, body_ref, list_response, with_etag};
+use crate::extract::{IfMatch, JsonBody, ListRequest, PathId, body_ref, list_response, with_etag};
 use crate::guard::Caller;
 
 #[derive(Deserialize)]
@@ -56,7 +56,7 @@ pub async fn create(
     Ok(with_etag(account, version))
 }
 
-pub async fn retrieve(State(settle): State<Settle>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn retrieve(State(settle): State<Settle>, PathId(id): PathId) -> Result<Response, ApiError> {
     let account = settle.account(AccountId::parse(&id)).await?;
     let version = account.version;
     Ok(with_etag(account, version))
@@ -65,7 +65,7 @@ pub async fn retrieve(State(settle): State<Settle>, Path(id): Path<String>) -> R
 pub async fn update(
     State(settle): State<Settle>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     IfMatch(if_version): IfMatch,
     JsonBody(body): JsonBody<UpdateAccount>,
 ) -> Result<Response, ApiError> {
@@ -89,7 +89,7 @@ pub async fn list(State(settle): State<Settle>, RawQuery(raw): RawQuery) -> Resu
 
 pub async fn entries(
     State(settle): State<Settle>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let req = ListRequest::parse(raw.as_deref(), &[], |t| LedgerEntryId::parse(t).map(|i| i.uuid()))?;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use serde::Deserialize;
 use settle_core::Settle;
@@ -12,7 +12,7 @@ use settle_domain::ids::CustomerId;
 use settle_store::records::{CustomerFilter, Deleted};
 
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, ListRequest, list_response, nullable, with_etag};
+use crate::extract::{IfMatch, JsonBody, ListRequest, PathId, list_response, nullable, with_etag};
 use crate::guard::Caller;
 
 #[derive(Deserialize)]
@@ -44,7 +44,7 @@ pub async fn create(
     Ok(with_etag(customer, version))
 }
 
-pub async fn retrieve(State(settle): State<Settle>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn retrieve(State(settle): State<Settle>, PathId(id): PathId) -> Result<Response, ApiError> {
     let customer = settle.customer(CustomerId::parse(&id)).await?;
     let version = customer.version;
     Ok(with_etag(customer, version))
@@ -53,7 +53,7 @@ pub async fn retrieve(State(settle): State<Settle>, Path(id): Path<String>) -> R
 pub async fn update(
     State(settle): State<Settle>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     IfMatch(if_version): IfMatch,
     JsonBody(body): JsonBody<UpdateCustomer>,
 ) -> Result<Response, ApiError> {
@@ -68,7 +68,7 @@ pub async fn update(
 pub async fn remove(
     State(settle): State<Settle>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<Deleted>, ApiError> {
     Ok(axum::Json(
         settle

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use serde::Deserialize;
 use settle_core::Settle;
@@ -13,7 +13,7 @@ use settle_domain::payment::{NewPayment, PaymentStatus};
 use settle_store::records::PaymentFilter;
 
 use crate::error::ApiError;
-use crate::extract::{JsonBody, ListRequest, body_ref, list_response, with_etag};
+use crate::extract::{JsonBody, ListRequest, PathId, body_ref, list_response, with_etag};
 use crate::guard::Caller;
 
 fn yes() -> bool {
@@ -67,7 +67,7 @@ pub async fn create(
     Ok(with_etag(payment, version))
 }
 
-pub async fn retrieve(State(settle): State<Settle>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn retrieve(State(settle): State<Settle>, PathId(id): PathId) -> Result<Response, ApiError> {
     let payment = settle.payment(PaymentId::parse(&id)).await?;
     let version = payment.version;
     Ok(with_etag(payment, version))
@@ -76,7 +76,7 @@ pub async fn retrieve(State(settle): State<Settle>, Path(id): Path<String>) -> R
 pub async fn capture(
     State(settle): State<Settle>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody<CapturePayment>,
 ) -> Result<Response, ApiError> {
     let amount = body
@@ -93,7 +93,7 @@ pub async fn capture(
 pub async fn cancel(
     State(settle): State<Settle>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(_): JsonBody<CancelPayment>,
 ) -> Result<Response, ApiError> {
     let payment = settle

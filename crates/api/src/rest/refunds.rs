@@ -1,6 +1,6 @@
 //! `/v1/refunds`: refund part or all of a captured payment, read, list by payment.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use serde::Deserialize;
 use settle_core::Settle;
@@ -10,7 +10,7 @@ use settle_domain::refund::RefundReason;
 use settle_store::records::{NewRefund, RefundFilter};
 
 use crate::error::ApiError;
-use crate::extract::{JsonBody, ListRequest, body_ref, list_response};
+use crate::extract::{JsonBody, ListRequest, PathId, body_ref, list_response};
 use crate::guard::Caller;
 
 #[derive(Deserialize)]
@@ -48,7 +48,7 @@ pub async fn create(
 
 pub async fn retrieve(
     State(settle): State<Settle>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<settle_domain::refund::Refund>, ApiError> {
     Ok(axum::Json(settle.refund(RefundId::parse(&id)).await?))
 }

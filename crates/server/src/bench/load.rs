@@ -48,5 +48,9 @@ where
     for t in tasks {
         let _ = t.await;
     }
-    Outcome { ok: ok.load(Ordering::Relaxed), failed: failed.load(Ordering::Relaxed), elapsed: started.elapsed() }
+    Outcome {
+        ok: ok.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    }
 }

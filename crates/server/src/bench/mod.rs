@@ -46,5 +46,9 @@ pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow:
 
 /// `rate / base` as `1.23×`.
 pub fn ratio(rate: f64, base: f64) -> String {
-    if base > 0.0 { format!("{:.2}×", rate / base) } else { "n/a".into() }
+    if base > 0.0 {
+        format!("{:.2}×", rate / base)
+    } else {
+        "n/a".into()
+    }
 }

@@ -39,7 +39,8 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     let settle = Settle::new(Arc::clone(&store), Arc::new(SystemClock));
     let ctx = settle.context("bench", None);
     let usd = Currency::parse("usd")?;
-    let open = |name: &str, allow_negative| NewAccount::new(name.into(), usd, allow_negative, None, Metadata::default());
+    let open =
+        |name: &str, allow_negative| NewAccount::new(name.into(), usd, allow_negative, None, Metadata::default());
     let bank = settle.create_account(&ctx, open("bank", true)?).await?.id;
     let mut shops = Vec::new();
     for i in 0..clients {
@@ -53,7 +54,10 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     );
 
     let (baseline_name, baseline) = match (target.sqlite_file(), target.postgres_url()) {
-        (Some(file), _) => ("raw SQL, one transaction per payment", raw_sqlite(&file, bank, &shops, args.duration()).await?),
+        (Some(file), _) => (
+            "raw SQL, one transaction per payment",
+            raw_sqlite(&file, bank, &shops, args.duration()).await?,
+        ),
         (_, Some(url)) => ("pgbench TPC-B, same clients", pgbench(&url, clients, args.seconds)?),
         _ => bail!("no database"),
     };
@@ -65,7 +69,9 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
             let (settle, shops) = (settle.clone(), Arc::clone(&shops));
             async move {
                 let ctx = settle.context("bench", None);
-                let Ok(new) = payment(bank, shops[c], usd) else { return false };
+                let Ok(new) = payment(bank, shops[c], usd) else {
+                    return false;
+                };
                 settle.create_payment(&ctx, new).await.is_ok()
             }
         })
@@ -73,7 +79,10 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     };
     report("store.create_payment, called directly", &direct, baseline);
 
-    let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Config::default()
+    };
     let app = Application::with_store(&config, Arc::clone(&store), Arc::new(SystemClock)).await?;
     let base = format!("http://{}", app.local_addr()?);
     let (_, secret) = settle.create_api_key(&ctx, "bench".into(), "admin", None).await?;
@@ -101,22 +110,46 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
         })
         .await;
         rates.push(outcome.rate());
-        let label = if with_key { "HTTP POST /v1/payments + Idempotency-Key" } else { "HTTP POST /v1/payments" };
+        let label = if with_key {
+            "HTTP POST /v1/payments + Idempotency-Key"
+        } else {
+            "HTTP POST /v1/payments"
+        };
         report(label, &outcome, baseline);
     }
-    println!("  idempotency record cost: with key / without = {}", ratio(rates[1], rates[0]));
+    println!(
+        "  idempotency record cost: with key / without = {}",
+        ratio(rates[1], rates[0])
+    );
     let _ = stop.send(());
     let _ = server.await;
     Ok(())
 }
 
 fn report(label: &str, outcome: &super::load::Outcome, baseline: f64) {
-    let failed = if outcome.failed > 0 { format!("  ({} failed)", outcome.failed) } else { String::new() };
-    println!("  {label:<44} {:>9.0}/s  {}{failed}", outcome.rate(), ratio(outcome.rate(), baseline));
+    let failed = if outcome.failed > 0 {
+        format!("  ({} failed)", outcome.failed)
+    } else {
+        String::new()
+    };
+    println!(
+        "  {label:<44} {:>9.0}/s  {}{failed}",
+        outcome.rate(),
+        ratio(outcome.rate(), baseline)
+    );
 }
 
 fn payment(source: AccountId, destination: AccountId, usd: Currency) -> Result<NewPayment, settle_domain::DomainError> {
-    NewPayment::new(Amount::parse("amount", 1)?, usd, source, destination, None, true, None, Metadata::default())
+    NewPayment::new(
+        Amount::parse("amount", 1)?,
+        usd,
+        source,
+        destination,
+        None,
+        true,
+        None,
+        Metadata::default(),
+    )
 }
 
 /// The same writes as a payment, as plain SQL on one connection, one
@@ -134,8 +167,16 @@ async fn raw_sqlite(file: &Path, bank: AccountId, shops: &[AccountId], duration:
         let now_ms = started.elapsed().as_millis() as u64 + 1_800_000_000_000;
         let pay = ids.next(now_ms).as_bytes().to_vec();
         conn.execute("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = $2").bind(1i64).bind(bank.to_bytes()).execute(&mut conn).await?;
-        sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2").bind(1i64).bind(shop.to_bytes()).execute(&mut conn).await?;
+        sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = $2")
+            .bind(1i64)
+            .bind(bank.to_bytes())
+            .execute(&mut conn)
+            .await?;
+        sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+            .bind(1i64)
+            .bind(shop.to_bytes())
+            .execute(&mut conn)
+            .await?;
         sqlx::query(
             "INSERT INTO payments (id, amount, currency, source_id, destination_id, customer_id, status, amount_captured, \
              amount_refunded, description, metadata, version, created) \
@@ -169,17 +210,32 @@ async fn raw_sqlite(file: &Path, bank: AccountId, shops: &[AccountId], duration:
 
 /// pgbench's TPC-B on the benchmark's own database, at the same client count.
 fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
-    let init = std::process::Command::new("pgbench").args(["-i", "-q", "-s", "1", url]).output();
+    let init = std::process::Command::new("pgbench")
+        .args(["-i", "-q", "-s", "1", url])
+        .output();
     let init = init.context("pgbench is not installed (Debian: postgresql-client / postgresql)")?;
     if !init.status.success() {
         bail!("pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
     }
     let jobs = clients.clamp(1, 2).to_string();
     let out = std::process::Command::new("pgbench")
-        .args(["-n", "-c", &clients.to_string(), "-j", &jobs, "-T", &seconds.to_string(), url])
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &jobs,
+            "-T",
+            &seconds.to_string(),
+            url,
+        ])
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .find_map(|l| l.strip_prefix("tps = ").and_then(|rest| rest.split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
         .with_context(|| format!("no tps in pgbench output: {text}"))
 }

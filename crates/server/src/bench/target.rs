@@ -24,8 +24,11 @@ impl Target {
             }
             Some(url) => {
                 let name = format!("settle_bench_{suffix}");
-                let mut conn = sqlx::AnyConnection::connect(&url).await.context("connect to PostgreSQL")?;
-                conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
+                let mut conn = sqlx::AnyConnection::connect(&url)
+                    .await
+                    .context("connect to PostgreSQL")?;
+                conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await?;
                 let _ = conn.close().await;
                 Ok(Target::Postgres { server_url: url, name })
             }
@@ -80,7 +83,11 @@ impl Target {
             }
             Target::Postgres { server_url, name } => {
                 if let Ok(mut conn) = sqlx::AnyConnection::connect(&server_url).await {
-                    let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+                    let _ = conn
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .await;
                 }
             }
         }
