@@ -3,6 +3,8 @@
 //! PostgreSQL variants are skipped with a notice, unless `CI=true`, where
 //! that is a failure.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test here
+
 mod support;
 
 mod cli;
