@@ -19,5 +19,6 @@ mod idempotency;
 mod migrations;
 mod optimistic;
 mod pagination;
+mod plans;
 mod pool;
 mod registry;

@@ -57,13 +57,16 @@ pub async fn save_edit(conn: &mut AnyConnection, c: &Customer, read_version: i64
     Ok(done.rows_affected() == 1)
 }
 
+/// The probes for references to a customer.
+pub const IN_USE_SQL: [&str; 2] = [
+    "SELECT 1 AS found FROM accounts WHERE customer_id = $1 LIMIT 1",
+    "SELECT 1 AS found FROM payments WHERE customer_id = $1 LIMIT 1",
+];
+
 /// True when an account or a payment refers to the customer. Each probe is
 /// served by the `(customer_id, id)` index its list filter uses.
 pub async fn in_use(conn: &mut AnyConnection, id: CustomerId) -> StoreResult<bool> {
-    for sql in [
-        "SELECT 1 AS found FROM accounts WHERE customer_id = $1 LIMIT 1",
-        "SELECT 1 AS found FROM payments WHERE customer_id = $1 LIMIT 1",
-    ] {
+    for sql in IN_USE_SQL {
         if sqlx::query(sql)
             .bind(id.to_bytes())
             .fetch_optional(&mut *conn)

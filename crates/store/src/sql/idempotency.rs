@@ -110,13 +110,14 @@ pub async fn release(conn: &mut AnyConnection, claim: &IdempotencyClaim) -> Stor
     Ok(())
 }
 
+/// One reaper batch: the oldest records first, through the `created` index.
+pub const REAP_SQL: &str = "DELETE FROM idempotency_keys WHERE (api_key_id, idempotency_key) IN \
+     (SELECT api_key_id, idempotency_key FROM idempotency_keys WHERE created < $1 ORDER BY created LIMIT $2)";
+
 /// Deletes up to `batch` records created before `before_ms`, oldest first,
 /// through the `created` index.
 pub async fn reap(conn: &mut AnyConnection, before_ms: u64, batch: u32) -> StoreResult<u64> {
-    let done = sqlx::query(
-        "DELETE FROM idempotency_keys WHERE (api_key_id, idempotency_key) IN \
-         (SELECT api_key_id, idempotency_key FROM idempotency_keys WHERE created < $1 ORDER BY created LIMIT $2)",
-    )
+    let done = sqlx::query(REAP_SQL)
     .bind(before_ms as i64)
     .bind(i64::from(batch))
     .execute(conn)

@@ -15,6 +15,21 @@ use crate::list::{CreatedRange, Cursor, Page};
 pub enum FilterValue {
     Text(String),
     Bytes(Vec<u8>),
+    Int(i64),
+}
+
+impl FilterValue {
+    /// Binds the value to a query.
+    pub fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        match self {
+            FilterValue::Text(t) => query.bind(t),
+            FilterValue::Bytes(b) => query.bind(b),
+            FilterValue::Int(i) => query.bind(i),
+        }
+    }
 }
 
 /// What a resource's list query needs to know.
@@ -79,10 +94,7 @@ pub async fn fetch_page<T>(
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     if let Some((_, value)) = spec.filter {
-        query = match value {
-            FilterValue::Text(t) => query.bind(t),
-            FilterValue::Bytes(b) => query.bind(b),
-        };
+        query = value.bind(query);
     }
     let rows = query
         .bind(lo.to_be_bytes().to_vec())

@@ -8,8 +8,9 @@ mod api_keys;
 mod customers;
 mod entries;
 mod idempotency;
-mod list;
+pub mod list;
 mod payments;
+pub mod plans;
 mod rows;
 mod store_impl;
 

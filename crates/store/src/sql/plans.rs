@@ -1,0 +1,99 @@
+//! Every query path Settle runs against a table that could grow large, with
+//! sample parameters, so plan tests can `EXPLAIN` exactly what runs and
+//! prove each path has its index (and that no index goes unused).
+
+use super::customers::IN_USE_SQL;
+use super::entries::SUM_SQL;
+use super::idempotency::REAP_SQL;
+use super::list::{FilterValue, list_sql};
+use super::rows::{ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, PAYMENT_COLS, REFUND_COLS};
+
+/// A statement and the index that must serve it (`None`: the primary key).
+#[derive(Debug, Clone)]
+pub struct QueryPath {
+    pub name: String,
+    pub sql: String,
+    pub binds: Vec<FilterValue>,
+    pub index: Option<&'static str>,
+    /// Whether the plan must also avoid a sort (ordered lists).
+    pub ordered: bool,
+}
+
+/// The lists: table, columns, and each equality filter with its index.
+pub const LISTS: &[(&str, &str, &[(&str, &str)])] = &[
+    ("accounts", ACCOUNT_COLS, &[("customer_id", "accounts_customer_id")]),
+    ("customers", CUSTOMER_COLS, &[("email", "customers_email_id")]),
+    (
+        "payments",
+        PAYMENT_COLS,
+        &[
+            ("status", "payments_status_id"),
+            ("customer_id", "payments_customer_id"),
+            ("source_id", "payments_source_id"),
+            ("destination_id", "payments_destination_id"),
+        ],
+    ),
+    ("refunds", REFUND_COLS, &[("payment_id", "refunds_payment_id")]),
+    ("ledger_entries", ENTRY_COLS, &[("account_id", "ledger_entries_account_id")]),
+];
+
+fn sample(column: &str) -> FilterValue {
+    match column {
+        "status" => FilterValue::Text("succeeded".into()),
+        "email" => FilterValue::Text("ada@example.com".into()),
+        _ => FilterValue::Bytes(vec![0x01; 16]),
+    }
+}
+
+fn bounds() -> [FilterValue; 2] {
+    [FilterValue::Bytes(vec![0x00; 16]), FilterValue::Bytes(vec![0xff; 16])]
+}
+
+/// Every query path with its expected index.
+pub fn query_paths() -> Vec<QueryPath> {
+    let mut paths = Vec::new();
+    for (table, columns, filters) in LISTS {
+        for ascending in [false, true] {
+            let dir = if ascending { "ending_before" } else { "starting_after" };
+            // Ledger entries are only ever listed for one account.
+            if *table != "ledger_entries" {
+                paths.push(QueryPath {
+                    name: format!("list {table} ({dir})"),
+                    sql: list_sql(table, columns, None, ascending, 100),
+                    binds: bounds().to_vec(),
+                    index: None,
+                    ordered: true,
+                });
+            }
+            for (column, index) in filters.iter() {
+                let mut binds = vec![sample(column)];
+                binds.extend(bounds());
+                paths.push(QueryPath {
+                    name: format!("list {table} by {column} ({dir})"),
+                    sql: list_sql(table, columns, Some(column), ascending, 100),
+                    binds,
+                    index: Some(index),
+                    ordered: true,
+                });
+            }
+        }
+    }
+    let one = |name: &str, sql: &str, binds: Vec<FilterValue>, index: Option<&'static str>| QueryPath {
+        name: name.into(),
+        sql: sql.into(),
+        binds,
+        index,
+        ordered: false,
+    };
+    let id = || vec![FilterValue::Bytes(vec![0x01; 16])];
+    paths.push(one("customer still referenced by an account", IN_USE_SQL[0], id(), Some("accounts_customer_id")));
+    paths.push(one("customer still referenced by a payment", IN_USE_SQL[1], id(), Some("payments_customer_id")));
+    paths.push(one("sum of an account's entries", SUM_SQL, id(), Some("ledger_entries_account_id")));
+    paths.push(one(
+        "idempotency reaper batch",
+        REAP_SQL,
+        vec![FilterValue::Int(1), FilterValue::Int(1000)],
+        Some("idempotency_keys_created"),
+    ));
+    paths
+}
