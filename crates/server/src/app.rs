@@ -10,6 +10,7 @@ use settle_api::ApiOptions;
 use settle_core::clock::{Clock, SystemClock};
 use settle_core::{ServiceOptions, Settle};
 use settle_store::Store;
+use settle_store::sql::SqlStore;
 use settle_store_postgres::PostgresOptions;
 use settle_store_sqlite::SqliteOptions;
 use tokio::net::TcpListener;
@@ -21,6 +22,12 @@ use crate::config::{Config, redact_url};
 /// pending migrations. Every subcommand goes through here, so `settle keys
 /// create` writes where `settle serve` reads.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Arc::new(open_sql_store(config).await?))
+}
+
+/// [`open_store`] without the trait object, for commands that need the SQL
+/// store itself (bulk seeding, benchmarks).
+pub async fn open_sql_store(config: &Config) -> anyhow::Result<SqlStore> {
     match config.database_url.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let mut options = PostgresOptions {
@@ -33,7 +40,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             let store = settle_store_postgres::open(url, &options)
                 .await
                 .with_context(|| format!("cannot open PostgreSQL at {}", redact_url(url)))?;
-            Ok(Arc::new(store))
+            Ok(store)
         }
         Some(url) => bail!(
             "DATABASE_URL must start with postgres:// (got {}); leave it unset for SQLite",
@@ -50,7 +57,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             let store = settle_store_sqlite::open(&config.data_dir, &options)
                 .await
                 .with_context(|| format!("cannot open SQLite in {}", config.data_dir.display()))?;
-            Ok(Arc::new(store))
+            Ok(store)
         }
     }
 }

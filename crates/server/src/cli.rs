@@ -44,6 +44,8 @@ enum Command {
         #[command(subcommand)]
         command: crate::bench::BenchCommand,
     },
+    /// Generate realistic data in bulk (millions of rows in minutes).
+    Seed(crate::seed::SeedArgs),
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -77,6 +79,28 @@ pub async fn run() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
         Command::Bench { command } => crate::bench::run(command, config.database_url.clone()).await,
+        Command::Seed(args) => {
+            let store = crate::app::open_sql_store(&config).await?;
+            let now_ms = settle_core::clock::Clock::now_ms(&SystemClock);
+            let seeded = crate::seed::seed(&store, &args, now_ms).await?;
+            eprintln!(
+                "seeded {} payments, {} refunds, {} ledger entries in {:.1} s ({:.0} rows/s)",
+                seeded.payments,
+                seeded.refunds,
+                seeded.entries,
+                seeded.elapsed.as_secs_f64(),
+                (seeded.payments + seeded.refunds + seeded.entries) as f64 / seeded.elapsed.as_secs_f64()
+            );
+            if args.verify {
+                let mut broken = 0;
+                for (invariant, violations) in settle_store::sql::verify::check(store.reads()).await? {
+                    eprintln!("verify: {invariant}: {}", if violations == 0 { "ok".to_owned() } else { format!("{violations} VIOLATIONS") });
+                    broken += violations;
+                }
+                anyhow::ensure!(broken == 0, "the ledger invariants do not hold");
+            }
+            Ok(())
+        }
         Command::Migrate => {
             let store = open_store(&config).await?;
             tracing::info!(database = store.backend(), "migrations applied");

@@ -6,4 +6,5 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod seed;
 pub mod telemetry;

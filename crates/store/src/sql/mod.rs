@@ -5,6 +5,7 @@
 
 mod accounts;
 mod api_keys;
+pub mod bulk;
 mod customers;
 mod entries;
 mod idempotency;
@@ -13,6 +14,7 @@ mod payments;
 pub mod plans;
 mod rows;
 mod store_impl;
+pub mod verify;
 
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +53,16 @@ impl Dialect {
         match self {
             Dialect::Sqlite => "",
             Dialect::Postgres => " FOR KEY SHARE",
+        }
+    }
+
+    /// The `n`th bind parameter in a statement whose parameters are bound in
+    /// order. SQLite gets an anonymous `?`: it looks named parameters (`$n`)
+    /// up by a linear scan, which makes binding thousands of them quadratic.
+    pub fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => "?".to_owned(),
+            Dialect::Postgres => format!("${n}"),
         }
     }
 
