@@ -78,7 +78,7 @@ pub async fn run() -> anyhow::Result<()> {
     telemetry::init(config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
-        Command::Bench { command } => crate::bench::run(command, config.database_url.clone()).await,
+        Command::Bench { command } => crate::bench::run(command, &config).await,
         Command::Seed(args) => {
             let store = crate::app::open_sql_store(&config).await?;
             let now_ms = settle_core::clock::Clock::now_ms(&SystemClock);

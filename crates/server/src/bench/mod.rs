@@ -2,7 +2,9 @@
 //! rates and ratios against a baseline measured in the same run on the same
 //! machine. Nothing here asserts a time; the figures go to README.
 
+mod depth;
 mod load;
+mod indexes;
 mod payments;
 mod target;
 
@@ -16,6 +18,19 @@ pub enum BenchCommand {
     /// payment; PostgreSQL: pgbench TPC-B), the store called directly, HTTP,
     /// and HTTP with an Idempotency-Key.
     Payments(LoadArgs),
+    /// Page cost at depth on the configured (already seeded) database:
+    /// keyset vs OFFSET at the start, 1M and 9M, with and without filters.
+    Depth {
+        /// Runs per figure (the median is printed).
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+    },
+    /// Write cost of each secondary index: bulk inserts with every index,
+    /// with each one dropped in turn, and with none.
+    Indexes {
+        #[arg(long, default_value_t = 100_000)]
+        payments: usize,
+    },
 }
 
 /// How hard and how long to push.
@@ -38,9 +53,14 @@ impl LoadArgs {
 /// Runs a benchmark on a fresh database: SQLite in a temporary directory,
 /// or, with `DATABASE_URL`, a new database on that PostgreSQL server,
 /// dropped afterwards.
-pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow::Result<()> {
+pub async fn run(command: BenchCommand, config: &crate::config::Config) -> anyhow::Result<()> {
     match command {
-        BenchCommand::Payments(args) => payments::run(&args, database_url).await,
+        BenchCommand::Payments(args) => payments::run(&args, config.database_url.clone()).await,
+        BenchCommand::Depth { runs } => {
+            let store = crate::app::open_sql_store(config).await?;
+            depth::run(&store, runs).await
+        }
+        BenchCommand::Indexes { payments } => indexes::run(payments, config.database_url.clone()).await,
     }
 }
 

@@ -60,6 +60,17 @@ impl Target {
         }
     }
 
+    /// The SQL store itself, with default pool sizes.
+    pub async fn open_sql_store(&self) -> anyhow::Result<settle_store::sql::SqlStore> {
+        match self {
+            Target::Sqlite { dir } => Ok(settle_store_sqlite::open(dir, &Default::default()).await?),
+            Target::Postgres { .. } => {
+                let url = self.postgres_url().unwrap_or_default();
+                Ok(settle_store_postgres::open(&url, &Default::default()).await?)
+            }
+        }
+    }
+
     pub async fn open_store(&self, pool_size: Option<u32>) -> anyhow::Result<Arc<dyn Store>> {
         match self {
             Target::Sqlite { dir } => {

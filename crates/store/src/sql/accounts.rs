@@ -81,17 +81,6 @@ pub async fn lock_pair(
     Ok((s, dst))
 }
 
-/// Writes the balance fields a money movement changed.
-pub async fn save_balances(conn: &mut AnyConnection, a: &Account) -> StoreResult<()> {
-    sqlx::query("UPDATE accounts SET balance = $1, pending_out = $2 WHERE id = $3")
-        .bind(a.balance)
-        .bind(a.pending_out)
-        .bind(a.id.to_bytes())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Saves an edit only if nobody else changed the row since it was read.
 /// Returns false when the version moved on.
 pub async fn save_edit(conn: &mut AnyConnection, a: &Account, read_version: i64) -> StoreResult<bool> {

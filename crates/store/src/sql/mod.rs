@@ -9,6 +9,7 @@ pub mod bulk;
 mod customers;
 mod entries;
 mod idempotency;
+mod movement;
 pub mod list;
 mod payments;
 pub mod plans;

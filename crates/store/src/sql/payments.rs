@@ -14,7 +14,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
 use super::rows::{self, PAYMENT_COLS, REFUND_COLS};
-use super::{Dialect, accounts, entries};
+use super::movement::{self, Movement, PaymentWrite};
+use super::{Dialect, accounts};
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
 use crate::ids::IdGenerator;
@@ -55,51 +56,14 @@ async fn lock(
     }
 }
 
-async fn insert(conn: &mut AnyConnection, p: &Payment) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO payments (id, amount, currency, source_id, destination_id, customer_id, status, \
-         amount_captured, amount_refunded, description, metadata, version, created) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(p.id.to_bytes())
-    .bind(p.amount)
-    .bind(p.currency.code().to_owned())
-    .bind(p.source.to_bytes())
-    .bind(p.destination.to_bytes())
-    .bind(p.customer.map(|c| c.to_bytes()))
-    .bind(p.status.as_str().to_owned())
-    .bind(p.amount_captured)
-    .bind(p.amount_refunded)
-    .bind(p.description.clone())
-    .bind(p.metadata.to_json())
-    .bind(p.version)
-    .bind(p.created)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn save_state(conn: &mut AnyConnection, p: &Payment) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE payments SET status = $1, amount_captured = $2, amount_refunded = $3, version = $4 WHERE id = $5",
-    )
-    .bind(p.status.as_str().to_owned())
-    .bind(p.amount_captured)
-    .bind(p.amount_refunded)
-    .bind(p.version)
-    .bind(p.id.to_bytes())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn save_accounts(conn: &mut AnyConnection, changed: [&Account; 2], before: [(i64, i64); 2]) -> StoreResult<()> {
-    for (a, (balance, pending)) in changed.into_iter().zip(before) {
-        if a.balance != balance || a.pending_out != pending {
-            accounts::save_balances(&mut *conn, a).await?;
-        }
-    }
-    Ok(())
+/// The accounts of a movement whose balance or hold changed.
+fn changed<'a>(after: [&'a Account; 2], before: [(i64, i64); 2]) -> Vec<&'a Account> {
+    after
+        .into_iter()
+        .zip(before)
+        .filter(|(a, (balance, pending))| a.balance != *balance || a.pending_out != *pending)
+        .map(|(a, _)| a)
+        .collect()
 }
 
 fn snapshot(a: &Account, b: &Account) -> [(i64, i64); 2] {
@@ -117,10 +81,7 @@ pub async fn create(
     if let Some(customer) = new.customer
         && !accounts::customer_exists(&mut *conn, d, customer).await?
     {
-        return Err(StoreError::NotFound {
-            what: "customer",
-            param: Some("customer"),
-        });
+        return Err(StoreError::NotFound { what: "customer", param: Some("customer") });
     }
     let before = snapshot(&source, &destination);
     let opened = payment::open(new, &mut source, &mut destination)?;
@@ -139,9 +100,14 @@ pub async fn create(
         version: 1,
         created: ctx.now_secs(),
     };
-    save_accounts(&mut *conn, [&source, &destination], before).await?;
-    insert(&mut *conn, &p).await?;
-    entries::insert(&mut *conn, ids, ctx.now_ms, &opened.postings, Some(p.id), None).await?;
+    let movement = Movement {
+        accounts: changed([&source, &destination], before),
+        payment: PaymentWrite::Insert(&p),
+        refund: None,
+        postings: &opened.postings,
+        now_ms: ctx.now_ms,
+    };
+    movement::persist(conn, d, ids, movement).await?;
     Ok(p)
 }
 
@@ -157,21 +123,36 @@ pub async fn capture(
     let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, p.source, p.destination).await?;
     let before = snapshot(&source, &destination);
     let postings = payment::capture(&mut p, amount, &mut source, &mut destination)?;
-    save_accounts(&mut *conn, [&source, &destination], before).await?;
-    save_state(&mut *conn, &p).await?;
-    entries::insert(&mut *conn, ids, ctx.now_ms, &postings, Some(p.id), None).await?;
+    let movement = Movement {
+        accounts: changed([&source, &destination], before),
+        payment: PaymentWrite::UpdateState(&p),
+        refund: None,
+        postings: &postings,
+        now_ms: ctx.now_ms,
+    };
+    movement::persist(conn, d, ids, movement).await?;
     Ok(p)
 }
 
-pub async fn cancel(conn: &mut AnyConnection, d: Dialect, id: PaymentId) -> StoreResult<Payment> {
+pub async fn cancel(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    ctx: &WriteContext,
+    id: PaymentId,
+) -> StoreResult<Payment> {
     let mut p = lock(&mut *conn, d, id, None).await?;
     let mut locked = accounts::lock(&mut *conn, d, &[p.source]).await?;
-    let source = locked
-        .first_mut()
-        .ok_or_else(|| StoreError::Internal("payment source is missing".into()))?;
+    let source = locked.first_mut().ok_or_else(|| StoreError::Internal("payment source is missing".into()))?;
     payment::cancel(&mut p, source)?;
-    accounts::save_balances(&mut *conn, source).await?;
-    save_state(&mut *conn, &p).await?;
+    let movement = Movement {
+        accounts: vec![source],
+        payment: PaymentWrite::UpdateState(&p),
+        refund: None,
+        postings: &[],
+        now_ms: ctx.now_ms,
+    };
+    movement::persist(conn, d, ids, movement).await?;
     Ok(p)
 }
 
@@ -195,20 +176,13 @@ pub async fn refund(
         status: RefundStatus::Succeeded,
         created: ctx.now_secs(),
     };
-    save_accounts(&mut *conn, [&source, &destination], before).await?;
-    save_state(&mut *conn, &p).await?;
-    sqlx::query(
-        "INSERT INTO refunds (id, payment_id, amount, currency, reason, status, created) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(r.id.to_bytes())
-    .bind(r.payment.to_bytes())
-    .bind(r.amount)
-    .bind(r.currency.code().to_owned())
-    .bind(r.reason.map(|x| x.as_str().to_owned()))
-    .bind(r.status.as_str().to_owned())
-    .bind(r.created)
-    .execute(&mut *conn)
-    .await?;
-    entries::insert(&mut *conn, ids, ctx.now_ms, &postings, Some(p.id), Some(r.id)).await?;
+    let movement = Movement {
+        accounts: changed([&source, &destination], before),
+        payment: PaymentWrite::UpdateState(&p),
+        refund: Some(&r),
+        postings: &postings,
+        now_ms: ctx.now_ms,
+    };
+    movement::persist(conn, d, ids, movement).await?;
     Ok(r)
 }

@@ -255,9 +255,10 @@ impl Store for SqlStore {
     }
 
     async fn cancel_payment(&self, ctx: &WriteContext, id: PaymentId) -> StoreResult<Payment> {
-        let d = self.dialect;
+        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
         self.write(ctx, move |conn| {
-            Box::pin(async move { payments::cancel(conn, d, id).await })
+            let (ids, ctx) = (Arc::clone(&ids), c.clone());
+            Box::pin(async move { payments::cancel(conn, d, &ids, &ctx, id).await })
         })
         .await
     }
