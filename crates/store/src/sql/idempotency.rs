@@ -7,7 +7,14 @@ use sqlx::{AnyConnection, Row};
 use crate::error::{StoreError, StoreResult};
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 
-pub async fn claim(conn: &mut AnyConnection, req: &ClaimRequest, token: Vec<u8>) -> StoreResult<ClaimOutcome> {
+/// Inserts the in-flight marker unless the key exists; true when inserted.
+/// Alone it is the whole claim in the common case (a new key), so on
+/// PostgreSQL it runs first as one autocommitted statement.
+pub async fn try_insert<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    req: &ClaimRequest,
+    token: &[u8],
+) -> StoreResult<bool> {
     let now = req.now_ms as i64;
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (api_key_id, idempotency_key, request_hash, token, locked_at, created) \
@@ -16,13 +23,19 @@ pub async fn claim(conn: &mut AnyConnection, req: &ClaimRequest, token: Vec<u8>)
     .bind(req.api_key.to_bytes())
     .bind(req.key.clone())
     .bind(req.request_hash.clone())
-    .bind(token.clone())
+    .bind(token.to_vec())
     .bind(now)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(ex)
     .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+pub async fn claim(conn: &mut AnyConnection, req: &ClaimRequest, token: Vec<u8>) -> StoreResult<ClaimOutcome> {
+    let now = req.now_ms as i64;
+    let inserted = try_insert(&mut *conn, req, &token).await?;
     let claimed = || ClaimOutcome::Claimed(IdempotencyClaim::new(req.api_key, req.key.clone(), token.clone()));
-    if inserted.rows_affected() == 1 {
+    if inserted {
         return Ok(claimed());
     }
     let row = sqlx::query(

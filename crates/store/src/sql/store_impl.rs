@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::list::{FilterValue, ListSpec, fetch_page};
 use super::rows::{self, ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, PAYMENT_COLS, REFUND_COLS};
-use super::{SqlStore, accounts, api_keys, customers, entries, idempotency, payments};
+use super::{Dialect, SqlStore, accounts, api_keys, customers, entries, idempotency, payments};
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
@@ -324,6 +324,12 @@ impl Store for SqlStore {
     async fn claim_idempotency(&self, req: &ClaimRequest) -> StoreResult<ClaimOutcome> {
         let req = Arc::new(req.clone());
         let token = self.ids.next(req.now_ms).as_bytes().to_vec();
+        // PostgreSQL: a new key is claimed by one autocommitted insert (one
+        // round trip); only an existing key needs the transaction below.
+        // SQLite writes go through its single writer either way.
+        if self.dialect == Dialect::Postgres && idempotency::try_insert(&self.reads, &req, &token).await? {
+            return Ok(ClaimOutcome::Claimed(IdempotencyClaim::new(req.api_key, req.key.clone(), token)));
+        }
         self.write_plain(move |conn| {
             let (req, token) = (Arc::clone(&req), token.clone());
             Box::pin(async move { idempotency::claim(conn, &req, token).await })
