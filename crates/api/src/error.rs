@@ -139,6 +139,15 @@ impl From<DomainError> for ApiError {
             DomainError::InsufficientFunds { .. } => unprocessable("insufficient_funds"),
             DomainError::CurrencyMismatch { .. } => unprocessable("currency_mismatch"),
             DomainError::AmountTooLarge(_) => unprocessable("amount_too_large"),
+            DomainError::InvalidPolicy(m) => ApiError {
+                param: Some("policy".into()),
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request_error",
+                    "policy_invalid",
+                    format!("The policy is not valid: {m}"),
+                )
+            },
             DomainError::InvalidState(m) => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_request_error", "invalid_state", m)
             }
@@ -171,6 +180,12 @@ impl From<StoreError> for ApiError {
                 e.to_string(),
             ),
             StoreError::InUse(m) => ApiError::new(StatusCode::CONFLICT, "invalid_request_error", "resource_in_use", m),
+            StoreError::PolicyDenied(reason) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "policy_denied",
+                format!("An attribute policy forbids this operation: {reason}"),
+            ),
             StoreError::ClaimLost => ApiError::new(
                 StatusCode::CONFLICT,
                 "idempotency_error",

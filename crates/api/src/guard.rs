@@ -1,6 +1,8 @@
-//! The permission guard every registered route passes before its handler:
-//! authenticate the bearer key, check the route's permission, and hand the
-//! handler a [`Caller`]. Deny by default: a route cannot be registered
+//! The guard every registered route passes before its handler: authenticate
+//! the bearer key, check the route's permission, evaluate attribute policies
+//! (those that need a money movement's resolved amounts are evaluated by
+//! the store instead), and, for writes, make sure an audit record is kept
+//! whatever the outcome. Deny by default: a route cannot be registered
 //! without a permission.
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -10,10 +12,12 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use settle_core::auth::Principal;
+use settle_core::policy::{PolicyEngine, ResourceAttrs};
 use settle_core::{ServiceError, Settle};
-use settle_domain::rbac::Permission;
+use settle_domain::rbac::{Action, Permission, Resource};
 use settle_store::WriteContext;
 use settle_store::idempotency::IdempotencyClaim;
+use settle_store::records::AuditDraft;
 
 use crate::error::ApiError;
 use crate::request::{RequestId, RouteName};
@@ -24,6 +28,8 @@ pub struct GuardState {
     pub settle: Settle,
     pub permission: Permission,
     pub path: &'static str,
+    pub operation: &'static str,
+    pub write: bool,
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
@@ -44,24 +50,76 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(secret.trim())
 }
 
+/// The `{id}` of the route template, read from the request path.
+fn path_id(template: &str, path: &str) -> Option<String> {
+    template
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(t, _)| *t == "{id}")
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Money movement is checked by the store once its amounts are resolved.
+fn checked_in_store(p: Permission) -> bool {
+    p.action == Action::Write && matches!(p.resource, Resource::Payments | Resource::Refunds)
+}
+
 pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let mut draft = None;
     let outcome = async {
         let secret = bearer(&parts)?;
         let principal = g.settle.authenticate(secret).await?;
+        draft = g.write.then(|| AuditDraft {
+            api_key: Some(principal.key),
+            operation: g.operation,
+            permission: g.permission.to_string(),
+            request_id: request_id.clone(),
+        });
         if !principal.allows(g.permission) {
             return Err(ApiError::from(ServiceError::Forbidden(g.permission)));
         }
-        Ok::<_, ApiError>(principal)
+        let engine = g.settle.policy_engine().await?;
+        if !checked_in_store(g.permission) {
+            let id = path_id(g.path, parts.uri.path());
+            let attrs = ResourceAttrs {
+                account: id.clone(),
+                ..ResourceAttrs::default()
+            };
+            let attrs = if g.permission.resource == Resource::Accounts {
+                attrs
+            } else {
+                ResourceAttrs { payment: id, ..attrs }
+            };
+            g.settle.check_policy(&engine, &principal, g.permission, &attrs)?;
+        }
+        Ok::<_, ApiError>((principal, engine))
     }
     .await;
     let mut response = match outcome {
-        Ok(principal) => {
+        Ok((principal, engine)) => {
             parts.extensions.insert(principal);
+            parts.extensions.insert(engine);
+            if let Some(d) = &draft {
+                parts.extensions.insert(d.clone());
+            }
             next.run(Request::from_parts(parts, body)).await
         }
         Err(e) => e.into_response(),
     };
+    if let Some(draft) = draft
+        && !response.status().is_success()
+    {
+        let code = response.extensions().get::<ApiError>().map_or("error", |e| e.code);
+        g.settle
+            .record_failed_write(&draft, code, response.status().as_u16())
+            .await;
+    }
     response.extensions_mut().insert(RouteName(g.path));
     response
 }
@@ -70,13 +128,21 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
 pub struct Caller {
     pub principal: Principal,
     pub request_id: String,
-    pub idempotency: Option<IdempotencyClaim>,
+    engine: Option<PolicyEngine>,
+    audit: Option<AuditDraft>,
+    idempotency: Option<IdempotencyClaim>,
 }
 
 impl Caller {
-    /// The context of this request's write, carrying its idempotency claim.
+    /// The context of this request's write: its idempotency claim, its
+    /// audit record and the policies the store applies.
     pub fn context(&self, settle: &Settle) -> WriteContext {
-        let mut ctx = settle.context(&self.request_id, Some(self.principal.key));
+        let mut ctx = settle.request_context(
+            &self.request_id,
+            &self.principal,
+            self.engine.clone(),
+            self.audit.clone(),
+        );
         ctx.idempotency = self.idempotency.clone();
         ctx
     }
@@ -90,16 +156,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             tracing::error!("a guarded handler ran without a principal");
             ApiError::internal()
         })?;
-        let request_id = parts
-            .extensions
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default();
-        let idempotency = parts.extensions.get::<IdempotencyClaim>().cloned();
         Ok(Self {
             principal,
-            request_id,
-            idempotency,
+            request_id: parts
+                .extensions
+                .get::<RequestId>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default(),
+            engine: parts.extensions.get::<PolicyEngine>().cloned(),
+            audit: parts.extensions.get::<AuditDraft>().cloned(),
+            idempotency: parts.extensions.get::<IdempotencyClaim>().cloned(),
         })
     }
 }

@@ -82,15 +82,24 @@ pub fn request_hash(method: &Method, path: &str, body: &[u8]) -> Vec<u8> {
 
 fn replay(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    let etag = status
+    let json = status
         .is_success()
         .then(|| serde_json::from_slice::<Value>(&stored.body).ok())
-        .flatten()
-        .and_then(|v| v.get("version").and_then(Value::as_i64));
+        .flatten();
+    let etag = json.as_ref().and_then(|v| v.get("version").and_then(Value::as_i64));
+    let secret_omitted = json.as_ref().is_some_and(|v| {
+        v.get("object").and_then(Value::as_str) == Some("api_key")
+            && v.get("revoked_at").is_some_and(Value::is_null)
+            && v.get("secret").is_none()
+    });
     let mut response = (status, Body::from(stored.body)).into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    // A created API key's secret is never stored: say the replay lacks it.
+    if secret_omitted {
+        headers.insert("idempotent-secret-omitted", HeaderValue::from_static("true"));
+    }
     if let Some(version) = etag
         && let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\""))
     {
@@ -167,6 +176,7 @@ async fn settle_claim(settle: &Settle, claim: &IdempotencyClaim, mut response: R
             rendered = Response::from_parts(parts, Body::from(bytes));
             rendered.extensions_mut().extend(response.extensions().clone());
             rendered.extensions_mut().insert(Rendered);
+            rendered.extensions_mut().insert(error);
             rendered
         }
         error => {

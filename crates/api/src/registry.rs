@@ -13,7 +13,7 @@ use settle_domain::rbac::{Action, Permission, Resource};
 
 use crate::guard::{GuardState, guard};
 use crate::idempotency::idempotency;
-use crate::rest::{accounts, customers, payments, refunds};
+use crate::rest::{accounts, api_keys, customers, payments, policies, refunds, roles};
 
 /// One REST operation.
 pub struct Route {
@@ -159,6 +159,76 @@ pub fn routes() -> Vec<Route> {
             read(Refunds),
             refunds::retrieve,
         ),
+        route(
+            M::POST,
+            "/v1/api_keys",
+            "create_api_key",
+            write(ApiKeys),
+            api_keys::create,
+        ),
+        route(M::GET, "/v1/api_keys", "list_api_keys", read(ApiKeys), api_keys::list),
+        route(
+            M::GET,
+            "/v1/api_keys/{id}",
+            "retrieve_api_key",
+            read(ApiKeys),
+            api_keys::retrieve,
+        ),
+        route(
+            M::DELETE,
+            "/v1/api_keys/{id}",
+            "revoke_api_key",
+            write(ApiKeys),
+            api_keys::revoke,
+        ),
+        route(M::POST, "/v1/roles", "create_role", write(Roles), roles::create),
+        route(M::GET, "/v1/roles", "list_roles", read(Roles), roles::list),
+        route(M::GET, "/v1/roles/{id}", "retrieve_role", read(Roles), roles::retrieve),
+        route(M::PATCH, "/v1/roles/{id}", "update_role", write(Roles), roles::update),
+        route(M::DELETE, "/v1/roles/{id}", "delete_role", write(Roles), roles::remove),
+        route(
+            M::POST,
+            "/v1/policies",
+            "create_policy",
+            write(Policies),
+            policies::create,
+        ),
+        route(M::GET, "/v1/policies", "list_policies", read(Policies), policies::list),
+        route(
+            M::GET,
+            "/v1/policies/schema",
+            "policy_schema",
+            read(Policies),
+            policies::schema,
+        ),
+        route(
+            M::GET,
+            "/v1/policies/{id}",
+            "retrieve_policy",
+            read(Policies),
+            policies::retrieve,
+        ),
+        route(
+            M::PATCH,
+            "/v1/policies/{id}",
+            "update_policy",
+            write(Policies),
+            policies::update,
+        ),
+        route(
+            M::DELETE,
+            "/v1/policies/{id}",
+            "delete_policy",
+            write(Policies),
+            policies::remove,
+        ),
+        route(
+            M::GET,
+            "/v1/audit_events",
+            "list_audit_events",
+            read(Audit),
+            policies::audit_events,
+        ),
     ]
 }
 
@@ -170,6 +240,8 @@ pub fn build(settle: Settle) -> Router<Settle> {
             settle: settle.clone(),
             permission: r.permission,
             path: r.path,
+            operation: r.operation,
+            write: r.method != Method::GET,
         };
         let handler = if r.method == Method::GET {
             r.handler

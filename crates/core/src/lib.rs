@@ -3,9 +3,11 @@
 //! with its context and time, and turns storage answers into the errors
 //! interfaces map.
 
+mod access;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod policy;
 mod service;
 
 pub use error::ServiceError;

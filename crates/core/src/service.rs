@@ -11,16 +11,13 @@ use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, RefundId};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
 use settle_domain::payment::{NewPayment, Payment};
-use settle_domain::rbac::builtin_permissions;
 use settle_domain::refund::Refund;
-use settle_domain::{DomainError, text};
 use settle_store::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use settle_store::records::{
-    AccountFilter, ApiKey, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
+    AccountFilter, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
 };
 use settle_store::{ListQuery, Page, Store, StoreError, WriteContext};
 
-use crate::auth::{self, Principal};
 use crate::clock::Clock;
 use crate::error::ServiceError;
 
@@ -34,6 +31,10 @@ pub struct ServiceOptions {
     pub idempotency_lock_timeout: Duration,
     /// Idempotency records are kept at least this long.
     pub idempotency_retention: Duration,
+    /// How long a key, its role and the policy set are cached in process:
+    /// the bound on how late a revocation or edit made by another process
+    /// takes effect here.
+    pub auth_cache_ttl: Duration,
 }
 
 impl Default for ServiceOptions {
@@ -41,6 +42,7 @@ impl Default for ServiceOptions {
         Self {
             idempotency_lock_timeout: Duration::from_secs(60),
             idempotency_retention: Duration::from_secs(24 * 3600),
+            auth_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -48,9 +50,10 @@ impl Default for ServiceOptions {
 /// The service layer; cheap to clone and share between interfaces.
 #[derive(Clone)]
 pub struct Settle {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    options: Arc<ServiceOptions>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) options: Arc<ServiceOptions>,
+    pub(crate) access: Arc<crate::access::AccessState>,
 }
 
 fn found<T>(value: Option<T>, what: &'static str) -> Result<T> {
@@ -63,10 +66,12 @@ impl Settle {
     }
 
     pub fn with_options(store: Arc<dyn Store>, clock: Arc<dyn Clock>, options: ServiceOptions) -> Self {
+        let access = Arc::new(crate::access::AccessState::new(options.auth_cache_ttl));
         Self {
             store,
             clock,
             options: Arc::new(options),
+            access,
         }
     }
 
@@ -85,6 +90,8 @@ impl Settle {
             actor,
             now_ms: self.clock.now_ms(),
             idempotency: None,
+            audit: None,
+            policy: None,
         }
     }
 
@@ -126,66 +133,6 @@ impl Settle {
 
     pub async fn readiness(&self) -> Result<()> {
         Ok(self.store.readiness().await?)
-    }
-
-    /// Resolves a bearer secret to its key and role, or says why not.
-    pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
-        let invalid = || ServiceError::Unauthenticated {
-            code: "api_key_invalid",
-            message: "the API key is not valid".into(),
-        };
-        let id = auth::key_id_of(secret).ok_or_else(invalid)?;
-        let key = self.store.api_key(id).await?.ok_or_else(invalid)?;
-        if !auth::hash_matches(secret, &key.secret_hash) {
-            return Err(invalid());
-        }
-        if key.is_expired((self.clock.now_ms() / 1000) as i64) {
-            return Err(ServiceError::Unauthenticated {
-                code: "api_key_expired",
-                message: "the API key has expired".into(),
-            });
-        }
-        let permissions = builtin_permissions(&key.role).unwrap_or_default();
-        Ok(Principal {
-            key: key.id,
-            name: key.name,
-            role: key.role,
-            permissions,
-        })
-    }
-
-    /// Creates a key with a built-in role and returns it with its secret,
-    /// which is not kept anywhere.
-    pub async fn create_api_key(
-        &self,
-        ctx: &WriteContext,
-        name: String,
-        role: &str,
-        expires_at: Option<i64>,
-    ) -> Result<(ApiKey, String)> {
-        let name = text::bounded("name", name, 200, true)?;
-        if builtin_permissions(role).is_none() {
-            return Err(
-                DomainError::invalid("role", format!("`{role}` is not a role (admin, developer, viewer)")).into(),
-            );
-        }
-        if expires_at.is_some_and(|t| t <= ctx.now_secs()) {
-            return Err(DomainError::invalid("expires_at", "`expires_at` must be in the future").into());
-        }
-        let id = ApiKeyId::from_uuid(settle_domain::ids::uuid_v7(ctx.now_ms, rand::random::<u128>()));
-        let secret = auth::generate_secret(id);
-        let key = ApiKey {
-            id,
-            name,
-            prefix: secret.prefix.clone(),
-            role: role.to_owned(),
-            secret_hash: secret.hash.clone(),
-            created: ctx.now_secs(),
-            last_used: None,
-            expires_at,
-        };
-        let key = self.store.create_api_key(ctx, key).await?;
-        Ok((key, secret.secret))
     }
 
     pub async fn create_account(&self, ctx: &WriteContext, new: NewAccount) -> Result<Account> {

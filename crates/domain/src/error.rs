@@ -17,6 +17,9 @@ pub enum DomainError {
     /// More than is left to capture or refund, or a balance beyond the safe range.
     #[error("{0}")]
     AmountTooLarge(String),
+    /// An attribute policy's text does not parse or does not fit the schema.
+    #[error("{0}")]
+    InvalidPolicy(String),
     /// The object's state does not allow the operation (e.g. capturing a canceled payment).
     #[error("{0}")]
     InvalidState(String),

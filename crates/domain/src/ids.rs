@@ -123,6 +123,15 @@ define_id!(
 define_id!(
     /// An API key; recoverable from the key's secret so lookup is one read.
     ApiKeyId, "key");
+define_id!(
+    /// A role: a named set of permissions.
+    RoleId, "role");
+define_id!(
+    /// An attribute policy (Cedar text).
+    PolicyId, "pol");
+define_id!(
+    /// One audit log record.
+    AuditEventId, "au");
 
 /// The smallest UUIDv7 whose timestamp is `unix_ms`: the lower bound of all
 /// ids created in that millisecond, which turns a `created` range into an id

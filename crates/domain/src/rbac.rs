@@ -92,6 +92,68 @@ impl fmt::Display for Permission {
     }
 }
 
+impl serde::Serialize for Permission {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Every permission there is, in a stable order.
+pub fn all_permissions() -> Vec<Permission> {
+    Resource::ALL
+        .iter()
+        .flat_map(|r| [Action::Read, Action::Write].map(|a| Permission::new(*r, a)))
+        .collect()
+}
+
+/// A role as stored: built-in ones mirror [`builtin_permissions`] and cannot
+/// be edited or deleted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "object", rename = "role")]
+pub struct Role {
+    pub id: crate::ids::RoleId,
+    pub name: String,
+    pub permissions: Vec<Permission>,
+    pub builtin: bool,
+    pub version: i64,
+    pub created: i64,
+}
+
+/// A role name: 1 to 64 of `a-z`, `0-9`, `_`, `-`, starting with a letter.
+pub fn parse_role_name(name: &str) -> Result<String, crate::DomainError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(crate::DomainError::invalid(
+            "name",
+            "a role name is 1 to 64 of a-z, 0-9, _ and -, starting with a letter",
+        ))
+    }
+}
+
+/// Parses a permission list, sorted and without duplicates.
+pub fn parse_permissions(texts: &[String]) -> Result<Vec<Permission>, crate::DomainError> {
+    let mut out = Vec::with_capacity(texts.len());
+    for t in texts {
+        let p = Permission::parse(t).ok_or_else(|| {
+            crate::DomainError::invalid(
+                "permissions",
+                format!("`{t}` is not a permission (resource:read or resource:write)"),
+            )
+        })?;
+        out.push(p);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// The roles that exist from the first start.
 pub const BUILTIN_ROLES: [&str; 3] = ["admin", "developer", "viewer"];
 

@@ -22,7 +22,12 @@ use crate::config::{Config, redact_url};
 /// pending migrations. Every subcommand goes through here, so `settle keys
 /// create` writes where `settle serve` reads.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(Arc::new(open_sql_store(config).await?))
+    let store = open_sql_store(config).await?;
+    store
+        .sync_builtin_roles(SystemClock.now_ms())
+        .await
+        .context("cannot create the built-in roles")?;
+    Ok(Arc::new(store))
 }
 
 /// [`open_store`] without the trait object, for commands that need the SQL
@@ -80,9 +85,14 @@ impl Application {
 
     /// Builds around an existing store and clock; tests inject both.
     pub async fn with_store(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        store
+            .sync_builtin_roles(clock.now_ms())
+            .await
+            .context("cannot create the built-in roles")?;
         let options = ServiceOptions {
             idempotency_lock_timeout: config.idempotency_lock_timeout,
             idempotency_retention: config.idempotency_retention,
+            auth_cache_ttl: config.auth_cache_ttl,
         };
         let settle = Settle::with_options(store, clock, options);
         let router = settle_api::app(
@@ -115,6 +125,8 @@ impl Application {
     /// in-flight requests finish (bounded by the shutdown timeout).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let reaper = tokio::spawn(reap_idempotency_keys(self.settle.clone(), self.reap_interval));
+        let flusher = tokio::spawn(flush_key_uses(self.settle.clone()));
+        let settle = self.settle.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let timeout = self.shutdown_timeout;
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
@@ -131,7 +143,21 @@ impl Application {
             () = drain_deadline => tracing::warn!("shutdown timeout reached with requests still running"),
         }
         reaper.abort();
+        flusher.abort();
+        let _ = settle.flush_key_uses().await;
         Ok(())
+    }
+}
+
+/// Writes keys' `last_used` every few seconds, in one batch, so no request
+/// waits on it.
+async fn flush_key_uses(settle: Settle) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        if let Err(e) = settle.flush_key_uses().await {
+            tracing::warn!(error = %e, "could not record API key use; retrying next round");
+        }
     }
 }
 

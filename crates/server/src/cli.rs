@@ -55,6 +55,13 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
+    /// List keys (never their secrets): id, prefix, role, created, last used, expiry, revocation.
+    List,
+    /// Revoke a key at once.
+    Revoke {
+        /// The key's id (`key_...`).
+        id: String,
+    },
     /// Create a key; prints its secret alone on stdout.
     Create {
         /// admin, developer or viewer.
@@ -94,7 +101,14 @@ pub async fn run() -> anyhow::Result<()> {
             if args.verify {
                 let mut broken = 0;
                 for (invariant, violations) in settle_store::sql::verify::check(store.reads()).await? {
-                    eprintln!("verify: {invariant}: {}", if violations == 0 { "ok".to_owned() } else { format!("{violations} VIOLATIONS") });
+                    eprintln!(
+                        "verify: {invariant}: {}",
+                        if violations == 0 {
+                            "ok".to_owned()
+                        } else {
+                            format!("{violations} VIOLATIONS")
+                        }
+                    );
                     broken += violations;
                 }
                 anyhow::ensure!(broken == 0, "the ledger invariants do not hold");
@@ -113,11 +127,42 @@ pub async fn run() -> anyhow::Result<()> {
             let settle = Settle::new(store, Arc::new(SystemClock));
             let ctx = settle.context("cli", None);
             let (key, secret) = settle
-                .create_api_key(&ctx, name, &role, expires_at)
+                .create_api_key(&ctx, None, name, &role, expires_at)
                 .await
                 .context("cannot create the key")?;
             eprintln!("created {} ({}) with role {}", key.id, key.prefix, key.role);
             println!("{secret}");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::List,
+        } => {
+            let settle = Settle::new(open_store(&config).await?, Arc::new(SystemClock));
+            let mut q = settle_store::ListQuery::first(100);
+            loop {
+                let page = settle.list_api_keys(&q).await?;
+                for k in &page.data {
+                    println!("{}", serde_json::to_string(k)?);
+                }
+                q.cursor = page
+                    .data
+                    .last()
+                    .map(|k| settle_store::Cursor::StartingAfter(k.id.uuid()));
+                if !page.has_more {
+                    return Ok(());
+                }
+            }
+        }
+        Command::Keys {
+            command: KeysCommand::Revoke { id },
+        } => {
+            let settle = Settle::new(open_store(&config).await?, Arc::new(SystemClock));
+            let ctx = settle.context("cli", None);
+            let key = settle
+                .revoke_api_key(&ctx, settle_domain::ids::ApiKeyId::parse(&id))
+                .await
+                .with_context(|| format!("cannot revoke {id}"))?;
+            eprintln!("revoked {} ({})", key.id, key.prefix);
             Ok(())
         }
     }

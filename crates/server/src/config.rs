@@ -39,6 +39,9 @@ pub struct Config {
     pub idempotency_retention: Duration,
     /// How often the reaper sweeps expired idempotency records.
     pub idempotency_reap_interval: Duration,
+    /// How long keys, roles and policies are cached: the bound on how late a
+    /// revocation made by another process takes effect here.
+    pub auth_cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             idempotency_lock_timeout: Duration::from_secs(60),
             idempotency_retention: Duration::from_secs(24 * 3600),
             idempotency_reap_interval: Duration::from_secs(300),
+            auth_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -87,6 +91,7 @@ impl fmt::Debug for Config {
             .field("idempotency_lock_timeout", &self.idempotency_lock_timeout)
             .field("idempotency_retention", &self.idempotency_retention)
             .field("idempotency_reap_interval", &self.idempotency_reap_interval)
+            .field("auth_cache_ttl", &self.auth_cache_ttl)
             .finish()
     }
 }
@@ -236,6 +241,9 @@ impl Config {
         }
         if let Some(d) = ms("SETTLE_IDEMPOTENCY_REAP_INTERVAL_MS")? {
             self.idempotency_reap_interval = d;
+        }
+        if let Some(d) = ms("SETTLE_AUTH_CACHE_TTL_MS")? {
+            self.auth_cache_ttl = d;
         }
         Ok(())
     }

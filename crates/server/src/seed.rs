@@ -102,8 +102,14 @@ impl Generator {
         let destination = self.rng.random_range(self.funding..n);
         let amount = self.rng.random_range(100..50_000);
         let from_user = self.rng.random_bool(0.3);
-        let mut source = if from_user { self.rng.random_range(self.funding..n) } else { self.rng.random_range(0..self.funding) };
-        if source == destination || (!self.accounts[source].allow_negative && self.accounts[source].available() < amount) {
+        let mut source = if from_user {
+            self.rng.random_range(self.funding..n)
+        } else {
+            self.rng.random_range(0..self.funding)
+        };
+        if source == destination
+            || (!self.accounts[source].allow_negative && self.accounts[source].available() < amount)
+        {
             source = self.rng.random_range(0..self.funding);
         }
         let roll = self.rng.random_range(0..100);
@@ -135,7 +141,11 @@ impl Generator {
                 self.entry(source, -amount, id, None, ms);
                 self.entry(destination, amount, id, None, ms);
                 if self.rng.random_bool(refund_fraction) {
-                    let refund = if self.rng.random_bool(0.5) { amount } else { self.rng.random_range(1..=amount) };
+                    let refund = if self.rng.random_bool(0.5) {
+                        amount
+                    } else {
+                        self.rng.random_range(1..=amount)
+                    };
                     if self.accounts[destination].available() >= refund {
                         let rid = RefundId::from_uuid(self.ids.next(ms));
                         p.amount_refunded = refund;
@@ -169,8 +179,11 @@ impl Generator {
 
     fn take_batch(&mut self) -> SeedBatch {
         let mut batch = std::mem::take(&mut self.batch);
-        batch.balances =
-            self.touched.iter().map(|&i| (self.accounts[i].id, self.accounts[i].balance, self.accounts[i].pending)).collect();
+        batch.balances = self
+            .touched
+            .iter()
+            .map(|&i| (self.accounts[i].id, self.accounts[i].balance, self.accounts[i].pending))
+            .collect();
         self.touched.clear();
         batch
     }
@@ -221,7 +234,11 @@ pub async fn seed(store: &SqlStore, args: &SeedArgs, now_ms: u64) -> anyhow::Res
         let id = AccountId::from_uuid(g.ids.next(t0));
         g.batch.accounts.push(Account {
             id,
-            name: if allow_negative { format!("funding {i}") } else { format!("account {i}") },
+            name: if allow_negative {
+                format!("funding {i}")
+            } else {
+                format!("account {i}")
+            },
             currency: usd,
             balance: 0,
             pending_out: 0,
@@ -231,7 +248,13 @@ pub async fn seed(store: &SqlStore, args: &SeedArgs, now_ms: u64) -> anyhow::Res
             version: 1,
             created: (t0 / 1000) as i64,
         });
-        g.accounts.push(State { id, balance: 0, pending: 0, allow_negative, customer });
+        g.accounts.push(State {
+            id,
+            balance: 0,
+            pending: 0,
+            allow_negative,
+            customer,
+        });
     }
     store.write_seed_batch(Arc::new(g.take_batch())).await?;
 

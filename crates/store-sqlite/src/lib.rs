@@ -55,7 +55,8 @@ async fn pool(url: &str, size: u32, acquire_timeout: Duration, cache_kib: u32) -
         .acquire_timeout(acquire_timeout)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{cache_kib}"))).await?;
+                conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{cache_kib}")))
+                    .await?;
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("PRAGMA synchronous = FULL").await?;
                 conn.execute("PRAGMA foreign_keys = ON").await?;
@@ -85,7 +86,13 @@ pub async fn open_file(file: &Path, options: &SqliteOptions) -> Result<SqlStore,
         .run(&write_pool)
         .await
         .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
-    let reads = pool(&url, options.read_pool_size.max(1), options.acquire_timeout, READER_CACHE_KIB).await?;
+    let reads = pool(
+        &url,
+        options.read_pool_size.max(1),
+        options.acquire_timeout,
+        READER_CACHE_KIB,
+    )
+    .await?;
     let conn = write_pool.acquire().await?;
     let writer = SqliteWriter::start(conn, options.max_batch.max(1));
     Ok(SqlStore::new(

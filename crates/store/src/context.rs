@@ -5,7 +5,10 @@
 
 use settle_domain::ids::ApiKeyId;
 
+use settle_domain::rbac::Permission;
+
 use crate::idempotency::IdempotencyClaim;
+use crate::records::AuditDraft;
 
 #[derive(Debug, Clone)]
 pub struct WriteContext {
@@ -18,9 +21,40 @@ pub struct WriteContext {
     /// The `Idempotency-Key` claim this write completes, in its own
     /// transaction, if the request carried one.
     pub idempotency: Option<IdempotencyClaim>,
+    /// The audit record this write adds in its own transaction when it succeeds.
+    pub audit: Option<AuditDraft>,
+    /// Attribute policies the store evaluates once an operation's resource
+    /// is resolved inside the transaction (e.g. the real refund amount).
+    pub policy: Option<std::sync::Arc<dyn PolicyCheck>>,
+}
+
+/// An attribute-policy decision, asked by the store with the resolved resource.
+pub trait PolicyCheck: Send + Sync + std::fmt::Debug {
+    /// `Err(reason)` denies the operation; nothing is written.
+    fn check(&self, permission: Permission, resource: &Resolved) -> Result<(), String>;
+}
+
+/// The attributes of a money movement, resolved inside its transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    pub amount: i64,
+    pub currency: String,
+    pub source: String,
+    pub destination: String,
+    pub payment: String,
 }
 
 impl WriteContext {
+    /// Asks the policy (if any) about a resolved money movement.
+    pub fn check_policy(&self, permission: Permission, resource: &Resolved) -> Result<(), crate::StoreError> {
+        match &self.policy {
+            Some(policy) => policy
+                .check(permission, resource)
+                .map_err(crate::StoreError::PolicyDenied),
+            None => Ok(()),
+        }
+    }
+
     /// `created` fields are Unix seconds.
     pub fn now_secs(&self) -> i64 {
         (self.now_ms / 1000) as i64

@@ -30,6 +30,9 @@ pub enum StoreError {
     /// timeout); its transaction was rolled back.
     #[error("the idempotency key was claimed by another request")]
     ClaimLost,
+    /// An attribute policy forbade the operation; nothing was written.
+    #[error("{0}")]
+    PolicyDenied(String),
     /// Anything else: a bug or corrupted data. Never shown to clients.
     #[error("storage error: {0}")]
     Internal(String),

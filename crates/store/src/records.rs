@@ -2,7 +2,7 @@
 //! request, and API key records.
 
 use serde::Serialize;
-use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId};
+use settle_domain::ids::{AccountId, ApiKeyId, AuditEventId, CustomerId, PaymentId, PolicyId};
 use settle_domain::money::Amount;
 use settle_domain::payment::PaymentStatus;
 use settle_domain::refund::RefundReason;
@@ -61,6 +61,7 @@ pub struct ApiKey {
     pub created: i64,
     pub last_used: Option<i64>,
     pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
 }
 
 impl ApiKey {
@@ -76,4 +77,41 @@ pub struct Deleted {
     pub id: String,
     pub object: &'static str,
     pub deleted: bool,
+}
+
+/// An attribute policy as stored: Cedar text, validated before it is saved.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "object", rename = "policy")]
+pub struct StoredPolicy {
+    pub id: PolicyId,
+    pub name: String,
+    pub policy: String,
+    pub description: Option<String>,
+    pub version: i64,
+    pub created: i64,
+}
+
+/// Who did which write under which request: what the audit log records.
+#[derive(Debug, Clone)]
+pub struct AuditDraft {
+    pub api_key: Option<ApiKeyId>,
+    pub operation: &'static str,
+    pub permission: String,
+    pub request_id: String,
+}
+
+/// One audit log record; `outcome` is `succeeded` or the error code.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "object", rename = "audit_event")]
+pub struct AuditEvent {
+    pub id: AuditEventId,
+    pub api_key: Option<ApiKeyId>,
+    pub operation: String,
+    pub permission: String,
+    /// The id of the object written, when the write succeeded.
+    pub target: Option<String>,
+    pub request_id: String,
+    pub outcome: String,
+    pub status: i64,
+    pub created: i64,
 }

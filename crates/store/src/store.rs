@@ -4,10 +4,11 @@
 use async_trait::async_trait;
 use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
-use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, RefundId};
+use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, PolicyId, RefundId, RoleId};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
 use settle_domain::payment::{NewPayment, Payment};
+use settle_domain::rbac::{Permission, Role};
 use settle_domain::refund::Refund;
 
 use crate::context::WriteContext;
@@ -15,7 +16,8 @@ use crate::error::StoreResult;
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use crate::list::{ListQuery, Page};
 use crate::records::{
-    AccountFilter, ApiKey, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
+    AccountFilter, ApiKey, AuditDraft, AuditEvent, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter,
+    RefundFilter, StoredPolicy,
 };
 
 #[async_trait]
@@ -78,4 +80,47 @@ pub trait Store: Send + Sync + 'static {
     async fn release_idempotency(&self, claim: &IdempotencyClaim) -> StoreResult<()>;
     /// Removes up to `batch` records created before `before_ms`; returns how many.
     async fn reap_idempotency(&self, before_ms: u64, batch: u32) -> StoreResult<u64>;
+
+    /// Creates the built-in roles, or refreshes their permissions to the
+    /// sets defined in code; run at start-up.
+    async fn sync_builtin_roles(&self, now_ms: u64) -> StoreResult<()>;
+    async fn create_role(&self, ctx: &WriteContext, name: String, permissions: Vec<Permission>) -> StoreResult<Role>;
+    async fn role(&self, id: RoleId) -> StoreResult<Option<Role>>;
+    async fn role_by_name(&self, name: &str) -> StoreResult<Option<Role>>;
+    /// Replaces a custom role's permissions if `if_version` (when given) is current.
+    async fn update_role(
+        &self,
+        ctx: &WriteContext,
+        id: RoleId,
+        permissions: Vec<Permission>,
+        if_version: Option<i64>,
+    ) -> StoreResult<Role>;
+    /// Deletes a custom role no unrevoked key uses.
+    async fn delete_role(&self, ctx: &WriteContext, id: RoleId) -> StoreResult<Deleted>;
+    async fn list_roles(&self, q: &ListQuery<()>) -> StoreResult<Page<Role>>;
+
+    async fn list_api_keys(&self, q: &ListQuery<()>) -> StoreResult<Page<ApiKey>>;
+    /// Revokes a key at once; revoking twice is harmless.
+    async fn revoke_api_key(&self, ctx: &WriteContext, id: ApiKeyId) -> StoreResult<ApiKey>;
+    /// Records keys' last use, batched off the request path.
+    async fn touch_api_keys(&self, uses: Vec<(ApiKeyId, i64)>) -> StoreResult<()>;
+
+    async fn create_policy(&self, ctx: &WriteContext, policy: StoredPolicy) -> StoreResult<StoredPolicy>;
+    async fn policy(&self, id: PolicyId) -> StoreResult<Option<StoredPolicy>>;
+    /// Saves an edited policy if `if_version` (when given) is current.
+    async fn update_policy(
+        &self,
+        ctx: &WriteContext,
+        policy: StoredPolicy,
+        if_version: Option<i64>,
+    ) -> StoreResult<StoredPolicy>;
+    async fn delete_policy(&self, ctx: &WriteContext, id: PolicyId) -> StoreResult<Deleted>;
+    async fn list_policies(&self, q: &ListQuery<()>) -> StoreResult<Page<StoredPolicy>>;
+    /// Every policy, for compiling the policy set.
+    async fn all_policies(&self) -> StoreResult<Vec<StoredPolicy>>;
+
+    /// Records a write that did not succeed (successful writes are recorded
+    /// inside their own transaction).
+    async fn record_audit(&self, draft: &AuditDraft, outcome: &str, status: u16, now_ms: u64) -> StoreResult<()>;
+    async fn list_audit_events(&self, q: &ListQuery<()>) -> StoreResult<Page<AuditEvent>>;
 }

@@ -1,9 +1,12 @@
 //! One module per resource: its request types and its handlers.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod customers;
 pub mod payments;
+pub mod policies;
 pub mod refunds;
+pub mod roles;
 
 use std::collections::BTreeMap;
 

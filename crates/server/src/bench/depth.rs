@@ -35,7 +35,10 @@ fn filter_sql(filter: &Option<PaymentFilter>) -> (String, Option<Vec<u8>>, Optio
 
 async fn id_at(store: &SqlStore, filter: &Option<PaymentFilter>, depth: u64) -> anyhow::Result<PaymentId> {
     let (clause, bytes, text) = filter_sql(filter);
-    let sql = format!("SELECT id FROM payments {clause}ORDER BY id DESC LIMIT 1 OFFSET {}", depth.saturating_sub(1));
+    let sql = format!(
+        "SELECT id FROM payments {clause}ORDER BY id DESC LIMIT 1 OFFSET {}",
+        depth.saturating_sub(1)
+    );
     let mut q = sqlx::query(AssertSqlSafe(sql));
     if let Some(b) = bytes {
         q = q.bind(b);
@@ -47,7 +50,12 @@ async fn id_at(store: &SqlStore, filter: &Option<PaymentFilter>, depth: u64) -> 
     PaymentId::from_bytes(&row.try_get::<Vec<u8>, _>("id")?).context("bad id")
 }
 
-async fn time_keyset(store: &SqlStore, filter: &Option<PaymentFilter>, cursor: Option<PaymentId>, runs: usize) -> anyhow::Result<Duration> {
+async fn time_keyset(
+    store: &SqlStore,
+    filter: &Option<PaymentFilter>,
+    cursor: Option<PaymentId>,
+    runs: usize,
+) -> anyhow::Result<Duration> {
     let q = ListQuery {
         limit: PAGE,
         cursor: cursor.map(|c| Cursor::StartingAfter(c.uuid())),
@@ -64,7 +72,12 @@ async fn time_keyset(store: &SqlStore, filter: &Option<PaymentFilter>, cursor: O
     Ok(median(samples))
 }
 
-async fn time_offset(store: &SqlStore, filter: &Option<PaymentFilter>, depth: u64, runs: usize) -> anyhow::Result<Duration> {
+async fn time_offset(
+    store: &SqlStore,
+    filter: &Option<PaymentFilter>,
+    depth: u64,
+    runs: usize,
+) -> anyhow::Result<Duration> {
     let (clause, bytes, text) = filter_sql(filter);
     let sql = format!(
         "SELECT {} FROM payments {clause}ORDER BY id DESC LIMIT {PAGE} OFFSET {depth}",
@@ -105,33 +118,54 @@ async fn busiest_customer(store: &SqlStore) -> anyhow::Result<Option<CustomerId>
     )
     .fetch_optional(store.reads())
     .await?;
-    Ok(row.and_then(|r| r.try_get::<Vec<u8>, _>("customer_id").ok()).and_then(|b| CustomerId::from_bytes(&b)))
+    Ok(row
+        .and_then(|r| r.try_get::<Vec<u8>, _>("customer_id").ok())
+        .and_then(|b| CustomerId::from_bytes(&b)))
 }
 
 pub async fn run(store: &SqlStore, runs: usize) -> anyhow::Result<()> {
     let runs = runs.max(1);
     let mut filters: Vec<(String, Option<PaymentFilter>)> = vec![
         ("all payments".into(), None),
-        ("status=succeeded".into(), Some(PaymentFilter::Status(PaymentStatus::Succeeded))),
+        (
+            "status=succeeded".into(),
+            Some(PaymentFilter::Status(PaymentStatus::Succeeded)),
+        ),
     ];
     if let Some(c) = busiest_customer(store).await? {
         filters.push((format!("customer={c}"), Some(PaymentFilter::Customer(c))));
     }
-    println!("settle bench depth: {} , {PAGE}-item pages, median of {runs} runs", store_backend(store));
-    println!("  {:<44} {:>10} {:>12} {:>10} {:>12} {:>10}", "filter / depth", "keyset", "vs page 1", "OFFSET", "vs page 1", "rows");
+    println!(
+        "settle bench depth: {} , {PAGE}-item pages, median of {runs} runs",
+        store_backend(store)
+    );
+    println!(
+        "  {:<44} {:>10} {:>12} {:>10} {:>12} {:>10}",
+        "filter / depth", "keyset", "vs page 1", "OFFSET", "vs page 1", "rows"
+    );
     for (name, filter) in filters {
         let n = count(store, &filter).await?;
         if n < u64::from(PAGE) * 3 {
             continue;
         }
         // 1M and 9M of 10M; proportionally less on smaller data.
-        let scale = |of_ten: u64| if n >= 10_000_000 { of_ten * 1_000_000 } else { n * of_ten / 10 };
+        let scale = |of_ten: u64| {
+            if n >= 10_000_000 {
+                of_ten * 1_000_000
+            } else {
+                n * of_ten / 10
+            }
+        };
         let depths = [0, scale(1), scale(9).min(n - u64::from(PAGE))];
         // Warm the cache once so page 1 is not measured cold.
         time_keyset(store, &filter, None, runs).await?;
         let first = time_keyset(store, &filter, None, runs).await?;
         for depth in depths {
-            let cursor = if depth == 0 { None } else { Some(id_at(store, &filter, depth).await?) };
+            let cursor = if depth == 0 {
+                None
+            } else {
+                Some(id_at(store, &filter, depth).await?)
+            };
             let keyset = time_keyset(store, &filter, cursor, runs).await?;
             let offset_runs = if depth == 0 { runs } else { runs.min(3) };
             let offset = time_offset(store, &filter, depth, offset_runs).await?;

@@ -21,7 +21,9 @@ async fn rate(database_url: Option<String>, drop: &[&str], payments: usize) -> a
     let result = async {
         let store = target.open_sql_store().await?;
         for index in drop {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {index}"))).execute(store.reads()).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {index}")))
+                .execute(store.reads())
+                .await?;
         }
         let args = SeedArgs {
             accounts: 1_000,
@@ -45,7 +47,10 @@ async fn rate(database_url: Option<String>, drop: &[&str], payments: usize) -> a
 pub async fn run(payments: usize, database_url: Option<String>) -> anyhow::Result<()> {
     let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
     let all = rate(database_url.clone(), &[], payments).await?;
-    let mut lines = vec![format!("  {:<42} {:>9.0}/s  {:>7}  (baseline)", "all indexes", all, "1.00×")];
+    let mut lines = vec![format!(
+        "  {:<42} {:>9.0}/s  {:>7}  (baseline)",
+        "all indexes", all, "1.00×"
+    )];
     for index in INDEXES {
         let without = rate(database_url.clone(), &[index], payments).await?;
         lines.push(format!(

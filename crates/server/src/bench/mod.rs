@@ -3,8 +3,8 @@
 //! machine. Nothing here asserts a time; the figures go to README.
 
 mod depth;
-mod load;
 mod indexes;
+mod load;
 mod payments;
 mod target;
 

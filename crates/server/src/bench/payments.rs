@@ -85,7 +85,7 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     };
     let app = Application::with_store(&config, Arc::clone(&store), Arc::new(SystemClock)).await?;
     let base = format!("http://{}", app.local_addr()?);
-    let (_, secret) = settle.create_api_key(&ctx, "bench".into(), "admin", None).await?;
+    let (_, secret) = settle.create_api_key(&ctx, None, "bench".into(), "admin", None).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;

@@ -951,6 +951,8 @@ async fn list_payments_created_range_case(app: &TestApp) {
         actor: None,
         now_ms: ms,
         idempotency: None,
+        audit: None,
+        policy: None,
     };
     let bank = open(store, &at(t0), "bank", usd(), true).await;
     let shop = open(store, &at(t0), "shop", usd(), false).await;
@@ -1075,6 +1077,7 @@ async fn api_key_round_trip_case(app: &TestApp) {
         created: ctx.now_secs(),
         last_used: Some(ctx.now_secs() - 5),
         expires_at: Some(ctx.now_secs() + 3_600),
+        revoked_at: None,
     };
     store.create_api_key(&ctx, key.clone()).await.unwrap();
     let stored = store.api_key(id).await.unwrap().expect("stored key");
@@ -1093,6 +1096,7 @@ async fn api_key_round_trip_case(app: &TestApp) {
     let bare = ApiKey {
         id: ApiKeyId::from_uuid(unknown_uuid()),
         last_used: None,
+        revoked_at: None,
         expires_at: None,
         ..key
     };

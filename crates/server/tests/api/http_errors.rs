@@ -495,7 +495,7 @@ async fn expired_keys_are_401_case(app: &TestApp, clock: &ManualClock) {
     let now_secs = ctx.now_secs();
     let (key, secret) = app
         .settle
-        .create_api_key(&ctx, "short-lived".into(), "admin", Some(now_secs + 10))
+        .create_api_key(&ctx, None, "short-lived".into(), "admin", Some(now_secs + 10))
         .await
         .expect("a key that expires in 10 s");
     assert_eq!(key.expires_at, Some(now_secs + 10));

@@ -21,4 +21,5 @@ mod optimistic;
 mod pagination;
 mod plans;
 mod pool;
+mod rbac;
 mod registry;

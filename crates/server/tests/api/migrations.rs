@@ -58,6 +58,8 @@ fn context() -> WriteContext {
         actor: None,
         now_ms,
         idempotency: None,
+        audit: None,
+        policy: None,
     }
 }
 

@@ -27,7 +27,10 @@ async fn explain(app: &TestApp, path: &QueryPath) -> Vec<String> {
     for bind in path.binds.clone() {
         query = bind.bind(query);
     }
-    let rows = query.fetch_all(&mut *conn).await.unwrap_or_else(|e| panic!("{}: {e}", path.name));
+    let rows = query
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", path.name));
     rows.iter()
         .map(|r| match app.db.backend {
             Backend::Sqlite => r.try_get::<String, _>("detail").unwrap(),
@@ -37,7 +40,10 @@ async fn explain(app: &TestApp, path: &QueryPath) -> Vec<String> {
 }
 
 fn table_of(sql: &str) -> &str {
-    sql.split(" FROM ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or("")
+    sql.split(" FROM ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("")
 }
 
 /// The index a plan line uses, if any.
@@ -47,10 +53,17 @@ fn used_index(backend: Backend, line: &str) -> Option<String> {
             if line.contains("USING PRIMARY KEY") {
                 return Some("PRIMARY KEY".into());
             }
-            let rest = line.split("USING COVERING INDEX ").nth(1).or_else(|| line.split("USING INDEX ").nth(1))?;
+            let rest = line
+                .split("USING COVERING INDEX ")
+                .nth(1)
+                .or_else(|| line.split("USING INDEX ").nth(1))?;
             rest.split_whitespace().next().map(str::to_owned)
         }
-        Backend::Postgres => line.split(" using ").nth(1).and_then(|r| r.split_whitespace().next()).map(str::to_owned),
+        Backend::Postgres => line
+            .split(" using ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_owned),
     }
 }
 
@@ -66,7 +79,9 @@ fn has_sort(backend: Backend, plan: &[String]) -> bool {
 
 async fn existing_indexes(app: &TestApp) -> BTreeSet<String> {
     let sql = match app.db.backend {
-        Backend::Sqlite => "SELECT name AS n FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'",
+        Backend::Sqlite => {
+            "SELECT name AS n FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'"
+        }
         Backend::Postgres => {
             "SELECT CAST(indexname AS TEXT) AS n FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%_pkey'"
         }
@@ -101,8 +116,14 @@ async fn every_path_uses_its_index_case(app: &TestApp) {
     let existing = existing_indexes(app).await;
     let unused: Vec<_> = existing.iter().filter(|i| !used.contains(*i)).collect();
     assert!(unused.is_empty(), "{backend:?}: indexes no query path uses: {unused:?}");
-    let expected: BTreeSet<String> = query_paths().iter().filter_map(|p| p.index.map(str::to_owned)).collect();
-    assert_eq!(existing, expected, "{backend:?}: the schema's secondary indexes are exactly the ones the paths need");
+    let expected: BTreeSet<String> = query_paths()
+        .iter()
+        .filter_map(|p| p.index.map(str::to_owned))
+        .collect();
+    assert_eq!(
+        existing, expected,
+        "{backend:?}: the schema's secondary indexes are exactly the ones the paths need"
+    );
 }
 
 #[test]
@@ -110,7 +131,10 @@ fn every_list_has_both_directions() {
     let paths = query_paths();
     for (table, _, filters) in settle_store::sql::plans::LISTS {
         for (column, _) in filters.iter() {
-            let n = paths.iter().filter(|p| p.name.starts_with(&format!("list {table} by {column} "))).count();
+            let n = paths
+                .iter()
+                .filter(|p| p.name.starts_with(&format!("list {table} by {column} ")))
+                .count();
             assert_eq!(n, 2, "{table}.{column}");
         }
     }

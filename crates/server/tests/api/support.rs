@@ -286,7 +286,7 @@ impl TestApp {
         });
         let ctx = settle.context("test", None);
         let (_, admin_key) = settle
-            .create_api_key(&ctx, "test admin".into(), "admin", None)
+            .create_api_key(&ctx, None, "test admin".into(), "admin", None)
             .await
             .expect("admin key");
         let client = reqwest::Client::builder()
@@ -316,7 +316,7 @@ impl TestApp {
     pub async fn key(&self, role: &str) -> String {
         let ctx = self.settle.context("test", None);
         self.settle
-            .create_api_key(&ctx, format!("{role} key"), role, None)
+            .create_api_key(&ctx, None, format!("{role} key"), role, None)
             .await
             .expect("key")
             .1

@@ -12,8 +12,8 @@ use crate::records::ApiKey;
 
 pub async fn insert(conn: &mut AnyConnection, k: &ApiKey) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO api_keys (id, name, prefix, role, secret_hash, created, last_used, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO api_keys (id, name, prefix, role, secret_hash, created, last_used, expires_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(k.id.to_bytes())
     .bind(k.name.clone())
@@ -23,6 +23,7 @@ pub async fn insert(conn: &mut AnyConnection, k: &ApiKey) -> StoreResult<()> {
     .bind(k.created)
     .bind(k.last_used)
     .bind(k.expires_at)
+    .bind(k.revoked_at)
     .execute(conn)
     .await?;
     Ok(())

@@ -81,7 +81,12 @@ async fn write_batch(conn: &mut AnyConnection, d: Dialect, b: &SeedBatch) -> Sto
         b.customers.len(),
         |q, i| {
             let c = &b.customers[i];
-            q.bind(c.id.to_bytes()).bind(c.name.clone()).bind(c.email.clone()).bind(c.metadata.to_json()).bind(c.version).bind(c.created)
+            q.bind(c.id.to_bytes())
+                .bind(c.name.clone())
+                .bind(c.email.clone())
+                .bind(c.metadata.to_json())
+                .bind(c.version)
+                .bind(c.created)
         },
     )
     .await?;
@@ -171,7 +176,14 @@ async fn write_batch(conn: &mut AnyConnection, d: Dialect, b: &SeedBatch) -> Sto
     let per_statement = 30_000 / 3;
     for chunk in b.balances.chunks(per_statement) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({}, {}, {})", d.placeholder(i * 3 + 1), d.placeholder(i * 3 + 2), d.placeholder(i * 3 + 3)))
+            .map(|i| {
+                format!(
+                    "({}, {}, {})",
+                    d.placeholder(i * 3 + 1),
+                    d.placeholder(i * 3 + 2),
+                    d.placeholder(i * 3 + 3)
+                )
+            })
             .collect();
         let sql = format!(
             "UPDATE accounts SET balance = v.column2, pending_out = v.column3 FROM (VALUES {}) AS v WHERE accounts.id = v.column1",

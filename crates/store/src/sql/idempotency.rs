@@ -131,9 +131,9 @@ pub const REAP_SQL: &str = "DELETE FROM idempotency_keys WHERE (api_key_id, idem
 /// through the `created` index.
 pub async fn reap(conn: &mut AnyConnection, before_ms: u64, batch: u32) -> StoreResult<u64> {
     let done = sqlx::query(REAP_SQL)
-    .bind(before_ms as i64)
-    .bind(i64::from(batch))
-    .execute(conn)
-    .await?;
+        .bind(before_ms as i64)
+        .bind(i64::from(batch))
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected())
 }

@@ -9,10 +9,12 @@ pub mod bulk;
 mod customers;
 mod entries;
 mod idempotency;
-mod movement;
 pub mod list;
+mod movement;
 mod payments;
 pub mod plans;
+mod rbac;
+mod rbac_store;
 mod rows;
 mod store_impl;
 pub mod verify;
@@ -122,17 +124,27 @@ impl SqlStore {
         T: Serialize + Send + 'static,
         F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + Sync + 'static,
     {
-        let Some(claim) = ctx.idempotency.clone() else {
+        if ctx.idempotency.is_none() && ctx.audit.is_none() {
             return self.write_plain(op).await;
-        };
-        claim.mark_started();
-        let op = Arc::new(op);
+        }
+        if let Some(claim) = &ctx.idempotency {
+            claim.mark_started();
+        }
+        let (op, ctx, ids) = (Arc::new(op), ctx.clone(), Arc::clone(&self.ids));
         self.write_plain(move |conn| {
-            let (op, claim) = (Arc::clone(&op), claim.clone());
+            let (op, ctx, ids) = (Arc::clone(&op), ctx.clone(), Arc::clone(&ids));
             Box::pin(async move {
                 let value = op(&mut *conn).await?;
                 let body = serde_json::to_vec(&value).map_err(|e| StoreError::Internal(e.to_string()))?;
-                if !idempotency::complete(conn, &claim, &StoredResponse { status: 200, body }).await? {
+                if let Some(draft) = &ctx.audit {
+                    let object = serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned));
+                    rbac::insert_audit(&mut *conn, &ids, draft, object, "succeeded", 200, ctx.now_ms).await?;
+                }
+                if let Some(claim) = &ctx.idempotency
+                    && !idempotency::complete(conn, claim, &StoredResponse { status: 200, body }).await?
+                {
                     return Err(StoreError::ClaimLost);
                 }
                 Ok(value)

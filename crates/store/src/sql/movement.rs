@@ -78,7 +78,14 @@ fn build(m: &Movement<'_>, ids: &IdGenerator, params: &mut Params) -> Vec<(Strin
         let rows: Vec<String> = m
             .accounts
             .iter()
-            .map(|a| format!("({}, {}, {})", params.bytes(a.id.to_bytes()), params.int(a.balance), params.int(a.pending_out)))
+            .map(|a| {
+                format!(
+                    "({}, {}, {})",
+                    params.bytes(a.id.to_bytes()),
+                    params.int(a.balance),
+                    params.int(a.pending_out)
+                )
+            })
             .collect();
         let sql = format!(
             "UPDATE accounts SET balance = v.column2, pending_out = v.column3 FROM (VALUES {}) AS v WHERE accounts.id = v.column1",
@@ -174,8 +181,11 @@ pub async fn persist(conn: &mut AnyConnection, d: Dialect, ids: &IdGenerator, m:
             }
         }
         Dialect::Postgres => {
-            let ctes: Vec<String> =
-                parts.iter().enumerate().map(|(i, (sql, _))| format!("w{i} AS ({sql} RETURNING 1)")).collect();
+            let ctes: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, (sql, _))| format!("w{i} AS ({sql} RETURNING 1)"))
+                .collect();
             let sql = format!("WITH {} SELECT 1 AS done", ctes.join(", "));
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for v in params.values {

@@ -7,16 +7,17 @@ use settle_domain::account::Account;
 use settle_domain::ids::{PaymentId, RefundId};
 use settle_domain::money::Amount;
 use settle_domain::payment::{self, NewPayment, Payment};
+use settle_domain::rbac::{Action, Permission, Resource};
 use settle_domain::refund::{Refund, RefundStatus};
 use sqlx::AnyConnection;
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
-use super::rows::{self, PAYMENT_COLS, REFUND_COLS};
 use super::movement::{self, Movement, PaymentWrite};
+use super::rows::{self, PAYMENT_COLS, REFUND_COLS};
 use super::{Dialect, accounts};
-use crate::context::WriteContext;
+use crate::context::{Resolved, WriteContext};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::IdGenerator;
 use crate::records::NewRefund;
@@ -57,7 +58,7 @@ async fn lock(
 }
 
 /// The accounts of a movement whose balance or hold changed.
-fn changed<'a>(after: [&'a Account; 2], before: [(i64, i64); 2]) -> Vec<&'a Account> {
+fn changed(after: [&Account; 2], before: [(i64, i64); 2]) -> Vec<&Account> {
     after
         .into_iter()
         .zip(before)
@@ -65,6 +66,20 @@ fn changed<'a>(after: [&'a Account; 2], before: [(i64, i64); 2]) -> Vec<&'a Acco
         .map(|(a, _)| a)
         .collect()
 }
+
+/// The attributes policies see for a movement of `amount` on payment `p`.
+fn resolved(amount: i64, p: &Payment, payment: bool) -> Resolved {
+    Resolved {
+        amount,
+        currency: p.currency.code().to_owned(),
+        source: p.source.to_string(),
+        destination: p.destination.to_string(),
+        payment: if payment { p.id.to_string() } else { String::new() },
+    }
+}
+
+const PAYMENTS_WRITE: Permission = Permission::new(Resource::Payments, Action::Write);
+const REFUNDS_WRITE: Permission = Permission::new(Resource::Refunds, Action::Write);
 
 fn snapshot(a: &Account, b: &Account) -> [(i64, i64); 2] {
     [(a.balance, a.pending_out), (b.balance, b.pending_out)]
@@ -81,7 +96,10 @@ pub async fn create(
     if let Some(customer) = new.customer
         && !accounts::customer_exists(&mut *conn, d, customer).await?
     {
-        return Err(StoreError::NotFound { what: "customer", param: Some("customer") });
+        return Err(StoreError::NotFound {
+            what: "customer",
+            param: Some("customer"),
+        });
     }
     let before = snapshot(&source, &destination);
     let opened = payment::open(new, &mut source, &mut destination)?;
@@ -100,6 +118,7 @@ pub async fn create(
         version: 1,
         created: ctx.now_secs(),
     };
+    ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount, &p, false))?;
     let movement = Movement {
         accounts: changed([&source, &destination], before),
         payment: PaymentWrite::Insert(&p),
@@ -123,6 +142,7 @@ pub async fn capture(
     let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, p.source, p.destination).await?;
     let before = snapshot(&source, &destination);
     let postings = payment::capture(&mut p, amount, &mut source, &mut destination)?;
+    ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount_captured, &p, true))?;
     let movement = Movement {
         accounts: changed([&source, &destination], before),
         payment: PaymentWrite::UpdateState(&p),
@@ -143,8 +163,11 @@ pub async fn cancel(
 ) -> StoreResult<Payment> {
     let mut p = lock(&mut *conn, d, id, None).await?;
     let mut locked = accounts::lock(&mut *conn, d, &[p.source]).await?;
-    let source = locked.first_mut().ok_or_else(|| StoreError::Internal("payment source is missing".into()))?;
+    let source = locked
+        .first_mut()
+        .ok_or_else(|| StoreError::Internal("payment source is missing".into()))?;
     payment::cancel(&mut p, source)?;
+    ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount, &p, true))?;
     let movement = Movement {
         accounts: vec![source],
         payment: PaymentWrite::UpdateState(&p),
@@ -167,6 +190,7 @@ pub async fn refund(
     let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, p.source, p.destination).await?;
     let before = snapshot(&source, &destination);
     let (amount, postings) = payment::refund(&mut p, new.amount, &mut source, &mut destination)?;
+    ctx.check_policy(REFUNDS_WRITE, &resolved(amount, &p, true))?;
     let r = Refund {
         id: RefundId::from_uuid(ids.next(ctx.now_ms)),
         payment: p.id,

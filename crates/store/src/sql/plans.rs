@@ -6,7 +6,11 @@ use super::customers::IN_USE_SQL;
 use super::entries::SUM_SQL;
 use super::idempotency::REAP_SQL;
 use super::list::{FilterValue, list_sql};
-use super::rows::{ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, PAYMENT_COLS, REFUND_COLS};
+use super::rbac::{ROLE_BY_NAME_SQL, ROLE_IN_USE_SQL};
+use super::rows::{
+    ACCOUNT_COLS, API_KEY_COLS, AUDIT_COLS, CUSTOMER_COLS, ENTRY_COLS, PAYMENT_COLS, POLICY_COLS, REFUND_COLS,
+    ROLE_COLS,
+};
 
 /// A statement and the index that must serve it (`None`: the primary key).
 #[derive(Debug, Clone)]
@@ -19,8 +23,11 @@ pub struct QueryPath {
     pub ordered: bool,
 }
 
+/// An equality filter: (column, the index that serves it with the order).
+pub type Filter = (&'static str, &'static str);
+
 /// The lists: table, columns, and each equality filter with its index.
-pub const LISTS: &[(&str, &str, &[(&str, &str)])] = &[
+pub const LISTS: &[(&str, &str, &[Filter])] = &[
     ("accounts", ACCOUNT_COLS, &[("customer_id", "accounts_customer_id")]),
     ("customers", CUSTOMER_COLS, &[("email", "customers_email_id")]),
     (
@@ -34,7 +41,15 @@ pub const LISTS: &[(&str, &str, &[(&str, &str)])] = &[
         ],
     ),
     ("refunds", REFUND_COLS, &[("payment_id", "refunds_payment_id")]),
-    ("ledger_entries", ENTRY_COLS, &[("account_id", "ledger_entries_account_id")]),
+    (
+        "ledger_entries",
+        ENTRY_COLS,
+        &[("account_id", "ledger_entries_account_id")],
+    ),
+    ("roles", ROLE_COLS, &[]),
+    ("api_keys", API_KEY_COLS, &[]),
+    ("policies", POLICY_COLS, &[]),
+    ("audit_events", AUDIT_COLS, &[]),
 ];
 
 fn sample(column: &str) -> FilterValue {
@@ -86,9 +101,32 @@ pub fn query_paths() -> Vec<QueryPath> {
         ordered: false,
     };
     let id = || vec![FilterValue::Bytes(vec![0x01; 16])];
-    paths.push(one("customer still referenced by an account", IN_USE_SQL[0], id(), Some("accounts_customer_id")));
-    paths.push(one("customer still referenced by a payment", IN_USE_SQL[1], id(), Some("payments_customer_id")));
-    paths.push(one("sum of an account's entries", SUM_SQL, id(), Some("ledger_entries_account_id")));
+    paths.push(one(
+        "customer still referenced by an account",
+        IN_USE_SQL[0],
+        id(),
+        Some("accounts_customer_id"),
+    ));
+    paths.push(one(
+        "customer still referenced by a payment",
+        IN_USE_SQL[1],
+        id(),
+        Some("payments_customer_id"),
+    ));
+    let text = |t: &str| vec![FilterValue::Text(t.into())];
+    paths.push(one("role by name", ROLE_BY_NAME_SQL, text("admin"), Some("roles_name")));
+    paths.push(one(
+        "role still used by a key",
+        ROLE_IN_USE_SQL,
+        text("admin"),
+        Some("api_keys_role"),
+    ));
+    paths.push(one(
+        "sum of an account's entries",
+        SUM_SQL,
+        id(),
+        Some("ledger_entries_account_id"),
+    ));
     paths.push(one(
         "idempotency reaper batch",
         REAP_SQL,

@@ -3,17 +3,20 @@
 
 use settle_domain::account::Account;
 use settle_domain::customer::Customer;
-use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, LedgerEntryId, PaymentId, RefundId};
+use settle_domain::ids::{
+    AccountId, ApiKeyId, AuditEventId, CustomerId, LedgerEntryId, PaymentId, PolicyId, RefundId, RoleId,
+};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::metadata::Metadata;
 use settle_domain::money::Currency;
 use settle_domain::payment::{Payment, PaymentStatus};
+use settle_domain::rbac::{Role, parse_permissions};
 use settle_domain::refund::{Refund, RefundReason, RefundStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::{StoreError, StoreResult};
-use crate::records::ApiKey;
+use crate::records::{ApiKey, AuditEvent, StoredPolicy};
 
 pub const ACCOUNT_COLS: &str =
     "id, name, currency, balance, pending_out, allow_negative, customer_id, metadata, version, created";
@@ -22,7 +25,10 @@ pub const PAYMENT_COLS: &str = "id, amount, currency, source_id, destination_id,
      amount_captured, amount_refunded, description, metadata, version, created";
 pub const REFUND_COLS: &str = "id, payment_id, amount, currency, reason, status, created";
 pub const ENTRY_COLS: &str = "id, account_id, amount, payment_id, refund_id, created";
-pub const API_KEY_COLS: &str = "id, name, prefix, role, secret_hash, created, last_used, expires_at";
+pub const API_KEY_COLS: &str = "id, name, prefix, role, secret_hash, created, last_used, expires_at, revoked_at";
+pub const ROLE_COLS: &str = "id, name, permissions, builtin, version, created";
+pub const POLICY_COLS: &str = "id, name, policy, description, version, created";
+pub const AUDIT_COLS: &str = "id, api_key_id, operation, permission, object, request_id, outcome, status, created";
 
 fn corrupt(what: &str, col: &str) -> StoreError {
     StoreError::Internal(format!("stored {what}.{col} is not valid"))
@@ -130,5 +136,44 @@ pub fn api_key(row: &AnyRow) -> StoreResult<ApiKey> {
         created: row.try_get("created")?,
         last_used: row.try_get("last_used")?,
         expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+pub fn role(row: &AnyRow) -> StoreResult<Role> {
+    let permissions: String = row.try_get("permissions")?;
+    let texts: Vec<String> = serde_json::from_str(&permissions).map_err(|_| corrupt("role", "permissions"))?;
+    Ok(Role {
+        id: id(row, "id", RoleId::from_bytes)?,
+        name: row.try_get("name")?,
+        permissions: parse_permissions(&texts).map_err(|_| corrupt("role", "permissions"))?,
+        builtin: row.try_get::<i64, _>("builtin")? != 0,
+        version: row.try_get("version")?,
+        created: row.try_get("created")?,
+    })
+}
+
+pub fn policy(row: &AnyRow) -> StoreResult<StoredPolicy> {
+    Ok(StoredPolicy {
+        id: id(row, "id", PolicyId::from_bytes)?,
+        name: row.try_get("name")?,
+        policy: row.try_get("policy")?,
+        description: row.try_get("description")?,
+        version: row.try_get("version")?,
+        created: row.try_get("created")?,
+    })
+}
+
+pub fn audit(row: &AnyRow) -> StoreResult<AuditEvent> {
+    Ok(AuditEvent {
+        id: id(row, "id", AuditEventId::from_bytes)?,
+        api_key: opt_id(row, "api_key_id", ApiKeyId::from_bytes)?,
+        operation: row.try_get("operation")?,
+        permission: row.try_get("permission")?,
+        target: row.try_get("object")?,
+        request_id: row.try_get("request_id")?,
+        outcome: row.try_get("outcome")?,
+        status: row.try_get("status")?,
+        created: row.try_get("created")?,
     })
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
-use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, RefundId};
+use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, PolicyId, RefundId, RoleId};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
 use settle_domain::payment::{NewPayment, Payment};
+use settle_domain::rbac::{Permission, Role};
 use settle_domain::refund::Refund;
 use sqlx::Row;
 
@@ -21,7 +22,8 @@ use crate::error::{StoreError, StoreResult};
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use crate::list::{ListQuery, Page};
 use crate::records::{
-    AccountFilter, ApiKey, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
+    AccountFilter, ApiKey, AuditDraft, AuditEvent, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter,
+    RefundFilter, StoredPolicy,
 };
 use crate::store::Store;
 
@@ -328,7 +330,11 @@ impl Store for SqlStore {
         // round trip); only an existing key needs the transaction below.
         // SQLite writes go through its single writer either way.
         if self.dialect == Dialect::Postgres && idempotency::try_insert(&self.reads, &req, &token).await? {
-            return Ok(ClaimOutcome::Claimed(IdempotencyClaim::new(req.api_key, req.key.clone(), token)));
+            return Ok(ClaimOutcome::Claimed(IdempotencyClaim::new(
+                req.api_key,
+                req.key.clone(),
+                token,
+            )));
         }
         self.write_plain(move |conn| {
             let (req, token) = (Arc::clone(&req), token.clone());
@@ -358,5 +364,88 @@ impl Store for SqlStore {
     async fn reap_idempotency(&self, before_ms: u64, batch: u32) -> StoreResult<u64> {
         self.write_plain(move |conn| Box::pin(async move { idempotency::reap(conn, before_ms, batch).await }))
             .await
+    }
+
+    async fn sync_builtin_roles(&self, now_ms: u64) -> StoreResult<()> {
+        self.sync_builtin_roles_impl(now_ms).await
+    }
+
+    async fn create_role(&self, ctx: &WriteContext, name: String, permissions: Vec<Permission>) -> StoreResult<Role> {
+        self.create_role_impl(ctx, name, permissions).await
+    }
+
+    async fn role(&self, id: RoleId) -> StoreResult<Option<Role>> {
+        self.role_by_id(id).await
+    }
+
+    async fn role_by_name(&self, name: &str) -> StoreResult<Option<Role>> {
+        self.role_named(name).await
+    }
+
+    async fn update_role(
+        &self,
+        ctx: &WriteContext,
+        id: RoleId,
+        permissions: Vec<Permission>,
+        if_version: Option<i64>,
+    ) -> StoreResult<Role> {
+        self.update_role_impl(ctx, id, permissions, if_version).await
+    }
+
+    async fn delete_role(&self, ctx: &WriteContext, id: RoleId) -> StoreResult<Deleted> {
+        self.delete_role_impl(ctx, id).await
+    }
+
+    async fn list_roles(&self, q: &ListQuery<()>) -> StoreResult<Page<Role>> {
+        self.list_roles_impl(q).await
+    }
+
+    async fn list_api_keys(&self, q: &ListQuery<()>) -> StoreResult<Page<ApiKey>> {
+        self.list_api_keys_impl(q).await
+    }
+
+    async fn revoke_api_key(&self, ctx: &WriteContext, id: ApiKeyId) -> StoreResult<ApiKey> {
+        self.revoke_api_key_impl(ctx, id).await
+    }
+
+    async fn touch_api_keys(&self, uses: Vec<(ApiKeyId, i64)>) -> StoreResult<()> {
+        self.touch_api_keys_impl(uses).await
+    }
+
+    async fn create_policy(&self, ctx: &WriteContext, policy: StoredPolicy) -> StoreResult<StoredPolicy> {
+        self.create_policy_impl(ctx, policy).await
+    }
+
+    async fn policy(&self, id: PolicyId) -> StoreResult<Option<StoredPolicy>> {
+        self.policy_by_id(id).await
+    }
+
+    async fn update_policy(
+        &self,
+        ctx: &WriteContext,
+        policy: StoredPolicy,
+        if_version: Option<i64>,
+    ) -> StoreResult<StoredPolicy> {
+        self.update_policy_impl(ctx, policy, if_version).await
+    }
+
+    async fn delete_policy(&self, ctx: &WriteContext, id: PolicyId) -> StoreResult<Deleted> {
+        self.delete_policy_impl(ctx, id).await
+    }
+
+    async fn list_policies(&self, q: &ListQuery<()>) -> StoreResult<Page<StoredPolicy>> {
+        self.list_policies_impl(q).await
+    }
+
+    async fn all_policies(&self) -> StoreResult<Vec<StoredPolicy>> {
+        self.all_policies_impl().await
+    }
+
+    async fn record_audit(&self, draft: &AuditDraft, outcome: &str, status: u16, now_ms: u64) -> StoreResult<()> {
+        self.record_audit_impl(draft, outcome, status, now_ms).await
+    }
+
+    async fn list_audit_events(&self, q: &ListQuery<()>) -> StoreResult<Page<AuditEvent>> {
+        self.list_audit_impl(q).await
     }
 }

@@ -1,0 +1,468 @@
+//! Access control in the service layer: authenticating keys (through a
+//! short-lived in-process cache, so a hot key costs no database read), key
+//! and role management without privilege escalation, attribute policies,
+//! and the audit log.
+//!
+//! Bounds: a key revoked or a role or policy edited by another process takes
+//! effect here within `auth_cache_ttl` (default 5 s); in this process, at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use settle_domain::DomainError;
+use settle_domain::ids::{ApiKeyId, PolicyId, RoleId};
+use settle_domain::rbac::{Permission, Role, parse_permissions, parse_role_name};
+use settle_domain::text;
+use settle_store::context::{PolicyCheck, Resolved};
+use settle_store::records::{ApiKey, AuditDraft, AuditEvent, Deleted, StoredPolicy};
+use settle_store::{ListQuery, Page, StoreError, WriteContext};
+
+use crate::auth::{self, Principal};
+use crate::error::ServiceError;
+use crate::policy::{self, PolicyEngine, PolicyPrincipal, ResourceAttrs};
+use crate::service::Settle;
+
+type Result<T> = std::result::Result<T, ServiceError>;
+
+#[derive(Clone)]
+struct CachedKey {
+    key: ApiKey,
+    permissions: Vec<Permission>,
+    loaded: Instant,
+}
+
+/// Process-local caches and the pending `last_used` updates.
+pub struct AccessState {
+    ttl: Duration,
+    keys: RwLock<HashMap<ApiKeyId, CachedKey>>,
+    policies: RwLock<Option<(Instant, PolicyEngine)>>,
+    uses: Mutex<HashMap<ApiKeyId, i64>>,
+}
+
+impl AccessState {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            keys: RwLock::default(),
+            policies: RwLock::default(),
+            uses: Mutex::default(),
+        }
+    }
+
+    fn cached(&self, id: ApiKeyId) -> Option<CachedKey> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.get(&id).filter(|c| c.loaded.elapsed() < self.ttl).cloned()
+    }
+
+    fn forget_keys(&self) {
+        self.keys.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn forget_policies(&self) {
+        *self.policies.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// The policy decision a write carries into its transaction.
+#[derive(Clone)]
+struct PolicyGate {
+    engine: PolicyEngine,
+    principal: Principal,
+}
+
+impl std::fmt::Debug for PolicyGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyGate").field("key", &self.principal.key).finish()
+    }
+}
+
+impl PolicyCheck for PolicyGate {
+    fn check(&self, permission: Permission, r: &Resolved) -> std::result::Result<(), String> {
+        let attrs = ResourceAttrs {
+            amount: Some(r.amount),
+            currency: Some(r.currency.clone()),
+            source: Some(r.source.clone()),
+            destination: Some(r.destination.clone()),
+            payment: Some(r.payment.clone()),
+            account: None,
+        };
+        let key = self.principal.key.to_string();
+        let who = PolicyPrincipal {
+            key_id: &key,
+            role: &self.principal.role,
+            name: &self.principal.name,
+        };
+        self.engine.check(&who, permission, &attrs).map_err(|d| d.0)
+    }
+}
+
+fn denied(permission: Permission) -> ServiceError {
+    ServiceError::Forbidden(permission)
+}
+
+impl Settle {
+    /// Resolves a bearer secret to its key and role, or says why not.
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        let invalid = || ServiceError::Unauthenticated {
+            code: "api_key_invalid",
+            message: "the API key is not valid".into(),
+        };
+        let id = auth::key_id_of(secret).ok_or_else(invalid)?;
+        let cached = match self.access.cached(id) {
+            Some(c) => c,
+            None => {
+                let key = self.store.api_key(id).await?.ok_or_else(invalid)?;
+                let permissions = self
+                    .store
+                    .role_by_name(&key.role)
+                    .await?
+                    .map(|r| r.permissions)
+                    .unwrap_or_default();
+                let c = CachedKey {
+                    key,
+                    permissions,
+                    loaded: Instant::now(),
+                };
+                self.access
+                    .keys
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, c.clone());
+                c
+            }
+        };
+        if !auth::hash_matches(secret, &cached.key.secret_hash) || cached.key.revoked_at.is_some() {
+            return Err(invalid());
+        }
+        let now = (self.clock.now_ms() / 1000) as i64;
+        if cached.key.is_expired(now) {
+            return Err(ServiceError::Unauthenticated {
+                code: "api_key_expired",
+                message: "the API key has expired".into(),
+            });
+        }
+        self.access
+            .uses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, now);
+        Ok(Principal {
+            key: id,
+            name: cached.key.name,
+            role: cached.key.role,
+            permissions: cached.permissions,
+        })
+    }
+
+    /// Writes the pending `last_used` times in one batch; the server calls
+    /// this periodically so no request waits on it.
+    pub async fn flush_key_uses(&self) -> Result<usize> {
+        let uses: Vec<(ApiKeyId, i64)> = self
+            .access
+            .uses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        let n = uses.len();
+        if n > 0 {
+            self.store.touch_api_keys(uses).await?;
+        }
+        Ok(n)
+    }
+
+    /// The compiled policy set, reloaded when older than the cache TTL.
+    pub async fn policy_engine(&self) -> Result<PolicyEngine> {
+        if let Some((loaded, engine)) = self.access.policies.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && loaded.elapsed() < self.access.ttl
+        {
+            return Ok(engine.clone());
+        }
+        let stored = self.store.all_policies().await?;
+        let texts: Vec<(String, String)> = stored.into_iter().map(|p| (p.id.to_string(), p.policy)).collect();
+        // Stored policies were validated on the way in; if one no longer
+        // compiles, refuse everything rather than run without it.
+        let engine = PolicyEngine::new(&texts).map_err(|e| {
+            tracing::error!(error = %e, "stored policies do not compile; denying until fixed");
+            ServiceError::Store(StoreError::PolicyDenied(format!(
+                "the policy set does not compile: {e}"
+            )))
+        })?;
+        *self.access.policies.write().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), engine.clone()));
+        Ok(engine)
+    }
+
+    /// Checks attribute policies for an operation whose resource is known
+    /// up front (everything but money movement, which the store checks once
+    /// the amounts are resolved).
+    pub fn check_policy(
+        &self,
+        engine: &PolicyEngine,
+        principal: &Principal,
+        permission: Permission,
+        attrs: &ResourceAttrs,
+    ) -> Result<()> {
+        let key = principal.key.to_string();
+        let who = PolicyPrincipal {
+            key_id: &key,
+            role: &principal.role,
+            name: &principal.name,
+        };
+        engine
+            .check(&who, permission, attrs)
+            .map_err(|d| ServiceError::Store(StoreError::PolicyDenied(d.0)))
+    }
+
+    /// The write context of an authenticated request: its idempotency claim,
+    /// its audit record, and the policies the store applies to money movement.
+    pub fn request_context(
+        &self,
+        request_id: &str,
+        principal: &Principal,
+        engine: Option<PolicyEngine>,
+        audit: Option<AuditDraft>,
+    ) -> WriteContext {
+        let mut ctx = self.context(request_id, Some(principal.key));
+        ctx.audit = audit;
+        ctx.policy = engine.map(|engine| {
+            Arc::new(PolicyGate {
+                engine,
+                principal: principal.clone(),
+            }) as Arc<dyn PolicyCheck>
+        });
+        ctx
+    }
+
+    /// Creates a key and returns it with its secret, which is kept nowhere.
+    /// `granted_by` is the calling key (the command line passes `None`): it
+    /// cannot grant a role with a permission it lacks itself.
+    pub async fn create_api_key(
+        &self,
+        ctx: &WriteContext,
+        granted_by: Option<&Principal>,
+        name: String,
+        role: &str,
+        expires_at: Option<i64>,
+    ) -> Result<(ApiKey, String)> {
+        let name = text::bounded("name", name, 200, true)?;
+        let role = self
+            .store
+            .role_by_name(role)
+            .await?
+            .ok_or_else(|| DomainError::invalid("role", format!("`{role}` is not a role")))?;
+        if let Some(caller) = granted_by
+            && let Some(missing) = role.permissions.iter().find(|p| !caller.allows(**p))
+        {
+            return Err(denied(*missing));
+        }
+        if expires_at.is_some_and(|t| t <= ctx.now_secs()) {
+            return Err(DomainError::invalid("expires_at", "`expires_at` must be in the future").into());
+        }
+        let id = ApiKeyId::from_uuid(settle_domain::ids::uuid_v7(ctx.now_ms, rand::random::<u128>()));
+        let secret = auth::generate_secret(id);
+        let key = ApiKey {
+            id,
+            name,
+            prefix: secret.prefix.clone(),
+            role: role.name,
+            secret_hash: secret.hash.clone(),
+            created: ctx.now_secs(),
+            last_used: None,
+            expires_at,
+            revoked_at: None,
+        };
+        let key = self.store.create_api_key(ctx, key).await?;
+        Ok((key, secret.secret))
+    }
+
+    pub async fn api_key(&self, id: Option<ApiKeyId>) -> Result<ApiKey> {
+        let id = id.ok_or(StoreError::NotFound {
+            what: "API key",
+            param: None,
+        })?;
+        self.store
+            .api_key(id)
+            .await?
+            .ok_or(ServiceError::Store(StoreError::NotFound {
+                what: "API key",
+                param: None,
+            }))
+    }
+
+    pub async fn list_api_keys(&self, q: &ListQuery<()>) -> Result<Page<ApiKey>> {
+        Ok(self.store.list_api_keys(q).await?)
+    }
+
+    /// Revokes a key: at once in this process, within the cache TTL elsewhere.
+    pub async fn revoke_api_key(&self, ctx: &WriteContext, id: Option<ApiKeyId>) -> Result<ApiKey> {
+        let id = id.ok_or(StoreError::NotFound {
+            what: "API key",
+            param: None,
+        })?;
+        let key = self.store.revoke_api_key(ctx, id).await?;
+        self.access.keys.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        Ok(key)
+    }
+
+    fn may_grant(caller: Option<&Principal>, permissions: &[Permission]) -> Result<()> {
+        match caller.and_then(|c| permissions.iter().find(|p| !c.allows(**p))) {
+            Some(missing) => Err(denied(*missing)),
+            None => Ok(()),
+        }
+    }
+
+    pub async fn create_role(
+        &self,
+        ctx: &WriteContext,
+        caller: Option<&Principal>,
+        name: &str,
+        permissions: &[String],
+    ) -> Result<Role> {
+        let name = parse_role_name(name)?;
+        let permissions = parse_permissions(permissions)?;
+        Self::may_grant(caller, &permissions)?;
+        Ok(self.store.create_role(ctx, name, permissions).await?)
+    }
+
+    pub async fn role(&self, id: Option<RoleId>) -> Result<Role> {
+        let id = id.ok_or(StoreError::NotFound {
+            what: "role",
+            param: None,
+        })?;
+        self.store
+            .role(id)
+            .await?
+            .ok_or(ServiceError::Store(StoreError::NotFound {
+                what: "role",
+                param: None,
+            }))
+    }
+
+    pub async fn update_role(
+        &self,
+        ctx: &WriteContext,
+        caller: Option<&Principal>,
+        id: Option<RoleId>,
+        permissions: &[String],
+        if_version: Option<i64>,
+    ) -> Result<Role> {
+        let id = id.ok_or(StoreError::NotFound {
+            what: "role",
+            param: None,
+        })?;
+        let permissions = parse_permissions(permissions)?;
+        Self::may_grant(caller, &permissions)?;
+        let role = self.store.update_role(ctx, id, permissions, if_version).await?;
+        self.access.forget_keys();
+        Ok(role)
+    }
+
+    pub async fn delete_role(&self, ctx: &WriteContext, id: Option<RoleId>) -> Result<Deleted> {
+        let id = id.ok_or(StoreError::NotFound {
+            what: "role",
+            param: None,
+        })?;
+        Ok(self.store.delete_role(ctx, id).await?)
+    }
+
+    pub async fn list_roles(&self, q: &ListQuery<()>) -> Result<Page<Role>> {
+        Ok(self.store.list_roles(q).await?)
+    }
+
+    /// Validates the Cedar text against the published schema, then stores it.
+    pub async fn create_policy(
+        &self,
+        ctx: &WriteContext,
+        name: String,
+        text: String,
+        description: Option<String>,
+    ) -> Result<StoredPolicy> {
+        let name = text::bounded("name", name, 200, true)?;
+        policy::validate(&text).map_err(|e| DomainError::InvalidPolicy(e.to_string()))?;
+        let stored = StoredPolicy {
+            id: PolicyId::from_uuid(uuid::Uuid::nil()),
+            name,
+            policy: text,
+            description: description
+                .map(|d| text::bounded("description", d, 1000, false))
+                .transpose()?,
+            version: 1,
+            created: 0,
+        };
+        let created = self.store.create_policy(ctx, stored).await?;
+        self.access.forget_policies();
+        Ok(created)
+    }
+
+    pub async fn policy(&self, id: Option<PolicyId>) -> Result<StoredPolicy> {
+        let id = id.ok_or(StoreError::NotFound {
+            what: "policy",
+            param: None,
+        })?;
+        self.store
+            .policy(id)
+            .await?
+            .ok_or(ServiceError::Store(StoreError::NotFound {
+                what: "policy",
+                param: None,
+            }))
+    }
+
+    pub async fn update_policy(
+        &self,
+        ctx: &WriteContext,
+        id: Option<PolicyId>,
+        name: Option<String>,
+        text: Option<String>,
+        description: Option<Option<String>>,
+        if_version: Option<i64>,
+    ) -> Result<StoredPolicy> {
+        let mut edited = self.policy(id).await?;
+        if let Some(name) = name {
+            edited.name = text::bounded("name", name, 200, true)?;
+        }
+        if let Some(text) = text {
+            policy::validate(&text).map_err(|e| DomainError::InvalidPolicy(e.to_string()))?;
+            edited.policy = text;
+        }
+        if let Some(description) = description {
+            edited.description = description
+                .map(|d| text::bounded("description", d, 1000, false))
+                .transpose()?;
+        }
+        let saved = self.store.update_policy(ctx, edited, if_version).await?;
+        self.access.forget_policies();
+        Ok(saved)
+    }
+
+    pub async fn delete_policy(&self, ctx: &WriteContext, id: Option<PolicyId>) -> Result<Deleted> {
+        let id = id.ok_or(StoreError::NotFound {
+            what: "policy",
+            param: None,
+        })?;
+        let deleted = self.store.delete_policy(ctx, id).await?;
+        self.access.forget_policies();
+        Ok(deleted)
+    }
+
+    pub async fn list_policies(&self, q: &ListQuery<()>) -> Result<Page<StoredPolicy>> {
+        Ok(self.store.list_policies(q).await?)
+    }
+
+    /// Records a write that failed; successful writes are recorded in
+    /// their own transaction. Best effort: a failure here is logged.
+    pub async fn record_failed_write(&self, draft: &AuditDraft, outcome: &str, status: u16) {
+        if let Err(e) = self
+            .store
+            .record_audit(draft, outcome, status, self.clock.now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "could not record an audit event");
+        }
+    }
+
+    pub async fn list_audit_events(&self, q: &ListQuery<()>) -> Result<Page<AuditEvent>> {
+        Ok(self.store.list_audit_events(q).await?)
+    }
+}

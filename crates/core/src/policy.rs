@@ -1,0 +1,590 @@
+//! Operator-written limits on top of roles, in [Cedar](https://www.cedarpolicy.com).
+//!
+//! Roles say *which* operations a key may call; policies say *under what
+//! conditions*: "support may not refund more than 5,000", "this key may only
+//! pay out of these two accounts". Every check goes through one Cedar
+//! evaluation against a fixed model, so the facts below are the whole contract
+//! a policy author needs (they are also published as [`SCHEMA`]).
+//!
+//! # The model
+//!
+//! - **Principal**: entity type `ApiKey`, id = the key id text (`ApiKey::"key_01..."`),
+//!   with String attributes `role` and `name`.
+//! - **Action**: `Action::"<resource>:<action>"` for every permission, e.g.
+//!   `Action::"refunds:write"`, `Action::"queue:read"`.
+//! - **Resource**: one entity type per resource kind, so strict validation
+//!   accepts `resource.amount` without `has` checks where it applies:
+//!   - `Payment` (payments:*) and `Refund` (refunds:*): `amount: Long`,
+//!     `currency: String`, `source: String`, `destination: String`, `payment: String`.
+//!   - `Account` (accounts:*): `account: String`, `currency: String`.
+//!   - `Object` (customers, events, webhooks, api_keys, roles, policies, audit,
+//!     queue): `id: String`.
+//!
+//!   Attributes are resolved before evaluation (a full refund's `amount` is the
+//!   amount it will actually refund). An attribute not known yet (e.g. `payment`
+//!   while creating one) is `""` for strings and `0` for `amount`. The resource
+//!   entity's own id is not meaningful: test attributes, not `resource == ...`.
+//! - **Context**: empty.
+//!
+//! # Decisions
+//!
+//! A built-in base policy `permit(principal, action, resource);` allows
+//! everything, so stored policies are normally `forbid` policies; Cedar's rule
+//! "any satisfied forbid wins" then makes each one a limit. A policy whose
+//! evaluation errors (e.g. integer overflow) would be skipped by Cedar, which
+//! could turn a limit into a hole, so any evaluation error denies instead.
+//!
+//! Every stored policy is parsed and validated against [`SCHEMA`] in strict
+//! mode, so a typo such as `resource.colour` is rejected when it is saved,
+//! not discovered when it silently never matches; so is a policy that can
+//! never apply (e.g. `action == Action::"refunds:write", resource is Account`).
+//!
+//! # Example
+//!
+//! ```cedar
+//! forbid(principal, action == Action::"refunds:write", resource)
+//! when { principal.role == "support" && resource.amount > 5000 };
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
+
+use cedar_policy::ffi::DetailedError;
+use cedar_policy::{
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
+    Request, RestrictedExpression, Schema, ValidationMode, ValidationWarning, Validator,
+};
+use settle_domain::rbac::{Permission, Resource};
+
+/// Attributes of the resource an operation acts on, resolved before evaluation
+/// (e.g. a full refund's amount is the amount it will actually refund).
+#[derive(Debug, Clone, Default)]
+pub struct ResourceAttrs {
+    /// Minor units; `Payment.amount` / `Refund.amount` (0 when unknown).
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    /// Account id text, e.g. "acct_01...".
+    pub source: Option<String>,
+    /// Account id text.
+    pub destination: Option<String>,
+    /// Payment id text.
+    pub payment: Option<String>,
+    /// Account id text; `Account.account`.
+    pub account: Option<String>,
+}
+
+/// Who asks: the authenticated key, as Cedar's `ApiKey` principal.
+pub struct PolicyPrincipal<'a> {
+    pub key_id: &'a str,
+    pub role: &'a str,
+    pub name: &'a str,
+}
+
+/// Why a policy text was refused, worded for the person who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// The policy text does not parse; the message points at the place (line/column or snippet).
+    #[error("{0}")]
+    Parse(String),
+    /// The policy parses but does not validate against the published schema.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A denial: which policy forbade it, or that evaluation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// The Cedar schema policies are validated against (Cedar human-readable
+/// schema text), published so users can write policies. Kept literal so it can
+/// be copied verbatim; a test checks it covers exactly the permissions in
+/// `settle_domain::rbac`.
+pub const SCHEMA: &str = r#"// Settle policy model. Principal: the API key. Action: "<resource>:<action>".
+// Resource: one entity type per resource kind; unknown strings are "" and an unknown amount is 0.
+entity ApiKey = { role: String, name: String };
+entity Payment = { amount: Long, currency: String, source: String, destination: String, payment: String };
+entity Refund = { amount: Long, currency: String, source: String, destination: String, payment: String };
+entity Account = { account: String, currency: String };
+entity Object = { id: String };
+
+action "payments:read", "payments:write" appliesTo { principal: ApiKey, resource: Payment };
+action "refunds:read", "refunds:write" appliesTo { principal: ApiKey, resource: Refund };
+action "accounts:read", "accounts:write" appliesTo { principal: ApiKey, resource: Account };
+action "customers:read", "customers:write", "events:read", "events:write", "webhooks:read", "webhooks:write",
+  "api_keys:read", "api_keys:write", "roles:read", "roles:write", "policies:read", "policies:write",
+  "audit:read", "audit:write", "queue:read", "queue:write"
+  appliesTo { principal: ApiKey, resource: Object };
+"#;
+
+/// Id of the built-in base permit; not a valid stored id (those are "pol_...").
+const BASE_PERMIT_ID: &str = "settle_base_permit";
+const BASE_PERMIT: &str = "permit(principal, action, resource);";
+/// Id used when checking a text that has no stored id yet.
+const DRAFT_ID: &str = "policy";
+
+/// The parsed schema, built once. Parsing cannot fail for the literal above
+/// (a test proves it), but if it ever did every check denies rather than panics.
+static MODEL: LazyLock<Result<Validator, String>> = LazyLock::new(|| {
+    Schema::from_cedarschema_str(SCHEMA)
+        .map(|(schema, _warnings)| Validator::new(schema))
+        .map_err(|e| format!("the built-in policy schema is broken: {e}"))
+});
+
+fn model() -> Result<&'static Validator, String> {
+    MODEL.as_ref().map_err(Clone::clone)
+}
+
+/// Checks one policy's text: parse, then validate against SCHEMA (strict mode).
+/// Only `forbid` policies are needed because a built-in base permit exists, but
+/// `permit` text is allowed too.
+pub fn validate(text: &str) -> Result<(), PolicyError> {
+    compile(DRAFT_ID, text).map(|_| ())
+}
+
+/// Parses `text` as exactly one static policy named `id` and validates it.
+fn compile(id: &str, text: &str) -> Result<Policy, PolicyError> {
+    let validator = model().map_err(PolicyError::Invalid)?;
+    let parsed = PolicySet::from_str(text).map_err(|e| PolicyError::Parse(describe(DetailedError::from(&e), text)))?;
+    if parsed.num_of_templates() > 0 {
+        return Err(PolicyError::Invalid(
+            "templates (policies with ?principal or ?resource slots) are not supported".into(),
+        ));
+    }
+    let policy = match parsed.num_of_policies() {
+        1 => parsed.policies().next().map(|p| p.new_id(PolicyId::new(id))),
+        _ => None,
+    };
+    let Some(policy) = policy else {
+        return Err(PolicyError::Invalid(format!(
+            "a policy text must hold exactly one policy, found {}",
+            parsed.num_of_policies()
+        )));
+    };
+    let mut single = PolicySet::new();
+    single
+        .add(policy.clone())
+        .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+    let result = validator.validate(&single, ValidationMode::Strict);
+    let errors: Vec<String> = result
+        .validation_errors()
+        .map(|e| {
+            let msg = describe(DetailedError::from(e), text);
+            // Cedar starts with "for policy `<id>`, "; callers add the id themselves.
+            msg.strip_prefix(&format!("for policy `{id}`, "))
+                .map(str::to_owned)
+                .unwrap_or(msg)
+        })
+        .chain(
+            // Cedar only warns about a policy that can never apply; stored, it
+            // would be a limit that silently never limits, so refuse it.
+            result
+                .validation_warnings()
+                .filter(|w| matches!(w, ValidationWarning::ImpossiblePolicy(_)))
+                .map(|_| {
+                    "this policy can never apply to any request (check its principal, action and resource)".into()
+                }),
+        )
+        .collect();
+    if errors.is_empty() {
+        Ok(policy)
+    } else {
+        Err(PolicyError::Invalid(errors.join("; ")))
+    }
+}
+
+/// Cedar's message plus where it points: line, column and the offending text.
+fn describe(err: DetailedError, text: &str) -> String {
+    let mut msg = err.message;
+    if let Some(label) = err.source_locations.first() {
+        let (start, end) = (label.loc.start, label.loc.end);
+        let before = text.get(..start).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        msg.push_str(&format!(" (line {line}, column {column}"));
+        let snippet = text.get(start..end).unwrap_or("").trim();
+        if !snippet.is_empty() {
+            let short: String = snippet.chars().take(60).collect();
+            let more = if short.len() < snippet.len() { "..." } else { "" };
+            msg.push_str(&format!(", at `{short}{more}`"));
+        } else if start >= text.trim_end().len() {
+            msg.push_str(", at the end of the text");
+        }
+        msg.push(')');
+    }
+    if let Some(help) = err.help {
+        msg.push_str(&format!("; {help}"));
+    }
+    msg
+}
+
+/// A compiled set of stored policies plus the built-in base permit
+/// `permit(principal, action, resource);`. Cheap to clone (one `Arc`), so
+/// the service can swap in a new engine when policies change and hand copies
+/// to concurrent requests.
+#[derive(Clone)]
+pub struct PolicyEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    policies: PolicySet,
+    authorizer: Authorizer,
+}
+
+impl PolicyEngine {
+    /// `policies` are (policy id text like "pol_01...", cedar text). Each must
+    /// be a single policy (several in one text is `PolicyError::Invalid`). The
+    /// given id becomes the Cedar policy id so denials can name it; errors are
+    /// prefixed with it so the operator knows which stored policy is broken.
+    pub fn new(policies: &[(String, String)]) -> Result<Self, PolicyError> {
+        let mut set = base_set().map_err(PolicyError::Invalid)?;
+        for (id, text) in policies {
+            let prefix = |e: PolicyError| match e {
+                PolicyError::Parse(m) => PolicyError::Parse(format!("policy {id}: {m}")),
+                PolicyError::Invalid(m) => PolicyError::Invalid(format!("policy {id}: {m}")),
+            };
+            if id == BASE_PERMIT_ID {
+                return Err(prefix(PolicyError::Invalid("this id is reserved".into())));
+            }
+            let policy = compile(id, text).map_err(prefix)?;
+            set.add(policy)
+                .map_err(|e| prefix(PolicyError::Invalid(e.to_string())))?;
+        }
+        Ok(Self::from_set(set))
+    }
+
+    /// The base permit only: every request that reaches policy evaluation is allowed.
+    pub fn empty() -> Self {
+        // base_set cannot fail for the literal base permit; if it did, an empty
+        // set makes Cedar deny everything (fail closed) instead of panicking.
+        Self::from_set(base_set().unwrap_or_default())
+    }
+
+    fn from_set(policies: PolicySet) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                policies,
+                authorizer: Authorizer::new(),
+            }),
+        }
+    }
+
+    /// Allows or denies `action` (a Permission, e.g. refunds:write) for the
+    /// principal on a resource with `attrs`. Any evaluation error denies, and
+    /// the `Denied` message names the forbidding policy id(s) or the error.
+    pub fn check(
+        &self,
+        principal: &PolicyPrincipal<'_>,
+        action: Permission,
+        attrs: &ResourceAttrs,
+    ) -> Result<(), Denied> {
+        let schema = model().map_err(Denied)?.schema();
+        let fail = |what: &str, e: &dyn std::fmt::Display| Denied(format!("policy check failed ({what}): {e}"));
+
+        let principal_uid = uid("ApiKey", principal.key_id).map_err(|e| fail("principal", &e))?;
+        let principal_entity = Entity::new(
+            principal_uid.clone(),
+            HashMap::from([
+                ("role".to_owned(), string(Some(principal.role))),
+                ("name".to_owned(), string(Some(principal.name))),
+            ]),
+            HashSet::new(),
+        )
+        .map_err(|e| fail("principal", &e))?;
+
+        let (resource_type, resource_id, resource_attrs) = resource(action.resource, attrs);
+        let resource_uid = uid(resource_type, resource_id).map_err(|e| fail("resource", &e))?;
+        let resource_entity =
+            Entity::new(resource_uid.clone(), resource_attrs, HashSet::new()).map_err(|e| fail("resource", &e))?;
+
+        let action_uid = uid("Action", &action.to_string()).map_err(|e| fail("action", &e))?;
+        let entities = Entities::from_entities([principal_entity, resource_entity], Some(schema))
+            .map_err(|e| fail("entities", &e))?;
+        let request = Request::new(principal_uid, action_uid, resource_uid, Context::empty(), Some(schema))
+            .map_err(|e| fail("request", &e))?;
+
+        let response = self
+            .inner
+            .authorizer
+            .is_authorized(&request, &self.inner.policies, &entities);
+        let mut errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
+        if !errors.is_empty() {
+            errors.sort();
+            return Err(Denied(format!(
+                "denied because policy evaluation failed: {}",
+                errors.join("; ")
+            )));
+        }
+        match response.decision() {
+            Decision::Allow => Ok(()),
+            Decision::Deny => {
+                let mut ids: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
+                ids.sort();
+                Err(Denied(match ids.as_slice() {
+                    [] => "denied: no policy permits this request".to_owned(),
+                    [one] => format!("denied by policy {one}"),
+                    many => format!("denied by policies {}", many.join(", ")),
+                }))
+            }
+        }
+    }
+}
+
+/// The set every engine starts from: just the base permit.
+fn base_set() -> Result<PolicySet, String> {
+    let base = Policy::parse(Some(PolicyId::new(BASE_PERMIT_ID)), BASE_PERMIT).map_err(|e| e.to_string())?;
+    PolicySet::from_policies([base]).map_err(|e| e.to_string())
+}
+
+fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
+    let type_name = EntityTypeName::from_str(type_name).map_err(|e| e.to_string())?;
+    Ok(EntityUid::from_type_name_and_id(type_name, EntityId::new(id)))
+}
+
+fn string(value: Option<&str>) -> RestrictedExpression {
+    RestrictedExpression::new_string(value.unwrap_or_default().to_owned())
+}
+
+/// The resource entity for a permission's resource kind: type name, entity id
+/// and every attribute the schema requires for that type.
+fn resource(kind: Resource, a: &ResourceAttrs) -> (&'static str, &str, HashMap<String, RestrictedExpression>) {
+    let attr = |name: &str, value: RestrictedExpression| (name.to_owned(), value);
+    let money = || {
+        HashMap::from([
+            attr("amount", RestrictedExpression::new_long(a.amount.unwrap_or(0))),
+            attr("currency", string(a.currency.as_deref())),
+            attr("source", string(a.source.as_deref())),
+            attr("destination", string(a.destination.as_deref())),
+            attr("payment", string(a.payment.as_deref())),
+        ])
+    };
+    match kind {
+        Resource::Payments => ("Payment", a.payment.as_deref().unwrap_or_default(), money()),
+        Resource::Refunds => ("Refund", "", money()),
+        Resource::Accounts => (
+            "Account",
+            a.account.as_deref().unwrap_or_default(),
+            HashMap::from([
+                attr("account", string(a.account.as_deref())),
+                attr("currency", string(a.currency.as_deref())),
+            ]),
+        ),
+        Resource::Customers
+        | Resource::Events
+        | Resource::Webhooks
+        | Resource::ApiKeys
+        | Resource::Roles
+        | Resource::Policies
+        | Resource::Audit
+        | Resource::Queue => ("Object", "", HashMap::from([attr("id", string(None))])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use settle_domain::rbac::Action;
+
+    const REFUND_LIMIT: &str = r#"forbid(principal, action == Action::"refunds:write", resource) when { principal.role == "support" && resource.amount > 5000 };"#;
+    const SOURCE_LIST: &str = r#"forbid(principal == ApiKey::"key_01ABC", action == Action::"payments:write", resource) unless { ["acct_1", "acct_2"].contains(resource.source) };"#;
+
+    fn engine(policies: &[(&str, &str)]) -> PolicyEngine {
+        let owned: Vec<(String, String)> = policies.iter().map(|(i, t)| (i.to_string(), t.to_string())).collect();
+        PolicyEngine::new(&owned).unwrap()
+    }
+
+    /// `Ok(())` or the denial text, so asserts stay on one line.
+    fn run(e: &PolicyEngine, key_id: &str, role: &str, perm: &str, attrs: &ResourceAttrs) -> Result<(), String> {
+        let principal = PolicyPrincipal {
+            key_id,
+            role,
+            name: "test key",
+        };
+        e.check(&principal, Permission::parse(perm).unwrap(), attrs)
+            .map_err(|Denied(m)| m)
+    }
+
+    fn refund(amount: i64) -> ResourceAttrs {
+        ResourceAttrs {
+            amount: Some(amount),
+            currency: Some("USD".into()),
+            ..Default::default()
+        }
+    }
+
+    fn paid_from(source: &str) -> ResourceAttrs {
+        ResourceAttrs {
+            amount: Some(100),
+            source: Some(source.into()),
+            ..Default::default()
+        }
+    }
+
+    fn invalid(text: &str) -> String {
+        match validate(text) {
+            Err(PolicyError::Invalid(m)) => m,
+            other => panic!("{text}: expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn schema_parses_and_covers_exactly_the_permissions() {
+        let schema = model().unwrap().schema();
+        let actions: HashSet<String> = schema.actions().map(|a| a.id().escaped().to_string()).collect();
+        let perms: HashSet<String> = Resource::ALL
+            .into_iter()
+            .flat_map(|r| [Action::Read, Action::Write].map(|a| Permission::new(r, a).to_string()))
+            .collect();
+        assert_eq!(actions, perms);
+    }
+
+    #[test]
+    fn base_permit_allows_everything_without_policies() {
+        for e in [PolicyEngine::empty(), engine(&[])] {
+            for r in Resource::ALL {
+                for a in [Action::Read, Action::Write] {
+                    let p = Permission::new(r, a).to_string();
+                    assert_eq!(run(&e, "key_1", "viewer", &p, &ResourceAttrs::default()), Ok(()), "{p}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refund_limit_for_support() {
+        let e = engine(&[("pol_refund", REFUND_LIMIT)]);
+        assert_eq!(run(&e, "key_1", "support", "refunds:write", &refund(5000)), Ok(()));
+        assert!(run(&e, "key_1", "support", "refunds:write", &refund(5001)).is_err());
+        assert_eq!(run(&e, "key_1", "admin", "refunds:write", &refund(9999)), Ok(()));
+        assert_eq!(run(&e, "key_1", "developer", "refunds:write", &refund(9999)), Ok(()));
+        // Other actions on the same kind are untouched.
+        assert_eq!(run(&e, "key_1", "support", "refunds:read", &refund(9999)), Ok(()));
+    }
+
+    #[test]
+    fn denial_names_the_policy() {
+        let e = engine(&[("pol_01REFUND", REFUND_LIMIT), ("pol_01OTHER", SOURCE_LIST)]);
+        let msg = run(&e, "key_1", "support", "refunds:write", &refund(5001)).unwrap_err();
+        assert!(msg.contains("pol_01REFUND"), "{msg}");
+        assert!(!msg.contains("pol_01OTHER"), "{msg}");
+    }
+
+    #[test]
+    fn source_allow_list_for_one_key() {
+        let e = engine(&[("pol_src", SOURCE_LIST)]);
+        assert_eq!(
+            run(&e, "key_01ABC", "developer", "payments:write", &paid_from("acct_2")),
+            Ok(())
+        );
+        let msg = run(&e, "key_01ABC", "developer", "payments:write", &paid_from("acct_9")).unwrap_err();
+        assert!(msg.contains("pol_src"), "{msg}");
+        // An unknown source is "" and is not on the list either.
+        assert!(
+            run(
+                &e,
+                "key_01ABC",
+                "developer",
+                "payments:write",
+                &ResourceAttrs::default()
+            )
+            .is_err()
+        );
+        assert_eq!(
+            run(&e, "key_OTHER", "developer", "payments:write", &paid_from("acct_9")),
+            Ok(())
+        );
+        assert_eq!(
+            run(&e, "key_01ABC", "developer", "payments:read", &paid_from("acct_9")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn permit_only_policy_does_not_deny() {
+        let text = r#"permit(principal, action == Action::"refunds:write", resource) when { resource.amount < 10 };"#;
+        validate(text).unwrap();
+        let e = engine(&[("pol_permit", text)]);
+        assert_eq!(run(&e, "key_1", "support", "refunds:write", &refund(1_000_000)), Ok(()));
+    }
+
+    #[test]
+    fn examples_validate() {
+        validate(REFUND_LIMIT).unwrap();
+        validate(SOURCE_LIST).unwrap();
+        validate(
+            r#"forbid(principal, action == Action::"accounts:write", resource) when { resource.currency == "" };"#,
+        )
+        .unwrap();
+        validate(r#"forbid(principal, action, resource is Object) when { resource.id == "" };"#).unwrap();
+    }
+
+    #[test]
+    fn parse_error_points_at_the_place() {
+        let text = "forbid(principal, action, resource)\nwhen { resource.amount > };";
+        let Err(PolicyError::Parse(msg)) = validate(text) else {
+            panic!("expected Parse")
+        };
+        assert!(msg.contains("line 2, column 26") && msg.contains('}'), "{msg}");
+        let one_line = "forbid(principal, action, resource) when { resource.amount > };";
+        assert!(matches!(validate(one_line), Err(PolicyError::Parse(_))));
+        assert!(matches!(validate("allow everything"), Err(PolicyError::Parse(_))));
+        let Err(PolicyError::Parse(msg)) = PolicyEngine::new(&[("pol_bad".into(), text.into())]) else {
+            panic!()
+        };
+        assert!(msg.contains("pol_bad"), "{msg}");
+    }
+
+    #[test]
+    fn validation_errors() {
+        let colour =
+            r#"forbid(principal, action == Action::"payments:write", resource) when { resource.colour == "" };"#;
+        assert!(invalid(colour).contains("colour"));
+        assert!(invalid(r#"forbid(principal, action, resource == Widget::"x");"#).contains("Widget"));
+        invalid(r#"forbid(principal, action == Action::"payments:delete", resource);"#);
+        // `amount` exists on Payment and Refund only, so an unconstrained action must narrow first.
+        invalid("forbid(principal, action, resource) when { resource.amount > 5 };");
+        invalid(r#"forbid(principal, action == Action::"refunds:write", resource) when { resource.amount > "5" };"#);
+        // Type-correct but never applies: a limit that would silently never limit.
+        assert!(
+            invalid(r#"forbid(principal, action == Action::"refunds:write", resource is Account);"#).contains("never")
+        );
+        let Err(PolicyError::Invalid(msg)) = PolicyEngine::new(&[("pol_typo".into(), colour.into())]) else {
+            panic!()
+        };
+        assert!(msg.contains("pol_typo"), "{msg}");
+    }
+
+    #[test]
+    fn one_policy_per_text() {
+        invalid(&format!("{REFUND_LIMIT}\n{SOURCE_LIST}"));
+        invalid("  // nothing\n");
+        invalid("forbid(principal == ?principal, action, resource);");
+        let dup = [
+            ("pol_a".into(), REFUND_LIMIT.into()),
+            ("pol_a".into(), SOURCE_LIST.into()),
+        ];
+        assert!(matches!(PolicyEngine::new(&dup), Err(PolicyError::Invalid(_))));
+    }
+
+    #[test]
+    fn evaluation_error_denies() {
+        let text = r#"forbid(principal, action == Action::"refunds:write", resource) when { resource.amount + 9223372036854775807 > 0 && resource.amount < 0 };"#;
+        validate(text).unwrap();
+        let e = engine(&[("pol_overflow", text)]);
+        // amount 0 does not overflow: the forbid is false and the base permit allows.
+        assert_eq!(run(&e, "key_1", "support", "refunds:write", &refund(0)), Ok(()));
+        // amount 1 overflows: Cedar alone would skip the policy and allow; we deny and say why.
+        let msg = run(&e, "key_1", "support", "refunds:write", &refund(1)).unwrap_err();
+        assert!(msg.contains("pol_overflow") && msg.contains("overflow"), "{msg}");
+    }
+
+    #[test]
+    fn engine_is_cheap_to_share() {
+        fn send_sync<T: Send + Sync + Clone>() {}
+        send_sync::<PolicyEngine>();
+        let e = engine(&[("pol_refund", REFUND_LIMIT)]);
+        assert!(Arc::ptr_eq(&e.inner, &e.clone().inner));
+    }
+}

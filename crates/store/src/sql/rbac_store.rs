@@ -1,0 +1,280 @@
+//! The access-control part of [`crate::Store`] for [`SqlStore`]: roles, key
+//! revocation and use, policies, the audit log. Kept apart from the ledger
+//! operations so each file reads in one sitting.
+
+use std::sync::Arc;
+
+use settle_domain::DomainError;
+use settle_domain::ids::{ApiKeyId, PolicyId, RoleId};
+use settle_domain::rbac::{BUILTIN_ROLES, Permission, Role, builtin_permissions};
+
+use super::list::fetch_page;
+use super::rows::{self, API_KEY_COLS, AUDIT_COLS, POLICY_COLS, ROLE_COLS};
+use super::{SqlStore, api_keys, rbac};
+use crate::context::WriteContext;
+use crate::error::{StoreError, StoreResult};
+use crate::list::{ListQuery, Page};
+use crate::records::{ApiKey, AuditDraft, AuditEvent, Deleted, StoredPolicy};
+
+fn spec<'a>(table: &'static str, columns: &'static str, q: &'a ListQuery<()>) -> super::list::ListSpec<'a> {
+    super::list::ListSpec {
+        table,
+        columns,
+        filter: None,
+        limit: q.limit,
+        cursor: q.cursor,
+        created: &q.created,
+    }
+}
+
+fn version_check(if_version: Option<i64>, current: i64) -> StoreResult<()> {
+    match if_version {
+        Some(expected) if expected != current => Err(StoreError::VersionConflict { expected, current }),
+        _ => Ok(()),
+    }
+}
+
+fn lost(if_version: Option<i64>, current: i64) -> StoreError {
+    match if_version {
+        Some(expected) => StoreError::VersionConflict { expected, current },
+        None => StoreError::Retry("the row changed while being edited".into()),
+    }
+}
+
+impl SqlStore {
+    pub(super) async fn sync_builtin_roles_impl(&self, now_ms: u64) -> StoreResult<()> {
+        // Built-in role ids come straight from the clock, not from the
+        // store's sequence, so start-up does not move that sequence.
+        self.write_plain(move |conn| {
+            Box::pin(async move {
+                for name in BUILTIN_ROLES {
+                    let permissions = builtin_permissions(name).unwrap_or_default();
+                    let id = RoleId::from_uuid(settle_domain::ids::uuid_v7(now_ms, rand::random::<u128>() >> 54));
+                    rbac::upsert_builtin(&mut *conn, id, name, &permissions, (now_ms / 1000) as i64).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn create_role_impl(
+        &self,
+        ctx: &WriteContext,
+        name: String,
+        permissions: Vec<Permission>,
+    ) -> StoreResult<Role> {
+        let role = Role {
+            id: RoleId::from_uuid(self.ids.next(ctx.now_ms)),
+            name,
+            permissions,
+            builtin: false,
+            version: 1,
+            created: ctx.now_secs(),
+        };
+        self.write(ctx, move |conn| {
+            let role = role.clone();
+            Box::pin(async move {
+                rbac::insert_role(conn, &role).await?;
+                Ok(role)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn role_by_id(&self, id: RoleId) -> StoreResult<Option<Role>> {
+        rbac::role_where(&self.reads, "id", id.to_bytes(), None).await
+    }
+
+    pub(super) async fn role_named(&self, name: &str) -> StoreResult<Option<Role>> {
+        rbac::role_where(&self.reads, "name", Vec::new(), Some(name.to_owned())).await
+    }
+
+    pub(super) async fn update_role_impl(
+        &self,
+        ctx: &WriteContext,
+        id: RoleId,
+        permissions: Vec<Permission>,
+        if_version: Option<i64>,
+    ) -> StoreResult<Role> {
+        let permissions = Arc::new(permissions);
+        self.write(ctx, move |conn| {
+            let permissions = Arc::clone(&permissions);
+            Box::pin(async move {
+                let mut role =
+                    rbac::role_where(&mut *conn, "id", id.to_bytes(), None)
+                        .await?
+                        .ok_or(StoreError::NotFound {
+                            what: "role",
+                            param: None,
+                        })?;
+                if role.builtin {
+                    return Err(DomainError::InvalidState("built-in roles cannot be edited".into()).into());
+                }
+                let read_version = role.version;
+                version_check(if_version, read_version)?;
+                role.permissions = permissions.to_vec();
+                role.version += 1;
+                if !rbac::save_role(conn, &role, read_version).await? {
+                    return Err(lost(if_version, read_version + 1));
+                }
+                Ok(role)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn delete_role_impl(&self, ctx: &WriteContext, id: RoleId) -> StoreResult<Deleted> {
+        self.write(ctx, move |conn| {
+            Box::pin(async move {
+                let role =
+                    rbac::role_where(&mut *conn, "id", id.to_bytes(), None)
+                        .await?
+                        .ok_or(StoreError::NotFound {
+                            what: "role",
+                            param: None,
+                        })?;
+                if role.builtin {
+                    return Err(DomainError::InvalidState("built-in roles cannot be deleted".into()).into());
+                }
+                if rbac::role_in_use(&mut *conn, &role.name).await? {
+                    return Err(StoreError::InUse(format!(
+                        "API keys still use the role `{}`",
+                        role.name
+                    )));
+                }
+                rbac::delete_role(conn, id).await?;
+                Ok(Deleted {
+                    id: id.to_string(),
+                    object: "role",
+                    deleted: true,
+                })
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn list_roles_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<Role>> {
+        fetch_page(&self.reads, spec("roles", ROLE_COLS, q), rows::role).await
+    }
+
+    pub(super) async fn list_api_keys_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<ApiKey>> {
+        fetch_page(&self.reads, spec("api_keys", API_KEY_COLS, q), rows::api_key).await
+    }
+
+    pub(super) async fn revoke_api_key_impl(&self, ctx: &WriteContext, id: ApiKeyId) -> StoreResult<ApiKey> {
+        let now = ctx.now_secs();
+        self.write(ctx, move |conn| {
+            Box::pin(async move {
+                rbac::revoke_key(&mut *conn, id, now).await?;
+                api_keys::get(conn, id).await?.ok_or(StoreError::NotFound {
+                    what: "API key",
+                    param: None,
+                })
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn touch_api_keys_impl(&self, uses: Vec<(ApiKeyId, i64)>) -> StoreResult<()> {
+        let uses = Arc::new(uses);
+        self.write_plain(move |conn| {
+            let uses = Arc::clone(&uses);
+            Box::pin(async move { rbac::touch_keys(conn, &uses).await })
+        })
+        .await
+    }
+
+    pub(super) async fn create_policy_impl(
+        &self,
+        ctx: &WriteContext,
+        mut policy: StoredPolicy,
+    ) -> StoreResult<StoredPolicy> {
+        policy.id = PolicyId::from_uuid(self.ids.next(ctx.now_ms));
+        policy.version = 1;
+        policy.created = ctx.now_secs();
+        self.write(ctx, move |conn| {
+            let policy = policy.clone();
+            Box::pin(async move {
+                rbac::insert_policy(conn, &policy).await?;
+                Ok(policy)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn policy_by_id(&self, id: PolicyId) -> StoreResult<Option<StoredPolicy>> {
+        rbac::policy(&self.reads, id).await
+    }
+
+    pub(super) async fn update_policy_impl(
+        &self,
+        ctx: &WriteContext,
+        edited: StoredPolicy,
+        if_version: Option<i64>,
+    ) -> StoreResult<StoredPolicy> {
+        self.write(ctx, move |conn| {
+            let mut edited = edited.clone();
+            Box::pin(async move {
+                let current = rbac::policy(&mut *conn, edited.id).await?.ok_or(StoreError::NotFound {
+                    what: "policy",
+                    param: None,
+                })?;
+                version_check(if_version, current.version)?;
+                edited.version = current.version + 1;
+                edited.created = current.created;
+                if !rbac::save_policy(conn, &edited, current.version).await? {
+                    return Err(lost(if_version, current.version + 1));
+                }
+                Ok(edited)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn delete_policy_impl(&self, ctx: &WriteContext, id: PolicyId) -> StoreResult<Deleted> {
+        self.write(ctx, move |conn| {
+            Box::pin(async move {
+                if !rbac::delete_policy(conn, id).await? {
+                    return Err(StoreError::NotFound {
+                        what: "policy",
+                        param: None,
+                    });
+                }
+                Ok(Deleted {
+                    id: id.to_string(),
+                    object: "policy",
+                    deleted: true,
+                })
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn list_policies_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<StoredPolicy>> {
+        fetch_page(&self.reads, spec("policies", POLICY_COLS, q), rows::policy).await
+    }
+
+    pub(super) async fn all_policies_impl(&self) -> StoreResult<Vec<StoredPolicy>> {
+        rbac::all_policies(&self.reads).await
+    }
+
+    pub(super) async fn record_audit_impl(
+        &self,
+        draft: &AuditDraft,
+        outcome: &str,
+        status: u16,
+        now_ms: u64,
+    ) -> StoreResult<()> {
+        let (draft, outcome, ids) = (draft.clone(), outcome.to_owned(), Arc::clone(&self.ids));
+        self.write_plain(move |conn| {
+            let (draft, outcome, ids) = (draft.clone(), outcome.clone(), Arc::clone(&ids));
+            Box::pin(async move { rbac::insert_audit(conn, &ids, &draft, None, &outcome, status, now_ms).await })
+        })
+        .await
+    }
+
+    pub(super) async fn list_audit_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<AuditEvent>> {
+        fetch_page(&self.reads, spec("audit_events", AUDIT_COLS, q), rows::audit).await
+    }
+}
