@@ -231,6 +231,10 @@ pub struct PolicyEngine {
 struct Inner {
     policies: PolicySet,
     authorizer: Authorizer,
+    /// Actions some stored policy names; `None` when one applies to every
+    /// action. Any other action can only meet the base permit, so it is
+    /// allowed without building a request (the common, hot case).
+    scoped: Option<HashSet<String>>,
 }
 
 impl PolicyEngine {
@@ -263,10 +267,24 @@ impl PolicyEngine {
     }
 
     fn from_set(policies: PolicySet) -> Self {
+        let mut scoped = Some(HashSet::new());
+        for policy in policies.policies().filter(|p| p.id().to_string() != BASE_PERMIT_ID) {
+            match (policy.action_constraint(), scoped.as_mut()) {
+                (cedar_policy::ActionConstraint::Any, _) => scoped = None,
+                (cedar_policy::ActionConstraint::Eq(uid), Some(set)) => {
+                    set.insert(uid.id().unescaped().to_owned());
+                }
+                (cedar_policy::ActionConstraint::In(uids), Some(set)) => {
+                    set.extend(uids.iter().map(|u| u.id().unescaped().to_owned()));
+                }
+                (_, None) => {}
+            }
+        }
         Self {
             inner: Arc::new(Inner {
                 policies,
                 authorizer: Authorizer::new(),
+                scoped,
             }),
         }
     }
@@ -280,6 +298,11 @@ impl PolicyEngine {
         action: Permission,
         attrs: &ResourceAttrs,
     ) -> Result<(), Denied> {
+        if let Some(scoped) = &self.inner.scoped
+            && !scoped.contains(&action.to_string())
+        {
+            return Ok(());
+        }
         let schema = model().map_err(Denied)?.schema();
         let fail = |what: &str, e: &dyn std::fmt::Display| Denied(format!("policy check failed ({what}): {e}"));
 
@@ -383,208 +406,4 @@ fn resource(kind: Resource, a: &ResourceAttrs) -> (&'static str, &str, HashMap<S
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use settle_domain::rbac::Action;
-
-    const REFUND_LIMIT: &str = r#"forbid(principal, action == Action::"refunds:write", resource) when { principal.role == "support" && resource.amount > 5000 };"#;
-    const SOURCE_LIST: &str = r#"forbid(principal == ApiKey::"key_01ABC", action == Action::"payments:write", resource) unless { ["acct_1", "acct_2"].contains(resource.source) };"#;
-
-    fn engine(policies: &[(&str, &str)]) -> PolicyEngine {
-        let owned: Vec<(String, String)> = policies.iter().map(|(i, t)| (i.to_string(), t.to_string())).collect();
-        PolicyEngine::new(&owned).unwrap()
-    }
-
-    /// `Ok(())` or the denial text, so asserts stay on one line.
-    fn run(e: &PolicyEngine, key_id: &str, role: &str, perm: &str, attrs: &ResourceAttrs) -> Result<(), String> {
-        let principal = PolicyPrincipal {
-            key_id,
-            role,
-            name: "test key",
-        };
-        e.check(&principal, Permission::parse(perm).unwrap(), attrs)
-            .map_err(|Denied(m)| m)
-    }
-
-    fn refund(amount: i64) -> ResourceAttrs {
-        ResourceAttrs {
-            amount: Some(amount),
-            currency: Some("USD".into()),
-            ..Default::default()
-        }
-    }
-
-    fn paid_from(source: &str) -> ResourceAttrs {
-        ResourceAttrs {
-            amount: Some(100),
-            source: Some(source.into()),
-            ..Default::default()
-        }
-    }
-
-    fn invalid(text: &str) -> String {
-        match validate(text) {
-            Err(PolicyError::Invalid(m)) => m,
-            other => panic!("{text}: expected Invalid, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn schema_parses_and_covers_exactly_the_permissions() {
-        let schema = model().unwrap().schema();
-        let actions: HashSet<String> = schema.actions().map(|a| a.id().escaped().to_string()).collect();
-        let perms: HashSet<String> = Resource::ALL
-            .into_iter()
-            .flat_map(|r| [Action::Read, Action::Write].map(|a| Permission::new(r, a).to_string()))
-            .collect();
-        assert_eq!(actions, perms);
-    }
-
-    #[test]
-    fn base_permit_allows_everything_without_policies() {
-        for e in [PolicyEngine::empty(), engine(&[])] {
-            for r in Resource::ALL {
-                for a in [Action::Read, Action::Write] {
-                    let p = Permission::new(r, a).to_string();
-                    assert_eq!(run(&e, "key_1", "viewer", &p, &ResourceAttrs::default()), Ok(()), "{p}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn refund_limit_for_support() {
-        let e = engine(&[("pol_refund", REFUND_LIMIT)]);
-        assert_eq!(run(&e, "key_1", "support", "refunds:write", &refund(5000)), Ok(()));
-        assert!(run(&e, "key_1", "support", "refunds:write", &refund(5001)).is_err());
-        assert_eq!(run(&e, "key_1", "admin", "refunds:write", &refund(9999)), Ok(()));
-        assert_eq!(run(&e, "key_1", "developer", "refunds:write", &refund(9999)), Ok(()));
-        // Other actions on the same kind are untouched.
-        assert_eq!(run(&e, "key_1", "support", "refunds:read", &refund(9999)), Ok(()));
-    }
-
-    #[test]
-    fn denial_names_the_policy() {
-        let e = engine(&[("pol_01REFUND", REFUND_LIMIT), ("pol_01OTHER", SOURCE_LIST)]);
-        let msg = run(&e, "key_1", "support", "refunds:write", &refund(5001)).unwrap_err();
-        assert!(msg.contains("pol_01REFUND"), "{msg}");
-        assert!(!msg.contains("pol_01OTHER"), "{msg}");
-    }
-
-    #[test]
-    fn source_allow_list_for_one_key() {
-        let e = engine(&[("pol_src", SOURCE_LIST)]);
-        assert_eq!(
-            run(&e, "key_01ABC", "developer", "payments:write", &paid_from("acct_2")),
-            Ok(())
-        );
-        let msg = run(&e, "key_01ABC", "developer", "payments:write", &paid_from("acct_9")).unwrap_err();
-        assert!(msg.contains("pol_src"), "{msg}");
-        // An unknown source is "" and is not on the list either.
-        assert!(
-            run(
-                &e,
-                "key_01ABC",
-                "developer",
-                "payments:write",
-                &ResourceAttrs::default()
-            )
-            .is_err()
-        );
-        assert_eq!(
-            run(&e, "key_OTHER", "developer", "payments:write", &paid_from("acct_9")),
-            Ok(())
-        );
-        assert_eq!(
-            run(&e, "key_01ABC", "developer", "payments:read", &paid_from("acct_9")),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn permit_only_policy_does_not_deny() {
-        let text = r#"permit(principal, action == Action::"refunds:write", resource) when { resource.amount < 10 };"#;
-        validate(text).unwrap();
-        let e = engine(&[("pol_permit", text)]);
-        assert_eq!(run(&e, "key_1", "support", "refunds:write", &refund(1_000_000)), Ok(()));
-    }
-
-    #[test]
-    fn examples_validate() {
-        validate(REFUND_LIMIT).unwrap();
-        validate(SOURCE_LIST).unwrap();
-        validate(
-            r#"forbid(principal, action == Action::"accounts:write", resource) when { resource.currency == "" };"#,
-        )
-        .unwrap();
-        validate(r#"forbid(principal, action, resource is Object) when { resource.id == "" };"#).unwrap();
-    }
-
-    #[test]
-    fn parse_error_points_at_the_place() {
-        let text = "forbid(principal, action, resource)\nwhen { resource.amount > };";
-        let Err(PolicyError::Parse(msg)) = validate(text) else {
-            panic!("expected Parse")
-        };
-        assert!(msg.contains("line 2, column 26") && msg.contains('}'), "{msg}");
-        let one_line = "forbid(principal, action, resource) when { resource.amount > };";
-        assert!(matches!(validate(one_line), Err(PolicyError::Parse(_))));
-        assert!(matches!(validate("allow everything"), Err(PolicyError::Parse(_))));
-        let Err(PolicyError::Parse(msg)) = PolicyEngine::new(&[("pol_bad".into(), text.into())]) else {
-            panic!()
-        };
-        assert!(msg.contains("pol_bad"), "{msg}");
-    }
-
-    #[test]
-    fn validation_errors() {
-        let colour =
-            r#"forbid(principal, action == Action::"payments:write", resource) when { resource.colour == "" };"#;
-        assert!(invalid(colour).contains("colour"));
-        assert!(invalid(r#"forbid(principal, action, resource == Widget::"x");"#).contains("Widget"));
-        invalid(r#"forbid(principal, action == Action::"payments:delete", resource);"#);
-        // `amount` exists on Payment and Refund only, so an unconstrained action must narrow first.
-        invalid("forbid(principal, action, resource) when { resource.amount > 5 };");
-        invalid(r#"forbid(principal, action == Action::"refunds:write", resource) when { resource.amount > "5" };"#);
-        // Type-correct but never applies: a limit that would silently never limit.
-        assert!(
-            invalid(r#"forbid(principal, action == Action::"refunds:write", resource is Account);"#).contains("never")
-        );
-        let Err(PolicyError::Invalid(msg)) = PolicyEngine::new(&[("pol_typo".into(), colour.into())]) else {
-            panic!()
-        };
-        assert!(msg.contains("pol_typo"), "{msg}");
-    }
-
-    #[test]
-    fn one_policy_per_text() {
-        invalid(&format!("{REFUND_LIMIT}\n{SOURCE_LIST}"));
-        invalid("  // nothing\n");
-        invalid("forbid(principal == ?principal, action, resource);");
-        let dup = [
-            ("pol_a".into(), REFUND_LIMIT.into()),
-            ("pol_a".into(), SOURCE_LIST.into()),
-        ];
-        assert!(matches!(PolicyEngine::new(&dup), Err(PolicyError::Invalid(_))));
-    }
-
-    #[test]
-    fn evaluation_error_denies() {
-        let text = r#"forbid(principal, action == Action::"refunds:write", resource) when { resource.amount + 9223372036854775807 > 0 && resource.amount < 0 };"#;
-        validate(text).unwrap();
-        let e = engine(&[("pol_overflow", text)]);
-        // amount 0 does not overflow: the forbid is false and the base permit allows.
-        assert_eq!(run(&e, "key_1", "support", "refunds:write", &refund(0)), Ok(()));
-        // amount 1 overflows: Cedar alone would skip the policy and allow; we deny and say why.
-        let msg = run(&e, "key_1", "support", "refunds:write", &refund(1)).unwrap_err();
-        assert!(msg.contains("pol_overflow") && msg.contains("overflow"), "{msg}");
-    }
-
-    #[test]
-    fn engine_is_cheap_to_share() {
-        fn send_sync<T: Send + Sync + Clone>() {}
-        send_sync::<PolicyEngine>();
-        let e = engine(&[("pol_refund", REFUND_LIMIT)]);
-        assert!(Arc::ptr_eq(&e.inner, &e.clone().inner));
-    }
-}
+mod tests;

@@ -46,6 +46,8 @@ enum Command {
     },
     /// Generate realistic data in bulk (millions of rows in minutes).
     Seed(crate::seed::SeedArgs),
+    /// Check every ledger invariant over the whole database.
+    Verify,
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -99,22 +101,11 @@ pub async fn run() -> anyhow::Result<()> {
                 (seeded.payments + seeded.refunds + seeded.entries) as f64 / seeded.elapsed.as_secs_f64()
             );
             if args.verify {
-                let mut broken = 0;
-                for (invariant, violations) in settle_store::sql::verify::check(store.reads()).await? {
-                    eprintln!(
-                        "verify: {invariant}: {}",
-                        if violations == 0 {
-                            "ok".to_owned()
-                        } else {
-                            format!("{violations} VIOLATIONS")
-                        }
-                    );
-                    broken += violations;
-                }
-                anyhow::ensure!(broken == 0, "the ledger invariants do not hold");
+                verify(&store).await?;
             }
             Ok(())
         }
+        Command::Verify => verify(&crate::app::open_sql_store(&config).await?).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             tracing::info!(database = store.backend(), "migrations applied");
@@ -166,6 +157,22 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints each ledger invariant with its violations; fails if any.
+async fn verify(store: &settle_store::sql::SqlStore) -> anyhow::Result<()> {
+    let mut broken = 0;
+    for (invariant, violations) in settle_store::sql::verify::check(store.reads()).await? {
+        let outcome = if violations == 0 {
+            "ok".to_owned()
+        } else {
+            format!("{violations} VIOLATIONS")
+        };
+        eprintln!("verify: {invariant}: {outcome}");
+        broken += violations;
+    }
+    anyhow::ensure!(broken == 0, "the ledger invariants do not hold");
+    Ok(())
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! rates and ratios against a baseline measured in the same run on the same
 //! machine. Nothing here asserts a time; the figures go to README.
 
+mod auth;
 mod depth;
 mod indexes;
 mod load;
@@ -18,6 +19,8 @@ pub enum BenchCommand {
     /// payment; PostgreSQL: pgbench TPC-B), the store called directly, HTTP,
     /// and HTTP with an Idempotency-Key.
     Payments(LoadArgs),
+    /// Authorization cost per request against an unauthenticated route.
+    Auth(LoadArgs),
     /// Page cost at depth on the configured (already seeded) database:
     /// keyset vs OFFSET at the start, 1M and 9M, with and without filters.
     Depth {
@@ -56,6 +59,7 @@ impl LoadArgs {
 pub async fn run(command: BenchCommand, config: &crate::config::Config) -> anyhow::Result<()> {
     match command {
         BenchCommand::Payments(args) => payments::run(&args, config.database_url.clone()).await,
+        BenchCommand::Auth(args) => auth::run(&args, config.database_url.clone()).await,
         BenchCommand::Depth { runs } => {
             let store = crate::app::open_sql_store(config).await?;
             depth::run(&store, runs).await

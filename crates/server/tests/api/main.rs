@@ -23,3 +23,4 @@ mod plans;
 mod pool;
 mod rbac;
 mod registry;
+mod seed;
