@@ -425,3 +425,50 @@ async fn in_flight_duration_is_bounded_by_tests() {
     );
     assert!(settle_core::ServiceOptions::default().idempotency_retention >= Duration::from_secs(24 * 3600));
 }
+
+both!(secrets_are_never_stored, secrets_are_never_stored_case);
+async fn secrets_are_never_stored_case(app: &TestApp) {
+    let body = json!({"name": "deploy", "role": "viewer"}).to_string();
+    let first = send(app, &app.admin_key, "/v1/api_keys", Some("new-key"), &body).await;
+    assert_eq!(first.status, 200);
+    let secret = first.json()["secret"].as_str().unwrap().to_owned();
+    let replay = app
+        .client
+        .post(app.url("/v1/api_keys"))
+        .bearer_auth(&app.admin_key)
+        .header("idempotency-key", "new-key")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        replay.headers()["idempotent-secret-omitted"],
+        "true",
+        "the replay says the secret is left out"
+    );
+    let replayed: Value = replay.json().await.unwrap();
+    assert_eq!(replayed["id"], first.json()["id"], "the same key, not a second one");
+    assert!(replayed.get("secret").is_none());
+    let rows = sqlx::query("SELECT response_body FROM idempotency_keys")
+        .fetch_all(&app.db.reads)
+        .await
+        .unwrap();
+    for row in rows {
+        let stored: Option<Vec<u8>> = sqlx::Row::try_get(&row, "response_body").unwrap();
+        assert!(
+            !String::from_utf8_lossy(&stored.unwrap_or_default()).contains(&secret),
+            "no secret in a stored response"
+        );
+    }
+    let keys = app.get("/v1/api_keys?limit=100").await;
+    assert_eq!(
+        keys.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["name"] == "deploy")
+            .count(),
+        1
+    );
+}
