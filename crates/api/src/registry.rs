@@ -13,7 +13,7 @@ use settle_domain::rbac::{Action, Permission, Resource};
 
 use crate::guard::{GuardState, guard};
 use crate::idempotency::idempotency;
-use crate::rest::{accounts, api_keys, customers, payments, policies, refunds, roles};
+use crate::rest::{accounts, api_keys, customers, events, payments, policies, refunds, roles};
 
 /// One REST operation.
 pub struct Route {
@@ -158,6 +158,14 @@ pub fn routes() -> Vec<Route> {
             "retrieve_refund",
             read(Refunds),
             refunds::retrieve,
+        ),
+        route(M::GET, "/v1/events", "list_events", read(Events), events::list),
+        route(
+            M::GET,
+            "/v1/events/{id}",
+            "retrieve_event",
+            read(Events),
+            events::retrieve,
         ),
         route(
             M::POST,

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
-use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, RefundId};
+use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, EventId, PaymentId, RefundId};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
 use settle_domain::payment::{NewPayment, Payment};
 use settle_domain::refund::Refund;
 use settle_store::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use settle_store::records::{
-    AccountFilter, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter, RefundFilter,
+    AccountFilter, CustomerFilter, Deleted, EntryFilter, Event, EventFilter, NewRefund, PaymentFilter, RefundFilter,
 };
 use settle_store::{ListQuery, Page, Store, StoreError, WriteContext};
 
@@ -239,5 +239,14 @@ impl Settle {
 
     pub async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> Result<Page<Refund>> {
         Ok(self.store.list_refunds(q).await?)
+    }
+
+    pub async fn event(&self, id: Option<EventId>) -> Result<Event> {
+        let Some(id) = id else { return found(None, "event") };
+        found(self.store.event(id).await?, "event")
+    }
+
+    pub async fn list_events(&self, q: &ListQuery<EventFilter>) -> Result<Page<Event>> {
+        Ok(self.store.list_events(q).await?)
     }
 }

@@ -132,6 +132,9 @@ define_id!(
 define_id!(
     /// One audit log record.
     AuditEventId, "au");
+define_id!(
+    /// An event: a state change, written with the change itself.
+    EventId, "evt");
 
 /// The smallest UUIDv7 whose timestamp is `unix_ms`: the lower bound of all
 /// ids created in that millisecond, which turns a `created` range into an id

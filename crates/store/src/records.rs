@@ -2,7 +2,7 @@
 //! request, and API key records.
 
 use serde::Serialize;
-use settle_domain::ids::{AccountId, ApiKeyId, AuditEventId, CustomerId, PaymentId, PolicyId};
+use settle_domain::ids::{AccountId, ApiKeyId, AuditEventId, CustomerId, EventId, PaymentId, PolicyId};
 use settle_domain::money::Amount;
 use settle_domain::payment::PaymentStatus;
 use settle_domain::refund::RefundReason;
@@ -113,5 +113,27 @@ pub struct AuditEvent {
     pub request_id: String,
     pub outcome: String,
     pub status: i64,
+    pub created: i64,
+}
+
+/// Events can be filtered by type or by the object they are about.
+#[derive(Debug, Clone)]
+pub enum EventFilter {
+    Type(String),
+    /// The object's 16-byte id.
+    Object(Vec<u8>),
+}
+
+/// A state change as it was recorded: `data.object` is the object after it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "object", rename = "event")]
+pub struct Event {
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: serde_json::Value,
+    /// Orders the events of one object: 1, 2, 3...
+    pub sequence: i64,
+    pub request_id: Option<String>,
     pub created: i64,
 }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
-use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, PolicyId, RefundId, RoleId};
+use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, EventId, PaymentId, PolicyId, RefundId, RoleId};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
 use settle_domain::payment::{NewPayment, Payment};
@@ -16,8 +16,8 @@ use crate::error::StoreResult;
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use crate::list::{ListQuery, Page};
 use crate::records::{
-    AccountFilter, ApiKey, AuditDraft, AuditEvent, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter,
-    RefundFilter, StoredPolicy,
+    AccountFilter, ApiKey, AuditDraft, AuditEvent, CustomerFilter, Deleted, EntryFilter, Event, EventFilter, NewRefund,
+    PaymentFilter, RefundFilter, StoredPolicy,
 };
 
 #[async_trait]
@@ -123,4 +123,7 @@ pub trait Store: Send + Sync + 'static {
     /// inside their own transaction).
     async fn record_audit(&self, draft: &AuditDraft, outcome: &str, status: u16, now_ms: u64) -> StoreResult<()>;
     async fn list_audit_events(&self, q: &ListQuery<()>) -> StoreResult<Page<AuditEvent>>;
+
+    async fn event(&self, id: EventId) -> StoreResult<Option<Event>>;
+    async fn list_events(&self, q: &ListQuery<EventFilter>) -> StoreResult<Page<Event>>;
 }

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod customers;
+pub mod events;
 pub mod payments;
 pub mod policies;
 pub mod refunds;

@@ -11,6 +11,7 @@ mod cli;
 mod concurrency;
 mod contract;
 mod crash;
+mod events;
 mod http_accounts;
 mod http_customers;
 mod http_errors;

@@ -8,6 +8,7 @@ mod api_keys;
 pub mod bulk;
 mod customers;
 mod entries;
+pub mod events;
 mod idempotency;
 pub mod list;
 mod movement;

@@ -13,6 +13,7 @@ use settle_domain::refund::Refund;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 use super::Dialect;
+use super::events::{INSERT_HEAD, NewEvent};
 use super::list::FilterValue;
 use crate::error::{StoreError, StoreResult};
 use crate::ids::IdGenerator;
@@ -30,6 +31,8 @@ pub struct Movement<'a> {
     pub refund: Option<&'a Refund>,
     pub postings: &'a [Posting],
     pub now_ms: u64,
+    /// The events of this change, written in the same transaction.
+    pub events: Vec<NewEvent>,
 }
 
 /// Collects bind values and hands out their placeholders.
@@ -159,6 +162,26 @@ fn build(m: &Movement<'_>, ids: &IdGenerator, params: &mut Params) -> Vec<(Strin
             rows.join(", ")
         );
         push(sql, params, &mut parts);
+    }
+    if !m.events.is_empty() {
+        let rows: Vec<String> = m
+            .events
+            .iter()
+            .map(|e| {
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {}, {})",
+                    params.bytes(e.id.to_bytes()),
+                    params.text(e.event_type),
+                    params.text(e.object_type),
+                    params.bytes(e.object_id.clone()),
+                    params.int(e.sequence),
+                    params.text(&e.data),
+                    params.text(&e.request_id),
+                    params.int(e.created),
+                )
+            })
+            .collect();
+        push(format!("{INSERT_HEAD} {}", rows.join(", ")), params, &mut parts);
     }
     parts
 }

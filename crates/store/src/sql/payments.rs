@@ -6,7 +6,7 @@
 use settle_domain::account::Account;
 use settle_domain::ids::{PaymentId, RefundId};
 use settle_domain::money::Amount;
-use settle_domain::payment::{self, NewPayment, Payment};
+use settle_domain::payment::{self, NewPayment, Payment, PaymentStatus};
 use settle_domain::rbac::{Action, Permission, Resource};
 use settle_domain::refund::{Refund, RefundStatus};
 use sqlx::AnyConnection;
@@ -16,7 +16,7 @@ use sqlx::{Any, Executor};
 
 use super::movement::{self, Movement, PaymentWrite};
 use super::rows::{self, PAYMENT_COLS, REFUND_COLS};
-use super::{Dialect, accounts};
+use super::{Dialect, accounts, events};
 use crate::context::{Resolved, WriteContext};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::IdGenerator;
@@ -119,12 +119,26 @@ pub async fn create(
         created: ctx.now_secs(),
     };
     ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount, &p, false))?;
+    let reached = match p.status {
+        PaymentStatus::Succeeded => "payment.succeeded",
+        PaymentStatus::Processing => "payment.processing",
+        _ => "payment.requires_capture",
+    };
     let movement = Movement {
         accounts: changed([&source, &destination], before),
         payment: PaymentWrite::Insert(&p),
         refund: None,
         postings: &opened.postings,
         now_ms: ctx.now_ms,
+        events: events::build(
+            ids,
+            ctx,
+            "payment",
+            p.id.to_bytes(),
+            0,
+            &["payment.created", reached],
+            &p,
+        )?,
     };
     movement::persist(conn, d, ids, movement).await?;
     Ok(p)
@@ -143,12 +157,14 @@ pub async fn capture(
     let before = snapshot(&source, &destination);
     let postings = payment::capture(&mut p, amount, &mut source, &mut destination)?;
     ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount_captured, &p, true))?;
+    let after = events::last_sequence(&mut *conn, &p.id.to_bytes()).await?;
     let movement = Movement {
         accounts: changed([&source, &destination], before),
         payment: PaymentWrite::UpdateState(&p),
         refund: None,
         postings: &postings,
         now_ms: ctx.now_ms,
+        events: events::build(ids, ctx, "payment", p.id.to_bytes(), after, &["payment.succeeded"], &p)?,
     };
     movement::persist(conn, d, ids, movement).await?;
     Ok(p)
@@ -168,12 +184,15 @@ pub async fn cancel(
         .ok_or_else(|| StoreError::Internal("payment source is missing".into()))?;
     payment::cancel(&mut p, source)?;
     ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount, &p, true))?;
+    let after = events::last_sequence(&mut *conn, &p.id.to_bytes()).await?;
+    let events = events::build(ids, ctx, "payment", p.id.to_bytes(), after, &["payment.canceled"], &p)?;
     let movement = Movement {
         accounts: vec![source],
         payment: PaymentWrite::UpdateState(&p),
         refund: None,
         postings: &[],
         now_ms: ctx.now_ms,
+        events,
     };
     movement::persist(conn, d, ids, movement).await?;
     Ok(p)
@@ -200,12 +219,32 @@ pub async fn refund(
         status: RefundStatus::Succeeded,
         created: ctx.now_secs(),
     };
+    let after = events::last_sequence(&mut *conn, &p.id.to_bytes()).await?;
+    let mut all = events::build(
+        ids,
+        ctx,
+        "refund",
+        r.id.to_bytes(),
+        0,
+        &["refund.created", "refund.succeeded"],
+        &r,
+    )?;
+    all.extend(events::build(
+        ids,
+        ctx,
+        "payment",
+        p.id.to_bytes(),
+        after,
+        &["payment.updated"],
+        &p,
+    )?);
     let movement = Movement {
         accounts: changed([&source, &destination], before),
         payment: PaymentWrite::UpdateState(&p),
         refund: Some(&r),
         postings: &postings,
         now_ms: ctx.now_ms,
+        events: all,
     };
     movement::persist(conn, d, ids, movement).await?;
     Ok(r)

@@ -4,12 +4,13 @@
 
 use super::customers::IN_USE_SQL;
 use super::entries::SUM_SQL;
+use super::events::LAST_SEQUENCE_SQL;
 use super::idempotency::REAP_SQL;
 use super::list::{FilterValue, list_sql};
 use super::rbac::{ROLE_BY_NAME_SQL, ROLE_IN_USE_SQL};
 use super::rows::{
-    ACCOUNT_COLS, API_KEY_COLS, AUDIT_COLS, CUSTOMER_COLS, ENTRY_COLS, PAYMENT_COLS, POLICY_COLS, REFUND_COLS,
-    ROLE_COLS,
+    ACCOUNT_COLS, API_KEY_COLS, AUDIT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, POLICY_COLS,
+    REFUND_COLS, ROLE_COLS,
 };
 
 /// A statement and the index that must serve it (`None`: the primary key).
@@ -46,6 +47,11 @@ pub const LISTS: &[(&str, &str, &[Filter])] = &[
         ENTRY_COLS,
         &[("account_id", "ledger_entries_account_id")],
     ),
+    (
+        "events",
+        EVENT_COLS,
+        &[("type", "events_type_id"), ("object_id", "events_object_id")],
+    ),
     ("roles", ROLE_COLS, &[]),
     ("api_keys", API_KEY_COLS, &[]),
     ("policies", POLICY_COLS, &[]),
@@ -56,6 +62,7 @@ fn sample(column: &str) -> FilterValue {
     match column {
         "status" => FilterValue::Text("succeeded".into()),
         "email" => FilterValue::Text("ada@example.com".into()),
+        "type" => FilterValue::Text("payment.succeeded".into()),
         _ => FilterValue::Bytes(vec![0x01; 16]),
     }
 }
@@ -114,6 +121,12 @@ pub fn query_paths() -> Vec<QueryPath> {
         Some("payments_customer_id"),
     ));
     let text = |t: &str| vec![FilterValue::Text(t.into())];
+    paths.push(one(
+        "last event of an object",
+        LAST_SEQUENCE_SQL,
+        id(),
+        Some("events_object_id"),
+    ));
     paths.push(one("role by name", ROLE_BY_NAME_SQL, text("admin"), Some("roles_name")));
     paths.push(one(
         "role still used by a key",

@@ -4,7 +4,7 @@
 use settle_domain::account::Account;
 use settle_domain::customer::Customer;
 use settle_domain::ids::{
-    AccountId, ApiKeyId, AuditEventId, CustomerId, LedgerEntryId, PaymentId, PolicyId, RefundId, RoleId,
+    AccountId, ApiKeyId, AuditEventId, CustomerId, EventId, LedgerEntryId, PaymentId, PolicyId, RefundId, RoleId,
 };
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::metadata::Metadata;
@@ -16,7 +16,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::{StoreError, StoreResult};
-use crate::records::{ApiKey, AuditEvent, StoredPolicy};
+use crate::records::{ApiKey, AuditEvent, Event, StoredPolicy};
 
 pub const ACCOUNT_COLS: &str =
     "id, name, currency, balance, pending_out, allow_negative, customer_id, metadata, version, created";
@@ -26,6 +26,7 @@ pub const PAYMENT_COLS: &str = "id, amount, currency, source_id, destination_id,
 pub const REFUND_COLS: &str = "id, payment_id, amount, currency, reason, status, created";
 pub const ENTRY_COLS: &str = "id, account_id, amount, payment_id, refund_id, created";
 pub const API_KEY_COLS: &str = "id, name, prefix, role, secret_hash, created, last_used, expires_at, revoked_at";
+pub const EVENT_COLS: &str = "id, type, data, sequence, request_id, created";
 pub const ROLE_COLS: &str = "id, name, permissions, builtin, version, created";
 pub const POLICY_COLS: &str = "id, name, policy, description, version, created";
 pub const AUDIT_COLS: &str = "id, api_key_id, operation, permission, object, request_id, outcome, status, created";
@@ -174,6 +175,19 @@ pub fn audit(row: &AnyRow) -> StoreResult<AuditEvent> {
         request_id: row.try_get("request_id")?,
         outcome: row.try_get("outcome")?,
         status: row.try_get("status")?,
+        created: row.try_get("created")?,
+    })
+}
+
+pub fn event(row: &AnyRow) -> StoreResult<Event> {
+    let data: String = row.try_get("data")?;
+    let object: serde_json::Value = serde_json::from_str(&data).map_err(|_| corrupt("event", "data"))?;
+    Ok(Event {
+        id: id(row, "id", EventId::from_bytes)?,
+        event_type: row.try_get("type")?,
+        data: serde_json::json!({ "object": object }),
+        sequence: row.try_get("sequence")?,
+        request_id: row.try_get("request_id")?,
         created: row.try_get("created")?,
     })
 }

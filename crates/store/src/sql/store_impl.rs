@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
-use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, PaymentId, PolicyId, RefundId, RoleId};
+use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, EventId, PaymentId, PolicyId, RefundId, RoleId};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
 use settle_domain::payment::{NewPayment, Payment};
@@ -14,16 +14,17 @@ use settle_domain::rbac::{Permission, Role};
 use settle_domain::refund::Refund;
 use sqlx::Row;
 
+use super::events::Subject;
 use super::list::{FilterValue, ListSpec, fetch_page};
-use super::rows::{self, ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, PAYMENT_COLS, REFUND_COLS};
-use super::{Dialect, SqlStore, accounts, api_keys, customers, entries, idempotency, payments};
+use super::rows::{self, ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, REFUND_COLS};
+use super::{Dialect, SqlStore, accounts, api_keys, customers, entries, events, idempotency, payments};
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use crate::list::{ListQuery, Page};
 use crate::records::{
-    AccountFilter, ApiKey, AuditDraft, AuditEvent, CustomerFilter, Deleted, EntryFilter, NewRefund, PaymentFilter,
-    RefundFilter, StoredPolicy,
+    AccountFilter, ApiKey, AuditDraft, AuditEvent, CustomerFilter, Deleted, EntryFilter, Event, EventFilter, NewRefund,
+    PaymentFilter, RefundFilter, StoredPolicy,
 };
 use crate::store::Store;
 
@@ -92,9 +93,9 @@ impl Store for SqlStore {
             version: 1,
             created: ctx.now_secs(),
         };
-        let d = self.dialect;
+        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
         self.write(ctx, move |conn| {
-            let account = account.clone();
+            let (account, ids, c) = (account.clone(), Arc::clone(&ids), c.clone());
             Box::pin(async move {
                 if let Some(c) = account.customer
                     && !accounts::customer_exists(&mut *conn, d, c).await?
@@ -104,7 +105,13 @@ impl Store for SqlStore {
                         param: Some("customer"),
                     });
                 }
-                accounts::insert(conn, &account).await?;
+                accounts::insert(&mut *conn, &account).await?;
+                let subject = Subject {
+                    object_type: "account",
+                    object_id: account.id.to_bytes(),
+                    new: true,
+                };
+                events::emit(conn, &ids, &c, subject, &["account.created"], &account).await?;
                 Ok(account)
             })
         })
@@ -123,8 +130,9 @@ impl Store for SqlStore {
         if_version: Option<i64>,
     ) -> StoreResult<Account> {
         let patch = Arc::new(patch);
+        let (ids, c) = (Arc::clone(&self.ids), ctx.clone());
         self.write(ctx, move |conn| {
-            let patch = Arc::clone(&patch);
+            let (patch, ids, c) = (Arc::clone(&patch), Arc::clone(&ids), c.clone());
             Box::pin(async move {
                 let mut account = accounts::get(&mut *conn, id).await?.ok_or(StoreError::NotFound {
                     what: "account",
@@ -134,9 +142,15 @@ impl Store for SqlStore {
                 check_version(if_version, read_version)?;
                 patch.apply(&mut account)?;
                 account.version += 1;
-                if !accounts::save_edit(conn, &account, read_version).await? {
+                if !accounts::save_edit(&mut *conn, &account, read_version).await? {
                     return Err(lost_race(if_version, read_version + 1));
                 }
+                let subject = Subject {
+                    object_type: "account",
+                    object_id: account.id.to_bytes(),
+                    new: false,
+                };
+                events::emit(conn, &ids, &c, subject, &["account.updated"], &account).await?;
                 Ok(account)
             })
         })
@@ -160,10 +174,17 @@ impl Store for SqlStore {
             version: 1,
             created: ctx.now_secs(),
         };
+        let (ids, c) = (Arc::clone(&self.ids), ctx.clone());
         self.write(ctx, move |conn| {
-            let customer = customer.clone();
+            let (customer, ids, c) = (customer.clone(), Arc::clone(&ids), c.clone());
             Box::pin(async move {
-                customers::insert(conn, &customer).await?;
+                customers::insert(&mut *conn, &customer).await?;
+                let subject = Subject {
+                    object_type: "customer",
+                    object_id: customer.id.to_bytes(),
+                    new: true,
+                };
+                events::emit(conn, &ids, &c, subject, &["customer.created"], &customer).await?;
                 Ok(customer)
             })
         })
@@ -182,8 +203,9 @@ impl Store for SqlStore {
         if_version: Option<i64>,
     ) -> StoreResult<Customer> {
         let patch = Arc::new(patch);
+        let (ids, c) = (Arc::clone(&self.ids), ctx.clone());
         self.write(ctx, move |conn| {
-            let patch = Arc::clone(&patch);
+            let (patch, ids, c) = (Arc::clone(&patch), Arc::clone(&ids), c.clone());
             Box::pin(async move {
                 let mut customer = customers::get(&mut *conn, id).await?.ok_or(StoreError::NotFound {
                     what: "customer",
@@ -193,9 +215,15 @@ impl Store for SqlStore {
                 check_version(if_version, read_version)?;
                 patch.apply(&mut customer)?;
                 customer.version += 1;
-                if !customers::save_edit(conn, &customer, read_version).await? {
+                if !customers::save_edit(&mut *conn, &customer, read_version).await? {
                     return Err(lost_race(if_version, read_version + 1));
                 }
+                let subject = Subject {
+                    object_type: "customer",
+                    object_id: customer.id.to_bytes(),
+                    new: false,
+                };
+                events::emit(conn, &ids, &c, subject, &["customer.updated"], &customer).await?;
                 Ok(customer)
             })
         })
@@ -203,8 +231,9 @@ impl Store for SqlStore {
     }
 
     async fn delete_customer(&self, ctx: &WriteContext, id: CustomerId) -> StoreResult<Deleted> {
-        let d = self.dialect;
+        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
         self.write(ctx, move |conn| {
+            let (ids, c) = (Arc::clone(&ids), c.clone());
             Box::pin(async move {
                 if customers::get_locked(&mut *conn, id, d.lock_rows()).await?.is_none() {
                     return Err(StoreError::NotFound {
@@ -215,12 +244,19 @@ impl Store for SqlStore {
                 if customers::in_use(&mut *conn, id).await? {
                     return Err(StoreError::InUse("the customer has accounts or payments".into()));
                 }
-                customers::delete(conn, id).await?;
-                Ok(Deleted {
+                customers::delete(&mut *conn, id).await?;
+                let deleted = Deleted {
                     id: id.to_string(),
                     object: "customer",
                     deleted: true,
-                })
+                };
+                let subject = Subject {
+                    object_type: "customer",
+                    object_id: id.to_bytes(),
+                    new: false,
+                };
+                events::emit(conn, &ids, &c, subject, &["customer.deleted"], &deleted).await?;
+                Ok(deleted)
             })
         })
         .await
@@ -447,5 +483,17 @@ impl Store for SqlStore {
 
     async fn list_audit_events(&self, q: &ListQuery<()>) -> StoreResult<Page<AuditEvent>> {
         self.list_audit_impl(q).await
+    }
+
+    async fn event(&self, id: EventId) -> StoreResult<Option<Event>> {
+        events::get(&self.reads, id).await
+    }
+
+    async fn list_events(&self, q: &ListQuery<EventFilter>) -> StoreResult<Page<Event>> {
+        let filter = q.filter.as_ref().map(|f| match f {
+            EventFilter::Type(t) => ("type", FilterValue::Text(t.clone())),
+            EventFilter::Object(o) => ("object_id", FilterValue::Bytes(o.clone())),
+        });
+        fetch_page(&self.reads, spec("events", EVENT_COLS, q, filter), rows::event).await
     }
 }

@@ -1,0 +1,123 @@
+//! Events: each state change writes its event in the same transaction as
+//! the change, carrying the object as it was after the change and a
+//! sequence that orders the events of one object.
+
+use serde::Serialize;
+use settle_domain::ids::EventId;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row};
+
+use super::rows::{self, EVENT_COLS};
+use crate::context::WriteContext;
+use crate::error::{StoreError, StoreResult};
+use crate::ids::IdGenerator;
+use crate::records::Event;
+
+/// An event about to be written.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub event_type: &'static str,
+    pub object_type: &'static str,
+    pub object_id: Vec<u8>,
+    pub sequence: i64,
+    pub data: String,
+    pub request_id: String,
+    pub created: i64,
+}
+
+/// The last sequence of an object's events (served by `events_object_id`).
+pub const LAST_SEQUENCE_SQL: &str = "SELECT sequence FROM events WHERE object_id = $1 ORDER BY id DESC LIMIT 1";
+
+pub async fn last_sequence(conn: &mut AnyConnection, object_id: &[u8]) -> StoreResult<i64> {
+    let row = sqlx::query(LAST_SEQUENCE_SQL)
+        .bind(object_id.to_vec())
+        .fetch_optional(conn)
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get("sequence")?,
+        None => 0,
+    })
+}
+
+/// Builds the events of one object, numbered after `after`.
+pub fn build<T: Serialize>(
+    ids: &IdGenerator,
+    ctx: &WriteContext,
+    object_type: &'static str,
+    object_id: Vec<u8>,
+    after: i64,
+    types: &[&'static str],
+    object: &T,
+) -> StoreResult<Vec<NewEvent>> {
+    let data = serde_json::to_string(object).map_err(|e| StoreError::Internal(e.to_string()))?;
+    Ok(types
+        .iter()
+        .enumerate()
+        .map(|(i, event_type)| NewEvent {
+            id: EventId::from_uuid(ids.next(ctx.now_ms)),
+            event_type,
+            object_type,
+            object_id: object_id.clone(),
+            sequence: after + i as i64 + 1,
+            data: data.clone(),
+            request_id: ctx.request_id.clone(),
+            created: ctx.now_secs(),
+        })
+        .collect())
+}
+
+pub const INSERT_HEAD: &str =
+    "INSERT INTO events (id, type, object_type, object_id, sequence, data, request_id, created) VALUES";
+
+pub async fn insert(conn: &mut AnyConnection, events: &[NewEvent]) -> StoreResult<()> {
+    for e in events {
+        sqlx::query(AssertSqlSafe(format!("{INSERT_HEAD} ($1, $2, $3, $4, $5, $6, $7, $8)")))
+            .bind(e.id.to_bytes())
+            .bind(e.event_type.to_owned())
+            .bind(e.object_type.to_owned())
+            .bind(e.object_id.clone())
+            .bind(e.sequence)
+            .bind(e.data.clone())
+            .bind(e.request_id.clone())
+            .bind(e.created)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The object an event is about.
+pub struct Subject {
+    pub object_type: &'static str,
+    pub object_id: Vec<u8>,
+    /// Created in this transaction, so it has no earlier events to count.
+    pub new: bool,
+}
+
+/// Writes the events of a change to one object, after its existing ones.
+pub async fn emit<T: Serialize>(
+    conn: &mut AnyConnection,
+    ids: &IdGenerator,
+    ctx: &WriteContext,
+    subject: Subject,
+    types: &[&'static str],
+    object: &T,
+) -> StoreResult<()> {
+    let after = if subject.new {
+        0
+    } else {
+        last_sequence(&mut *conn, &subject.object_id).await?
+    };
+    let events = build(ids, ctx, subject.object_type, subject.object_id, after, types, object)?;
+    insert(conn, &events).await
+}
+
+pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: EventId) -> StoreResult<Option<Event>> {
+    let sql = format!("SELECT {EVENT_COLS} FROM events WHERE id = $1");
+    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(ex)
+        .await?;
+    row.as_ref().map(rows::event).transpose()
+}
