@@ -136,8 +136,32 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     }
 }
 
+/// Objects edited with optimistic locking: their version is their `ETag`.
+pub trait Versioned: Serialize {
+    fn version(&self) -> i64;
+}
+
+macro_rules! versioned {
+    ($($t:ty),*) => {
+        $(impl Versioned for $t {
+            fn version(&self) -> i64 {
+                self.version
+            }
+        })*
+    };
+}
+
+versioned!(
+    settle_domain::account::Account,
+    settle_domain::customer::Customer,
+    settle_domain::payment::Payment,
+    settle_domain::rbac::Role,
+    settle_store::records::StoredPolicy
+);
+
 /// A JSON object response with its `ETag` (the version).
-pub fn with_etag<T: Serialize>(value: T, version: i64) -> Response {
+pub fn with_etag<T: Versioned>(value: T) -> Response {
+    let version = value.version();
     let mut response = axum::Json(value).into_response();
     if let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\"")) {
         response.headers_mut().insert(ETAG, tag);

@@ -52,14 +52,12 @@ pub async fn create(
         super::metadata(body.metadata)?,
     )?;
     let account = settle.create_account(&caller.context(&settle), new).await?;
-    let version = account.version;
-    Ok(with_etag(account, version))
+    Ok(with_etag(account))
 }
 
 pub async fn retrieve(State(settle): State<Settle>, PathId(id): PathId) -> Result<Response, ApiError> {
     let account = settle.account(AccountId::parse(&id)).await?;
-    let version = account.version;
-    Ok(with_etag(account, version))
+    Ok(with_etag(account))
 }
 
 pub async fn update(
@@ -73,8 +71,7 @@ pub async fn update(
     let account = settle
         .update_account(&caller.context(&settle), AccountId::parse(&id), patch, if_version)
         .await?;
-    let version = account.version;
-    Ok(with_etag(account, version))
+    Ok(with_etag(account))
 }
 
 pub async fn list(State(settle): State<Settle>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {

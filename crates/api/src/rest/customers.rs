@@ -40,14 +40,12 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let new = NewCustomer::new(body.name, body.email, super::metadata(body.metadata)?)?;
     let customer = settle.create_customer(&caller.context(&settle), new).await?;
-    let version = customer.version;
-    Ok(with_etag(customer, version))
+    Ok(with_etag(customer))
 }
 
 pub async fn retrieve(State(settle): State<Settle>, PathId(id): PathId) -> Result<Response, ApiError> {
     let customer = settle.customer(CustomerId::parse(&id)).await?;
-    let version = customer.version;
-    Ok(with_etag(customer, version))
+    Ok(with_etag(customer))
 }
 
 pub async fn update(
@@ -61,8 +59,7 @@ pub async fn update(
     let customer = settle
         .update_customer(&caller.context(&settle), CustomerId::parse(&id), patch, if_version)
         .await?;
-    let version = customer.version;
-    Ok(with_etag(customer, version))
+    Ok(with_etag(customer))
 }
 
 pub async fn remove(

@@ -63,14 +63,12 @@ pub async fn create(
         super::metadata(body.metadata)?,
     )?;
     let payment = settle.create_payment(&caller.context(&settle), new).await?;
-    let version = payment.version;
-    Ok(with_etag(payment, version))
+    Ok(with_etag(payment))
 }
 
 pub async fn retrieve(State(settle): State<Settle>, PathId(id): PathId) -> Result<Response, ApiError> {
     let payment = settle.payment(PaymentId::parse(&id)).await?;
-    let version = payment.version;
-    Ok(with_etag(payment, version))
+    Ok(with_etag(payment))
 }
 
 pub async fn capture(
@@ -86,8 +84,7 @@ pub async fn capture(
     let payment = settle
         .capture_payment(&caller.context(&settle), PaymentId::parse(&id), amount)
         .await?;
-    let version = payment.version;
-    Ok(with_etag(payment, version))
+    Ok(with_etag(payment))
 }
 
 pub async fn cancel(
@@ -99,8 +96,7 @@ pub async fn cancel(
     let payment = settle
         .cancel_payment(&caller.context(&settle), PaymentId::parse(&id))
         .await?;
-    let version = payment.version;
-    Ok(with_etag(payment, version))
+    Ok(with_etag(payment))
 }
 
 pub async fn list(State(settle): State<Settle>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {

@@ -37,14 +37,12 @@ pub async fn create(
     let policy = settle
         .create_policy(&caller.context(&settle), body.name, body.policy, body.description)
         .await?;
-    let version = policy.version;
-    Ok(with_etag(policy, version))
+    Ok(with_etag(policy))
 }
 
 pub async fn retrieve(State(settle): State<Settle>, PathId(id): PathId) -> Result<Response, ApiError> {
     let policy = settle.policy(PolicyId::parse(&id)).await?;
-    let version = policy.version;
-    Ok(with_etag(policy, version))
+    Ok(with_etag(policy))
 }
 
 pub async fn update(
@@ -65,8 +63,7 @@ pub async fn update(
             if_version,
         )
         .await?;
-    let version = policy.version;
-    Ok(with_etag(policy, version))
+    Ok(with_etag(policy))
 }
 
 pub async fn remove(

@@ -38,14 +38,12 @@ pub async fn create(
             &body.permissions,
         )
         .await?;
-    let version = role.version;
-    Ok(with_etag(role, version))
+    Ok(with_etag(role))
 }
 
 pub async fn retrieve(State(settle): State<Settle>, PathId(id): PathId) -> Result<Response, ApiError> {
     let role = settle.role(RoleId::parse(&id)).await?;
-    let version = role.version;
-    Ok(with_etag(role, version))
+    Ok(with_etag(role))
 }
 
 pub async fn update(
@@ -60,14 +58,12 @@ pub async fn update(
     let Some(permissions) = body.permissions else {
         // Nothing to change: answer with the role as it is (404 if none).
         let role = settle.role(id).await?;
-        let version = role.version;
-        return Ok(with_etag(role, version));
+        return Ok(with_etag(role));
     };
     let role = settle
         .update_role(&ctx, Some(&caller.principal), id, &permissions, if_version)
         .await?;
-    let version = role.version;
-    Ok(with_etag(role, version))
+    Ok(with_etag(role))
 }
 
 pub async fn remove(
