@@ -152,8 +152,9 @@ fn payment(source: AccountId, destination: AccountId, usd: Currency) -> Result<N
     )
 }
 
-/// The same writes as a payment, as plain SQL on one connection, one
-/// durable transaction each: what SQLite does without group commit.
+/// The same writes as a payment (balances, payment, entries, its two
+/// events), as plain SQL on one connection, one durable transaction each:
+/// what SQLite does without group commit.
 async fn raw_sqlite(file: &Path, bank: AccountId, shops: &[AccountId], duration: Duration) -> anyhow::Result<f64> {
     let mut conn = sqlx::AnyConnection::connect(&format!("sqlite://{}", file.display())).await?;
     conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -198,10 +199,29 @@ async fn raw_sqlite(file: &Path, bank: AccountId, shops: &[AccountId], duration:
         .bind((now_ms / 1000) as i64)
         .bind(ids.next(now_ms).as_bytes().to_vec())
         .bind(shop.to_bytes())
-        .bind(pay)
+        .bind(pay.clone())
         .bind((now_ms / 1000) as i64)
         .execute(&mut conn)
         .await?;
+        // The payment's two events, as the store writes them.
+        let data = format!(
+            "{{\"id\":\"pay\",\"object\":\"payment\",\"amount\":1,\"status\":\"succeeded\",\"padding\":\"{}\"}}",
+            "x".repeat(300)
+        );
+        for (seq, kind) in [(1i64, "payment.created"), (2, "payment.succeeded")] {
+            sqlx::query(
+                "INSERT INTO events (id, type, object_type, object_id, sequence, data, request_id, created) \
+                 VALUES ($1, $2, 'payment', $3, $4, $5, 'bench', $6)",
+            )
+            .bind(ids.next(now_ms).as_bytes().to_vec())
+            .bind(kind)
+            .bind(pay.clone())
+            .bind(seq)
+            .bind(data.clone())
+            .bind((now_ms / 1000) as i64)
+            .execute(&mut conn)
+            .await?;
+        }
         conn.execute("COMMIT").await?;
         done += 1;
     }
