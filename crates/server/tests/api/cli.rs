@@ -129,3 +129,50 @@ fn password_never_logged() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `SETTLE_LOG_FORMAT=json`: one JSON line per request with its id, method,
+/// route, status and latency, and no secret anywhere in the log.
+#[tokio::test]
+async fn json_request_log() {
+    let dir = temp_dir("settle_cli");
+    let out = settle(&dir, None)
+        .args(["keys", "create", "--role", "admin"])
+        .output()
+        .unwrap();
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("log.json")).unwrap();
+    let child = settle(&dir, None)
+        .env("SETTLE_LOG_FORMAT", "json")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    let res = reqwest::Client::new()
+        .get(format!("{base}/v1/accounts"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let request_id = res.headers()["request-id"].to_str().unwrap().to_owned();
+    let pid = server.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    drop(server);
+    let text = std::fs::read_to_string(dir.join("log.json")).unwrap();
+    assert!(!text.contains(&secret), "no secret in the log");
+    let line: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no JSON line for {request_id} in {text}"));
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["route"], "/v1/accounts");
+    assert_eq!(line["status"], 200);
+    assert!(line["latency_ms"].as_f64().is_some());
+    let _ = std::fs::remove_dir_all(dir);
+}
