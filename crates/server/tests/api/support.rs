@@ -225,6 +225,19 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Reads a response; a body that is not JSON is kept as a string.
+    pub async fn read(res: reqwest::Response) -> Resp {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Resp { status, headers, body }
+    }
+
     /// The error code of an error body.
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
@@ -331,16 +344,7 @@ impl TestApp {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Resp { status, headers, body }
+        Resp::read(req.send().await.expect("request")).await
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -353,23 +357,27 @@ impl TestApp {
 
     /// Sends raw bytes as the body (for malformed JSON and size limits).
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Resp {
-        let res = self
-            .client
-            .post(self.url(path))
+        self.raw_with(&self.client, Method::POST, path, body).await
+    }
+
+    /// Sends `body` as is with `method`, the admin key and a JSON content
+    /// type, through `client` (tests of connection handling bring their own).
+    pub async fn raw_with(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Resp {
+        let res = client
+            .request(method, self.url(path))
             .bearer_auth(&self.admin_key)
             .header("content-type", "application/json")
             .body(body)
             .send()
             .await
             .expect("request");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body");
-        Resp {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        }
+        Resp::read(res).await
     }
 
     /// Opens an account and returns its id.

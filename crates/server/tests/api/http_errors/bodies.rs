@@ -57,22 +57,7 @@ async fn unpooled(app: &TestApp, method: Method, path: &str, body: Vec<u8>) -> R
         .pool_max_idle_per_host(0)
         .build()
         .expect("client");
-    let res = client
-        .request(method, app.url(path))
-        .bearer_auth(&app.admin_key)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let status = res.status();
-    let headers = res.headers().clone();
-    let text = res.text().await.expect("body");
-    Resp {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    }
+    app.raw_with(&client, method, path, body).await
 }
 
 /// Writes `head` (request line and headers, without the blank line) and then

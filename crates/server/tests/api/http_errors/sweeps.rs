@@ -10,23 +10,7 @@ const MAX_SAFE: i64 = (1 << 53) - 1;
 
 /// Sends `body` as is, with `method`, the admin key and a JSON content type.
 async fn raw(app: &TestApp, method: Method, path: &str, body: Vec<u8>) -> Resp {
-    let res = app
-        .client
-        .request(method, app.url(path))
-        .bearer_auth(&app.admin_key)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let status = res.status();
-    let headers = res.headers().clone();
-    let text = res.text().await.expect("body");
-    Resp {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    }
+    app.raw_with(&app.client, method, path, body).await
 }
 
 both!(
