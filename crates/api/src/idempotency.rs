@@ -2,8 +2,9 @@
 //! taken (and committed) before the handler runs, so a concurrent duplicate
 //! gets 409 at once; the operation's own transaction stores the success
 //! response; an error the operation itself answered is stored here; a
-//! failure before the operation started (parsing, validation) or a 5xx
-//! releases the key so the client can fix and resend.
+//! failure before the operation started (parsing, validation), a permission
+//! or policy denial (even one the store makes once amounts are resolved) or
+//! a 5xx releases the key so the client can fix and resend.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -162,7 +163,12 @@ async fn settle_claim(settle: &Settle, claim: &IdempotencyClaim, mut response: R
         return response;
     }
     match error {
-        Some(error) if claim.started() && !error.status.is_server_error() && error.kind != "idempotency_error" => {
+        Some(error)
+            if claim.started()
+                && !error.status.is_server_error()
+                && error.kind != "idempotency_error"
+                && error.kind != "permission_error" =>
+        {
             let mut rendered = error.render(request_id);
             let (parts, body) = rendered.into_parts();
             let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
