@@ -277,11 +277,14 @@ pub async fn seed(store: &SqlStore, args: &SeedArgs, now_ms: u64) -> anyhow::Res
         seeded.payments = done;
         if last_report.elapsed() >= Duration::from_secs(1) || done == total {
             last_report = Instant::now();
-            let rate = done as f64 / started.elapsed().as_secs_f64();
+            let secs = started.elapsed().as_secs_f64();
+            let rows = done + seeded.refunds + seeded.entries;
             let _ = write!(
                 std::io::stderr(),
-                "\rseed: {done}/{total} payments ({:.1}%), {rate:.0} payments/s, ETA {}   ",
+                "\rseed: {done}/{total} payments ({:.1}%), {:.0} payments/s, {:.0} rows/s, ETA {}   ",
                 100.0 * done as f64 / total.max(1) as f64,
+                done as f64 / secs,
+                rows as f64 / secs,
                 eta(done, total, started.elapsed())
             );
         }
