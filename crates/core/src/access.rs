@@ -251,11 +251,7 @@ impl Settle {
             .role_by_name(role)
             .await?
             .ok_or_else(|| DomainError::invalid("role", format!("`{role}` is not a role")))?;
-        if let Some(caller) = granted_by
-            && let Some(missing) = role.permissions.iter().find(|p| !caller.allows(**p))
-        {
-            return Err(denied(*missing));
-        }
+        Self::may_grant(granted_by, &role.permissions)?;
         if expires_at.is_some_and(|t| t <= ctx.now_secs()) {
             return Err(DomainError::invalid("expires_at", "`expires_at` must be in the future").into());
         }

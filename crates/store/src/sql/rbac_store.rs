@@ -10,36 +10,12 @@ use settle_domain::rbac::{BUILTIN_ROLES, Permission, Role, builtin_permissions};
 
 use super::list::fetch_page;
 use super::rows::{self, API_KEY_COLS, AUDIT_COLS, POLICY_COLS, ROLE_COLS};
+use super::store_impl::{check_version, lost_race, spec};
 use super::{SqlStore, api_keys, rbac};
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
 use crate::list::{ListQuery, Page};
 use crate::records::{ApiKey, AuditDraft, AuditEvent, Deleted, StoredPolicy};
-
-fn spec<'a>(table: &'static str, columns: &'static str, q: &'a ListQuery<()>) -> super::list::ListSpec<'a> {
-    super::list::ListSpec {
-        table,
-        columns,
-        filter: None,
-        limit: q.limit,
-        cursor: q.cursor,
-        created: &q.created,
-    }
-}
-
-fn version_check(if_version: Option<i64>, current: i64) -> StoreResult<()> {
-    match if_version {
-        Some(expected) if expected != current => Err(StoreError::VersionConflict { expected, current }),
-        _ => Ok(()),
-    }
-}
-
-fn lost(if_version: Option<i64>, current: i64) -> StoreError {
-    match if_version {
-        Some(expected) => StoreError::VersionConflict { expected, current },
-        None => StoreError::Retry("the row changed while being edited".into()),
-    }
-}
 
 impl SqlStore {
     pub(super) async fn sync_builtin_roles_impl(&self, now_ms: u64) -> StoreResult<()> {
@@ -112,11 +88,11 @@ impl SqlStore {
                     return Err(DomainError::InvalidState("built-in roles cannot be edited".into()).into());
                 }
                 let read_version = role.version;
-                version_check(if_version, read_version)?;
+                check_version(if_version, read_version)?;
                 role.permissions = permissions.to_vec();
                 role.version += 1;
                 if !rbac::save_role(conn, &role, read_version).await? {
-                    return Err(lost(if_version, read_version + 1));
+                    return Err(lost_race(if_version, read_version + 1));
                 }
                 Ok(role)
             })
@@ -155,11 +131,11 @@ impl SqlStore {
     }
 
     pub(super) async fn list_roles_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<Role>> {
-        fetch_page(&self.reads, spec("roles", ROLE_COLS, q), rows::role).await
+        fetch_page(&self.reads, spec("roles", ROLE_COLS, q, None), rows::role).await
     }
 
     pub(super) async fn list_api_keys_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<ApiKey>> {
-        fetch_page(&self.reads, spec("api_keys", API_KEY_COLS, q), rows::api_key).await
+        fetch_page(&self.reads, spec("api_keys", API_KEY_COLS, q, None), rows::api_key).await
     }
 
     pub(super) async fn revoke_api_key_impl(&self, ctx: &WriteContext, id: ApiKeyId) -> StoreResult<ApiKey> {
@@ -220,11 +196,11 @@ impl SqlStore {
                     what: "policy",
                     param: None,
                 })?;
-                version_check(if_version, current.version)?;
+                check_version(if_version, current.version)?;
                 edited.version = current.version + 1;
                 edited.created = current.created;
                 if !rbac::save_policy(conn, &edited, current.version).await? {
-                    return Err(lost(if_version, current.version + 1));
+                    return Err(lost_race(if_version, current.version + 1));
                 }
                 Ok(edited)
             })
@@ -252,7 +228,7 @@ impl SqlStore {
     }
 
     pub(super) async fn list_policies_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<StoredPolicy>> {
-        fetch_page(&self.reads, spec("policies", POLICY_COLS, q), rows::policy).await
+        fetch_page(&self.reads, spec("policies", POLICY_COLS, q, None), rows::policy).await
     }
 
     pub(super) async fn all_policies_impl(&self) -> StoreResult<Vec<StoredPolicy>> {
@@ -275,6 +251,6 @@ impl SqlStore {
     }
 
     pub(super) async fn list_audit_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<AuditEvent>> {
-        fetch_page(&self.reads, spec("audit_events", AUDIT_COLS, q), rows::audit).await
+        fetch_page(&self.reads, spec("audit_events", AUDIT_COLS, q, None), rows::audit).await
     }
 }

@@ -28,7 +28,7 @@ use crate::records::{
 };
 use crate::store::Store;
 
-fn spec<'a, F>(
+pub(super) fn spec<'a, F>(
     table: &'static str,
     columns: &'static str,
     q: &'a ListQuery<F>,
@@ -45,14 +45,15 @@ fn spec<'a, F>(
 }
 
 /// A stale `If-Match` is a conflict; a race without `If-Match` is retried.
-fn lost_race(if_version: Option<i64>, current: i64) -> StoreError {
+pub(super) fn lost_race(if_version: Option<i64>, current: i64) -> StoreError {
     match if_version {
         Some(expected) => StoreError::VersionConflict { expected, current },
         None => StoreError::Retry("the row changed while being edited".into()),
     }
 }
 
-fn check_version(if_version: Option<i64>, current: i64) -> StoreResult<()> {
+/// A stale `If-Match` fails before anything is read-modified-written.
+pub(super) fn check_version(if_version: Option<i64>, current: i64) -> StoreResult<()> {
     match if_version {
         Some(expected) if expected != current => Err(StoreError::VersionConflict { expected, current }),
         _ => Ok(()),
