@@ -11,7 +11,8 @@ use crate::error::ApiError;
 use crate::request::RouteName;
 
 /// The routes that need no API key, and the only ones.
-pub const PUBLIC_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+/// `/metrics` is for the scraper on the operator's network, like the probes.
+pub const PUBLIC_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 async fn healthz() -> axum::Json<Value> {
     axum::Json(json!({ "status": "ok" }))
@@ -39,4 +40,8 @@ pub fn router(_settle: Settle) -> Router<Settle> {
     Router::new()
         .route(PUBLIC_PATHS[0], get(healthz).layer(named(PUBLIC_PATHS[0])))
         .route(PUBLIC_PATHS[1], get(readyz).layer(named(PUBLIC_PATHS[1])))
+        .route(
+            PUBLIC_PATHS[2],
+            get(crate::metrics::metrics).layer(named(PUBLIC_PATHS[2])),
+        )
 }

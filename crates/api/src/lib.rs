@@ -8,6 +8,7 @@ pub mod error;
 mod extract;
 mod guard;
 mod health;
+mod metrics;
 pub mod idempotency;
 pub mod registry;
 mod request;

@@ -13,7 +13,7 @@ use settle_domain::rbac::{Action, Permission, Resource};
 
 use crate::guard::{GuardState, guard};
 use crate::idempotency::idempotency;
-use crate::rest::{accounts, api_keys, customers, events, payments, policies, refunds, roles};
+use crate::rest::{accounts, api_keys, customers, events, payments, policies, queue, refunds, roles};
 
 /// One REST operation.
 pub struct Route {
@@ -237,6 +237,7 @@ pub fn routes() -> Vec<Route> {
             read(Audit),
             policies::audit_events,
         ),
+        route(M::GET, "/v1/queue", "queue_summary", read(Queue), queue::summary),
     ]
 }
 

@@ -8,7 +8,11 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod policy;
+pub mod processor;
+pub mod queue;
+pub mod operations;
 mod service;
+pub mod workers;
 
 pub use error::ServiceError;
 pub use service::{ServiceOptions, Settle};

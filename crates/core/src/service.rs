@@ -54,6 +54,7 @@ pub struct Settle {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: Arc<ServiceOptions>,
     pub(crate) access: Arc<crate::access::AccessState>,
+    pub(crate) queue: Arc<std::sync::OnceLock<crate::operations::QueueHandles>>,
 }
 
 fn found<T>(value: Option<T>, what: &'static str) -> Result<T> {
@@ -72,6 +73,7 @@ impl Settle {
             clock,
             options: Arc::new(options),
             access,
+            queue: Arc::default(),
         }
     }
 
@@ -81,6 +83,11 @@ impl Settle {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The injected clock, shared with background workers.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
     }
 
     /// The context of a write made now by `actor` under `request_id`.

@@ -19,6 +19,9 @@ pub struct Account {
     pub balance: i64,
     pub pending_out: i64,
     pub allow_negative: bool,
+    /// Funded by an external processor: payments from it wait for the
+    /// processor's answer (`processing`) before any money moves.
+    pub processor: bool,
     pub customer: Option<CustomerId>,
     pub metadata: Metadata,
     pub version: i64,
@@ -78,7 +81,7 @@ impl Account {
 
 impl Serialize for Account {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Account", 12)?;
+        let mut st = s.serialize_struct("Account", 13)?;
         st.serialize_field("id", &self.id)?;
         st.serialize_field("object", "account")?;
         st.serialize_field("name", &self.name)?;
@@ -87,6 +90,7 @@ impl Serialize for Account {
         st.serialize_field("pending_out", &self.pending_out)?;
         st.serialize_field("available", &self.available())?;
         st.serialize_field("allow_negative", &self.allow_negative)?;
+        st.serialize_field("processor", &self.processor)?;
         st.serialize_field("customer", &self.customer)?;
         st.serialize_field("metadata", &self.metadata)?;
         st.serialize_field("version", &self.version)?;
@@ -101,6 +105,7 @@ pub struct NewAccount {
     pub name: String,
     pub currency: Currency,
     pub allow_negative: bool,
+    pub processor: bool,
     pub customer: Option<CustomerId>,
     pub metadata: Metadata,
 }
@@ -117,9 +122,23 @@ impl NewAccount {
             name: text::bounded("name", name, 200, true)?,
             currency,
             allow_negative,
+            processor: false,
             customer,
             metadata,
         })
+    }
+
+    /// Marks the account as funded by an external processor. Such an
+    /// account is a funding source, so it must be allowed to go negative.
+    pub fn funded_by_processor(mut self, processor: bool) -> Result<Self, DomainError> {
+        if processor && !self.allow_negative {
+            return Err(DomainError::invalid(
+                "processor",
+                "a processor-backed account is a funding source: it needs `allow_negative: true`",
+            ));
+        }
+        self.processor = processor;
+        Ok(self)
     }
 }
 
@@ -164,6 +183,7 @@ pub(crate) mod tests {
             balance,
             pending_out: 0,
             allow_negative,
+            processor: false,
             customer: None,
             metadata: Metadata::default(),
             version: 1,

@@ -137,6 +137,20 @@ fn check_pair(currency: Currency, source: &Account, destination: &Account) -> Re
 pub fn open(new: &NewPayment, source: &mut Account, destination: &mut Account) -> Result<Opened, DomainError> {
     check_pair(new.currency, source, destination)?;
     let amount = new.amount;
+    if source.processor {
+        // Nothing moves until the processor answers; see `settle` and `fail`.
+        if !new.capture {
+            return Err(DomainError::invalid(
+                "capture",
+                "payments from a processor-backed account settle when the processor answers: `capture: false` is not supported",
+            ));
+        }
+        return Ok(Opened {
+            status: PaymentStatus::Processing,
+            amount_captured: 0,
+            postings: Vec::new(),
+        });
+    }
     if new.capture {
         source.ensure_can_spend(amount)?;
         source.post(-amount.get())?;
@@ -386,15 +400,12 @@ mod tests {
     #[test]
     fn processor_outcomes() {
         let (mut s, mut d) = (account(1, 0, true), account(2, 0, false));
+        s.processor = true;
         let new = new_payment(&s, &d, 30, true);
-        let mut p = payment_from(
-            &new,
-            &Opened {
-                status: PaymentStatus::Processing,
-                amount_captured: 0,
-                postings: vec![],
-            },
-        );
+        let opened = open(&new, &mut s, &mut d).unwrap();
+        assert_eq!((opened.status, s.balance, s.pending_out), (PaymentStatus::Processing, 0, 0));
+        assert!(open(&new_payment(&s, &d, 30, false), &mut s, &mut d).is_err());
+        let mut p = payment_from(&new, &opened);
         let mut q = p.clone();
         settle(&mut p, &mut s, &mut d).unwrap();
         assert_eq!((p.status, s.balance, d.balance), (PaymentStatus::Succeeded, -30, 30));

@@ -16,6 +16,7 @@ use settle_store_sqlite::SqliteOptions;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, redact_url};
+use crate::queue::QueueRuntime;
 
 /// Opens the database the configuration selects (PostgreSQL when
 /// `DATABASE_URL` says so, else SQLite in the data directory) and applies
@@ -74,6 +75,7 @@ pub struct Application {
     settle: Settle,
     shutdown_timeout: std::time::Duration,
     reap_interval: std::time::Duration,
+    queue: QueueRuntime,
 }
 
 impl Application {
@@ -95,6 +97,7 @@ impl Application {
             auth_cache_ttl: config.auth_cache_ttl,
         };
         let settle = Settle::with_options(store, clock, options);
+        let queue = QueueRuntime::build(&config.queue, &settle).await?;
         let router = settle_api::app(
             settle.clone(),
             &ApiOptions {
@@ -110,6 +113,7 @@ impl Application {
             settle,
             shutdown_timeout: config.shutdown_timeout,
             reap_interval: config.idempotency_reap_interval,
+            queue,
         })
     }
 
@@ -126,6 +130,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let reaper = tokio::spawn(reap_idempotency_keys(self.settle.clone(), self.reap_interval));
         let flusher = tokio::spawn(flush_key_uses(self.settle.clone()));
+        let workers = self.queue.spawn(&self.settle);
         let settle = self.settle.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let timeout = self.shutdown_timeout;
@@ -144,6 +149,9 @@ impl Application {
         }
         reaper.abort();
         flusher.abort();
+        for worker in workers {
+            worker.abort();
+        }
         let _ = settle.flush_key_uses().await;
         Ok(())
     }

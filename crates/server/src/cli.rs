@@ -53,6 +53,44 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Inspect the queue and replay dead letters.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+    /// Run a simulated external processor (the contract in README) for
+    /// tests and demos; prints its URL on stdout. Listens on `--listen`
+    /// (default 127.0.0.1:8090).
+    ProcessorSim {
+        /// Time every call takes.
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
+        /// Share of calls answered 503 without effect (0..1).
+        #[arg(long, default_value_t = 0.0)]
+        failure_rate: f64,
+        /// Share of charges declined (0..1).
+        #[arg(long, default_value_t = 0.0)]
+        decline_rate: f64,
+        /// Share of calls that answer `spike-ms` late, after taking effect.
+        #[arg(long, default_value_t = 0.0)]
+        spike_rate: f64,
+        #[arg(long, default_value_t = 2000)]
+        spike_ms: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QueueCommand {
+    /// Print the queue summary (backlog, relay lag, dead letters) as JSON.
+    Status,
+    /// Put dead letters back in the queue.
+    Replay {
+        /// Only this consumer's (fanout, processor).
+        #[arg(long)]
+        consumer: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +125,29 @@ pub async fn run() -> anyhow::Result<()> {
     telemetry::init(config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
+        Command::ProcessorSim {
+            latency_ms,
+            failure_rate,
+            decline_rate,
+            spike_rate,
+            spike_ms,
+            seed,
+        } => {
+            let options = crate::processor_sim::SimOptions {
+                latency_ms,
+                failure_rate,
+                decline_rate,
+                spike_rate,
+                spike_ms,
+                seed,
+            };
+            let listen = cli.listen.as_deref().unwrap_or("127.0.0.1:8090");
+            let listen = listen
+                .parse()
+                .with_context(|| format!("`{listen}` is not an address such as 127.0.0.1:8090"))?;
+            crate::processor_sim::run(listen, options).await
+        }
+        Command::Queue { command } => queue(&config, command).await,
         Command::Bench { command } => crate::bench::run(command, &config).await,
         Command::Seed(args) => {
             let store = crate::app::open_sql_store(&config).await?;
@@ -172,6 +233,21 @@ async fn verify(store: &settle_store::sql::SqlStore) -> anyhow::Result<()> {
         broken += violations;
     }
     anyhow::ensure!(broken == 0, "the ledger invariants do not hold");
+    Ok(())
+}
+
+async fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<()> {
+    let settle = Settle::new(open_store(config).await?, Arc::new(SystemClock));
+    let runtime = crate::queue::QueueRuntime::build(&config.queue, &settle).await?;
+    match command {
+        QueueCommand::Status => {
+            println!("{}", serde_json::to_string_pretty(&settle.queue_status().await?)?);
+        }
+        QueueCommand::Replay { consumer } => {
+            let n = runtime.replay_dead(&settle, consumer.as_deref()).await?;
+            eprintln!("replayed {n} dead letters");
+        }
+    }
     Ok(())
 }
 

@@ -42,6 +42,84 @@ pub struct Config {
     /// How long keys, roles and policies are cached: the bound on how late a
     /// revocation made by another process takes effect here.
     pub auth_cache_ttl: Duration,
+    pub queue: QueueConfig,
+}
+
+/// Which queue carries events and slow work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueBackend {
+    /// The jobs table in Settle's own database (the default).
+    Embedded,
+    /// NATS JetStream, fed from the database outbox by the relay.
+    Nats,
+}
+
+/// The queue, its workers and the external processor.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// `SETTLE_QUEUE` (`embedded` or `nats`); setting `NATS_URL` alone selects NATS.
+    pub backend: QueueBackend,
+    pub nats_url: String,
+    /// Names this deployment's streams and subjects (`SETTLE_NATS_PREFIX`).
+    pub nats_prefix: String,
+    /// How long a claimed job stays with a worker before another may take
+    /// it (`SETTLE_QUEUE_LEASE`, e.g. `30s`): the most a crash delays work.
+    pub lease: Duration,
+    /// How long an idle worker waits before looking again.
+    pub poll: Duration,
+    /// Deliveries before a message goes to the dead letters.
+    pub max_deliveries: u32,
+    /// Processed-message records are kept this long.
+    pub processed_retention: Duration,
+    /// The external processor (`SETTLE_PROCESSOR_URL`); without it,
+    /// processor payments wait in the queue.
+    pub processor_url: Option<String>,
+    pub processor_timeout: Duration,
+    /// Charges in flight at once, per process.
+    pub processor_concurrency: usize,
+    /// Transient failures in a row that open the breaker.
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            backend: QueueBackend::Embedded,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            nats_prefix: "settle".into(),
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(20),
+            max_deliveries: 25,
+            processed_retention: Duration::from_secs(7 * 24 * 3600),
+            processor_url: None,
+            processor_timeout: Duration::from_secs(10),
+            processor_concurrency: 16,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            retry_base: Duration::from_millis(500),
+            retry_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `30s`, `500ms`, `2m`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("`{text}` is not a duration such as 30s or 500ms"))?;
+    Ok(match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        other => bail!("unknown duration unit `{other}` in `{text}` (use ms, s, m or h)"),
+    })
 }
 
 impl Default for Config {
@@ -59,6 +137,7 @@ impl Default for Config {
             idempotency_retention: Duration::from_secs(24 * 3600),
             idempotency_reap_interval: Duration::from_secs(300),
             auth_cache_ttl: Duration::from_secs(5),
+            queue: QueueConfig::default(),
         }
     }
 }
@@ -92,6 +171,7 @@ impl fmt::Debug for Config {
             .field("idempotency_retention", &self.idempotency_retention)
             .field("idempotency_reap_interval", &self.idempotency_reap_interval)
             .field("auth_cache_ttl", &self.auth_cache_ttl)
+            .field("queue", &self.queue)
             .finish()
     }
 }
@@ -245,6 +325,67 @@ impl Config {
         if let Some(d) = ms("SETTLE_AUTH_CACHE_TTL_MS")? {
             self.auth_cache_ttl = d;
         }
+        self.apply_queue_env(env, &ms)
+    }
+
+    fn apply_queue_env(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+        ms: &dyn Fn(&str) -> anyhow::Result<Option<Duration>>,
+    ) -> anyhow::Result<()> {
+        let q = &mut self.queue;
+        let number = |name: &str| -> anyhow::Result<Option<u64>> {
+            env(name)
+                .map(|v| v.parse::<u64>().with_context(|| format!("{name} must be a number")))
+                .transpose()
+        };
+        if let Some(url) = env("NATS_URL").filter(|v| !v.is_empty()) {
+            q.nats_url = url;
+            q.backend = QueueBackend::Nats;
+        }
+        if let Some(v) = env("SETTLE_QUEUE") {
+            q.backend = match v.as_str() {
+                "embedded" => QueueBackend::Embedded,
+                "nats" => QueueBackend::Nats,
+                other => bail!("SETTLE_QUEUE `{other}` is neither `embedded` nor `nats`"),
+            };
+        }
+        if let Some(v) = env("SETTLE_NATS_PREFIX") {
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                bail!("SETTLE_NATS_PREFIX must be letters, digits, `_` or `-`");
+            }
+            q.nats_prefix = v;
+        }
+        if let Some(v) = env("SETTLE_QUEUE_LEASE") {
+            q.lease = parse_duration(&v).context("SETTLE_QUEUE_LEASE")?;
+        }
+        if let Some(d) = ms("SETTLE_QUEUE_POLL_MS")? {
+            q.poll = d.max(Duration::from_millis(1));
+        }
+        if let Some(n) = number("SETTLE_QUEUE_MAX_DELIVERIES")? {
+            q.max_deliveries = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        }
+        if let Some(url) = env("SETTLE_PROCESSOR_URL").filter(|v| !v.is_empty()) {
+            q.processor_url = Some(url);
+        }
+        if let Some(d) = ms("SETTLE_PROCESSOR_TIMEOUT_MS")? {
+            q.processor_timeout = d;
+        }
+        if let Some(n) = number("SETTLE_PROCESSOR_CONCURRENCY")? {
+            q.processor_concurrency = usize::try_from(n.max(1)).unwrap_or(1);
+        }
+        if let Some(n) = number("SETTLE_PROCESSOR_BREAKER_FAILURES")? {
+            q.breaker_failures = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        }
+        if let Some(d) = ms("SETTLE_PROCESSOR_BREAKER_COOLDOWN_MS")? {
+            q.breaker_cooldown = d;
+        }
+        if let Some(d) = ms("SETTLE_PROCESSOR_RETRY_BASE_MS")? {
+            q.retry_base = d.max(Duration::from_millis(1));
+        }
+        if let Some(d) = ms("SETTLE_PROCESSOR_RETRY_MAX_MS")? {
+            q.retry_max = d.max(q.retry_base);
+        }
         Ok(())
     }
 }
@@ -281,6 +422,21 @@ mod tests {
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         assert!(Config::load(Some(&file), &env, &FlagLayer::default()).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn queue_settings() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("2 days").is_err());
+        let c = Config::load(None, &env_of(&[]), &FlagLayer::default()).unwrap();
+        assert_eq!((c.queue.backend, c.queue.lease), (QueueBackend::Embedded, Duration::from_secs(30)));
+        let env = env_of(&[("NATS_URL", "nats://n:4222"), ("SETTLE_QUEUE_LEASE", "5s")]);
+        let c = Config::load(None, &env, &FlagLayer::default()).unwrap();
+        assert_eq!((c.queue.backend, c.queue.lease), (QueueBackend::Nats, Duration::from_secs(5)));
+        let env = env_of(&[("SETTLE_QUEUE", "kafka")]);
+        assert!(Config::load(None, &env, &FlagLayer::default()).is_err());
     }
 
     #[test]

@@ -6,5 +6,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod processor_sim;
+pub mod queue;
 pub mod seed;
 pub mod telemetry;

@@ -243,6 +243,7 @@ pub async fn seed(store: &SqlStore, args: &SeedArgs, now_ms: u64) -> anyhow::Res
             balance: 0,
             pending_out: 0,
             allow_negative,
+            processor: false,
             customer,
             metadata: Metadata::default(),
             version: 1,

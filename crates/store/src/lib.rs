@@ -9,6 +9,7 @@ pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod list;
+pub mod queue;
 pub mod records;
 pub mod sql;
 mod store;

@@ -15,6 +15,7 @@ use crate::context::WriteContext;
 use crate::error::StoreResult;
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use crate::list::{ListQuery, Page};
+use crate::queue::{ConsumerBacklog, JobClaim, LeasedJob, ProcessedBy, ProcessorOutcome, Subscription};
 use crate::records::{
     AccountFilter, ApiKey, AuditDraft, AuditEvent, CustomerFilter, Deleted, EntryFilter, Event, EventFilter, NewRefund,
     PaymentFilter, RefundFilter, StoredPolicy,
@@ -126,4 +127,36 @@ pub trait Store: Send + Sync + 'static {
 
     async fn event(&self, id: EventId) -> StoreResult<Option<Event>>;
     async fn list_events(&self, q: &ListQuery<EventFilter>) -> StoreResult<Page<Event>>;
+    /// The events with these ids that exist, in id order.
+    async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>>;
+
+    /// Makes the queue's subscriptions exactly `subs`; run at start-up.
+    async fn register_consumers(&self, subs: &[Subscription]) -> StoreResult<()>;
+    /// Leases ready jobs of one consumer.
+    async fn claim_jobs(&self, claim: &JobClaim) -> StoreResult<Vec<LeasedJob>>;
+    /// Removes finished jobs still held under their lease; returns how many.
+    async fn finish_jobs(&self, jobs: &[LeasedJob]) -> StoreResult<u64>;
+    /// Puts a job back to run not before `run_at_ms`.
+    async fn retry_job(&self, job: &LeasedJob, run_at_ms: u64, error: &str) -> StoreResult<()>;
+    /// Moves a job that used up its deliveries to the dead letters.
+    async fn bury_job(&self, job: &LeasedJob, error: &str, now_ms: u64) -> StoreResult<()>;
+    /// Requeues dead jobs (of one consumer, or all); returns how many.
+    async fn replay_dead_jobs(&self, consumer: Option<&str>, now_ms: u64) -> StoreResult<u64>;
+    /// Each consumer's backlog and dead letters.
+    async fn queue_backlog(&self) -> StoreResult<Vec<ConsumerBacklog>>;
+    /// Records that a consumer handled these messages (a consumer whose only
+    /// effect is the record); returns how many were new.
+    async fn record_processed(&self, consumer: &str, message_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64>;
+    /// Forgets processed-message records older than `before_ms`; returns how many.
+    async fn reap_processed(&self, before_ms: u64, batch: u32) -> StoreResult<u64>;
+    /// Settles or fails a `processing` payment with the processor's answer,
+    /// once per message: `None` when `done` was already recorded or the
+    /// payment is no longer processing.
+    async fn conclude_payment(
+        &self,
+        ctx: &WriteContext,
+        done: &ProcessedBy,
+        id: PaymentId,
+        outcome: ProcessorOutcome,
+    ) -> StoreResult<Option<Payment>>;
 }

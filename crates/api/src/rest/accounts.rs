@@ -23,6 +23,8 @@ pub struct CreateAccount {
     currency: String,
     #[serde(default)]
     allow_negative: bool,
+    #[serde(default)]
+    processor: bool,
     customer: Option<String>,
     metadata: Option<BTreeMap<String, String>>,
 }
@@ -50,7 +52,8 @@ pub async fn create(
         body.allow_negative,
         customer,
         super::metadata(body.metadata)?,
-    )?;
+    )?
+    .funded_by_processor(body.processor)?;
     let account = settle.create_account(&caller.context(&settle), new).await?;
     Ok(with_etag(account))
 }

@@ -6,6 +6,7 @@ pub mod customers;
 pub mod events;
 pub mod payments;
 pub mod policies;
+pub mod queue;
 pub mod refunds;
 pub mod roles;
 

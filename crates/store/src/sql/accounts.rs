@@ -14,8 +14,8 @@ use crate::error::{StoreError, StoreResult};
 
 pub async fn insert(conn: &mut AnyConnection, a: &Account) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO accounts (id, name, currency, balance, pending_out, allow_negative, customer_id, metadata, version, created) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO accounts (id, name, currency, balance, pending_out, allow_negative, processor, customer_id, metadata, version, created) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(a.id.to_bytes())
     .bind(a.name.clone())
@@ -23,6 +23,7 @@ pub async fn insert(conn: &mut AnyConnection, a: &Account) -> StoreResult<()> {
     .bind(a.balance)
     .bind(a.pending_out)
     .bind(i64::from(a.allow_negative))
+    .bind(i64::from(a.processor))
     .bind(a.customer.map(|c| c.to_bytes()))
     .bind(a.metadata.to_json())
     .bind(a.version)

@@ -121,3 +121,18 @@ pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: EventId) -> Sto
         .await?;
     row.as_ref().map(rows::event).transpose()
 }
+
+/// The events with these ids, in id order (one primary-key lookup each).
+pub async fn by_ids(pool: &sqlx::AnyPool, d: super::Dialect, ids: &[EventId]) -> StoreResult<Vec<Event>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| d.placeholder(i)).collect();
+    let sql = format!("SELECT {EVENT_COLS} FROM events WHERE id IN ({}) ORDER BY id", marks.join(", "));
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(id.to_bytes());
+    }
+    let found = q.fetch_all(pool).await?;
+    found.iter().map(rows::event).collect()
+}

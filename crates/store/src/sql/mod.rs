@@ -14,6 +14,7 @@ pub mod list;
 mod movement;
 mod payments;
 pub mod plans;
+pub mod queue;
 mod rbac;
 mod rbac_store;
 mod rows;

@@ -20,6 +20,7 @@ use super::{Dialect, accounts, events};
 use crate::context::{Resolved, WriteContext};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::IdGenerator;
+use crate::queue::{ProcessedBy, ProcessorOutcome};
 use crate::records::NewRefund;
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: PaymentId) -> StoreResult<Option<Payment>> {
@@ -248,4 +249,48 @@ pub async fn refund(
     };
     movement::persist(conn, d, ids, movement).await?;
     Ok(r)
+}
+
+/// Applies the external processor's answer to a `processing` payment, once:
+/// the consumer's processed-message record is written in the same
+/// transaction, so a redelivered job changes nothing (`None`).
+pub async fn conclude(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    ctx: &WriteContext,
+    done: &ProcessedBy,
+    id: PaymentId,
+    outcome: ProcessorOutcome,
+) -> StoreResult<Option<Payment>> {
+    if !super::queue::mark_processed(&mut *conn, &done.consumer, &done.message_id, ctx.now_ms).await? {
+        return Ok(None);
+    }
+    let mut p = lock(&mut *conn, d, id, None).await?;
+    if p.status != PaymentStatus::Processing {
+        return Ok(None);
+    }
+    let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, p.source, p.destination).await?;
+    let before = snapshot(&source, &destination);
+    let (postings, reached) = match outcome {
+        ProcessorOutcome::Succeeded => (
+            payment::settle(&mut p, &mut source, &mut destination)?,
+            "payment.succeeded",
+        ),
+        ProcessorOutcome::Declined => {
+            payment::fail(&mut p)?;
+            (Vec::new(), "payment.failed")
+        }
+    };
+    let after = events::last_sequence(&mut *conn, &p.id.to_bytes()).await?;
+    let movement = Movement {
+        accounts: changed([&source, &destination], before),
+        payment: PaymentWrite::UpdateState(&p),
+        refund: None,
+        postings: &postings,
+        now_ms: ctx.now_ms,
+        events: events::build(ids, ctx, "payment", p.id.to_bytes(), after, &[reached], &p)?,
+    };
+    movement::persist(conn, d, ids, movement).await?;
+    Ok(Some(p))
 }

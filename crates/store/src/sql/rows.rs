@@ -19,7 +19,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::records::{ApiKey, AuditEvent, Event, StoredPolicy};
 
 pub const ACCOUNT_COLS: &str =
-    "id, name, currency, balance, pending_out, allow_negative, customer_id, metadata, version, created";
+    "id, name, currency, balance, pending_out, allow_negative, processor, customer_id, metadata, version, created";
 pub const CUSTOMER_COLS: &str = "id, name, email, metadata, version, created";
 pub const PAYMENT_COLS: &str = "id, amount, currency, source_id, destination_id, customer_id, status, \
      amount_captured, amount_refunded, description, metadata, version, created";
@@ -63,6 +63,7 @@ pub fn account(row: &AnyRow) -> StoreResult<Account> {
         balance: row.try_get("balance")?,
         pending_out: row.try_get("pending_out")?,
         allow_negative: row.try_get::<i64, _>("allow_negative")? != 0,
+        processor: row.try_get::<i64, _>("processor")? != 0,
         customer: opt_id(row, "customer_id", CustomerId::from_bytes)?,
         metadata: metadata(row)?,
         version: row.try_get("version")?,

@@ -17,11 +17,12 @@ use sqlx::Row;
 use super::events::Subject;
 use super::list::{FilterValue, ListSpec, fetch_page};
 use super::rows::{self, ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, REFUND_COLS};
-use super::{Dialect, SqlStore, accounts, api_keys, customers, entries, events, idempotency, payments};
+use super::{Dialect, SqlStore, accounts, api_keys, customers, entries, events, idempotency, payments, queue};
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 use crate::list::{ListQuery, Page};
+use crate::queue::{ConsumerBacklog, JobClaim, LeasedJob, ProcessedBy, ProcessorOutcome, Subscription};
 use crate::records::{
     AccountFilter, ApiKey, AuditDraft, AuditEvent, CustomerFilter, Deleted, EntryFilter, Event, EventFilter, NewRefund,
     PaymentFilter, RefundFilter, StoredPolicy,
@@ -89,6 +90,7 @@ impl Store for SqlStore {
             balance: 0,
             pending_out: 0,
             allow_negative: new.allow_negative,
+            processor: new.processor,
             customer: new.customer,
             metadata: new.metadata,
             version: 1,
@@ -496,5 +498,108 @@ impl Store for SqlStore {
             EventFilter::Object(o) => ("object_id", FilterValue::Bytes(o.clone())),
         });
         fetch_page(&self.reads, spec("events", EVENT_COLS, q, filter), rows::event).await
+    }
+
+    async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>> {
+        events::by_ids(&self.reads, self.dialect, ids).await
+    }
+
+    async fn register_consumers(&self, subs: &[Subscription]) -> StoreResult<()> {
+        let subs = subs.to_vec();
+        self.write_plain(move |conn| {
+            let subs = subs.clone();
+            Box::pin(async move { queue::register(conn, &subs).await })
+        })
+        .await
+    }
+
+    async fn claim_jobs(&self, claim: &JobClaim) -> StoreResult<Vec<LeasedJob>> {
+        let (d, claim) = (self.dialect, claim.clone());
+        self.write_plain(move |conn| {
+            let claim = claim.clone();
+            Box::pin(async move { queue::claim(conn, d, &claim).await })
+        })
+        .await
+    }
+
+    async fn finish_jobs(&self, jobs: &[LeasedJob]) -> StoreResult<u64> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let jobs = jobs.to_vec();
+        self.write_plain(move |conn| {
+            let jobs = jobs.clone();
+            Box::pin(async move { queue::finish(conn, &jobs).await })
+        })
+        .await
+    }
+
+    async fn retry_job(&self, job: &LeasedJob, run_at_ms: u64, error: &str) -> StoreResult<()> {
+        let (job, error) = (job.clone(), error.to_owned());
+        self.write_plain(move |conn| {
+            let (job, error) = (job.clone(), error.clone());
+            Box::pin(async move { queue::retry(conn, &job, run_at_ms, &error).await })
+        })
+        .await
+    }
+
+    async fn bury_job(&self, job: &LeasedJob, error: &str, now_ms: u64) -> StoreResult<()> {
+        let (job, error) = (job.clone(), error.to_owned());
+        self.write_plain(move |conn| {
+            let (job, error) = (job.clone(), error.clone());
+            Box::pin(async move { queue::bury(conn, &job, &error, now_ms).await })
+        })
+        .await
+    }
+
+    async fn replay_dead_jobs(&self, consumer: Option<&str>, now_ms: u64) -> StoreResult<u64> {
+        let consumer = consumer.map(str::to_owned);
+        self.write_plain(move |conn| {
+            let consumer = consumer.clone();
+            Box::pin(async move { queue::replay_dead(conn, consumer.as_deref(), now_ms).await })
+        })
+        .await
+    }
+
+    async fn queue_backlog(&self) -> StoreResult<Vec<ConsumerBacklog>> {
+        queue::backlog(&self.reads).await
+    }
+
+    async fn record_processed(&self, consumer: &str, message_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64> {
+        if message_ids.is_empty() {
+            return Ok(0);
+        }
+        let (consumer, ids) = (consumer.to_owned(), message_ids.to_vec());
+        self.write_plain(move |conn| {
+            let (consumer, ids) = (consumer.clone(), ids.clone());
+            Box::pin(async move {
+                let mut new = 0;
+                for id in &ids {
+                    new += u64::from(queue::mark_processed(&mut *conn, &consumer, id, now_ms).await?);
+                }
+                Ok(new)
+            })
+        })
+        .await
+    }
+
+    async fn reap_processed(&self, before_ms: u64, batch: u32) -> StoreResult<u64> {
+        self.write_plain(move |conn| Box::pin(async move { queue::reap_processed(conn, before_ms, batch).await }))
+            .await
+    }
+
+    async fn conclude_payment(
+        &self,
+        ctx: &WriteContext,
+        done: &ProcessedBy,
+        id: PaymentId,
+        outcome: ProcessorOutcome,
+    ) -> StoreResult<Option<Payment>> {
+        let (d, ids, c, done) = (self.dialect, Arc::clone(&self.ids), ctx.clone(), done.clone());
+        self.write_plain(move |conn| {
+            let (ids, ctx, done) = (Arc::clone(&ids), c.clone(), done.clone());
+            Box::pin(async move { payments::conclude(conn, d, &ids, &ctx, &done, id, outcome).await })
+        })
+        .await
     }
 }

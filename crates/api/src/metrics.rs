@@ -1,0 +1,106 @@
+//! `/metrics` in the Prometheus text format: what an alert needs to see
+//! work piling up (queue depth, oldest pending age, relay lag, dead
+//! letters) or the processor failing (breaker state and transitions).
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use settle_core::Settle;
+use settle_core::operations::QueueStatus;
+
+fn render(s: &QueueStatus) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let per = |f: &dyn Fn(&settle_core::operations::ConsumerStatus) -> f64| {
+        s.consumers
+            .iter()
+            .map(|c| (format!("{{consumer=\"{}\"}}", c.consumer), f(c)))
+            .collect::<Vec<_>>()
+    };
+    gauge(
+        "settle_queue_pending",
+        "Messages waiting or in flight, per consumer.",
+        "gauge",
+        per(&|c| c.pending as f64),
+    );
+    gauge(
+        "settle_queue_oldest_pending_seconds",
+        "Age of the oldest pending message, per consumer.",
+        "gauge",
+        per(&|c| c.oldest_pending_age_ms as f64 / 1000.0),
+    );
+    gauge(
+        "settle_queue_dead_letters",
+        "Messages that used up their deliveries, per consumer.",
+        "gauge",
+        per(&|c| c.dead_letters as f64),
+    );
+    gauge(
+        "settle_queue_relay_pending",
+        "Committed events not yet acknowledged by the broker.",
+        "gauge",
+        vec![(String::new(), s.relay.pending as f64)],
+    );
+    gauge(
+        "settle_queue_relay_lag_seconds",
+        "How long the oldest unrelayed event has waited.",
+        "gauge",
+        vec![(String::new(), s.relay.lag_ms as f64 / 1000.0)],
+    );
+    gauge(
+        "settle_events_consumed_total",
+        "Events the fan-out stage recorded in this process.",
+        "counter",
+        vec![(String::new(), s.fanout_processed as f64)],
+    );
+    if let Some(p) = &s.processor {
+        let state = |name: &str| (format!("{{state=\"{name}\"}}"), f64::from(u8::from(p.breaker == name)));
+        gauge(
+            "settle_processor_breaker_state",
+            "1 for the processor breaker's current state.",
+            "gauge",
+            vec![state("closed"), state("open"), state("half_open")],
+        );
+        gauge(
+            "settle_processor_breaker_transitions_total",
+            "Times the processor breaker opened or closed.",
+            "counter",
+            vec![
+                ("{to=\"open\"}".into(), p.breaker_opened as f64),
+                ("{to=\"closed\"}".into(), p.breaker_closed as f64),
+            ],
+        );
+        gauge(
+            "settle_processor_calls_total",
+            "Processor calls by outcome.",
+            "counter",
+            vec![
+                ("{outcome=\"succeeded\"}".into(), p.charges_succeeded as f64),
+                ("{outcome=\"declined\"}".into(), p.charges_declined as f64),
+                ("{outcome=\"transient\"}".into(), p.charges_failed_transiently as f64),
+            ],
+        );
+    }
+    out
+}
+
+pub async fn metrics(State(settle): State<Settle>) -> Response {
+    match settle.queue_status().await {
+        Ok(status) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            render(&status),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics unavailable");
+            crate::error::ApiError::unavailable("Metrics are unavailable: the queue does not answer.").into_response()
+        }
+    }
+}

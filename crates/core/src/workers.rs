@@ -1,0 +1,201 @@
+//! The consumers that run from the queue: the fan-out stage, which takes
+//! every event, and the processor worker, which settles `processing`
+//! payments with the external processor's answer. Each acknowledges a
+//! message only after its effect and its processed-message record are
+//! committed, so a crash at any point means a redelivery, never a loss,
+//! and a redelivery is recognised, never applied twice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use settle_domain::ids::PaymentId;
+use settle_domain::payment::PaymentStatus;
+use settle_store::queue::{ProcessedBy, ProcessorOutcome};
+
+use crate::Settle;
+use crate::processor::{ChargeResult, ProcessorClient};
+use crate::queue::{Backoff, Breaker, FANOUT, JobQueue, Message, PROCESSOR};
+
+/// How the workers poll and give up.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// How long an idle worker waits before looking again.
+    pub poll: Duration,
+    /// The most messages one claim takes.
+    pub batch: usize,
+    /// After this many deliveries a message goes to the dead letters.
+    pub max_deliveries: u32,
+}
+
+/// Counters `/metrics` shows.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub fanout_processed: AtomicU64,
+    pub charges_succeeded: AtomicU64,
+    pub charges_declined: AtomicU64,
+    pub charges_transient: AtomicU64,
+    pub buried: AtomicU64,
+}
+
+async fn bury(queue: &dyn JobQueue, stats: &WorkerStats, message: Message) {
+    let id = message.id();
+    let consumer = message.consumer.clone();
+    let error = format!("gave up after {} deliveries", message.deliveries);
+    match queue.bury(message, &error).await {
+        Ok(()) => {
+            stats.buried.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%id, consumer, "message moved to the dead letters");
+        }
+        Err(e) => tracing::warn!(%id, error = %e, "could not move a message to the dead letters"),
+    }
+}
+
+/// The fan-out stage: records each event as consumed, in batches.
+pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: WorkerOptions, stats: Arc<WorkerStats>) {
+    loop {
+        let claimed = match queue.claim(FANOUT, options.batch, &[]).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(error = %e, "fan-out could not claim; retrying");
+                tokio::time::sleep(options.poll).await;
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            tokio::time::sleep(options.poll).await;
+            continue;
+        }
+        let mut live = Vec::with_capacity(claimed.len());
+        for message in claimed {
+            if message.deliveries > options.max_deliveries {
+                bury(queue.as_ref(), &stats, message).await;
+            } else {
+                live.push(message);
+            }
+        }
+        let ids: Vec<Vec<u8>> = live.iter().map(|m| m.id().to_bytes()).collect();
+        let now = settle.clock.now_ms();
+        match settle.store.record_processed(FANOUT, &ids, now).await {
+            Ok(new) => {
+                stats.fanout_processed.fetch_add(new, Ordering::Relaxed);
+                if let Err(e) = queue.ack(live).await {
+                    tracing::warn!(error = %e, "fan-out could not acknowledge; the messages will come back");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "fan-out could not record; the messages will come back"),
+        }
+    }
+}
+
+/// Everything the processor worker needs.
+pub struct ProcessorWorker {
+    pub settle: Settle,
+    pub queue: Arc<dyn JobQueue>,
+    pub client: ProcessorClient,
+    pub breaker: Arc<Breaker>,
+    pub backoff: Backoff,
+    pub options: WorkerOptions,
+    pub stats: Arc<WorkerStats>,
+}
+
+impl ProcessorWorker {
+    /// Claims `processing` payments while the breaker lets calls through,
+    /// and works on up to `options.batch` of them at once.
+    pub async fn run(self) {
+        let this = Arc::new(self);
+        loop {
+            let room = match this.breaker.permits() {
+                None => this.options.batch,
+                Some(0) => {
+                    let wait = this.breaker.wait().clamp(Duration::from_millis(5), this.options.poll);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Some(trial) => trial,
+            };
+            let claimed = match this.queue.claim(PROCESSOR, room, &[]).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "processor worker could not claim; retrying");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                if room == 1 {
+                    this.breaker.abandon_trial();
+                }
+                tokio::time::sleep(this.options.poll).await;
+                continue;
+            }
+            let work = claimed.into_iter().map(|m| {
+                let this = Arc::clone(&this);
+                tokio::spawn(async move { this.handle(m).await })
+            });
+            for task in work.collect::<Vec<_>>() {
+                let _ = task.await;
+            }
+        }
+    }
+
+    async fn handle(&self, message: Message) {
+        if message.deliveries > self.options.max_deliveries {
+            return bury(self.queue.as_ref(), &self.stats, message).await;
+        }
+        let id = message.event.data["object"]["id"]
+            .as_str()
+            .and_then(PaymentId::parse);
+        let Some(id) = id else {
+            return bury(self.queue.as_ref(), &self.stats, message).await;
+        };
+        let payment = match self.settle.store.payment(id).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return bury(self.queue.as_ref(), &self.stats, message).await,
+            Err(e) => return self.later(message, &e.to_string()).await,
+        };
+        if payment.status != PaymentStatus::Processing {
+            // Concluded by an earlier delivery whose acknowledgement was lost.
+            return self.ack(message).await;
+        }
+        let outcome = match self.client.charge(&payment).await {
+            ChargeResult::Succeeded => {
+                self.stats.charges_succeeded.fetch_add(1, Ordering::Relaxed);
+                ProcessorOutcome::Succeeded
+            }
+            ChargeResult::Declined(reason) => {
+                self.stats.charges_declined.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(payment = %id, reason, "the processor declined a charge");
+                ProcessorOutcome::Declined
+            }
+            ChargeResult::Transient(error) => {
+                self.stats.charges_transient.fetch_add(1, Ordering::Relaxed);
+                self.breaker.failure();
+                return self.later(message, &error).await;
+            }
+        };
+        self.breaker.success();
+        let done = ProcessedBy {
+            consumer: PROCESSOR.to_owned(),
+            message_id: message.id().to_bytes(),
+        };
+        let ctx = self.settle.context(&format!("queue_{}", message.id()), None);
+        match self.settle.store.conclude_payment(&ctx, &done, id, outcome).await {
+            Ok(_) => self.ack(message).await,
+            Err(e) => self.later(message, &e.to_string()).await,
+        }
+    }
+
+    async fn ack(&self, message: Message) {
+        if let Err(e) = self.queue.ack(vec![message]).await {
+            tracing::warn!(error = %e, "processor worker could not acknowledge; the message will come back");
+        }
+    }
+
+    async fn later(&self, message: Message, error: &str) {
+        let delay = self.backoff.delay(message.deliveries);
+        let at = self.settle.clock.now_ms().saturating_add(delay.as_millis() as u64);
+        if let Err(e) = self.queue.retry(message, at, error).await {
+            tracing::warn!(error = %e, "could not reschedule a charge; it comes back after its lease");
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Starts the queue the configuration names and the workers that drain it:
+//! the fan-out stage, the processor worker (when a processor is
+//! configured), the outbox relay (with NATS), and the sweep of old
+//! processed-message records.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use settle_core::Settle;
+use settle_core::operations::QueueHandles;
+use settle_core::processor::ProcessorClient;
+use settle_core::queue::{
+    Backoff, Breaker, BreakerOptions, EMBEDDED_SUBSCRIPTIONS, EmbeddedQueue, JobQueue, RELAY_SUBSCRIPTIONS,
+};
+use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_fanout};
+use settle_nats::{NatsOptions, NatsQueue, Relay};
+use tokio::task::JoinHandle;
+
+use crate::config::{QueueBackend, QueueConfig};
+
+/// The queue of this process, ready to have its workers started.
+pub struct QueueRuntime {
+    config: QueueConfig,
+    queue: Arc<dyn JobQueue>,
+    outbox: Arc<EmbeddedQueue>,
+    nats: Option<Arc<NatsQueue>>,
+    processor: Option<(ProcessorClient, Arc<Breaker>)>,
+    stats: Arc<WorkerStats>,
+}
+
+pub fn nats_options(config: &QueueConfig) -> NatsOptions {
+    NatsOptions {
+        url: config.nats_url.clone(),
+        prefix: config.nats_prefix.clone(),
+        ack_wait: config.lease,
+        duplicate_window: Duration::from_secs(120),
+    }
+}
+
+impl QueueRuntime {
+    /// Subscribes the database's outbox for the chosen backend and attaches
+    /// the queue to `settle` (for `/v1/queue` and `/metrics`).
+    pub async fn build(config: &QueueConfig, settle: &Settle) -> anyhow::Result<Self> {
+        let store = Arc::clone(settle.store());
+        let outbox = Arc::new(EmbeddedQueue::new(
+            Arc::clone(&store),
+            settle.clock(),
+            config.lease,
+        ));
+        let (queue, nats): (Arc<dyn JobQueue>, _) = match config.backend {
+            QueueBackend::Embedded => {
+                store
+                    .register_consumers(EMBEDDED_SUBSCRIPTIONS)
+                    .await
+                    .context("cannot subscribe the embedded queue")?;
+                (outbox.clone(), None)
+            }
+            QueueBackend::Nats => {
+                store
+                    .register_consumers(RELAY_SUBSCRIPTIONS)
+                    .await
+                    .context("cannot subscribe the outbox relay")?;
+                let nats = Arc::new(
+                    NatsQueue::connect(nats_options(config), Arc::clone(&store))
+                        .await
+                        .with_context(|| format!("cannot use NATS at {}", config.nats_url))?,
+                );
+                (nats.clone(), Some(nats))
+            }
+        };
+        let processor = match &config.processor_url {
+            Some(url) => Some((
+                ProcessorClient::new(url, config.processor_timeout).map_err(anyhow::Error::msg)?,
+                Arc::new(Breaker::new(BreakerOptions {
+                    failures: config.breaker_failures,
+                    cooldown: config.breaker_cooldown,
+                })),
+            )),
+            None => None,
+        };
+        let stats = Arc::new(WorkerStats::default());
+        settle.attach_queue(QueueHandles {
+            queue: Arc::clone(&queue),
+            breaker: processor.as_ref().map(|(_, b)| Arc::clone(b)),
+            stats: Arc::clone(&stats),
+        });
+        Ok(Self {
+            config: config.clone(),
+            queue,
+            outbox,
+            nats,
+            processor,
+            stats,
+        })
+    }
+
+    /// Puts dead letters (of one consumer, or all) back in the queue.
+    pub async fn replay_dead(&self, settle: &Settle, consumer: Option<&str>) -> anyhow::Result<u64> {
+        Ok(match &self.nats {
+            Some(nats) => nats.replay_dead(consumer).await?,
+            None => {
+                settle
+                    .store()
+                    .replay_dead_jobs(consumer, settle.clock().now_ms())
+                    .await?
+            }
+        })
+    }
+
+    /// Starts the workers; abort the handles to stop them (a job they held
+    /// comes back after its lease).
+    pub fn spawn(&self, settle: &Settle) -> Vec<JoinHandle<()>> {
+        let c = &self.config;
+        let options = WorkerOptions {
+            poll: c.poll,
+            batch: 256,
+            max_deliveries: c.max_deliveries,
+        };
+        let backoff = Backoff {
+            base: c.retry_base,
+            max: c.retry_max,
+        };
+        let mut tasks = vec![tokio::spawn(run_fanout(
+            settle.clone(),
+            Arc::clone(&self.queue),
+            options.clone(),
+            Arc::clone(&self.stats),
+        ))];
+        if let Some((client, breaker)) = &self.processor {
+            let worker = ProcessorWorker {
+                settle: settle.clone(),
+                queue: Arc::clone(&self.queue),
+                client: client.clone(),
+                breaker: Arc::clone(breaker),
+                backoff,
+                options: WorkerOptions {
+                    batch: c.processor_concurrency,
+                    ..options.clone()
+                },
+                stats: Arc::clone(&self.stats),
+            };
+            tasks.push(tokio::spawn(worker.run()));
+        } else {
+            tracing::info!("no SETTLE_PROCESSOR_URL: payments from processor-backed accounts wait in the queue");
+        }
+        if let Some(nats) = &self.nats {
+            let relay = Relay {
+                outbox: Arc::clone(&self.outbox),
+                nats: Arc::clone(nats),
+                clock: settle.clock(),
+                poll: c.poll,
+                batch: 256,
+                backoff: Backoff {
+                    base: Duration::from_millis(100),
+                    max: Duration::from_secs(5),
+                },
+            };
+            tasks.push(tokio::spawn(relay.run()));
+        }
+        tasks.push(tokio::spawn(reap_processed(settle.clone(), c.processed_retention)));
+        tasks
+    }
+}
+
+/// Forgets processed-message records older than any redelivery can be.
+async fn reap_processed(settle: Settle, retention: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let before = settle.clock().now_ms().saturating_sub(retention.as_millis() as u64);
+        match settle.store().reap_processed(before, 1000).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "reaped old processed-message records"),
+            Err(e) => tracing::warn!(error = %e, "processed-message reaper failed; retrying next round"),
+        }
+    }
+}
