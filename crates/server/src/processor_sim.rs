@@ -52,6 +52,8 @@ struct Ledger {
     calls: u64,
     failures: u64,
     concurrent_duplicates: u64,
+    /// Calls per `User-Agent`: which callers shared the work.
+    agents: HashMap<String, u64>,
 }
 
 struct Sim {
@@ -99,6 +101,12 @@ async fn charge(State(sim): State<Shared>, headers: HeaderMap, Json(body): Json<
     {
         let mut ledger = lock(&sim.ledger);
         ledger.calls += 1;
+        let agent = headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown")
+            .to_owned();
+        *ledger.agents.entry(agent).or_insert(0) += 1;
         let busy = ledger.in_flight.entry(key.clone()).or_insert(0);
         *busy += 1;
         if *busy > 1 {
@@ -146,6 +154,7 @@ async fn stats(State(sim): State<Shared>) -> Response {
         "calls": ledger.calls,
         "failures": ledger.failures,
         "concurrent_duplicates": ledger.concurrent_duplicates,
+        "agents": ledger.agents,
         "charges": ledger.charges,
     }))
     .into_response()

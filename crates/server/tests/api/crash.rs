@@ -5,7 +5,11 @@
 //! stay consistent. Also: two processes on one PostgreSQL, the same keys sent
 //! to both at once, one effect each.
 //!
-//! `SETTLE_CRASH_ROUNDS` sets the number of kill rounds (default 6).
+//! Every committed change must have exactly one event, and every event must
+//! reach the fan-out consumer, on the embedded queue (both databases) and
+//! through NATS JetStream.
+//!
+//! `SETTLE_CRASH_ROUNDS` sets the number of kill rounds (default 8).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,18 +21,23 @@ use rand::Rng;
 use serde_json::{Value, json};
 use settle_store::{Cursor, ListQuery, Store};
 
+use sqlx::Row;
+
 use crate::support::{
-    Backend, Server, create_pg_database, drop_pg_database, free_port, postgres_available, temp_dir, wait_ready,
+    Backend, Server, create_pg_database, delete_nats_streams, drop_pg_database, free_port, nats_available,
+    nats_prefix, nats_url, postgres_available, temp_dir, wait_ready,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_settle");
-const PER_ROUND: usize = 60;
+const PER_ROUND: usize = 150;
 
 /// Where the processes keep their data: a directory (SQLite) or a URL.
 struct Target {
     dir: PathBuf,
     database_url: Option<String>,
     pg_name: Option<String>,
+    /// The NATS stream prefix, when NATS JetStream is the queue.
+    nats: Option<String>,
 }
 
 impl Target {
@@ -39,6 +48,7 @@ impl Target {
                 dir,
                 database_url: None,
                 pg_name: None,
+                nats: None,
             },
             Backend::Postgres => {
                 let name = format!("settle_crash_{:x}", rand::random::<u32>());
@@ -47,6 +57,7 @@ impl Target {
                     dir,
                     database_url: Some(url),
                     pg_name: Some(name),
+                    nats: None,
                 }
             }
         }
@@ -56,14 +67,32 @@ impl Target {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(&self.dir)
             .env_remove("DATABASE_URL")
+            .env_remove("NATS_URL")
+            .env("SETTLE_QUEUE", "embedded")
             .env("SETTLE_DATA_DIR", self.dir.join("data"))
             .env("SETTLE_IDEMPOTENCY_LOCK_TIMEOUT_MS", "300")
+            .env("SETTLE_QUEUE_LEASE", "2s")
+            .env("SETTLE_QUEUE_POLL_MS", "10")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(url) = &self.database_url {
             cmd.env("DATABASE_URL", url);
         }
+        if let Some(prefix) = &self.nats {
+            cmd.env("SETTLE_QUEUE", "nats")
+                .env("NATS_URL", nats_url())
+                .env("SETTLE_NATS_PREFIX", prefix);
+        }
         cmd
+    }
+
+    async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.dir.join("data").join("settle.db").display()),
+        };
+        sqlx::AnyPool::connect(&url).await.unwrap()
     }
 
     fn admin_key(&self) -> String {
@@ -104,6 +133,9 @@ impl Target {
     async fn remove(self) {
         if let Some(name) = &self.pg_name {
             drop_pg_database(name).await;
+        }
+        if let Some(prefix) = &self.nats {
+            delete_nats_streams(prefix).await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -157,12 +189,53 @@ async fn create(http: &reqwest::Client, base: &str, secret: &str, body: Value) -
     body["id"].as_str().unwrap().to_owned()
 }
 
-async fn kill_and_retry(backend: Backend) {
+async fn scalar(pool: &sqlx::AnyPool, sql: &str) -> i64 {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT CAST(({sql}) AS BIGINT) AS n")))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    row.try_get("n").unwrap()
+}
+
+/// Every committed change has exactly one event of each type it writes,
+/// and every event reached the fan-out consumer (waiting for the workers
+/// of the last process to drain what the killed ones left).
+async fn check_events(target: &Target, payments: usize, accounts: usize) {
+    let pool = target.pool().await;
+    assert_eq!(scalar(&pool, "SELECT COUNT(*) FROM payments").await, payments as i64);
+    let per_type = |t: &str| format!("SELECT COUNT(*) FROM events WHERE type = '{t}'");
+    assert_eq!(scalar(&pool, &per_type("payment.created")).await, payments as i64);
+    assert_eq!(scalar(&pool, &per_type("payment.succeeded")).await, payments as i64);
+    assert_eq!(scalar(&pool, &per_type("account.created")).await, accounts as i64);
+    let duplicated = "SELECT COUNT(*) FROM (SELECT object_id, type FROM events GROUP BY object_id, type \
+                      HAVING COUNT(*) > 1) AS d";
+    assert_eq!(scalar(&pool, duplicated).await, 0, "an object has a duplicated event");
+    let missing = "SELECT COUNT(*) FROM payments p WHERE NOT EXISTS \
+                   (SELECT 1 FROM events e WHERE e.object_id = p.id AND e.type = 'payment.succeeded')";
+    assert_eq!(scalar(&pool, missing).await, 0, "a payment lacks its event");
+    let unconsumed = "SELECT COUNT(*) FROM events e WHERE NOT EXISTS \
+                      (SELECT 1 FROM processed_messages m WHERE m.consumer = 'fanout' AND m.message_id = e.id)";
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let left = scalar(&pool, unconsumed).await;
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} events never reached the consumer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pool.close().await;
+}
+
+async fn kill_and_retry(backend: Backend, nats: bool) {
     let rounds: usize = std::env::var("SETTLE_CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
-    let target = Target::new(backend).await;
+        .unwrap_or(8);
+    let mut target = Target::new(backend).await;
+    if nats {
+        target.nats = Some(nats_prefix());
+    }
     let secret = target.admin_key();
     let http = reqwest::Client::new();
     let (mut server, mut base) = target.start().await;
@@ -255,6 +328,7 @@ async fn kill_and_retry(backend: Backend) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    check_events(&target, rounds * PER_ROUND, 1 + shops.len()).await;
     drop(server);
 
     let total = rounds * PER_ROUND;
@@ -306,13 +380,21 @@ async fn kill_and_retry(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_payments_sqlite() {
-    kill_and_retry(Backend::Sqlite).await;
+    kill_and_retry(Backend::Sqlite, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_payments_postgres() {
     if postgres_available() {
-        kill_and_retry(Backend::Postgres).await;
+        kill_and_retry(Backend::Postgres, false).await;
+    }
+}
+
+/// The scaled-out shape: PostgreSQL plus NATS JetStream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_during_payments_postgres_nats() {
+    if postgres_available() && nats_available() {
+        kill_and_retry(Backend::Postgres, true).await;
     }
 }
 

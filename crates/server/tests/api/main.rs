@@ -21,6 +21,8 @@ mod migrations;
 mod optimistic;
 mod pagination;
 mod plans;
+mod processor;
+mod queue;
 mod pool;
 mod rbac;
 mod registry;

@@ -6,6 +6,7 @@ use super::customers::IN_USE_SQL;
 use super::entries::SUM_SQL;
 use super::events::LAST_SEQUENCE_SQL;
 use super::idempotency::REAP_SQL;
+use super::queue::{REAP_PROCESSED_SQL, ready_sql};
 use super::list::{FilterValue, list_sql};
 use super::rbac::{ROLE_BY_NAME_SQL, ROLE_IN_USE_SQL};
 use super::rows::{
@@ -145,6 +146,25 @@ pub fn query_paths() -> Vec<QueryPath> {
         REAP_SQL,
         vec![FilterValue::Int(1), FilterValue::Int(1000)],
         Some("idempotency_keys_created"),
+    ));
+    paths.push(QueryPath {
+        name: "ready jobs of a consumer".into(),
+        // The claim's row-lock clause changes nothing in the plan.
+        sql: ready_sql(super::Dialect::Sqlite, 1),
+        binds: vec![
+            FilterValue::Text("fanout".into()),
+            FilterValue::Int(1),
+            FilterValue::Int(100),
+            FilterValue::Text("busy".into()),
+        ],
+        index: Some("jobs_ready"),
+        ordered: true,
+    });
+    paths.push(one(
+        "processed-message reaper batch",
+        REAP_PROCESSED_SQL,
+        vec![FilterValue::Int(1), FilterValue::Int(1000)],
+        Some("processed_messages_processed"),
     ));
     paths
 }
