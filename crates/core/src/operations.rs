@@ -56,6 +56,8 @@ pub struct QueueStatus {
     pub processor: Option<ProcessorStatus>,
     pub fanout_processed: u64,
     pub buried: u64,
+    /// Set when the broker did not answer: the consumer figures are missing.
+    pub broker_error: Option<String>,
 }
 
 impl Settle {
@@ -104,6 +106,7 @@ impl Settle {
             }),
             fanout_processed: load(&stats.fanout_processed),
             buried: load(&stats.buried),
+            broker_error: summary.broker_error,
         })
     }
 }

@@ -321,6 +321,30 @@ impl JobQueue for NatsQueue {
     }
 
     async fn summary(&self) -> QueueResult<QueueSummary> {
+        // The relay's backlog lives in the database and matters most when
+        // the broker is away, so it is reported even then.
+        let relay = self
+            .store
+            .queue_backlog()
+            .await?
+            .into_iter()
+            .find(|b| b.consumer == settle_core::queue::RELAY);
+        let (consumers, broker_error) = match self.consumer_backlogs().await {
+            Ok(c) => (c, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        Ok(QueueSummary {
+            backend: self.backend(),
+            consumers,
+            relay_pending: relay.as_ref().map_or(0, |r| r.pending),
+            relay_oldest_ms: relay.and_then(|r| r.oldest_created_ms),
+            broker_error,
+        })
+    }
+}
+
+impl NatsQueue {
+    async fn consumer_backlogs(&self) -> QueueResult<Vec<ConsumerBacklog>> {
         let streams = self.streams().await?;
         let mut consumers = Vec::new();
         for name in [FANOUT, PROCESSOR] {
@@ -356,17 +380,6 @@ impl JobQueue for NatsQueue {
                 dead: dead_count,
             });
         }
-        let relay = self
-            .store
-            .queue_backlog()
-            .await?
-            .into_iter()
-            .find(|b| b.consumer == settle_core::queue::RELAY);
-        Ok(QueueSummary {
-            backend: self.backend(),
-            consumers,
-            relay_pending: relay.as_ref().map_or(0, |r| r.pending),
-            relay_oldest_ms: relay.and_then(|r| r.oldest_created_ms),
-        })
+        Ok(consumers)
     }
 }

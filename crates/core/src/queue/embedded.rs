@@ -110,6 +110,7 @@ impl JobQueue for EmbeddedQueue {
             relay_pending: relay.as_ref().map_or(0, |r| r.pending),
             relay_oldest_ms: relay.and_then(|r| r.oldest_created_ms),
             consumers,
+            broker_error: None,
         })
     }
 }

@@ -121,6 +121,8 @@ pub struct QueueSummary {
     pub relay_pending: u64,
     /// When the oldest of those was committed (Unix ms).
     pub relay_oldest_ms: Option<i64>,
+    /// Why the broker's side is missing from this summary, if it is.
+    pub broker_error: Option<String>,
 }
 
 /// A queue backend. Every method is safe to call from many workers.

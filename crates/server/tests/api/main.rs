@@ -18,6 +18,7 @@ mod http_errors;
 mod http_payments;
 mod idempotency;
 mod migrations;
+mod nats;
 mod optimistic;
 mod pagination;
 mod plans;

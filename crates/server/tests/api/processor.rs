@@ -279,3 +279,96 @@ async fn two_processes_share_the_processor_work() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = Backend::Postgres;
 }
+
+/// A charge that keeps failing goes to the dead letters after its bounded
+/// deliveries (visible in `/v1/queue`), and `settle queue replay` brings
+/// it back to finish once the processor recovers; on the embedded queue
+/// and on NATS JetStream (where the consumer moves it to the dead stream).
+async fn dead_letters_replay(app: &TestApp, nats: Option<String>) {
+    let sim = Sim::start(&["--latency-ms", "1", "--failure-rate", "1.0"]);
+    let mut config = Config::default();
+    config.queue.processor_url = Some(sim.url.clone());
+    config.queue.breaker_failures = 1_000;
+    config.queue.retry_base = Duration::from_millis(10);
+    config.queue.retry_max = Duration::from_millis(20);
+    config.queue.poll = Duration::from_millis(10);
+    config.queue.max_deliveries = 3;
+    if let Some(prefix) = &nats {
+        config.queue.backend = settle::config::QueueBackend::Nats;
+        config.queue.nats_url = crate::support::nats_url();
+        config.queue.nats_prefix = prefix.clone();
+    }
+    let db = TestDb::create(app.db.backend).await;
+    let p = TestApp::spawn_config(db, Arc::new(SystemClock), config).await;
+    let card = p
+        .post(
+            "/v1/accounts",
+            json!({"name": "card", "currency": "usd", "processor": true, "allow_negative": true}),
+        )
+        .await
+        .id();
+    let shop = p.account("shop", "usd", false).await;
+    let pay = p
+        .post(
+            "/v1/payments",
+            json!({"amount": 700, "currency": "usd", "source": card, "destination": shop}),
+        )
+        .await
+        .id();
+    eventually(Duration::from_secs(30), "a dead letter", || async {
+        let q = p.get("/v1/queue").await.body;
+        let dead: u64 = q["consumers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["consumer"] == "processor")
+            .map(|c| c["dead_letters"].as_u64().unwrap())
+            .sum();
+        (dead == 1).then_some(())
+    })
+    .await;
+    assert_eq!(sim.stats().await["calls"], 3, "three deliveries, then it stopped");
+    assert_eq!(p.get(&format!("/v1/payments/{pay}")).await.body["status"], "processing");
+
+    sim.set_failure_rate(0.0).await;
+    let mut replay = Command::new(env!("CARGO_BIN_EXE_settle"));
+    replay
+        .args(["queue", "replay", "--consumer", "processor"])
+        .env_remove("NATS_URL")
+        .env("SETTLE_QUEUE", "embedded");
+    match (&p.db.url, p.db.sqlite_dir()) {
+        (Some(url), _) => replay.env("DATABASE_URL", url),
+        (None, Some(dir)) => replay.env("SETTLE_DATA_DIR", dir).env_remove("DATABASE_URL"),
+        _ => unreachable!(),
+    };
+    if let Some(prefix) = &nats {
+        replay
+            .env("SETTLE_QUEUE", "nats")
+            .env("NATS_URL", crate::support::nats_url())
+            .env("SETTLE_NATS_PREFIX", prefix);
+    }
+    let out = replay.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("replayed 1 dead letters"));
+    eventually(Duration::from_secs(30), "the replayed charge to settle", || async {
+        let status = p.get(&format!("/v1/payments/{pay}")).await.body["status"].clone();
+        (status == "succeeded").then_some(())
+    })
+    .await;
+    p.finish().await;
+    if let Some(prefix) = &nats {
+        crate::support::delete_nats_streams(prefix).await;
+    }
+}
+
+both!(dead_letters_embedded, dead_letters_embedded_case);
+async fn dead_letters_embedded_case(app: &TestApp) {
+    dead_letters_replay(app, None).await;
+}
+
+both!(dead_letters_nats, dead_letters_nats_case);
+async fn dead_letters_nats_case(app: &TestApp) {
+    if crate::support::nats_available() {
+        dead_letters_replay(app, Some(crate::support::nats_prefix())).await;
+    }
+}
