@@ -7,10 +7,10 @@ mod access;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod operations;
 pub mod policy;
 pub mod processor;
 pub mod queue;
-pub mod operations;
 mod service;
 pub mod workers;
 

@@ -67,11 +67,16 @@ impl Settle {
     }
 
     pub async fn queue_status(&self) -> Result<QueueStatus, ServiceError> {
-        let handles = self
+        let handles = self.queue.get().ok_or_else(|| {
+            ServiceError::Store(settle_store::StoreError::Unavailable(
+                "the queue is not running in this process".into(),
+            ))
+        })?;
+        let summary = handles
             .queue
-            .get()
-            .ok_or_else(|| ServiceError::Store(settle_store::StoreError::Unavailable("the queue is not running in this process".into())))?;
-        let summary = handles.queue.summary().await.map_err(|e| ServiceError::Store(settle_store::StoreError::Unavailable(e.to_string())))?;
+            .summary()
+            .await
+            .map_err(|e| ServiceError::Store(settle_store::StoreError::Unavailable(e.to_string())))?;
         let now = self.clock.now_ms() as i64;
         let age = |oldest: Option<i64>| oldest.map_or(0, |t| u64::try_from(now - t).unwrap_or(0));
         let stats = &handles.stats;

@@ -60,7 +60,11 @@ impl ProcessorClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
             // Says which process called, for the processor's logs (and tests).
-            .user_agent(format!("settle/{} pid/{}", env!("CARGO_PKG_VERSION"), std::process::id()))
+            .user_agent(format!(
+                "settle/{} pid/{}",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id()
+            ))
             .build()
             .map_err(|e| format!("cannot build the processor client: {e}"))?;
         Ok(Self {

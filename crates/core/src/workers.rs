@@ -51,8 +51,13 @@ async fn bury(queue: &dyn JobQueue, stats: &WorkerStats, message: Message) {
     }
 }
 
-/// The fan-out stage: records each event as consumed, in batches.
+/// The fan-out stage: records each event as consumed, in batches. On the
+/// embedded queue the job, the record and its removal share one
+/// transaction; from a broker, the record is committed before the ack.
 pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: WorkerOptions, stats: Arc<WorkerStats>) {
+    if queue.backend() == "embedded" {
+        return drain_fanout(settle, options, stats).await;
+    }
     loop {
         let claimed = match queue.claim(FANOUT, options.batch, &[]).await {
             Ok(claimed) => claimed,
@@ -84,6 +89,22 @@ pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: Worke
                 }
             }
             Err(e) => tracing::warn!(error = %e, "fan-out could not record; the messages will come back"),
+        }
+    }
+}
+
+async fn drain_fanout(settle: Settle, options: WorkerOptions, stats: Arc<WorkerStats>) {
+    let batch = u32::try_from(options.batch).unwrap_or(u32::MAX);
+    loop {
+        match settle.store.drain_jobs(FANOUT, batch, settle.clock.now_ms()).await {
+            Ok(0) => tokio::time::sleep(options.poll).await,
+            Ok(n) => {
+                stats.fanout_processed.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "fan-out could not drain; retrying");
+                tokio::time::sleep(options.poll).await;
+            }
         }
     }
 }
@@ -142,9 +163,7 @@ impl ProcessorWorker {
         if message.deliveries > self.options.max_deliveries {
             return bury(self.queue.as_ref(), &self.stats, message).await;
         }
-        let id = message.event.data["object"]["id"]
-            .as_str()
-            .and_then(PaymentId::parse);
+        let id = message.event.data["object"]["id"].as_str().and_then(PaymentId::parse);
         let Some(id) = id else {
             return bury(self.queue.as_ref(), &self.stats, message).await;
         };

@@ -403,7 +403,10 @@ mod tests {
         s.processor = true;
         let new = new_payment(&s, &d, 30, true);
         let opened = open(&new, &mut s, &mut d).unwrap();
-        assert_eq!((opened.status, s.balance, s.pending_out), (PaymentStatus::Processing, 0, 0));
+        assert_eq!(
+            (opened.status, s.balance, s.pending_out),
+            (PaymentStatus::Processing, 0, 0)
+        );
         assert!(open(&new_payment(&s, &d, 30, false), &mut s, &mut d).is_err());
         let mut p = payment_from(&new, &opened);
         let mut q = p.clone();

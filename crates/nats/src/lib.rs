@@ -200,7 +200,10 @@ impl NatsQueue {
                 .map(|v| v.to_string())
                 .ok_or_else(|| broker("dead letter without its subject"))?;
             let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", format!("replay-{}-{}", msg.sequence, msg.time.unix_timestamp()).as_str());
+            headers.insert(
+                "Nats-Msg-Id",
+                format!("replay-{}-{}", msg.sequence, msg.time.unix_timestamp()).as_str(),
+            );
             self.js
                 .publish_with_headers(subject, headers, msg.payload.clone())
                 .await
@@ -259,12 +262,18 @@ impl JobQueue for NatsQueue {
             let info = msg.info().map_err(broker)?;
             let deliveries = u32::try_from(info.delivered).unwrap_or(u32::MAX);
             let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
-            let key = msg.headers.as_ref().and_then(|h| h.get("Settle-Key")).map(|v| v.to_string());
+            let key = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Settle-Key"))
+                .map(|v| v.to_string());
             if let Some(k) = &key
                 && skip_keys.contains(k)
             {
                 // Its key is busy: back in a moment, without holding anything up.
-                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(broker)?;
+                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await
+                    .map_err(broker)?;
                 continue;
             }
             let event = match decode(&msg.payload) {

@@ -431,10 +431,16 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("2 days").is_err());
         let c = Config::load(None, &env_of(&[]), &FlagLayer::default()).unwrap();
-        assert_eq!((c.queue.backend, c.queue.lease), (QueueBackend::Embedded, Duration::from_secs(30)));
+        assert_eq!(
+            (c.queue.backend, c.queue.lease),
+            (QueueBackend::Embedded, Duration::from_secs(30))
+        );
         let env = env_of(&[("NATS_URL", "nats://n:4222"), ("SETTLE_QUEUE_LEASE", "5s")]);
         let c = Config::load(None, &env, &FlagLayer::default()).unwrap();
-        assert_eq!((c.queue.backend, c.queue.lease), (QueueBackend::Nats, Duration::from_secs(5)));
+        assert_eq!(
+            (c.queue.backend, c.queue.lease),
+            (QueueBackend::Nats, Duration::from_secs(5))
+        );
         let env = env_of(&[("SETTLE_QUEUE", "kafka")]);
         assert!(Config::load(None, &env, &FlagLayer::default()).is_err());
     }

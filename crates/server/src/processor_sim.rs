@@ -76,7 +76,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn answer(charge: &Charge) -> Response {
     match charge.status {
-        "succeeded" => (StatusCode::OK, Json(json!({"status": "succeeded", "id": charge.payment}))).into_response(),
+        "succeeded" => (
+            StatusCode::OK,
+            Json(json!({"status": "succeeded", "id": charge.payment})),
+        )
+            .into_response(),
         _ => (
             StatusCode::PAYMENT_REQUIRED,
             Json(json!({"status": "declined", "reason": "card_declined"})),
@@ -86,8 +90,16 @@ fn answer(charge: &Charge) -> Response {
 }
 
 async fn charge(State(sim): State<Shared>, headers: HeaderMap, Json(body): Json<ChargeRequest>) -> Response {
-    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "Idempotency-Key is required"}))).into_response();
+    let Some(key) = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "Idempotency-Key is required"})),
+        )
+            .into_response();
     };
     let options = lock(&sim.options).clone();
     let (fail, decline, spike) = {

@@ -43,11 +43,7 @@ impl QueueRuntime {
     /// the queue to `settle` (for `/v1/queue` and `/metrics`).
     pub async fn build(config: &QueueConfig, settle: &Settle) -> anyhow::Result<Self> {
         let store = Arc::clone(settle.store());
-        let outbox = Arc::new(EmbeddedQueue::new(
-            Arc::clone(&store),
-            settle.clock(),
-            config.lease,
-        ));
+        let outbox = Arc::new(EmbeddedQueue::new(Arc::clone(&store), settle.clock(), config.lease));
         let (queue, nats): (Arc<dyn JobQueue>, _) = match config.backend {
             QueueBackend::Embedded => {
                 store

@@ -25,15 +25,18 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_ready ON jobs (consumer, run_at);
 
+-- One call per statement (a payment's events arrive in one statement), over
+-- the statement's new rows.
 CREATE FUNCTION events_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO jobs (consumer, message_id, run_at, created)
-    SELECT DISTINCT name, NEW.id, NEW.created * 1000, NEW.created * 1000
-    FROM queue_consumers WHERE event_type = '*' OR event_type = NEW.type;
+    SELECT DISTINCT c.name, e.id, e.created * 1000, e.created * 1000
+    FROM new_events e JOIN queue_consumers c ON c.event_type = '*' OR c.event_type = e.type;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER events_enqueue AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION events_enqueue();
+CREATE TRIGGER events_enqueue AFTER INSERT ON events
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION events_enqueue();
 
 -- Jobs that used up their deliveries, kept for an operator to inspect and replay.
 CREATE TABLE dead_jobs (

@@ -144,6 +144,9 @@ pub trait Store: Send + Sync + 'static {
     async fn replay_dead_jobs(&self, consumer: Option<&str>, now_ms: u64) -> StoreResult<u64>;
     /// Each consumer's backlog and dead letters.
     async fn queue_backlog(&self) -> StoreResult<Vec<ConsumerBacklog>>;
+    /// Takes up to `max` ready jobs of a consumer whose only effect is its
+    /// processed-message record, in one transaction; returns how many.
+    async fn drain_jobs(&self, consumer: &str, max: u32, now_ms: u64) -> StoreResult<u64>;
     /// Records that a consumer handled these messages (a consumer whose only
     /// effect is the record); returns how many were new.
     async fn record_processed(&self, consumer: &str, message_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64>;

@@ -104,7 +104,10 @@ impl JobQueue for EmbeddedQueue {
 
     async fn summary(&self) -> QueueResult<QueueSummary> {
         let mut consumers = self.store.queue_backlog().await?;
-        let relay = consumers.iter().position(|c| c.consumer == RELAY).map(|i| consumers.remove(i));
+        let relay = consumers
+            .iter()
+            .position(|c| c.consumer == RELAY)
+            .map(|i| consumers.remove(i));
         Ok(QueueSummary {
             backend: self.backend(),
             relay_pending: relay.as_ref().map_or(0, |r| r.pending),

@@ -76,7 +76,13 @@ pub struct Message {
 
 impl Message {
     /// For backends outside this crate.
-    pub fn new(consumer: String, event: Event, deliveries: u32, enqueued_ms: i64, handle: Box<dyn Any + Send + Sync>) -> Self {
+    pub fn new(
+        consumer: String,
+        event: Event,
+        deliveries: u32,
+        enqueued_ms: i64,
+        handle: Box<dyn Any + Send + Sync>,
+    ) -> Self {
         Self {
             consumer,
             event,

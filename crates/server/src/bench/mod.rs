@@ -4,6 +4,7 @@
 
 mod auth;
 mod depth;
+mod events;
 mod indexes;
 mod load;
 mod payments;
@@ -21,6 +22,10 @@ pub enum BenchCommand {
     Payments(LoadArgs),
     /// Authorization cost per request against an unauthenticated route.
     Auth(LoadArgs),
+    /// Events from commit to consumer (rate, p50/p99 latency) on the
+    /// embedded queue (SQLite; PostgreSQL with DATABASE_URL) and NATS
+    /// JetStream (NATS_URL), and payment throughput with events vs without.
+    Events(LoadArgs),
     /// Page cost at depth on the configured (already seeded) database:
     /// keyset vs OFFSET at the start, 1M and 9M, with and without filters.
     Depth {
@@ -60,6 +65,7 @@ pub async fn run(command: BenchCommand, config: &crate::config::Config) -> anyho
     match command {
         BenchCommand::Payments(args) => payments::run(&args, config.database_url.clone()).await,
         BenchCommand::Auth(args) => auth::run(&args, config.database_url.clone()).await,
+        BenchCommand::Events(args) => events::run(&args, config.database_url.clone(), &config.queue.nats_url).await,
         BenchCommand::Depth { runs } => {
             let store = crate::app::open_sql_store(config).await?;
             depth::run(&store, runs).await

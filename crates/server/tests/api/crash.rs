@@ -24,8 +24,8 @@ use settle_store::{Cursor, ListQuery, Store};
 use sqlx::Row;
 
 use crate::support::{
-    Backend, Server, create_pg_database, delete_nats_streams, drop_pg_database, free_port, nats_available,
-    nats_prefix, nats_url, postgres_available, temp_dir, wait_ready,
+    Backend, Server, create_pg_database, delete_nats_streams, drop_pg_database, free_port, nats_available, nats_prefix,
+    nats_url, postgres_available, temp_dir, wait_ready,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_settle");

@@ -127,7 +127,10 @@ async fn nats_outage_waits_in_the_outbox_case(app: &TestApp) {
     let waiting = count(&n.db, RELAY_PENDING).await;
     assert!(waiting >= 60, "{waiting} events in the outbox");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(count(&n.db, "SELECT COUNT(*) FROM processed_messages").await, consumed_before);
+    assert_eq!(
+        count(&n.db, "SELECT COUNT(*) FROM processed_messages").await,
+        consumed_before
+    );
     let q = n.get("/v1/queue").await;
     assert_eq!(q.status, 200, "{}", q.body);
     assert!(q.body["relay"]["pending"].as_u64() >= Some(60), "{}", q.body);

@@ -22,7 +22,14 @@ use crate::support::{
 };
 
 async fn get_json(http: &reqwest::Client, url: &str, key: &str) -> Value {
-    http.get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
+    http.get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn post_json(http: &reqwest::Client, url: &str, key: &str, body: Value) -> Value {
@@ -60,7 +67,10 @@ async fn concluded(http: &reqwest::Client, base: &str, key: &str, source: &str, 
 /// the same time.
 async fn check_against_processor(sim: &Sim, payments: &[Value]) -> (i64, usize) {
     let stats = sim.stats().await;
-    assert_eq!(stats["concurrent_duplicates"], 0, "a charge was in flight twice at once");
+    assert_eq!(
+        stats["concurrent_duplicates"], 0,
+        "a charge was in flight twice at once"
+    );
     let charges = stats["charges"].as_object().unwrap();
     let mut succeeded = 0;
     let mut declined = 0;
@@ -79,7 +89,10 @@ async fn check_against_processor(sim: &Sim, payments: &[Value]) -> (i64, usize) 
     (succeeded, declined)
 }
 
-both!(processor_settles_each_payment_once, processor_settles_each_payment_once_case);
+both!(
+    processor_settles_each_payment_once,
+    processor_settles_each_payment_once_case
+);
 async fn processor_settles_each_payment_once_case(app: &TestApp) {
     let sim = Sim::start(&[
         "--latency-ms",
@@ -116,7 +129,10 @@ async fn processor_settles_each_payment_once_case(app: &TestApp) {
     assert_eq!((r.status.as_u16(), r.body["processor"].clone()), (200, json!(true)));
     let card = r.id();
     let r = p
-        .post("/v1/accounts", json!({"name": "no", "currency": "usd", "processor": true}))
+        .post(
+            "/v1/accounts",
+            json!({"name": "no", "currency": "usd", "processor": true}),
+        )
         .await;
     r.assert_error(400, "invalid_request_error", "parameter_invalid");
     let shop = p.account("shop", "usd", false).await;
@@ -136,7 +152,10 @@ async fn processor_settles_each_payment_once_case(app: &TestApp) {
                 json!({"amount": 100 + i, "currency": "usd", "source": card, "destination": shop}),
             )
             .await;
-        assert_eq!((r.status.as_u16(), r.body["status"].as_str()), (200, Some("processing")));
+        assert_eq!(
+            (r.status.as_u16(), r.body["status"].as_str()),
+            (200, Some("processing"))
+        );
     }
     // The processor is down: the breaker opens and work waits.
     eventually(Duration::from_secs(30), "the breaker to open", || async {
@@ -266,12 +285,10 @@ async fn two_processes_share_the_processor_work() {
 
     // Each processor job was processed once in effect.
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    let row = sqlx::query(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM processed_messages WHERE consumer = 'processor'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM processed_messages WHERE consumer = 'processor'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(row.try_get::<i64, _>("n").unwrap(), n as i64);
     pool.close().await;
     drop((a, b));

@@ -44,7 +44,14 @@ async fn open_account(store: &dyn Store, now_ms: u64, name: &str) {
         audit: None,
         policy: None,
     };
-    let new = NewAccount::new(name.into(), Currency::parse("usd").unwrap(), false, None, Metadata::default()).unwrap();
+    let new = NewAccount::new(
+        name.into(),
+        Currency::parse("usd").unwrap(),
+        false,
+        None,
+        Metadata::default(),
+    )
+    .unwrap();
     store.create_account(&ctx, new).await.unwrap();
 }
 
@@ -72,7 +79,10 @@ async fn jobs_lease_retry_bury_and_replay_case(app: &TestApp) {
     open_account(store, t0, "a").await;
     // One job per subscribed consumer, none for the others.
     assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE consumer = 'all'").await, 1);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE consumer = 'opened'").await, 1);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM jobs WHERE consumer = 'opened'").await,
+        1
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE consumer = 'paid'").await, 0);
 
     // A lease hides the job until it expires; then another worker gets it,
@@ -82,11 +92,21 @@ async fn jobs_lease_retry_bury_and_replay_case(app: &TestApp) {
     assert!(store.claim_jobs(&claim("all", t0 + 999, &[])).await.unwrap().is_empty());
     let second = store.claim_jobs(&claim("all", t0 + 1_001, &[])).await.unwrap();
     assert_eq!((second.len(), second[0].deliveries), (1, 2));
-    assert_eq!(store.finish_jobs(&first).await.unwrap(), 0, "a lost lease finishes nothing");
+    assert_eq!(
+        store.finish_jobs(&first).await.unwrap(),
+        0,
+        "a lost lease finishes nothing"
+    );
 
     // A retry waits for its time.
     store.retry_job(&second[0], t0 + 5_000, "try later").await.unwrap();
-    assert!(store.claim_jobs(&claim("all", t0 + 4_999, &[])).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_jobs(&claim("all", t0 + 4_999, &[]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let third = store.claim_jobs(&claim("all", t0 + 5_000, &[])).await.unwrap();
     assert_eq!(third[0].deliveries, 3);
 
@@ -103,13 +123,28 @@ async fn jobs_lease_retry_bury_and_replay_case(app: &TestApp) {
     // Unsubscribing stops new jobs for that consumer.
     store.register_consumers(&subs[..1]).await.unwrap();
     open_account(store, t0 + 7_000, "b").await;
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE consumer = 'opened'").await, 1);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM jobs WHERE consumer = 'opened'").await,
+        1
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE consumer = 'all'").await, 1);
 
     // Processed-message records say whether a message was new.
     let id = vec![7u8; 16];
-    assert_eq!(store.record_processed("all", &[id.clone()], t0).await.unwrap(), 1);
-    assert_eq!(store.record_processed("all", &[id.clone()], t0).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .record_processed("all", std::slice::from_ref(&id), t0)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .record_processed("all", std::slice::from_ref(&id), t0)
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(store.reap_processed(t0 + 1, 100).await.unwrap(), 1);
     assert_eq!(store.record_processed("all", &[id], t0).await.unwrap(), 1);
     db.drop_db().await;
@@ -120,13 +155,15 @@ async fn claims_skip_busy_keys_case(app: &TestApp) {
     let db = TestDb::create(app.db.backend).await;
     let t0 = 1_800_000_000_000i64;
     for (i, key) in ["stuck", "stuck", "healthy", "other"].iter().enumerate() {
-        sqlx::query("INSERT INTO jobs (consumer, message_id, job_key, run_at, created) VALUES ('deliver', $1, $2, $3, $3)")
-            .bind(vec![i as u8; 16])
-            .bind(key.to_string())
-            .bind(t0 + i as i64)
-            .execute(&db.reads)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO jobs (consumer, message_id, job_key, run_at, created) VALUES ('deliver', $1, $2, $3, $3)",
+        )
+        .bind(vec![i as u8; 16])
+        .bind(key.to_string())
+        .bind(t0 + i as i64)
+        .execute(&db.reads)
+        .await
+        .unwrap();
     }
     let got: Vec<LeasedJob> = db
         .store
@@ -134,8 +171,16 @@ async fn claims_skip_busy_keys_case(app: &TestApp) {
         .await
         .unwrap();
     let keys: Vec<_> = got.iter().map(|j| j.key.clone().unwrap()).collect();
-    assert_eq!(keys, ["healthy"], "jobs of a busy key stay put and do not block the rest");
-    let rest = db.store.claim_jobs(&claim("deliver", t0 as u64 + 10, &[])).await.unwrap();
+    assert_eq!(
+        keys,
+        ["healthy"],
+        "jobs of a busy key stay put and do not block the rest"
+    );
+    let rest = db
+        .store
+        .claim_jobs(&claim("deliver", t0 as u64 + 10, &[]))
+        .await
+        .unwrap();
     assert_eq!(rest.len(), 3);
     db.drop_db().await;
 }
@@ -156,7 +201,11 @@ async fn fanout_consumes_every_event_case(app: &TestApp) {
     let events = count(&app.db, "SELECT COUNT(*) FROM events").await;
     assert_eq!(events, 2 + 40 * 2);
     eventually(Duration::from_secs(30), "every event consumed", || async {
-        let done = count(&app.db, "SELECT COUNT(*) FROM processed_messages WHERE consumer = 'fanout'").await;
+        let done = count(
+            &app.db,
+            "SELECT COUNT(*) FROM processed_messages WHERE consumer = 'fanout'",
+        )
+        .await;
         (done == events).then_some(())
     })
     .await;
@@ -183,13 +232,18 @@ async fn fanout_consumes_every_event_case(app: &TestApp) {
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
-    assert!(text.contains(&format!("settle_events_consumed_total {events}")), "{text}");
+    assert!(
+        text.contains(&format!("settle_events_consumed_total {events}")),
+        "{text}"
+    );
     assert!(text.contains("settle_queue_relay_lag_seconds 0"), "{text}");
     // Viewers may not read the queue summary; developers may.
     let viewer = app.key("viewer").await;
     let r = app.call(reqwest::Method::GET, "/v1/queue", Some(&viewer), None).await;
     assert_eq!(r.status, 403);
     let developer = app.key("developer").await;
-    let r = app.call(reqwest::Method::GET, "/v1/queue", Some(&developer), None).await;
+    let r = app
+        .call(reqwest::Method::GET, "/v1/queue", Some(&developer), None)
+        .await;
     assert_eq!(r.status, 200);
 }

@@ -460,7 +460,10 @@ pub fn nats_available() -> bool {
         let up = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok();
         if !up {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            assert!(!ci, "CI=true but NATS at {url} is not reachable: the NATS suites must run in CI");
+            assert!(
+                !ci,
+                "CI=true but NATS at {url} is not reachable: the NATS suites must run in CI"
+            );
             let _ = std::io::stderr().write_all(
                 format!(
                     "\n*** settle tests: NATS at {url} is not reachable: SKIPPED every NATS JetStream suite. \
@@ -507,7 +510,9 @@ impl Sim {
             .expect("start processor-sim");
         let stdout = child.stdout.take().expect("sim stdout");
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).expect("sim address");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("sim address");
         Sim {
             url: line.trim().to_owned(),
             child,

@@ -128,7 +128,10 @@ pub async fn by_ids(pool: &sqlx::AnyPool, d: super::Dialect, ids: &[EventId]) ->
         return Ok(Vec::new());
     }
     let marks: Vec<String> = (1..=ids.len()).map(|i| d.placeholder(i)).collect();
-    let sql = format!("SELECT {EVENT_COLS} FROM events WHERE id IN ({}) ORDER BY id", marks.join(", "));
+    let sql = format!(
+        "SELECT {EVENT_COLS} FROM events WHERE id IN ({}) ORDER BY id",
+        marks.join(", ")
+    );
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for id in ids {
         q = q.bind(id.to_bytes());

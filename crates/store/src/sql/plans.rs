@@ -6,8 +6,8 @@ use super::customers::IN_USE_SQL;
 use super::entries::SUM_SQL;
 use super::events::LAST_SEQUENCE_SQL;
 use super::idempotency::REAP_SQL;
-use super::queue::{REAP_PROCESSED_SQL, ready_sql};
 use super::list::{FilterValue, list_sql};
+use super::queue::{REAP_PROCESSED_SQL, ready_sql};
 use super::rbac::{ROLE_BY_NAME_SQL, ROLE_IN_USE_SQL};
 use super::rows::{
     ACCOUNT_COLS, API_KEY_COLS, AUDIT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, POLICY_COLS,

@@ -67,17 +67,57 @@ pub async fn claim(conn: &mut AnyConnection, d: Dialect, claim: &JobClaim) -> St
     Ok(jobs)
 }
 
-/// Removes finished jobs; a job whose lease was lost stays for its new holder.
-pub async fn finish(conn: &mut AnyConnection, jobs: &[LeasedJob]) -> StoreResult<u64> {
+/// Takes up to `max` ready jobs of `consumer` and records them processed,
+/// in one transaction: for a consumer whose whole effect is in this
+/// database, the job, the effect and the record commit together, so no
+/// lease is needed and nothing can run twice. Returns how many it took.
+pub async fn drain(conn: &mut AnyConnection, d: Dialect, consumer: &str, max: u32, now_ms: u64) -> StoreResult<u64> {
+    let sql = format!(
+        "DELETE FROM jobs WHERE (consumer, message_id) IN ({}) RETURNING message_id",
+        ready_sql(d, 0)
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(consumer.to_owned())
+        .bind(now_ms as i64)
+        .bind(i64::from(max))
+        .fetch_all(&mut *conn)
+        .await?;
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get::<Vec<u8>, _>("message_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    mark_all_processed(conn, d, consumer, &ids, now_ms).await?;
+    Ok(ids.len() as u64)
+}
+
+/// Removes finished jobs; a job whose lease was lost stays for its new
+/// holder. Jobs of one claim share consumer and token, so each claim's
+/// jobs go in one statement.
+pub async fn finish(conn: &mut AnyConnection, d: Dialect, jobs: &[LeasedJob]) -> StoreResult<u64> {
     let mut done = 0;
-    for job in jobs {
-        done += sqlx::query("DELETE FROM jobs WHERE consumer = $1 AND message_id = $2 AND lease_token = $3")
-            .bind(job.consumer.clone())
-            .bind(job.message_id.clone())
-            .bind(job.token)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+    let mut rest = jobs;
+    while let Some(first) = rest.first() {
+        let same = rest
+            .iter()
+            .take_while(|j| j.consumer == first.consumer && j.token == first.token)
+            .count()
+            .min(500);
+        let (batch, tail) = rest.split_at(same);
+        rest = tail;
+        let marks: Vec<String> = (0..batch.len()).map(|i| d.placeholder(i + 3)).collect();
+        let sql = format!(
+            "DELETE FROM jobs WHERE consumer = {} AND lease_token = {} AND message_id IN ({})",
+            d.placeholder(1),
+            d.placeholder(2),
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(first.consumer.clone())
+            .bind(first.token);
+        for job in batch {
+            q = q.bind(job.message_id.clone());
+        }
+        done += q.execute(&mut *conn).await?.rows_affected();
     }
     Ok(done)
 }
@@ -99,7 +139,7 @@ pub async fn retry(conn: &mut AnyConnection, job: &LeasedJob, run_at_ms: u64, er
 }
 
 /// Moves a job that used up its deliveries to the dead letters.
-pub async fn bury(conn: &mut AnyConnection, job: &LeasedJob, error: &str, now_ms: u64) -> StoreResult<()> {
+pub async fn bury(conn: &mut AnyConnection, d: Dialect, job: &LeasedJob, error: &str, now_ms: u64) -> StoreResult<()> {
     let moved = sqlx::query(
         "INSERT INTO dead_jobs (consumer, message_id, job_key, deliveries, last_error, created, died) \
          SELECT consumer, message_id, job_key, deliveries, $1, created, $2 FROM jobs \
@@ -114,7 +154,7 @@ pub async fn bury(conn: &mut AnyConnection, job: &LeasedJob, error: &str, now_ms
     .execute(&mut *conn)
     .await?;
     if moved.rows_affected() > 0 {
-        finish(conn, std::slice::from_ref(job)).await?;
+        finish(conn, d, std::slice::from_ref(job)).await?;
     }
     Ok(())
 }
@@ -231,6 +271,45 @@ pub async fn mark_processed(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Records a batch of messages as handled in one statement; returns how
+/// many were new.
+pub async fn mark_all_processed(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    consumer: &str,
+    message_ids: &[Vec<u8>],
+    now_ms: u64,
+) -> StoreResult<u64> {
+    let mut new = 0;
+    for chunk in message_ids.chunks(300) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({}, {}, {})", d.placeholder(1), d.placeholder(i + 3), d.placeholder(2)))
+            .collect();
+        // SQLite's `?` binds in order of appearance, so each row binds its own copies.
+        let sql = format!(
+            "INSERT INTO processed_messages (consumer, message_id, processed) VALUES {} \
+             ON CONFLICT (consumer, message_id) DO NOTHING",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        match d {
+            Dialect::Postgres => {
+                q = q.bind(consumer.to_owned()).bind(now_ms as i64);
+                for id in chunk {
+                    q = q.bind(id.clone());
+                }
+            }
+            Dialect::Sqlite => {
+                for id in chunk {
+                    q = q.bind(consumer.to_owned()).bind(id.clone()).bind(now_ms as i64);
+                }
+            }
+        }
+        new += q.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(new)
 }
 
 pub const REAP_PROCESSED_SQL: &str = "DELETE FROM processed_messages WHERE (consumer, message_id) IN \

@@ -526,10 +526,10 @@ impl Store for SqlStore {
         if jobs.is_empty() {
             return Ok(0);
         }
-        let jobs = jobs.to_vec();
+        let (d, jobs) = (self.dialect, jobs.to_vec());
         self.write_plain(move |conn| {
             let jobs = jobs.clone();
-            Box::pin(async move { queue::finish(conn, &jobs).await })
+            Box::pin(async move { queue::finish(conn, d, &jobs).await })
         })
         .await
     }
@@ -544,10 +544,10 @@ impl Store for SqlStore {
     }
 
     async fn bury_job(&self, job: &LeasedJob, error: &str, now_ms: u64) -> StoreResult<()> {
-        let (job, error) = (job.clone(), error.to_owned());
+        let (d, job, error) = (self.dialect, job.clone(), error.to_owned());
         self.write_plain(move |conn| {
             let (job, error) = (job.clone(), error.clone());
-            Box::pin(async move { queue::bury(conn, &job, &error, now_ms).await })
+            Box::pin(async move { queue::bury(conn, d, &job, &error, now_ms).await })
         })
         .await
     }
@@ -565,20 +565,23 @@ impl Store for SqlStore {
         queue::backlog(&self.reads).await
     }
 
+    async fn drain_jobs(&self, consumer: &str, max: u32, now_ms: u64) -> StoreResult<u64> {
+        let (d, consumer) = (self.dialect, consumer.to_owned());
+        self.write_plain(move |conn| {
+            let consumer = consumer.clone();
+            Box::pin(async move { queue::drain(conn, d, &consumer, max, now_ms).await })
+        })
+        .await
+    }
+
     async fn record_processed(&self, consumer: &str, message_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64> {
         if message_ids.is_empty() {
             return Ok(0);
         }
-        let (consumer, ids) = (consumer.to_owned(), message_ids.to_vec());
+        let (d, consumer, ids) = (self.dialect, consumer.to_owned(), message_ids.to_vec());
         self.write_plain(move |conn| {
             let (consumer, ids) = (consumer.clone(), ids.clone());
-            Box::pin(async move {
-                let mut new = 0;
-                for id in &ids {
-                    new += u64::from(queue::mark_processed(&mut *conn, &consumer, id, now_ms).await?);
-                }
-                Ok(new)
-            })
+            Box::pin(async move { queue::mark_all_processed(conn, d, &consumer, &ids, now_ms).await })
         })
         .await
     }
