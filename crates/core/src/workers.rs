@@ -71,6 +71,9 @@ pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: Worke
             tokio::time::sleep(options.poll).await;
             continue;
         }
+        // A partial batch means the backlog is gone: after this one, let
+        // the next gather instead of spending a round trip per event.
+        let caught_up = claimed.len() < options.batch;
         let mut live = Vec::with_capacity(claimed.len());
         for message in claimed {
             if message.deliveries > options.max_deliveries {
@@ -90,6 +93,9 @@ pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: Worke
             }
             Err(e) => tracing::warn!(error = %e, "fan-out could not record; the messages will come back"),
         }
+        if caught_up {
+            tokio::time::sleep(options.poll).await;
+        }
     }
 }
 
@@ -97,9 +103,13 @@ async fn drain_fanout(settle: Settle, options: WorkerOptions, stats: Arc<WorkerS
     let batch = u32::try_from(options.batch).unwrap_or(u32::MAX);
     loop {
         match settle.store.drain_jobs(FANOUT, batch, settle.clock.now_ms()).await {
-            Ok(0) => tokio::time::sleep(options.poll).await,
             Ok(n) => {
                 stats.fanout_processed.fetch_add(n, Ordering::Relaxed);
+                // A partial batch means the backlog is gone: let the next
+                // one gather instead of spending a transaction per event.
+                if n < u64::from(batch) {
+                    tokio::time::sleep(options.poll).await;
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "fan-out could not drain; retrying");

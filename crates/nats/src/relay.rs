@@ -37,6 +37,8 @@ impl Relay {
                 tokio::time::sleep(self.poll).await;
                 continue;
             }
+            // Caught up after this batch: let the next one gather.
+            let caught_up = claimed.len() < self.batch;
             // Publish the whole batch, then wait for every acknowledgement.
             let mut pending = Vec::with_capacity(claimed.len());
             for message in claimed {
@@ -67,6 +69,9 @@ impl Relay {
             }
             if failed.is_empty() {
                 failures = 0;
+                if caught_up {
+                    tokio::time::sleep(self.poll).await;
+                }
                 continue;
             }
             failures = failures.saturating_add(1);

@@ -61,24 +61,7 @@ enum Command {
     /// Run a simulated external processor (the contract in README) for
     /// tests and demos; prints its URL on stdout. Listens on `--listen`
     /// (default 127.0.0.1:8090).
-    ProcessorSim {
-        /// Time every call takes.
-        #[arg(long, default_value_t = 20)]
-        latency_ms: u64,
-        /// Share of calls answered 503 without effect (0..1).
-        #[arg(long, default_value_t = 0.0)]
-        failure_rate: f64,
-        /// Share of charges declined (0..1).
-        #[arg(long, default_value_t = 0.0)]
-        decline_rate: f64,
-        /// Share of calls that answer `spike-ms` late, after taking effect.
-        #[arg(long, default_value_t = 0.0)]
-        spike_rate: f64,
-        #[arg(long, default_value_t = 2000)]
-        spike_ms: u64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    ProcessorSim(crate::processor_sim::SimOptions),
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,22 +108,7 @@ pub async fn run() -> anyhow::Result<()> {
     telemetry::init(config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
-        Command::ProcessorSim {
-            latency_ms,
-            failure_rate,
-            decline_rate,
-            spike_rate,
-            spike_ms,
-            seed,
-        } => {
-            let options = crate::processor_sim::SimOptions {
-                latency_ms,
-                failure_rate,
-                decline_rate,
-                spike_rate,
-                spike_ms,
-                seed,
-            };
+        Command::ProcessorSim(options) => {
             let listen = cli.listen.as_deref().unwrap_or("127.0.0.1:8090");
             let listen = listen
                 .parse()

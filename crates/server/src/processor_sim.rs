@@ -20,18 +20,26 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// The simulator's behaviour.
-#[derive(Debug, Clone, Deserialize)]
+/// The simulator's behaviour, as `settle processor-sim` takes it.
+#[derive(Debug, Clone, clap::Args)]
 pub struct SimOptions {
+    /// Time every call takes.
+    #[arg(long, default_value_t = 20)]
     pub latency_ms: u64,
-    /// Share of calls that fail with 503 and no effect.
+    /// Share of calls answered 503 without effect (0..1).
+    #[arg(long, default_value_t = 0.0)]
     pub failure_rate: f64,
-    /// Share of effective calls that are declined (402).
+    /// Share of charges declined with 402 (0..1).
+    #[arg(long, default_value_t = 0.0)]
     pub decline_rate: f64,
-    /// Share of calls that take `spike_ms` more after taking effect (a
+    /// Share of calls that answer `spike-ms` late, after taking effect (a
     /// client with a shorter timeout gives up on a charge that happened).
+    #[arg(long, default_value_t = 0.0)]
     pub spike_rate: f64,
+    #[arg(long, default_value_t = 2000)]
     pub spike_ms: u64,
+    /// Seeds the choices, so a run can be repeated.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 

@@ -5,6 +5,7 @@
 
 use settle_domain::account::Account;
 use settle_domain::ids::{PaymentId, RefundId};
+use settle_domain::ledger::Posting;
 use settle_domain::money::Amount;
 use settle_domain::payment::{self, NewPayment, Payment, PaymentStatus};
 use settle_domain::rbac::{Action, Permission, Resource};
@@ -158,17 +159,41 @@ pub async fn capture(
     let before = snapshot(&source, &destination);
     let postings = payment::capture(&mut p, amount, &mut source, &mut destination)?;
     ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount_captured, &p, true))?;
+    let moved = StateChange {
+        accounts: changed([&source, &destination], before),
+        postings: &postings,
+        event: "payment.succeeded",
+    };
+    persist_state_change(conn, d, ids, ctx, &p, moved).await?;
+    Ok(p)
+}
+
+/// A payment's move to a new state: the accounts it changed, its postings,
+/// and the event that reports it.
+struct StateChange<'a> {
+    accounts: Vec<&'a Account>,
+    postings: &'a [Posting],
+    event: &'static str,
+}
+
+async fn persist_state_change(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    ctx: &WriteContext,
+    p: &Payment,
+    change: StateChange<'_>,
+) -> StoreResult<()> {
     let after = events::last_sequence(&mut *conn, &p.id.to_bytes()).await?;
     let movement = Movement {
-        accounts: changed([&source, &destination], before),
-        payment: PaymentWrite::UpdateState(&p),
+        accounts: change.accounts,
+        payment: PaymentWrite::UpdateState(p),
         refund: None,
-        postings: &postings,
+        postings: change.postings,
         now_ms: ctx.now_ms,
-        events: events::build(ids, ctx, "payment", p.id.to_bytes(), after, &["payment.succeeded"], &p)?,
+        events: events::build(ids, ctx, "payment", p.id.to_bytes(), after, &[change.event], p)?,
     };
-    movement::persist(conn, d, ids, movement).await?;
-    Ok(p)
+    movement::persist(conn, d, ids, movement).await
 }
 
 pub async fn cancel(
@@ -282,15 +307,11 @@ pub async fn conclude(
             (Vec::new(), "payment.failed")
         }
     };
-    let after = events::last_sequence(&mut *conn, &p.id.to_bytes()).await?;
-    let movement = Movement {
+    let moved = StateChange {
         accounts: changed([&source, &destination], before),
-        payment: PaymentWrite::UpdateState(&p),
-        refund: None,
         postings: &postings,
-        now_ms: ctx.now_ms,
-        events: events::build(ids, ctx, "payment", p.id.to_bytes(), after, &[reached], &p)?,
+        event: reached,
     };
-    movement::persist(conn, d, ids, movement).await?;
+    persist_state_change(conn, d, ids, ctx, &p, moved).await?;
     Ok(Some(p))
 }
