@@ -12,6 +12,7 @@ pub mod policy;
 pub mod processor;
 pub mod queue;
 mod service;
+pub mod webhook;
 pub mod workers;
 
 pub use error::ServiceError;
