@@ -11,6 +11,7 @@ pub mod operations;
 pub mod policy;
 pub mod processor;
 pub mod queue;
+pub mod secrets;
 mod service;
 pub mod webhook;
 pub mod workers;

@@ -6,6 +6,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod master_key;
 pub mod processor_sim;
 pub mod queue;
 pub mod seed;

@@ -135,7 +135,13 @@ mod tests {
         assert_eq!(parse("http://Example.com:8080/x?y").unwrap().port, 8080);
         assert_eq!(parse("http://[::1]:9000/").unwrap().host, "::1");
         assert_eq!(parse("http://[::1]/").unwrap().port, 80);
-        for bad in ["ftp://example.com", "example.com", "http://", "http://a b/", "javascript:alert(1)"] {
+        for bad in [
+            "ftp://example.com",
+            "example.com",
+            "http://",
+            "http://a b/",
+            "javascript:alert(1)",
+        ] {
             assert_eq!(parse(bad), Err(TargetError::NotHttp), "{bad}");
         }
         assert_eq!(parse("https://user:pw@example.com/"), Err(TargetError::Credentials));
