@@ -7,7 +7,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::Aead;
-use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce};
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use sha2::{Digest, Sha256};
 
 const VERSION: u8 = 1;
@@ -36,7 +36,7 @@ impl MasterKey {
         let digest = Sha256::digest(bytes);
         Ok(Self {
             fingerprint: [digest[0], digest[1], digest[2], digest[3]],
-            cipher: ChaCha20Poly1305::new(Key::from_slice(bytes)),
+            cipher: ChaCha20Poly1305::new_from_slice(bytes).map_err(|_| SecretError::BadKey)?,
         })
     }
 }
@@ -77,7 +77,7 @@ impl MasterKeys {
         let nonce: [u8; 12] = rand::random();
         let sealed = key
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), plaintext)
+            .encrypt(&Nonce::from(nonce), plaintext)
             .map_err(|_| SecretError::Corrupt)?;
         let mut out = Vec::with_capacity(17 + sealed.len());
         out.push(VERSION);
@@ -97,8 +97,9 @@ impl MasterKeys {
             .iter()
             .find(|k| k.fingerprint == fingerprint)
             .ok_or(SecretError::UnknownKey)?;
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| SecretError::Corrupt)?;
         key.cipher
-            .decrypt(Nonce::from_slice(nonce), sealed)
+            .decrypt(&Nonce::from(nonce), sealed)
             .map_err(|_| SecretError::Corrupt)
     }
 
