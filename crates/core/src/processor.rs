@@ -54,6 +54,15 @@ impl ProcessorClient {
     /// `base` is the processor's URL (`SETTLE_PROCESSOR_URL`); every call
     /// gives up after `timeout`.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, String> {
+        // This build's outgoing client speaks plain HTTP only (no TLS stack
+        // is linked for it yet): say so at start-up rather than failing
+        // every charge later. Put a TLS-terminating proxy in front of an
+        // https processor.
+        if !base.starts_with("http://") {
+            return Err(format!(
+                "SETTLE_PROCESSOR_URL must be an http:// URL (got `{base}`); https is not supported yet"
+            ));
+        }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -122,6 +131,13 @@ mod tests {
             status: status.into(),
             reason: None,
         })
+    }
+
+    #[test]
+    fn only_plain_http_processors_are_accepted() {
+        assert!(ProcessorClient::new("http://127.0.0.1:8090", Duration::from_secs(1)).is_ok());
+        assert!(ProcessorClient::new("https://processor.example", Duration::from_secs(1)).is_err());
+        assert!(ProcessorClient::new("processor.example", Duration::from_secs(1)).is_err());
     }
 
     #[test]
