@@ -156,6 +156,7 @@ versioned!(
     settle_domain::customer::Customer,
     settle_domain::payment::Payment,
     settle_domain::rbac::Role,
+    settle_domain::webhook::WebhookEndpoint,
     settle_store::records::StoredPolicy
 );
 

@@ -13,7 +13,7 @@ use settle_domain::rbac::{Action, Permission, Resource};
 
 use crate::guard::{GuardState, guard};
 use crate::idempotency::idempotency;
-use crate::rest::{accounts, api_keys, customers, events, payments, policies, queue, refunds, roles};
+use crate::rest::{accounts, api_keys, customers, events, payments, policies, queue, refunds, roles, webhooks};
 
 /// One REST operation.
 pub struct Route {
@@ -166,6 +166,76 @@ pub fn routes() -> Vec<Route> {
             "retrieve_event",
             read(Events),
             events::retrieve,
+        ),
+        route(
+            M::POST,
+            "/v1/webhook_endpoints",
+            "create_webhook_endpoint",
+            write(Webhooks),
+            webhooks::create,
+        ),
+        route(
+            M::GET,
+            "/v1/webhook_endpoints",
+            "list_webhook_endpoints",
+            read(Webhooks),
+            webhooks::list,
+        ),
+        route(
+            M::GET,
+            "/v1/webhook_endpoints/{id}",
+            "retrieve_webhook_endpoint",
+            read(Webhooks),
+            webhooks::retrieve,
+        ),
+        route(
+            M::PATCH,
+            "/v1/webhook_endpoints/{id}",
+            "update_webhook_endpoint",
+            write(Webhooks),
+            webhooks::update,
+        ),
+        route(
+            M::DELETE,
+            "/v1/webhook_endpoints/{id}",
+            "delete_webhook_endpoint",
+            write(Webhooks),
+            webhooks::remove,
+        ),
+        route(
+            M::POST,
+            "/v1/webhook_endpoints/{id}/rotate_secret",
+            "rotate_webhook_secret",
+            write(Webhooks),
+            webhooks::rotate_secret,
+        ),
+        route(
+            M::GET,
+            "/v1/webhook_endpoints/{id}/deliveries",
+            "list_webhook_deliveries",
+            read(Webhooks),
+            webhooks::deliveries,
+        ),
+        route(
+            M::GET,
+            "/v1/webhook_deliveries/{id}",
+            "retrieve_webhook_delivery",
+            read(Webhooks),
+            webhooks::delivery,
+        ),
+        route(
+            M::GET,
+            "/v1/webhook_deliveries/{id}/attempts",
+            "list_webhook_attempts",
+            read(Webhooks),
+            webhooks::attempts,
+        ),
+        route(
+            M::POST,
+            "/v1/webhook_deliveries/{id}/retry",
+            "retry_webhook_delivery",
+            write(Webhooks),
+            webhooks::retry,
         ),
         route(
             M::POST,

@@ -55,6 +55,7 @@ pub struct Settle {
     pub(crate) options: Arc<ServiceOptions>,
     pub(crate) access: Arc<crate::access::AccessState>,
     pub(crate) queue: Arc<std::sync::OnceLock<crate::operations::QueueHandles>>,
+    pub(crate) webhooks: Arc<std::sync::OnceLock<Arc<crate::webhook::WebhookSetup>>>,
 }
 
 fn found<T>(value: Option<T>, what: &'static str) -> Result<T> {
@@ -74,6 +75,7 @@ impl Settle {
             options: Arc::new(options),
             access,
             queue: Arc::default(),
+            webhooks: Arc::default(),
         }
     }
 

@@ -84,7 +84,7 @@ pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: Worke
         }
         let ids: Vec<Vec<u8>> = live.iter().map(|m| m.id().to_bytes()).collect();
         let now = settle.clock.now_ms();
-        match settle.store.record_processed(FANOUT, &ids, now).await {
+        match settle.store.fan_out_events(&ids, now).await {
             Ok(new) => {
                 stats.fanout_processed.fetch_add(new, Ordering::Relaxed);
                 if let Err(e) = queue.ack(live).await {
@@ -102,7 +102,7 @@ pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: Worke
 async fn drain_fanout(settle: Settle, options: WorkerOptions, stats: Arc<WorkerStats>) {
     let batch = u32::try_from(options.batch).unwrap_or(u32::MAX);
     loop {
-        match settle.store.drain_jobs(FANOUT, batch, settle.clock.now_ms()).await {
+        match settle.store.drain_fanout(batch, settle.clock.now_ms()).await {
             Ok(n) => {
                 stats.fanout_processed.fetch_add(n, Ordering::Relaxed);
                 // A partial batch means the backlog is gone: let the next

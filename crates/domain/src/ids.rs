@@ -135,6 +135,15 @@ define_id!(
 define_id!(
     /// An event: a state change, written with the change itself.
     EventId, "evt");
+define_id!(
+    /// A webhook endpoint: a receiver URL and the events it wants.
+    WebhookEndpointId, "we");
+define_id!(
+    /// One event's delivery to one endpoint, kept until a 2xx or the end of the schedule.
+    WebhookDeliveryId, "wd");
+define_id!(
+    /// One try of a delivery, as the receiver answered it.
+    WebhookAttemptId, "wa");
 
 /// The smallest UUIDv7 whose timestamp is `unix_ms`: the lower bound of all
 /// ids created in that millisecond, which turns a `created` range into an id

@@ -13,5 +13,6 @@ pub mod payment;
 pub mod rbac;
 pub mod refund;
 pub mod text;
+pub mod webhook;
 
 pub use error::DomainError;

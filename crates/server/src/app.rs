@@ -97,7 +97,13 @@ impl Application {
             auth_cache_ttl: config.auth_cache_ttl,
         };
         let settle = Settle::with_options(store, clock, options);
-        let queue = QueueRuntime::build(&config.queue, &settle).await?;
+        let keys = crate::master_key::load(config.webhooks.master_key.as_deref(), &config.data_dir)?;
+        settle.attach_webhooks(settle_core::webhook::WebhookSetup {
+            keys,
+            allow_private_targets: config.webhooks.allow_private_targets,
+            rotation_grace: config.webhooks.secret_grace,
+        });
+        let queue = QueueRuntime::build(&config.queue, &config.webhooks, &settle).await?;
         let router = settle_api::app(
             settle.clone(),
             &ApiOptions {

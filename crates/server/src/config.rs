@@ -43,6 +43,50 @@ pub struct Config {
     /// revocation made by another process takes effect here.
     pub auth_cache_ttl: Duration,
     pub queue: QueueConfig,
+    pub webhooks: WebhookConfig,
+}
+
+/// Webhook delivery and the master key that seals signing secrets.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// `SETTLE_MASTER_KEY`; without it, `master.key` in the data directory.
+    pub master_key: Option<String>,
+    /// `SETTLE_WEBHOOK_ALLOW_PRIVATE_TARGETS`: loopback and private
+    /// receivers are refused unless this is set (tests, local demos).
+    pub allow_private_targets: bool,
+    /// `SETTLE_WEBHOOK_RETRY_SCHEDULE`, e.g. `5s,5m,30m`.
+    pub retry_schedule: settle_domain::webhook::RetrySchedule,
+    pub timeout: Duration,
+    /// Requests in flight to one endpoint.
+    pub max_in_flight: usize,
+    /// How long a rotated-out secret keeps signing.
+    pub secret_grace: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            allow_private_targets: false,
+            retry_schedule: settle_domain::webhook::RetrySchedule::default(),
+            timeout: Duration::from_secs(15),
+            max_in_flight: 4,
+            secret_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("master_key", &self.master_key.as_ref().map(|_| "***"))
+            .field("allow_private_targets", &self.allow_private_targets)
+            .field("retry_schedule", &self.retry_schedule)
+            .field("timeout", &self.timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("secret_grace", &self.secret_grace)
+            .finish()
+    }
 }
 
 /// Which queue carries events and slow work.
@@ -138,6 +182,7 @@ impl Default for Config {
             idempotency_reap_interval: Duration::from_secs(300),
             auth_cache_ttl: Duration::from_secs(5),
             queue: QueueConfig::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -172,6 +217,7 @@ impl fmt::Debug for Config {
             .field("idempotency_reap_interval", &self.idempotency_reap_interval)
             .field("auth_cache_ttl", &self.auth_cache_ttl)
             .field("queue", &self.queue)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -325,7 +371,43 @@ impl Config {
         if let Some(d) = ms("SETTLE_AUTH_CACHE_TTL_MS")? {
             self.auth_cache_ttl = d;
         }
-        self.apply_queue_env(env, &ms)
+        self.apply_queue_env(env, &ms)?;
+        self.apply_webhook_env(env, &ms)
+    }
+
+    fn apply_webhook_env(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+        ms: &dyn Fn(&str) -> anyhow::Result<Option<Duration>>,
+    ) -> anyhow::Result<()> {
+        let w = &mut self.webhooks;
+        if let Some(key) = env("SETTLE_MASTER_KEY").filter(|v| !v.is_empty()) {
+            w.master_key = Some(key);
+        }
+        if let Some(v) = env("SETTLE_WEBHOOK_ALLOW_PRIVATE_TARGETS") {
+            w.allow_private_targets = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => bail!("SETTLE_WEBHOOK_ALLOW_PRIVATE_TARGETS `{other}` is neither true nor false"),
+            };
+        }
+        if let Some(v) = env("SETTLE_WEBHOOK_RETRY_SCHEDULE") {
+            w.retry_schedule = settle_domain::webhook::RetrySchedule::parse(&v)
+                .map_err(|e| anyhow::anyhow!("SETTLE_WEBHOOK_RETRY_SCHEDULE: {e}"))?;
+        }
+        if let Some(d) = ms("SETTLE_WEBHOOK_TIMEOUT_MS")? {
+            w.timeout = d;
+        }
+        if let Some(v) = env("SETTLE_WEBHOOK_MAX_IN_FLIGHT") {
+            w.max_in_flight = v
+                .parse::<usize>()
+                .context("SETTLE_WEBHOOK_MAX_IN_FLIGHT must be a number")?
+                .max(1);
+        }
+        if let Some(v) = env("SETTLE_WEBHOOK_SECRET_GRACE") {
+            w.secret_grace = parse_duration(&v).context("SETTLE_WEBHOOK_SECRET_GRACE")?;
+        }
+        Ok(())
     }
 
     fn apply_queue_env(

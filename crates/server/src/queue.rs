@@ -13,15 +13,17 @@ use settle_core::processor::ProcessorClient;
 use settle_core::queue::{
     Backoff, Breaker, BreakerOptions, EMBEDDED_SUBSCRIPTIONS, EmbeddedQueue, JobQueue, RELAY_SUBSCRIPTIONS,
 };
+use settle_core::webhook::deliver::{DeliveryOptions, DeliveryWorker};
 use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_fanout};
 use settle_nats::{NatsOptions, NatsQueue, Relay};
 use tokio::task::JoinHandle;
 
-use crate::config::{QueueBackend, QueueConfig};
+use crate::config::{QueueBackend, QueueConfig, WebhookConfig};
 
 /// The queue of this process, ready to have its workers started.
 pub struct QueueRuntime {
     config: QueueConfig,
+    webhooks: WebhookConfig,
     queue: Arc<dyn JobQueue>,
     outbox: Arc<EmbeddedQueue>,
     nats: Option<Arc<NatsQueue>>,
@@ -41,7 +43,7 @@ pub fn nats_options(config: &QueueConfig) -> NatsOptions {
 impl QueueRuntime {
     /// Subscribes the database's outbox for the chosen backend and attaches
     /// the queue to `settle` (for `/v1/queue` and `/metrics`).
-    pub async fn build(config: &QueueConfig, settle: &Settle) -> anyhow::Result<Self> {
+    pub async fn build(config: &QueueConfig, webhooks: &WebhookConfig, settle: &Settle) -> anyhow::Result<Self> {
         let store = Arc::clone(settle.store());
         let outbox = Arc::new(EmbeddedQueue::new(Arc::clone(&store), settle.clock(), config.lease));
         let (queue, nats): (Arc<dyn JobQueue>, _) = match config.backend {
@@ -82,6 +84,7 @@ impl QueueRuntime {
             stats: Arc::clone(&stats),
         });
         Ok(Self {
+            webhooks: webhooks.clone(),
             config: config.clone(),
             queue,
             outbox,
@@ -153,6 +156,20 @@ impl QueueRuntime {
                 },
             };
             tasks.push(tokio::spawn(relay.run()));
+        }
+        let w = &self.webhooks;
+        let delivery = DeliveryOptions {
+            schedule: w.retry_schedule.clone(),
+            timeout: w.timeout,
+            per_endpoint: w.max_in_flight,
+            lease: c.lease,
+            poll: c.poll,
+            allow_private_targets: w.allow_private_targets,
+            ..DeliveryOptions::default()
+        };
+        match DeliveryWorker::new(settle.clone(), delivery) {
+            Ok(worker) => tasks.push(tokio::spawn(worker.run())),
+            Err(e) => tracing::error!(error = %e, "webhook deliveries cannot start"),
         }
         tasks.push(tokio::spawn(reap_processed(settle.clone(), c.processed_retention)));
         tasks

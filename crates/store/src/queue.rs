@@ -1,6 +1,10 @@
 //! The embedded queue's vocabulary: jobs that consumers claim under a lease,
 //! finish, reschedule or bury, and the summary operators watch.
 
+/// The consumer that takes every event and fans it out (to webhook
+/// deliveries); its effect lives in this database.
+pub const FANOUT_CONSUMER: &str = "fanout";
+
 /// A consumer's subscription: it gets one job per committed event of
 /// `event_type` (`*` for every type).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,12 +4,16 @@
 use async_trait::async_trait;
 use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
-use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, EventId, PaymentId, PolicyId, RefundId, RoleId};
+use settle_domain::ids::{
+    AccountId, ApiKeyId, CustomerId, EventId, PaymentId, PolicyId, RefundId, RoleId, WebhookDeliveryId,
+    WebhookEndpointId,
+};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
 use settle_domain::payment::{NewPayment, Payment};
 use settle_domain::rbac::{Permission, Role};
 use settle_domain::refund::Refund;
+use settle_domain::webhook::{EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint};
 
 use crate::context::WriteContext;
 use crate::error::StoreResult;
@@ -20,6 +24,7 @@ use crate::records::{
     AccountFilter, ApiKey, AuditDraft, AuditEvent, CustomerFilter, Deleted, EntryFilter, Event, EventFilter, NewRefund,
     PaymentFilter, RefundFilter, StoredPolicy,
 };
+use crate::sql::webhooks::{AttemptRecord, SealedSecrets};
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -144,9 +149,12 @@ pub trait Store: Send + Sync + 'static {
     async fn replay_dead_jobs(&self, consumer: Option<&str>, now_ms: u64) -> StoreResult<u64>;
     /// Each consumer's backlog and dead letters.
     async fn queue_backlog(&self) -> StoreResult<Vec<ConsumerBacklog>>;
-    /// Takes up to `max` ready jobs of a consumer whose only effect is its
-    /// processed-message record, in one transaction; returns how many.
-    async fn drain_jobs(&self, consumer: &str, max: u32, now_ms: u64) -> StoreResult<u64>;
+    /// Takes up to `max` ready fan-out jobs and applies them (processed
+    /// records, webhook deliveries) in one transaction; returns how many.
+    async fn drain_fanout(&self, max: u32, now_ms: u64) -> StoreResult<u64>;
+    /// Applies the fan-out to events consumed from a broker, once each;
+    /// returns how many were new.
+    async fn fan_out_events(&self, event_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64>;
     /// Records that a consumer handled these messages (a consumer whose only
     /// effect is the record); returns how many were new.
     async fn record_processed(&self, consumer: &str, message_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64>;
@@ -155,6 +163,48 @@ pub trait Store: Send + Sync + 'static {
     /// Settles or fails a `processing` payment with the processor's answer,
     /// once per message: `None` when `done` was already recorded or the
     /// payment is no longer processing.
+    async fn create_webhook_endpoint(
+        &self,
+        ctx: &WriteContext,
+        new: NewWebhookEndpoint,
+        sealed_secret: Vec<u8>,
+    ) -> StoreResult<WebhookEndpoint>;
+    async fn webhook_endpoint(&self, id: WebhookEndpointId) -> StoreResult<Option<WebhookEndpoint>>;
+    /// The endpoint's sealed signing secrets, for the delivery worker.
+    async fn webhook_secrets(&self, id: WebhookEndpointId) -> StoreResult<Option<SealedSecrets>>;
+    async fn update_webhook_endpoint(
+        &self,
+        ctx: &WriteContext,
+        id: WebhookEndpointId,
+        patch: EndpointPatch,
+        if_version: Option<i64>,
+    ) -> StoreResult<WebhookEndpoint>;
+    async fn delete_webhook_endpoint(&self, ctx: &WriteContext, id: WebhookEndpointId) -> StoreResult<Deleted>;
+    /// Seals in a new secret; the old one keeps signing until `grace_until_ms`.
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &WriteContext,
+        id: WebhookEndpointId,
+        sealed_secret: Vec<u8>,
+        grace_until_ms: i64,
+    ) -> StoreResult<WebhookEndpoint>;
+    async fn list_webhook_endpoints(&self, q: &ListQuery<()>) -> StoreResult<Page<WebhookEndpoint>>;
+    async fn webhook_delivery(&self, id: WebhookDeliveryId) -> StoreResult<Option<WebhookDelivery>>;
+    async fn list_webhook_deliveries(
+        &self,
+        endpoint: WebhookEndpointId,
+        q: &ListQuery<()>,
+    ) -> StoreResult<Page<WebhookDelivery>>;
+    async fn list_webhook_attempts(
+        &self,
+        delivery: WebhookDeliveryId,
+        q: &ListQuery<()>,
+    ) -> StoreResult<Page<WebhookAttempt>>;
+    /// Records an attempt, the delivery's new state and its next job.
+    async fn record_webhook_attempt(&self, endpoint: WebhookEndpointId, record: &AttemptRecord) -> StoreResult<()>;
+    /// Makes a delivery pending with an attempt due now.
+    async fn retry_webhook_delivery(&self, id: WebhookDeliveryId, now_ms: u64) -> StoreResult<WebhookDelivery>;
+
     async fn conclude_payment(
         &self,
         ctx: &WriteContext,

@@ -9,6 +9,7 @@ pub mod policies;
 pub mod queue;
 pub mod refunds;
 pub mod roles;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 

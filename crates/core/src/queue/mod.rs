@@ -26,7 +26,7 @@ pub use breaker::{Breaker, BreakerOptions, BreakerState};
 pub use embedded::EmbeddedQueue;
 
 /// Takes every event: the fan-out stage (webhook deliveries hang off it).
-pub const FANOUT: &str = "fanout";
+pub const FANOUT: &str = settle_store::queue::FANOUT_CONSUMER;
 /// Takes `payment.processing` events and calls the external processor.
 pub const PROCESSOR: &str = "processor";
 /// Moves committed outbox rows to an external broker.

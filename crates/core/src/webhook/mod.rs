@@ -1,6 +1,11 @@
-//! The pieces of webhook delivery that need no storage: signing per the
-//! Standard Webhooks specification, and the guard that keeps receivers on
-//! public addresses (SSRF).
+//! Webhooks: endpoints with sealed signing secrets, deliveries made by the
+//! fan-out in the consumer's own transaction, and the worker that attempts
+//! them with Standard Webhooks signatures, a retry schedule, per-endpoint
+//! in-flight caps and an SSRF guard that also runs at connection time.
 
+pub mod deliver;
+mod service;
 pub mod signing;
 pub mod target;
+
+pub use service::WebhookSetup;

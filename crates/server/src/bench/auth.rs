@@ -25,6 +25,8 @@ async fn serve(
         auth_cache_ttl: cache_ttl,
         ..Config::default()
     };
+    let mut config = config;
+    config.webhooks.master_key = Some(settle_core::secrets::MasterKeys::generate_text());
     let app = Application::with_store(&config, store, Arc::new(SystemClock)).await?;
     let base = format!("http://{}", app.local_addr()?);
     let settle = app.settle().clone();

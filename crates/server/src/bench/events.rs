@@ -127,7 +127,7 @@ async fn measure(args: &LoadArgs, target: &Target, backend: QueueBackend, nats_u
         nats_prefix: prefix.clone(),
         ..QueueConfig::default()
     };
-    let runtime = QueueRuntime::build(&queue, &settle).await?;
+    let runtime = QueueRuntime::build(&queue, &crate::config::WebhookConfig::default(), &settle).await?;
     let workers = runtime.spawn(&settle);
     let ctx = settle.context("bench", None);
     let usd = Currency::parse("usd")?;

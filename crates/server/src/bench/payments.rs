@@ -83,6 +83,8 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         ..Config::default()
     };
+    let mut config = config;
+    config.webhooks.master_key = Some(settle_core::secrets::MasterKeys::generate_text());
     let app = Application::with_store(&config, Arc::clone(&store), Arc::new(SystemClock)).await?;
     let base = format!("http://{}", app.local_addr()?);
     let (_, secret) = settle.create_api_key(&ctx, None, "bench".into(), "admin", None).await?;

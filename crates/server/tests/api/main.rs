@@ -28,3 +28,4 @@ mod queue;
 mod rbac;
 mod registry;
 mod seed;
+mod webhooks;

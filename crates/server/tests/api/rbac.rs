@@ -175,11 +175,12 @@ async fn revocation_and_secrets_case(app: &TestApp) {
     assert!(secret.starts_with(created["prefix"].as_str().unwrap()));
 
     // A second process on the same database, with its own cache.
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         auth_cache_ttl: Duration::from_millis(300),
         ..Config::default()
     };
+    config.webhooks.master_key = Some(settle_core::secrets::MasterKeys::generate_text());
     let other = Application::with_store(&config, Arc::clone(app.store()), Arc::new(SystemClock))
         .await
         .unwrap();

@@ -280,15 +280,21 @@ impl TestApp {
 
     /// Serves an app over a database the caller prepared.
     pub async fn spawn_db(db: TestDb, clock: Arc<dyn Clock>) -> TestApp {
-        Self::spawn_config(db, clock, Config::default()).await
+        let mut config = Config::default();
+        config.webhooks.allow_private_targets = true;
+        Self::spawn_config(db, clock, config).await
     }
 
     /// Serves an app with `config` (its listen address is replaced by port 0).
     pub async fn spawn_config(db: TestDb, clock: Arc<dyn Clock>, config: Config) -> TestApp {
-        let config = Config {
+        let mut config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..config
         };
+        // A key of the test's own, so nothing is written to the working directory.
+        if config.webhooks.master_key.is_none() {
+            config.webhooks.master_key = Some(settle_core::secrets::MasterKeys::generate_text());
+        }
         let app = Application::with_store(&config, Arc::clone(&db.store), clock)
             .await
             .expect("build app");

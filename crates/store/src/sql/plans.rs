@@ -13,6 +13,7 @@ use super::rows::{
     ACCOUNT_COLS, API_KEY_COLS, AUDIT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, POLICY_COLS,
     REFUND_COLS, ROLE_COLS,
 };
+use super::webhooks::{ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS};
 
 /// A statement and the index that must serve it (`None`: the primary key).
 #[derive(Debug, Clone)]
@@ -53,6 +54,17 @@ pub const LISTS: &[(&str, &str, &[Filter])] = &[
         EVENT_COLS,
         &[("type", "events_type_id"), ("object_id", "events_object_id")],
     ),
+    ("webhook_endpoints", ENDPOINT_COLS, &[]),
+    (
+        "webhook_deliveries",
+        DELIVERY_COLS,
+        &[("endpoint_id", "webhook_deliveries_endpoint_id")],
+    ),
+    (
+        "webhook_attempts",
+        ATTEMPT_COLS,
+        &[("delivery_id", "webhook_attempts_delivery_id")],
+    ),
     ("roles", ROLE_COLS, &[]),
     ("api_keys", API_KEY_COLS, &[]),
     ("policies", POLICY_COLS, &[]),
@@ -78,8 +90,9 @@ pub fn query_paths() -> Vec<QueryPath> {
     for (table, columns, filters) in LISTS {
         for ascending in [false, true] {
             let dir = if ascending { "ending_before" } else { "starting_after" };
-            // Ledger entries are only ever listed for one account.
-            if *table != "ledger_entries" {
+            // Entries, deliveries and attempts are only ever listed for
+            // their account, endpoint or delivery.
+            if !["ledger_entries", "webhook_deliveries", "webhook_attempts"].contains(table) {
                 paths.push(QueryPath {
                     name: format!("list {table} ({dir})"),
                     sql: list_sql(table, columns, None, ascending, 100),

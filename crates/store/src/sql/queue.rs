@@ -8,7 +8,8 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::Dialect;
 use crate::error::StoreResult;
-use crate::queue::{ConsumerBacklog, JobClaim, LeasedJob, Subscription};
+use crate::ids::IdGenerator;
+use crate::queue::{ConsumerBacklog, FANOUT_CONSUMER, JobClaim, LeasedJob, Subscription};
 
 /// The ready jobs of one consumer, oldest first (served by `jobs_ready`).
 pub fn ready_sql(d: Dialect, skip_keys: usize) -> String {
@@ -67,27 +68,50 @@ pub async fn claim(conn: &mut AnyConnection, d: Dialect, claim: &JobClaim) -> St
     Ok(jobs)
 }
 
-/// Takes up to `max` ready jobs of `consumer` and records them processed,
-/// in one transaction: for a consumer whose whole effect is in this
-/// database, the job, the effect and the record commit together, so no
-/// lease is needed and nothing can run twice. Returns how many it took.
-pub async fn drain(conn: &mut AnyConnection, d: Dialect, consumer: &str, max: u32, now_ms: u64) -> StoreResult<u64> {
+/// Takes up to `max` ready fan-out jobs and applies them, in one
+/// transaction: the fan-out's whole effect is in this database, so the
+/// job, the effect and the record commit together, no lease is needed and
+/// nothing can run twice. Returns how many it took.
+pub async fn drain_fanout(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    max: u32,
+    now_ms: u64,
+) -> StoreResult<u64> {
+    let consumer = FANOUT_CONSUMER;
     let sql = format!(
         "DELETE FROM jobs WHERE (consumer, message_id) IN ({}) RETURNING message_id",
         ready_sql(d, 0)
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(consumer.to_owned())
+        .bind(consumer)
         .bind(now_ms as i64)
         .bind(i64::from(max))
         .fetch_all(&mut *conn)
         .await?;
-    let ids = rows
+    let message_ids = rows
         .iter()
         .map(|r| r.try_get::<Vec<u8>, _>("message_id"))
         .collect::<Result<Vec<_>, _>>()?;
-    mark_all_processed(conn, d, consumer, &ids, now_ms).await?;
-    Ok(ids.len() as u64)
+    let taken = message_ids.len() as u64;
+    fan_out(conn, d, ids, &message_ids, now_ms).await?;
+    Ok(taken)
+}
+
+/// The fan-out's effect for consumed events: its processed-message
+/// records, and a webhook delivery for each new event and matching
+/// endpoint. Returns how many events were new.
+pub async fn fan_out(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    event_ids: &[Vec<u8>],
+    now_ms: u64,
+) -> StoreResult<u64> {
+    let new = mark_all_processed(&mut *conn, d, FANOUT_CONSUMER, event_ids, now_ms).await?;
+    super::webhooks::fan_out(conn, d, ids, &new, now_ms).await?;
+    Ok(new.len() as u64)
 }
 
 /// Removes finished jobs; a job whose lease was lost stays for its new
@@ -273,16 +297,16 @@ pub async fn mark_processed(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records a batch of messages as handled in one statement; returns how
-/// many were new.
+/// Records a batch of messages as handled in one statement per 300;
+/// returns the ones that were new.
 pub async fn mark_all_processed(
     conn: &mut AnyConnection,
     d: Dialect,
     consumer: &str,
     message_ids: &[Vec<u8>],
     now_ms: u64,
-) -> StoreResult<u64> {
-    let mut new = 0;
+) -> StoreResult<Vec<Vec<u8>>> {
+    let mut new = Vec::new();
     for chunk in message_ids.chunks(300) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|i| format!("({}, {}, {})", d.placeholder(1), d.placeholder(i + 3), d.placeholder(2)))
@@ -290,7 +314,7 @@ pub async fn mark_all_processed(
         // SQLite's `?` binds in order of appearance, so each row binds its own copies.
         let sql = format!(
             "INSERT INTO processed_messages (consumer, message_id, processed) VALUES {} \
-             ON CONFLICT (consumer, message_id) DO NOTHING",
+             ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id",
             rows.join(", ")
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -307,7 +331,9 @@ pub async fn mark_all_processed(
                 }
             }
         }
-        new += q.execute(&mut *conn).await?.rows_affected();
+        for row in q.fetch_all(&mut *conn).await? {
+            new.push(row.try_get::<Vec<u8>, _>("message_id")?);
+        }
     }
     Ok(new)
 }

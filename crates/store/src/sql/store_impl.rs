@@ -6,18 +6,27 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
-use settle_domain::ids::{AccountId, ApiKeyId, CustomerId, EventId, PaymentId, PolicyId, RefundId, RoleId};
+use settle_domain::ids::{
+    AccountId, ApiKeyId, CustomerId, EventId, PaymentId, PolicyId, RefundId, RoleId, WebhookDeliveryId,
+    WebhookEndpointId,
+};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
 use settle_domain::payment::{NewPayment, Payment};
 use settle_domain::rbac::{Permission, Role};
 use settle_domain::refund::Refund;
+use settle_domain::webhook::{
+    EndpointPatch, EndpointStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+};
 use sqlx::Row;
 
 use super::events::Subject;
 use super::list::{FilterValue, ListSpec, fetch_page};
 use super::rows::{self, ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, REFUND_COLS};
-use super::{Dialect, SqlStore, accounts, api_keys, customers, entries, events, idempotency, payments, queue};
+use super::webhooks::{AttemptRecord, SealedSecrets};
+use super::{
+    Dialect, SqlStore, accounts, api_keys, customers, entries, events, idempotency, payments, queue, webhooks,
+};
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
@@ -565,11 +574,23 @@ impl Store for SqlStore {
         queue::backlog(&self.reads).await
     }
 
-    async fn drain_jobs(&self, consumer: &str, max: u32, now_ms: u64) -> StoreResult<u64> {
-        let (d, consumer) = (self.dialect, consumer.to_owned());
+    async fn drain_fanout(&self, max: u32, now_ms: u64) -> StoreResult<u64> {
+        let (d, ids) = (self.dialect, Arc::clone(&self.ids));
         self.write_plain(move |conn| {
-            let consumer = consumer.clone();
-            Box::pin(async move { queue::drain(conn, d, &consumer, max, now_ms).await })
+            let ids = Arc::clone(&ids);
+            Box::pin(async move { queue::drain_fanout(conn, d, &ids, max, now_ms).await })
+        })
+        .await
+    }
+
+    async fn fan_out_events(&self, event_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64> {
+        if event_ids.is_empty() {
+            return Ok(0);
+        }
+        let (d, ids, events) = (self.dialect, Arc::clone(&self.ids), event_ids.to_vec());
+        self.write_plain(move |conn| {
+            let (ids, events) = (Arc::clone(&ids), events.clone());
+            Box::pin(async move { queue::fan_out(conn, d, &ids, &events, now_ms).await })
         })
         .await
     }
@@ -581,13 +602,180 @@ impl Store for SqlStore {
         let (d, consumer, ids) = (self.dialect, consumer.to_owned(), message_ids.to_vec());
         self.write_plain(move |conn| {
             let (consumer, ids) = (consumer.clone(), ids.clone());
-            Box::pin(async move { queue::mark_all_processed(conn, d, &consumer, &ids, now_ms).await })
+            Box::pin(async move {
+                let new = queue::mark_all_processed(conn, d, &consumer, &ids, now_ms).await?;
+                Ok(new.len() as u64)
+            })
         })
         .await
     }
 
     async fn reap_processed(&self, before_ms: u64, batch: u32) -> StoreResult<u64> {
         self.write_plain(move |conn| Box::pin(async move { queue::reap_processed(conn, before_ms, batch).await }))
+            .await
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        ctx: &WriteContext,
+        new: NewWebhookEndpoint,
+        sealed_secret: Vec<u8>,
+    ) -> StoreResult<WebhookEndpoint> {
+        let e = WebhookEndpoint {
+            id: WebhookEndpointId::from_uuid(self.ids.next(ctx.now_ms)),
+            url: new.url,
+            enabled_events: new.enabled_events,
+            description: new.description,
+            metadata: new.metadata,
+            status: EndpointStatus::Enabled,
+            disabled_reason: None,
+            version: 1,
+            created: ctx.now_secs(),
+        };
+        let (ep, ids, c) = (e.clone(), Arc::clone(&self.ids), ctx.clone());
+        self.write(ctx, move |conn| {
+            let (e, ids, ctx, secret) = (ep.clone(), Arc::clone(&ids), c.clone(), sealed_secret.clone());
+            Box::pin(async move {
+                webhooks::insert_endpoint(&mut *conn, &e, &secret).await?;
+                let subject = Subject {
+                    object_type: "webhook_endpoint",
+                    object_id: e.id.to_bytes(),
+                    new: true,
+                };
+                events::emit(conn, &ids, &ctx, subject, &["webhook_endpoint.created"], &e).await?;
+                Ok(e)
+            })
+        })
+        .await
+    }
+
+    async fn webhook_endpoint(&self, id: WebhookEndpointId) -> StoreResult<Option<WebhookEndpoint>> {
+        webhooks::get_endpoint(&self.reads, id).await
+    }
+
+    async fn webhook_secrets(&self, id: WebhookEndpointId) -> StoreResult<Option<SealedSecrets>> {
+        webhooks::secrets(&self.reads, id).await
+    }
+
+    async fn update_webhook_endpoint(
+        &self,
+        ctx: &WriteContext,
+        id: WebhookEndpointId,
+        patch: EndpointPatch,
+        if_version: Option<i64>,
+    ) -> StoreResult<WebhookEndpoint> {
+        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
+        self.write(ctx, move |conn| {
+            let (ids, ctx, patch) = (Arc::clone(&ids), c.clone(), patch.clone());
+            Box::pin(async move {
+                let mut e = webhooks::lock_endpoint(&mut *conn, d, id).await?;
+                check_version(if_version, e.version)?;
+                patch.apply(&mut e)?;
+                e.version += 1;
+                webhooks::save_endpoint(&mut *conn, &e).await?;
+                let subject = Subject {
+                    object_type: "webhook_endpoint",
+                    object_id: e.id.to_bytes(),
+                    new: false,
+                };
+                events::emit(conn, &ids, &ctx, subject, &["webhook_endpoint.updated"], &e).await?;
+                Ok(e)
+            })
+        })
+        .await
+    }
+
+    async fn delete_webhook_endpoint(&self, ctx: &WriteContext, id: WebhookEndpointId) -> StoreResult<Deleted> {
+        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
+        self.write(ctx, move |conn| {
+            let (ids, ctx) = (Arc::clone(&ids), c.clone());
+            Box::pin(async move {
+                let e = webhooks::lock_endpoint(&mut *conn, d, id).await?;
+                webhooks::delete_endpoint(&mut *conn, id).await?;
+                let subject = Subject {
+                    object_type: "webhook_endpoint",
+                    object_id: e.id.to_bytes(),
+                    new: false,
+                };
+                events::emit(conn, &ids, &ctx, subject, &["webhook_endpoint.deleted"], &e).await?;
+                Ok(Deleted {
+                    id: id.to_string(),
+                    object: "webhook_endpoint",
+                    deleted: true,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &WriteContext,
+        id: WebhookEndpointId,
+        sealed_secret: Vec<u8>,
+        grace_until_ms: i64,
+    ) -> StoreResult<WebhookEndpoint> {
+        let d = self.dialect;
+        self.write(ctx, move |conn| {
+            let secret = sealed_secret.clone();
+            Box::pin(async move { webhooks::rotate_secret(conn, d, id, &secret, grace_until_ms).await })
+        })
+        .await
+    }
+
+    async fn list_webhook_endpoints(&self, q: &ListQuery<()>) -> StoreResult<Page<WebhookEndpoint>> {
+        fetch_page(
+            &self.reads,
+            spec("webhook_endpoints", webhooks::ENDPOINT_COLS, q, None),
+            webhooks::endpoint,
+        )
+        .await
+    }
+
+    async fn webhook_delivery(&self, id: WebhookDeliveryId) -> StoreResult<Option<WebhookDelivery>> {
+        webhooks::get_delivery(&self.reads, id).await
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        endpoint: WebhookEndpointId,
+        q: &ListQuery<()>,
+    ) -> StoreResult<Page<WebhookDelivery>> {
+        let filter = Some(("endpoint_id", FilterValue::Bytes(endpoint.to_bytes())));
+        fetch_page(
+            &self.reads,
+            spec("webhook_deliveries", webhooks::DELIVERY_COLS, q, filter),
+            webhooks::delivery,
+        )
+        .await
+    }
+
+    async fn list_webhook_attempts(
+        &self,
+        delivery: WebhookDeliveryId,
+        q: &ListQuery<()>,
+    ) -> StoreResult<Page<WebhookAttempt>> {
+        let filter = Some(("delivery_id", FilterValue::Bytes(delivery.to_bytes())));
+        fetch_page(
+            &self.reads,
+            spec("webhook_attempts", webhooks::ATTEMPT_COLS, q, filter),
+            webhooks::attempt,
+        )
+        .await
+    }
+
+    async fn record_webhook_attempt(&self, endpoint: WebhookEndpointId, record: &AttemptRecord) -> StoreResult<()> {
+        let record = record.clone();
+        self.write_plain(move |conn| {
+            let record = record.clone();
+            Box::pin(async move { webhooks::record_attempt(conn, endpoint, &record).await })
+        })
+        .await
+    }
+
+    async fn retry_webhook_delivery(&self, id: WebhookDeliveryId, now_ms: u64) -> StoreResult<WebhookDelivery> {
+        let d = self.dialect;
+        self.write_plain(move |conn| Box::pin(async move { webhooks::retry_now(conn, d, id, now_ms).await }))
             .await
     }
 

@@ -1,0 +1,346 @@
+//! The delivery worker. It claims delivery jobs, leaving aside endpoints
+//! already at their in-flight cap, so a slow or dead receiver holds back
+//! only its own deliveries; a global cap bounds all requests at once. Each
+//! attempt is signed with the endpoint's secrets, sent with a timeout and
+//! no redirects, and recorded with the delivery's next step: delivered on
+//! a 2xx; the endpoint disabled on 410; otherwise another attempt after the
+//! schedule's next delay (scaled by a random factor in [0.8, 1.2], and at
+//! least the receiver's `Retry-After` up to a day), or failed at its end.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use settle_domain::ids::{WebhookAttemptId, WebhookDeliveryId};
+use settle_domain::webhook::{DeliveryStatus, EndpointStatus, RetrySchedule, WebhookAttempt};
+use settle_store::queue::{JobClaim, LeasedJob};
+use settle_store::sql::webhooks::{AttemptRecord, DELIVERY_CONSUMER};
+
+use super::signing::{SigningSecret, signature};
+use super::target;
+use crate::Settle;
+
+/// Tunables of delivery, each with the SPEC default.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    pub schedule: RetrySchedule,
+    pub timeout: Duration,
+    /// Requests in flight to one endpoint.
+    pub per_endpoint: usize,
+    /// Requests in flight in all.
+    pub global: usize,
+    pub lease: Duration,
+    pub poll: Duration,
+    pub allow_private_targets: bool,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        Self {
+            schedule: RetrySchedule::default(),
+            timeout: Duration::from_secs(15),
+            per_endpoint: 4,
+            global: 64,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(20),
+            allow_private_targets: false,
+        }
+    }
+}
+
+const EXCERPT: usize = 4096;
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Resolves names for outgoing webhook requests and refuses non-public
+/// addresses at connection time (DNS may have changed since the URL was saved).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let t = target::Target {
+                https: false,
+                host,
+                port: 0,
+            };
+            let addrs: Vec<SocketAddr> = target::resolve_public(&t)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+pub struct DeliveryWorker {
+    settle: Settle,
+    http: reqwest::Client,
+    options: DeliveryOptions,
+    in_flight: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl DeliveryWorker {
+    pub fn new(settle: Settle, options: DeliveryOptions) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(options.per_endpoint)
+            .user_agent(concat!("settle-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !options.allow_private_targets {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        let http = builder
+            .build()
+            .map_err(|e| format!("cannot build the webhook client: {e}"))?;
+        Ok(Self {
+            settle,
+            http,
+            options,
+            in_flight: Arc::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub async fn run(self) {
+        let this = Arc::new(self);
+        loop {
+            let (busy, total): (Vec<String>, usize) = {
+                let map = this.lock();
+                let busy = map
+                    .iter()
+                    .filter(|(_, n)| **n >= this.options.per_endpoint)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                (busy, map.values().sum())
+            };
+            let room = this.options.global.saturating_sub(total);
+            if room == 0 {
+                tokio::time::sleep(this.options.poll).await;
+                continue;
+            }
+            let claim = JobClaim {
+                consumer: DELIVERY_CONSUMER.to_owned(),
+                max: u32::try_from(room.min(this.options.per_endpoint * 8)).unwrap_or(64),
+                skip_keys: busy,
+                now_ms: this.settle.clock.now_ms(),
+                lease_ms: this.options.lease.as_millis() as u64,
+                token: rand::random(),
+            };
+            let jobs = match this.settle.store.claim_jobs(&claim).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!(error = %e, "delivery worker could not claim; retrying");
+                    Vec::new()
+                }
+            };
+            // A claim may hold several jobs of one endpoint: beyond its cap,
+            // they go back at once.
+            let mut started = 0;
+            for job in jobs {
+                let key = job.key.clone().unwrap_or_default();
+                let admitted = {
+                    let mut map = this.lock();
+                    let n = map.entry(key.clone()).or_insert(0);
+                    if *n < this.options.per_endpoint {
+                        *n += 1;
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if !admitted {
+                    let now = this.settle.clock.now_ms();
+                    let _ = this
+                        .settle
+                        .store
+                        .retry_job(&job, now, "endpoint at its in-flight cap")
+                        .await;
+                    continue;
+                }
+                started += 1;
+                let this = Arc::clone(&this);
+                tokio::spawn(async move {
+                    this.attempt(job).await;
+                    let mut map = this.lock();
+                    if let Some(n) = map.get_mut(&key) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            map.remove(&key);
+                        }
+                    }
+                });
+            }
+            if started == 0 {
+                tokio::time::sleep(this.options.poll).await;
+            }
+        }
+    }
+
+    async fn attempt(&self, job: LeasedJob) {
+        let store = &self.settle.store;
+        let Some(id) = WebhookDeliveryId::from_bytes(&job.message_id) else {
+            let _ = store.finish_jobs(std::slice::from_ref(&job)).await;
+            return;
+        };
+        let delivery = match store.webhook_delivery(id).await {
+            Ok(Some(d)) if d.status == DeliveryStatus::Pending => d,
+            Ok(_) => {
+                let _ = store.finish_jobs(std::slice::from_ref(&job)).await;
+                return;
+            }
+            Err(e) => return tracing::warn!(error = %e, "cannot read a delivery; its lease will bring it back"),
+        };
+        let endpoint = match store.webhook_endpoint(delivery.endpoint).await {
+            Ok(Some(e)) if e.status == EndpointStatus::Enabled => e,
+            Ok(_) => {
+                // Deleted or disabled: nothing to send; a replay can resend later.
+                let _ = store.finish_jobs(std::slice::from_ref(&job)).await;
+                return;
+            }
+            Err(e) => return tracing::warn!(error = %e, "cannot read an endpoint; retrying after the lease"),
+        };
+        let (event, secrets) = match (
+            store.event(delivery.event).await,
+            store.webhook_secrets(endpoint.id).await,
+        ) {
+            (Ok(Some(event)), Ok(Some(secrets))) => (event, secrets),
+            _ => return tracing::warn!(delivery = %id, "cannot load a delivery's event or secrets; retrying later"),
+        };
+        let Ok(setup) = self.settle.webhook_setup() else { return };
+        let now_ms = self.settle.clock.now_ms();
+        let mut keys: Vec<SigningSecret> = Vec::new();
+        let open = |sealed: &[u8]| setup.keys.open(sealed).ok().and_then(SigningSecret::from_bytes);
+        if let Some(current) = open(&secrets.current) {
+            keys.push(current);
+        }
+        if let Some((previous, until)) = &secrets.previous
+            && *until > now_ms as i64
+            && let Some(previous) = open(previous)
+        {
+            keys.push(previous);
+        }
+        if keys.is_empty() {
+            return tracing::warn!(endpoint = %endpoint.id, "cannot open the endpoint's secret (master key rotated out?)");
+        }
+        let body = serde_json::to_vec(&event).unwrap_or_default();
+        let timestamp = (now_ms / 1000) as i64;
+        let message_id = id.to_string();
+        let refs: Vec<&SigningSecret> = keys.iter().collect();
+        let request_id = format!("req_wh_{}", uuid_suffix());
+        let started = Instant::now();
+        let literal_refused = match (self.options.allow_private_targets, target::parse(&endpoint.url)) {
+            (true, _) => None,
+            (false, Ok(t)) => t
+                .host
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .filter(|ip| !target::is_public(*ip))
+                .map(|ip| target::TargetError::Private(ip).to_string()),
+            (false, Err(e)) => Some(e.to_string()),
+        };
+        let sent = match literal_refused {
+            Some(refused) => Err(refused),
+            None => self
+                .http
+                .post(&endpoint.url)
+                .header("content-type", "application/json")
+                .header("webhook-id", &message_id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature(&refs, &message_id, timestamp, &body))
+                .header("request-id", &request_id)
+                .body(body)
+                .send()
+                .await
+                .map_err(describe),
+        };
+        let (response_status, excerpt, error, retry_after) = match sent {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let mut kept = Vec::new();
+                while kept.len() < EXCERPT {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => kept.extend_from_slice(&chunk[..chunk.len().min(EXCERPT - kept.len())]),
+                        _ => break,
+                    }
+                }
+                (
+                    Some(i64::from(status)),
+                    Some(String::from_utf8_lossy(&kept).into_owned()),
+                    None,
+                    retry_after,
+                )
+            }
+            Err(error) => (None, None, Some(error), None),
+        };
+        let attempts = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+        let delivered = response_status.is_some_and(|s| (200..300).contains(&s));
+        let gone = response_status == Some(410);
+        let next = if delivered || gone {
+            None
+        } else {
+            self.options.schedule.after(attempts).map(|d| {
+                let jittered = d.mul_f64(rand::rng().random_range(0.8..=1.2));
+                let wait = retry_after.map_or(jittered, |r| jittered.max(r.min(MAX_RETRY_AFTER)));
+                now_ms.saturating_add(wait.as_millis() as u64)
+            })
+        };
+        let status = match (delivered, next) {
+            (true, _) => DeliveryStatus::Delivered,
+            (false, Some(_)) => DeliveryStatus::Pending,
+            (false, None) => DeliveryStatus::Failed,
+        };
+        let record = AttemptRecord {
+            attempt: WebhookAttempt {
+                id: WebhookAttemptId::from_uuid(settle_domain::ids::uuid_v7(now_ms, rand::random::<u128>())),
+                delivery: id,
+                duration_ms: started.elapsed().as_millis() as i64,
+                request_id,
+                response_status,
+                response_excerpt: excerpt,
+                error,
+                created: timestamp,
+            },
+            status,
+            next_attempt_ms: next,
+            disable_endpoint: gone.then(|| "the endpoint answered 410 Gone".to_owned()),
+        };
+        if let Err(e) = store.record_webhook_attempt(endpoint.id, &record).await {
+            tracing::warn!(error = %e, delivery = %id, "cannot record an attempt; the lease will bring it back");
+        }
+    }
+}
+
+fn uuid_suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Says why a request got no answer, without the URL (which may carry a token).
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the receiver did not answer in time".into()
+    } else if e.is_connect() {
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+        while let Some(s) = source {
+            if let Some(refused) = s.downcast_ref::<target::TargetError>() {
+                return refused.to_string();
+            }
+            source = s.source();
+        }
+        "cannot connect to the receiver".into()
+    } else {
+        "the request failed".into()
+    }
+}

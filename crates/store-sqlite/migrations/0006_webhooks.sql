@@ -1,0 +1,43 @@
+-- Webhook endpoints. `secret` and `previous_secret` are sealed under the
+-- master key; the previous one keeps signing until `previous_secret_expires`.
+CREATE TABLE webhook_endpoints (
+    id BLOB PRIMARY KEY NOT NULL,
+    url TEXT NOT NULL,
+    enabled_events TEXT NOT NULL,
+    description TEXT,
+    metadata TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('enabled', 'disabled')),
+    disabled_reason TEXT,
+    secret BLOB NOT NULL,
+    previous_secret BLOB,
+    previous_secret_expires INTEGER,
+    version INTEGER NOT NULL,
+    created INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- One delivery per (event, endpoint), made by the fan-out in the same
+-- transaction as its processed-message record.
+CREATE TABLE webhook_deliveries (
+    id BLOB PRIMARY KEY NOT NULL,
+    endpoint_id BLOB NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    event_id BLOB NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL,
+    next_attempt INTEGER,
+    last_status INTEGER,
+    created INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX webhook_deliveries_endpoint_id ON webhook_deliveries (endpoint_id, id);
+
+-- Every attempt, as the receiver answered it (or why it could not).
+CREATE TABLE webhook_attempts (
+    id BLOB PRIMARY KEY NOT NULL,
+    delivery_id BLOB NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+    duration_ms INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    response_status INTEGER,
+    response_excerpt TEXT,
+    error TEXT,
+    created INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX webhook_attempts_delivery_id ON webhook_attempts (delivery_id, id);

@@ -1,0 +1,400 @@
+//! Webhook endpoints, deliveries and attempts, and the fan-out that turns
+//! consumed events into deliveries in the consumer's own transaction.
+
+use settle_domain::ids::{EventId, WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
+use settle_domain::metadata::Metadata;
+use settle_domain::webhook::{
+    DeliveryStatus, EnabledEvents, EndpointStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row};
+
+use super::Dialect;
+use crate::error::{StoreError, StoreResult};
+use crate::ids::IdGenerator;
+
+/// The consumer that attempts deliveries; its jobs are keyed by endpoint.
+pub const DELIVERY_CONSUMER: &str = "webhooks";
+
+pub const ENDPOINT_COLS: &str =
+    "id, url, enabled_events, description, metadata, status, disabled_reason, version, created";
+pub const DELIVERY_COLS: &str = "id, endpoint_id, event_id, status, attempts, next_attempt, last_status, created";
+pub const ATTEMPT_COLS: &str =
+    "id, delivery_id, duration_ms, request_id, response_status, response_excerpt, error, created";
+
+fn corrupt(col: &str) -> StoreError {
+    StoreError::Internal(format!("stored webhook {col} is not valid"))
+}
+
+fn bytes_id<T>(row: &AnyRow, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
+    let b: Vec<u8> = row.try_get(col)?;
+    parse(&b).ok_or_else(|| corrupt(col))
+}
+
+pub fn endpoint(row: &AnyRow) -> StoreResult<WebhookEndpoint> {
+    let events: String = row.try_get("enabled_events")?;
+    let events: Vec<String> = serde_json::from_str(&events).map_err(|_| corrupt("enabled_events"))?;
+    let metadata: String = row.try_get("metadata")?;
+    let status: String = row.try_get("status")?;
+    Ok(WebhookEndpoint {
+        id: bytes_id(row, "id", WebhookEndpointId::from_bytes)?,
+        url: row.try_get("url")?,
+        enabled_events: EnabledEvents::new(events).map_err(|_| corrupt("enabled_events"))?,
+        description: row.try_get("description")?,
+        metadata: Metadata::from_json(&metadata).map_err(|_| corrupt("metadata"))?,
+        status: EndpointStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        version: row.try_get("version")?,
+        created: row.try_get("created")?,
+    })
+}
+
+pub fn delivery(row: &AnyRow) -> StoreResult<WebhookDelivery> {
+    let status: String = row.try_get("status")?;
+    Ok(WebhookDelivery {
+        id: bytes_id(row, "id", WebhookDeliveryId::from_bytes)?,
+        endpoint: bytes_id(row, "endpoint_id", WebhookEndpointId::from_bytes)?,
+        event: bytes_id(row, "event_id", EventId::from_bytes)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+        attempts: row.try_get("attempts")?,
+        next_attempt: row.try_get("next_attempt")?,
+        last_status: row.try_get("last_status")?,
+        created: row.try_get("created")?,
+    })
+}
+
+pub fn attempt(row: &AnyRow) -> StoreResult<WebhookAttempt> {
+    Ok(WebhookAttempt {
+        id: bytes_id(row, "id", WebhookAttemptId::from_bytes)?,
+        delivery: bytes_id(row, "delivery_id", WebhookDeliveryId::from_bytes)?,
+        duration_ms: row.try_get("duration_ms")?,
+        request_id: row.try_get("request_id")?,
+        response_status: row.try_get("response_status")?,
+        response_excerpt: row.try_get("response_excerpt")?,
+        error: row.try_get("error")?,
+        created: row.try_get("created")?,
+    })
+}
+
+/// An endpoint's sealed signing secrets: the current one, and the one it
+/// replaced while its grace period lasts (Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecrets {
+    pub current: Vec<u8>,
+    pub previous: Option<(Vec<u8>, i64)>,
+}
+
+pub async fn insert_endpoint(conn: &mut AnyConnection, e: &WebhookEndpoint, secret: &[u8]) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, url, enabled_events, description, metadata, status, disabled_reason, \
+         secret, version, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(e.id.to_bytes())
+    .bind(e.url.clone())
+    .bind(serde_json::to_string(&e.enabled_events.to_list()).map_err(|e| StoreError::Internal(e.to_string()))?)
+    .bind(e.description.clone())
+    .bind(e.metadata.to_json())
+    .bind(e.status.as_str().to_owned())
+    .bind(e.disabled_reason.clone())
+    .bind(secret.to_vec())
+    .bind(e.version)
+    .bind(e.created)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_endpoint<'e, E: Executor<'e, Database = Any>>(
+    ex: E,
+    id: WebhookEndpointId,
+) -> StoreResult<Option<WebhookEndpoint>> {
+    let sql = format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = $1");
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(ex)
+        .await?;
+    row.as_ref().map(endpoint).transpose()
+}
+
+pub async fn lock_endpoint(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    id: WebhookEndpointId,
+) -> StoreResult<WebhookEndpoint> {
+    let sql = format!(
+        "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = $1{}",
+        d.lock_rows()
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(conn)
+        .await?;
+    match row {
+        Some(row) => endpoint(&row),
+        None => Err(StoreError::NotFound {
+            what: "webhook endpoint",
+            param: None,
+        }),
+    }
+}
+
+/// Saves the editable fields and bumps the version.
+pub async fn save_endpoint(conn: &mut AnyConnection, e: &WebhookEndpoint) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE webhook_endpoints SET url = $1, enabled_events = $2, description = $3, metadata = $4, status = $5, \
+         disabled_reason = $6, version = $7 WHERE id = $8",
+    )
+    .bind(e.url.clone())
+    .bind(serde_json::to_string(&e.enabled_events.to_list()).map_err(|e| StoreError::Internal(e.to_string()))?)
+    .bind(e.description.clone())
+    .bind(e.metadata.to_json())
+    .bind(e.status.as_str().to_owned())
+    .bind(e.disabled_reason.clone())
+    .bind(e.version)
+    .bind(e.id.to_bytes())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_endpoint(conn: &mut AnyConnection, id: WebhookEndpointId) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+        .bind(id.to_bytes())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn secrets<'e, E: Executor<'e, Database = Any>>(
+    ex: E,
+    id: WebhookEndpointId,
+) -> StoreResult<Option<SealedSecrets>> {
+    let row =
+        sqlx::query("SELECT secret, previous_secret, previous_secret_expires FROM webhook_endpoints WHERE id = $1")
+            .bind(id.to_bytes())
+            .fetch_optional(ex)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    let previous: Option<Vec<u8>> = row.try_get("previous_secret")?;
+    let expires: Option<i64> = row.try_get("previous_secret_expires")?;
+    Ok(Some(SealedSecrets {
+        current: row.try_get("secret")?,
+        previous: previous.zip(expires),
+    }))
+}
+
+/// Replaces the signing secret; the old one keeps signing until `grace_until_ms`.
+pub async fn rotate_secret(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    id: WebhookEndpointId,
+    sealed: &[u8],
+    grace_until_ms: i64,
+) -> StoreResult<WebhookEndpoint> {
+    let mut e = lock_endpoint(&mut *conn, d, id).await?;
+    sqlx::query(
+        "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires = $1, secret = $2, \
+         version = version + 1 WHERE id = $3",
+    )
+    .bind(grace_until_ms)
+    .bind(sealed.to_vec())
+    .bind(id.to_bytes())
+    .execute(conn)
+    .await?;
+    e.version += 1;
+    Ok(e)
+}
+
+/// Creates a delivery (and its job) for every enabled endpoint that wants
+/// each of `event_ids`, in the caller's transaction.
+pub async fn fan_out(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    event_ids: &[Vec<u8>],
+    now_ms: u64,
+) -> StoreResult<u64> {
+    if event_ids.is_empty() {
+        return Ok(0);
+    }
+    let endpoints = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE status = 'enabled'"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    if endpoints.is_empty() {
+        return Ok(0);
+    }
+    let endpoints = endpoints.iter().map(endpoint).collect::<StoreResult<Vec<_>>>()?;
+    let marks: Vec<String> = (1..=event_ids.len()).map(|i| d.placeholder(i)).collect();
+    let mut q = sqlx::query(AssertSqlSafe(format!(
+        "SELECT id, type FROM events WHERE id IN ({})",
+        marks.join(", ")
+    )));
+    for id in event_ids {
+        q = q.bind(id.clone());
+    }
+    let events = q.fetch_all(&mut *conn).await?;
+    let mut made = 0;
+    for row in &events {
+        let (event_id, event_type): (Vec<u8>, String) = (row.try_get("id")?, row.try_get("type")?);
+        for e in endpoints.iter().filter(|e| e.enabled_events.matches(&event_type)) {
+            let id = WebhookDeliveryId::from_uuid(ids.next(now_ms));
+            insert_delivery(&mut *conn, id, e.id, &event_id, now_ms).await?;
+            made += 1;
+        }
+    }
+    Ok(made)
+}
+
+async fn insert_delivery(
+    conn: &mut AnyConnection,
+    id: WebhookDeliveryId,
+    endpoint: WebhookEndpointId,
+    event_id: &[u8],
+    now_ms: u64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt, created) \
+         VALUES ($1, $2, $3, 'pending', 0, $4, $5)",
+    )
+    .bind(id.to_bytes())
+    .bind(endpoint.to_bytes())
+    .bind(event_id.to_vec())
+    .bind((now_ms / 1000) as i64)
+    .bind((now_ms / 1000) as i64)
+    .execute(&mut *conn)
+    .await?;
+    schedule(conn, id, endpoint, now_ms).await
+}
+
+/// Queues a delivery's next attempt at `at_ms` (or moves the queued one).
+pub async fn schedule(
+    conn: &mut AnyConnection,
+    id: WebhookDeliveryId,
+    endpoint: WebhookEndpointId,
+    at_ms: u64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO jobs (consumer, message_id, job_key, run_at, created) VALUES ($1, $2, $3, $4, $4) \
+         ON CONFLICT (consumer, message_id) DO UPDATE SET run_at = $4, lease_token = NULL",
+    )
+    .bind(DELIVERY_CONSUMER.to_owned())
+    .bind(id.to_bytes())
+    .bind(endpoint.to_string())
+    .bind(at_ms as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_delivery<'e, E: Executor<'e, Database = Any>>(
+    ex: E,
+    id: WebhookDeliveryId,
+) -> StoreResult<Option<WebhookDelivery>> {
+    let sql = format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE id = $1");
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(ex)
+        .await?;
+    row.as_ref().map(delivery).transpose()
+}
+
+/// What one attempt came to, and what happens next.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub attempt: WebhookAttempt,
+    pub status: DeliveryStatus,
+    /// Unix ms of the next attempt, when another is due.
+    pub next_attempt_ms: Option<u64>,
+    /// Set when the receiver asked never to be called again (410).
+    pub disable_endpoint: Option<String>,
+}
+
+/// Records an attempt and the delivery's new state in one transaction.
+pub async fn record_attempt(
+    conn: &mut AnyConnection,
+    endpoint: WebhookEndpointId,
+    r: &AttemptRecord,
+) -> StoreResult<()> {
+    let a = &r.attempt;
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO webhook_attempts ({ATTEMPT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    )))
+    .bind(a.id.to_bytes())
+    .bind(a.delivery.to_bytes())
+    .bind(a.duration_ms)
+    .bind(a.request_id.clone())
+    .bind(a.response_status)
+    .bind(a.response_excerpt.clone())
+    .bind(a.error.clone())
+    .bind(a.created)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt = $2, last_status = $3 \
+         WHERE id = $4",
+    )
+    .bind(r.status.as_str().to_owned())
+    .bind(r.next_attempt_ms.map(|ms| (ms / 1000) as i64))
+    .bind(a.response_status)
+    .bind(a.delivery.to_bytes())
+    .execute(&mut *conn)
+    .await?;
+    if let Some(reason) = &r.disable_endpoint {
+        sqlx::query(
+            "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = $1, version = version + 1 \
+             WHERE id = $2 AND status = 'enabled'",
+        )
+        .bind(reason.clone())
+        .bind(endpoint.to_bytes())
+        .execute(&mut *conn)
+        .await?;
+    }
+    match r.next_attempt_ms {
+        Some(at) => schedule(conn, a.delivery, endpoint, at).await,
+        None => {
+            sqlx::query("DELETE FROM jobs WHERE consumer = $1 AND message_id = $2")
+                .bind(DELIVERY_CONSUMER.to_owned())
+                .bind(a.delivery.to_bytes())
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// Makes a delivery pending again with an attempt due now (manual retry).
+pub async fn retry_now(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    id: WebhookDeliveryId,
+    now_ms: u64,
+) -> StoreResult<WebhookDelivery> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE id = $1{}",
+        d.lock_rows()
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id.to_bytes())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let mut del = match row {
+        Some(row) => delivery(&row)?,
+        None => {
+            return Err(StoreError::NotFound {
+                what: "webhook delivery",
+                param: None,
+            });
+        }
+    };
+    del.status = DeliveryStatus::Pending;
+    del.next_attempt = Some((now_ms / 1000) as i64);
+    sqlx::query("UPDATE webhook_deliveries SET status = 'pending', next_attempt = $1 WHERE id = $2")
+        .bind(del.next_attempt)
+        .bind(id.to_bytes())
+        .execute(&mut *conn)
+        .await?;
+    schedule(conn, id, del.endpoint, now_ms).await?;
+    Ok(del)
+}
