@@ -61,6 +61,10 @@ pub struct WebhookConfig {
     pub max_in_flight: usize,
     /// How long a rotated-out secret keeps signing.
     pub secret_grace: Duration,
+    /// An endpoint whose attempts all failed for this long is disabled.
+    pub disable_after: Duration,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
 }
 
 impl Default for WebhookConfig {
@@ -72,6 +76,9 @@ impl Default for WebhookConfig {
             timeout: Duration::from_secs(15),
             max_in_flight: 4,
             secret_grace: Duration::from_secs(24 * 3600),
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(60),
         }
     }
 }
@@ -85,6 +92,9 @@ impl fmt::Debug for WebhookConfig {
             .field("timeout", &self.timeout)
             .field("max_in_flight", &self.max_in_flight)
             .field("secret_grace", &self.secret_grace)
+            .field("disable_after", &self.disable_after)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_cooldown", &self.breaker_cooldown)
             .finish()
     }
 }
@@ -162,7 +172,8 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
         "ms" => Duration::from_millis(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
-        other => bail!("unknown duration unit `{other}` in `{text}` (use ms, s, m or h)"),
+        "d" => Duration::from_secs(n * 24 * 3600),
+        other => bail!("unknown duration unit `{other}` in `{text}` (use ms, s, m, h or d)"),
     })
 }
 
@@ -406,6 +417,18 @@ impl Config {
         }
         if let Some(v) = env("SETTLE_WEBHOOK_SECRET_GRACE") {
             w.secret_grace = parse_duration(&v).context("SETTLE_WEBHOOK_SECRET_GRACE")?;
+        }
+        if let Some(v) = env("SETTLE_WEBHOOK_DISABLE_AFTER") {
+            w.disable_after = parse_duration(&v).context("SETTLE_WEBHOOK_DISABLE_AFTER")?;
+        }
+        if let Some(v) = env("SETTLE_WEBHOOK_BREAKER_FAILURES") {
+            w.breaker_failures = v
+                .parse::<u32>()
+                .context("SETTLE_WEBHOOK_BREAKER_FAILURES must be a number")?
+                .max(1);
+        }
+        if let Some(d) = ms("SETTLE_WEBHOOK_BREAKER_COOLDOWN_MS")? {
+            w.breaker_cooldown = d;
         }
         Ok(())
     }

@@ -165,6 +165,11 @@ impl QueueRuntime {
             lease: c.lease,
             poll: c.poll,
             allow_private_targets: w.allow_private_targets,
+            disable_after: w.disable_after,
+            breaker: BreakerOptions {
+                failures: w.breaker_failures,
+                cooldown: w.breaker_cooldown,
+            },
             ..DeliveryOptions::default()
         };
         match DeliveryWorker::new(settle.clone(), delivery) {

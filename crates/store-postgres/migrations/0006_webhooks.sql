@@ -11,6 +11,8 @@ CREATE TABLE webhook_endpoints (
     secret BYTEA NOT NULL,
     previous_secret BYTEA,
     previous_secret_expires BIGINT,
+    -- When the current run of failed attempts began (Unix ms); cleared by a 2xx.
+    failing_since BIGINT,
     version BIGINT NOT NULL,
     created BIGINT NOT NULL
 );

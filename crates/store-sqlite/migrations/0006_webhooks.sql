@@ -11,6 +11,8 @@ CREATE TABLE webhook_endpoints (
     secret BLOB NOT NULL,
     previous_secret BLOB,
     previous_secret_expires INTEGER,
+    -- When the current run of failed attempts began (Unix ms); cleared by a 2xx.
+    failing_since INTEGER,
     version INTEGER NOT NULL,
     created INTEGER NOT NULL
 ) WITHOUT ROWID;

@@ -21,6 +21,7 @@ use settle_store::sql::webhooks::{AttemptRecord, DELIVERY_CONSUMER};
 use super::signing::{SigningSecret, signature};
 use super::target;
 use crate::Settle;
+use crate::queue::{Breaker, BreakerOptions};
 
 /// Tunables of delivery, each with the SPEC default.
 #[derive(Debug, Clone)]
@@ -34,6 +35,10 @@ pub struct DeliveryOptions {
     pub lease: Duration,
     pub poll: Duration,
     pub allow_private_targets: bool,
+    /// An endpoint whose attempts all failed for this long is disabled.
+    pub disable_after: Duration,
+    /// Each endpoint's circuit breaker: while open, its deliveries wait.
+    pub breaker: BreakerOptions,
 }
 
 impl Default for DeliveryOptions {
@@ -46,6 +51,11 @@ impl Default for DeliveryOptions {
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(20),
             allow_private_targets: false,
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            breaker: BreakerOptions {
+                failures: 5,
+                cooldown: Duration::from_secs(60),
+            },
         }
     }
 }
@@ -80,6 +90,7 @@ pub struct DeliveryWorker {
     http: reqwest::Client,
     options: DeliveryOptions,
     in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    breakers: Mutex<HashMap<String, Arc<Breaker>>>,
 }
 
 impl DeliveryWorker {
@@ -101,6 +112,7 @@ impl DeliveryWorker {
             http,
             options,
             in_flight: Arc::default(),
+            breakers: Mutex::default(),
         })
     }
 
@@ -108,9 +120,33 @@ impl DeliveryWorker {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn breaker(&self, key: &str) -> Arc<Breaker> {
+        let mut map = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            map.entry(key.to_owned())
+                .or_insert_with(|| Arc::new(Breaker::new(self.options.breaker))),
+        )
+    }
+
+    /// Endpoints whose breaker keeps them out of this claim, and those
+    /// allowed one trial request.
+    fn breaker_gates(&self) -> (Vec<String>, Vec<String>) {
+        let map = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut blocked, mut trials) = (Vec::new(), Vec::new());
+        for (key, b) in map.iter() {
+            match b.permits() {
+                None => {}
+                Some(0) => blocked.push(key.clone()),
+                Some(_) => trials.push(key.clone()),
+            }
+        }
+        (blocked, trials)
+    }
+
     pub async fn run(self) {
         let this = Arc::new(self);
         loop {
+            let (mut blocked, trials) = this.breaker_gates();
             let (busy, total): (Vec<String>, usize) = {
                 let map = this.lock();
                 let busy = map
@@ -128,7 +164,10 @@ impl DeliveryWorker {
             let claim = JobClaim {
                 consumer: DELIVERY_CONSUMER.to_owned(),
                 max: u32::try_from(room.min(this.options.per_endpoint * 8)).unwrap_or(64),
-                skip_keys: busy,
+                skip_keys: {
+                    blocked.extend(busy);
+                    blocked
+                },
                 now_ms: this.settle.clock.now_ms(),
                 lease_ms: this.options.lease.as_millis() as u64,
                 token: rand::random(),
@@ -143,12 +182,22 @@ impl DeliveryWorker {
             // A claim may hold several jobs of one endpoint: beyond its cap,
             // they go back at once.
             let mut started = 0;
+            let mut tried: Vec<String> = Vec::new();
             for job in jobs {
                 let key = job.key.clone().unwrap_or_default();
+                // A half-open breaker lets one request through.
+                let cap = if trials.contains(&key) {
+                    1
+                } else {
+                    this.options.per_endpoint
+                };
+                if trials.contains(&key) {
+                    tried.push(key.clone());
+                }
                 let admitted = {
                     let mut map = this.lock();
                     let n = map.entry(key.clone()).or_insert(0);
-                    if *n < this.options.per_endpoint {
+                    if *n < cap {
                         *n += 1;
                         true
                     } else {
@@ -176,6 +225,9 @@ impl DeliveryWorker {
                         }
                     }
                 });
+            }
+            for key in trials.iter().filter(|k| !tried.contains(k)) {
+                this.breaker(key).abandon_trial();
             }
             if started == 0 {
                 tokio::time::sleep(this.options.poll).await;
@@ -297,6 +349,12 @@ impl DeliveryWorker {
                 now_ms.saturating_add(wait.as_millis() as u64)
             })
         };
+        let breaker = self.breaker(&endpoint.id.to_string());
+        if delivered {
+            breaker.success();
+        } else {
+            breaker.failure();
+        }
         let status = match (delivered, next) {
             (true, _) => DeliveryStatus::Delivered,
             (false, Some(_)) => DeliveryStatus::Pending,
@@ -316,6 +374,8 @@ impl DeliveryWorker {
             status,
             next_attempt_ms: next,
             disable_endpoint: gone.then(|| "the endpoint answered 410 Gone".to_owned()),
+            disable_after_ms: self.options.disable_after.as_millis() as u64,
+            now_ms,
         };
         if let Err(e) = store.record_webhook_attempt(endpoint.id, &record).await {
             tracing::warn!(error = %e, delivery = %id, "cannot record an attempt; the lease will bring it back");

@@ -38,24 +38,31 @@ struct Receiver {
 type Shared = Arc<Mutex<Receiver>>;
 
 async fn receive(
-    State(r): State<Shared>,
+    State(shared): State<Shared>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> (StatusCode, HeaderMap, String) {
-    let mut r = r.lock().unwrap();
     let id = headers
         .get("webhook-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let r = &mut *r;
-    let n = r.per_message.entry(id).or_insert(0);
-    let status = *r.script.get(*n).or(r.script.last()).unwrap_or(&200);
-    *n += 1;
-    r.seen.push(Received {
-        headers: headers.clone(),
-        body: body.to_vec(),
-    });
+    let status = {
+        let mut guard = shared.lock().unwrap();
+        let r = &mut *guard;
+        let n = r.per_message.entry(id).or_insert(0);
+        let status = *r.script.get(*n).or(r.script.last()).unwrap_or(&200);
+        *n += 1;
+        r.seen.push(Received {
+            headers: headers.clone(),
+            body: body.to_vec(),
+        });
+        status
+    };
+    if status == 0 {
+        // A receiver that never answers.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
     let mut out = HeaderMap::new();
     if status == 302 {
         out.insert("location", "http://127.0.0.1:1/elsewhere".parse().unwrap());
@@ -80,7 +87,19 @@ async fn receiver(script: &[u16]) -> (String, Shared) {
 }
 
 async fn webhook_app(app: &TestApp, schedule: &str, allow_private: bool) -> TestApp {
+    webhook_app_with(app, schedule, allow_private, |_| {}).await
+}
+
+async fn webhook_app_with(
+    app: &TestApp,
+    schedule: &str,
+    allow_private: bool,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config::default();
+    // Short breaker pauses, so a receiver failing on purpose stalls nothing for long.
+    config.webhooks.breaker_cooldown = Duration::from_millis(50);
+    adjust(&mut config);
     config.webhooks.allow_private_targets = allow_private;
     config.webhooks.retry_schedule = RetrySchedule::parse(schedule).unwrap();
     config.queue.poll = Duration::from_millis(10);
@@ -357,5 +376,77 @@ async fn gone_redirects_retry_and_rotation_case(app: &TestApp) {
         2
     );
     assert!(verifies(&new_secret, &last) && verifies(&moved_secret, &last));
+    w.finish().await;
+}
+
+both!(
+    a_stuck_endpoint_holds_back_only_itself,
+    a_stuck_endpoint_holds_back_only_itself_case
+);
+async fn a_stuck_endpoint_holds_back_only_itself_case(app: &TestApp) {
+    let w = webhook_app_with(app, "10ms", true, |c| {
+        c.webhooks.timeout = Duration::from_secs(600);
+        c.webhooks.max_in_flight = 2;
+    })
+    .await;
+    let (stuck_url, stuck_seen) = receiver(&[0]).await;
+    let (healthy_url, _) = receiver(&[200]).await;
+    let (_stuck, _) = endpoint(&w, &stuck_url, json!(["payment.succeeded"])).await;
+    let (healthy, _) = endpoint(&w, &healthy_url, json!(["payment.succeeded"])).await;
+    pay(&w, 20).await;
+    // Every delivery to the healthy endpoint completes while the stuck one
+    // holds its in-flight cap.
+    settled(&w, &healthy, 20, "delivered").await;
+    assert_eq!(stuck_seen.lock().unwrap().seen.len(), 2, "only its cap is in flight");
+    w.finish().await;
+}
+
+both!(
+    a_failing_endpoint_is_disabled_with_an_event,
+    a_failing_endpoint_is_disabled_with_an_event_case
+);
+async fn a_failing_endpoint_is_disabled_with_an_event_case(app: &TestApp) {
+    let w = webhook_app_with(
+        app,
+        "50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms",
+        true,
+        |c| {
+            c.webhooks.disable_after = Duration::from_millis(300);
+            c.webhooks.breaker_failures = 1_000;
+        },
+    )
+    .await;
+    let (url, _) = receiver(&[500]).await;
+    let (id, _) = endpoint(&w, &url, json!(["payment.succeeded"])).await;
+    pay(&w, 1).await;
+    let e = eventually(Duration::from_secs(30), "the endpoint to be disabled", || async {
+        let e = w.get(&format!("/v1/webhook_endpoints/{id}")).await.body;
+        (e["status"] == "disabled").then_some(e)
+    })
+    .await;
+    assert!(
+        e["disabled_reason"].as_str().unwrap().contains("every attempt failed"),
+        "{e}"
+    );
+    let events = w.get("/v1/events?type=webhook_endpoint.disabled").await.body;
+    let data = events["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["data"]["object"]["id"], json!(id));
+    assert_eq!(data[0]["data"]["object"]["status"], "disabled");
+    // Re-enabling clears the reason.
+    let r = w
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhook_endpoints/{id}"),
+            Some(&w.admin_key),
+            Some(json!({"status": "enabled"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["disabled_reason"].clone()),
+        (200, Value::Null),
+        "{}",
+        r.body
+    );
     w.finish().await;
 }

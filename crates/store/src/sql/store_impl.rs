@@ -765,10 +765,10 @@ impl Store for SqlStore {
     }
 
     async fn record_webhook_attempt(&self, endpoint: WebhookEndpointId, record: &AttemptRecord) -> StoreResult<()> {
-        let record = record.clone();
+        let (d, ids, record) = (self.dialect, Arc::clone(&self.ids), record.clone());
         self.write_plain(move |conn| {
-            let record = record.clone();
-            Box::pin(async move { webhooks::record_attempt(conn, endpoint, &record).await })
+            let (ids, record) = (Arc::clone(&ids), record.clone());
+            Box::pin(async move { webhooks::record_attempt(conn, d, &ids, endpoint, &record).await })
         })
         .await
     }

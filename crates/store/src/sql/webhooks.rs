@@ -309,11 +309,18 @@ pub struct AttemptRecord {
     pub next_attempt_ms: Option<u64>,
     /// Set when the receiver asked never to be called again (410).
     pub disable_endpoint: Option<String>,
+    /// An endpoint whose attempts have all failed for this long is disabled.
+    pub disable_after_ms: u64,
+    pub now_ms: u64,
 }
 
-/// Records an attempt and the delivery's new state in one transaction.
+/// Records an attempt and the delivery's new state in one transaction,
+/// and disables the endpoint (with its `webhook_endpoint.disabled` event)
+/// on a 410 or once it has failed continuously for `disable_after_ms`.
 pub async fn record_attempt(
     conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
     endpoint: WebhookEndpointId,
     r: &AttemptRecord,
 ) -> StoreResult<()> {
@@ -341,15 +348,37 @@ pub async fn record_attempt(
     .bind(a.delivery.to_bytes())
     .execute(&mut *conn)
     .await?;
-    if let Some(reason) = &r.disable_endpoint {
-        sqlx::query(
-            "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = $1, version = version + 1 \
-             WHERE id = $2 AND status = 'enabled'",
+    let mut disable = r.disable_endpoint.clone();
+    if r.status == DeliveryStatus::Delivered {
+        sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+            .bind(endpoint.to_bytes())
+            .execute(&mut *conn)
+            .await?;
+    } else {
+        let row = sqlx::query(
+            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
+             RETURNING failing_since",
         )
-        .bind(reason.clone())
+        .bind(r.now_ms as i64)
         .bind(endpoint.to_bytes())
-        .execute(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
+        let since: Option<i64> = match row {
+            Some(row) => row.try_get("failing_since")?,
+            None => None,
+        };
+        if let Some(since) = since
+            && disable.is_none()
+            && (r.now_ms as i64).saturating_sub(since) >= r.disable_after_ms as i64
+        {
+            disable = Some(format!(
+                "every attempt failed for {} s",
+                (r.now_ms as i64 - since) / 1000
+            ));
+        }
+    }
+    if let Some(reason) = disable {
+        disable_endpoint(&mut *conn, d, ids, endpoint, &reason, r.now_ms).await?;
     }
     match r.next_attempt_ms {
         Some(at) => schedule(conn, a.delivery, endpoint, at).await,
@@ -362,6 +391,39 @@ pub async fn record_attempt(
             Ok(())
         }
     }
+}
+
+/// Disables an enabled endpoint and says why in a `webhook_endpoint.disabled` event.
+async fn disable_endpoint(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    id: WebhookEndpointId,
+    reason: &str,
+    now_ms: u64,
+) -> StoreResult<()> {
+    let mut e = lock_endpoint(&mut *conn, d, id).await?;
+    if e.status == EndpointStatus::Disabled {
+        return Ok(());
+    }
+    e.status = EndpointStatus::Disabled;
+    e.disabled_reason = Some(reason.to_owned());
+    e.version += 1;
+    save_endpoint(&mut *conn, &e).await?;
+    let ctx = crate::context::WriteContext {
+        request_id: format!("webhooks_{id}"),
+        actor: None,
+        now_ms,
+        idempotency: None,
+        audit: None,
+        policy: None,
+    };
+    let subject = super::events::Subject {
+        object_type: "webhook_endpoint",
+        object_id: id.to_bytes(),
+        new: false,
+    };
+    super::events::emit(conn, ids, &ctx, subject, &["webhook_endpoint.disabled"], &e).await
 }
 
 /// Makes a delivery pending again with an attempt due now (manual retry).
