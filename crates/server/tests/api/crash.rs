@@ -629,20 +629,21 @@ async fn webhooks_survive_sigkill(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(server);
-    let s = state.lock().unwrap();
-    let verifier = standardwebhooks::Webhook::new(&signing).unwrap();
-    for (headers, body) in &s.requests {
-        verifier
-            .verify(body, headers)
-            .expect("every request's signature verifies");
+    {
+        let s = state.lock().unwrap();
+        let verifier = standardwebhooks::Webhook::new(&signing).unwrap();
+        for (headers, body) in &s.requests {
+            verifier
+                .verify(body, headers)
+                .expect("every request's signature verifies");
+        }
+        for (event, ids) in &s.delivered {
+            assert!(
+                ids.iter().all(|id| id == &ids[0]),
+                "{event} came with different webhook-ids: {ids:?}"
+            );
+        }
     }
-    for (event, ids) in &s.delivered {
-        assert!(
-            ids.iter().all(|id| id == &ids[0]),
-            "{event} came with different webhook-ids: {ids:?}"
-        );
-    }
-    drop(s);
     pool.close().await;
     target.remove().await;
 }
