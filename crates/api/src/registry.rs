@@ -210,6 +210,20 @@ pub fn routes() -> Vec<Route> {
             webhooks::rotate_secret,
         ),
         route(
+            M::POST,
+            "/v1/webhook_endpoints/{id}/replay",
+            "replay_webhooks",
+            write(Webhooks),
+            webhooks::replay,
+        ),
+        route(
+            M::GET,
+            "/v1/webhook_endpoints/{id}/replay",
+            "list_webhook_replays",
+            read(Webhooks),
+            webhooks::replays,
+        ),
+        route(
             M::GET,
             "/v1/webhook_endpoints/{id}/deliveries",
             "list_webhook_deliveries",

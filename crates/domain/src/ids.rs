@@ -144,6 +144,9 @@ define_id!(
 define_id!(
     /// One try of a delivery, as the receiver answered it.
     WebhookAttemptId, "wa");
+define_id!(
+    /// A replay: an endpoint's events of a time range, delivered again.
+    WebhookReplayId, "wrp");
 
 /// The smallest UUIDv7 whose timestamp is `unix_ms`: the lower bound of all
 /// ids created in that millisecond, which turns a `created` range into an id

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::ids::{EventId, WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
+use crate::ids::{EventId, WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
 use crate::metadata::Metadata;
 use crate::{DomainError, text};
 
@@ -264,6 +264,21 @@ pub struct WebhookAttempt {
     pub response_excerpt: Option<String>,
     /// Why there was no answer (timeout, refused connection, SSRF guard).
     pub error: Option<String>,
+    pub created: i64,
+}
+
+/// Re-delivering an endpoint's matching events created in `[since,
+/// until)` (Unix seconds) as new deliveries; `status` is `running` until
+/// the last page is done, and `deliveries` counts what it made so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "object", rename = "webhook_replay")]
+pub struct WebhookReplay {
+    pub id: WebhookReplayId,
+    pub endpoint: WebhookEndpointId,
+    pub since: i64,
+    pub until: i64,
+    pub status: String,
+    pub deliveries: i64,
     pub created: i64,
 }
 

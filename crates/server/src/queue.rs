@@ -176,6 +176,11 @@ impl QueueRuntime {
             Ok(worker) => tasks.push(tokio::spawn(worker.run())),
             Err(e) => tracing::error!(error = %e, "webhook deliveries cannot start"),
         }
+        tasks.push(tokio::spawn(settle_core::webhook::deliver::run_replays(
+            settle.clone(),
+            c.lease,
+            c.poll,
+        )));
         tasks.push(tokio::spawn(reap_processed(settle.clone(), c.processed_retention)));
         tasks
     }

@@ -27,6 +27,8 @@ CREATE TABLE webhook_deliveries (
     attempts BIGINT NOT NULL,
     next_attempt BIGINT,
     last_status BIGINT,
+    -- The replay that made it, if any (its original attempts stay as they were).
+    replay_id BYTEA,
     created BIGINT NOT NULL
 );
 CREATE INDEX webhook_deliveries_endpoint_id ON webhook_deliveries (endpoint_id, id);
@@ -43,3 +45,18 @@ CREATE TABLE webhook_attempts (
     created BIGINT NOT NULL
 );
 CREATE INDEX webhook_attempts_delivery_id ON webhook_attempts (delivery_id, id);
+
+-- Replays: re-deliver an endpoint's matching events of a time range as new
+-- deliveries. Durable and resumable: each page of events and the cursor
+-- past it commit together.
+CREATE TABLE webhook_replays (
+    id BYTEA PRIMARY KEY,
+    endpoint_id BYTEA NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    since_ms BIGINT NOT NULL,
+    until_ms BIGINT NOT NULL,
+    cursor BYTEA,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done')),
+    deliveries BIGINT NOT NULL,
+    created BIGINT NOT NULL
+);
+CREATE INDEX webhook_replays_endpoint_id ON webhook_replays (endpoint_id, id);

@@ -27,6 +27,8 @@ CREATE TABLE webhook_deliveries (
     attempts INTEGER NOT NULL,
     next_attempt INTEGER,
     last_status INTEGER,
+    -- The replay that made it, if any (its original attempts stay as they were).
+    replay_id BLOB,
     created INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX webhook_deliveries_endpoint_id ON webhook_deliveries (endpoint_id, id);
@@ -43,3 +45,18 @@ CREATE TABLE webhook_attempts (
     created INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX webhook_attempts_delivery_id ON webhook_attempts (delivery_id, id);
+
+-- Replays: re-deliver an endpoint's matching events of a time range as new
+-- deliveries. Durable and resumable: each page of events and the cursor
+-- past it commit together.
+CREATE TABLE webhook_replays (
+    id BLOB PRIMARY KEY NOT NULL,
+    endpoint_id BLOB NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    since_ms INTEGER NOT NULL,
+    until_ms INTEGER NOT NULL,
+    cursor BLOB,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done')),
+    deliveries INTEGER NOT NULL,
+    created INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX webhook_replays_endpoint_id ON webhook_replays (endpoint_id, id);

@@ -6,14 +6,16 @@ use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
 use settle_domain::ids::{
     AccountId, ApiKeyId, CustomerId, EventId, PaymentId, PolicyId, RefundId, RoleId, WebhookDeliveryId,
-    WebhookEndpointId,
+    WebhookEndpointId, WebhookReplayId,
 };
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
 use settle_domain::payment::{NewPayment, Payment};
 use settle_domain::rbac::{Permission, Role};
 use settle_domain::refund::Refund;
-use settle_domain::webhook::{EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint};
+use settle_domain::webhook::{
+    EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
+};
 
 use crate::context::WriteContext;
 use crate::error::StoreResult;
@@ -202,6 +204,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Page<WebhookAttempt>>;
     /// Records an attempt, the delivery's new state and its next job.
     async fn record_webhook_attempt(&self, endpoint: WebhookEndpointId, record: &AttemptRecord) -> StoreResult<()>;
+    /// Starts a replay of an endpoint's events created in `[since_ms, until_ms)`.
+    async fn create_webhook_replay(
+        &self,
+        ctx: &WriteContext,
+        endpoint: WebhookEndpointId,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<WebhookReplay>;
+    /// Works through one page of a replay; true when it is done.
+    async fn run_webhook_replay(&self, id: WebhookReplayId, page: u32, now_ms: u64) -> StoreResult<bool>;
+    async fn list_webhook_replays(
+        &self,
+        endpoint: WebhookEndpointId,
+        q: &ListQuery<()>,
+    ) -> StoreResult<Page<WebhookReplay>>;
     /// Makes a delivery pending with an attempt due now.
     async fn retry_webhook_delivery(&self, id: WebhookDeliveryId, now_ms: u64) -> StoreResult<WebhookDelivery>;
 

@@ -172,3 +172,44 @@ pub async fn retry(
         settle.retry_webhook_delivery(WebhookDeliveryId::parse(&id)).await?,
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    since: i64,
+    until: Option<i64>,
+}
+
+/// Starts a replay; it runs in the background and `GET` on the same path
+/// shows its progress.
+pub async fn replay(
+    State(settle): State<Settle>,
+    caller: Caller,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<Replay>,
+) -> Result<axum::Json<settle_domain::webhook::WebhookReplay>, ApiError> {
+    Ok(axum::Json(
+        settle
+            .replay_webhooks(
+                &caller.context(&settle),
+                WebhookEndpointId::parse(&id),
+                body.since,
+                body.until,
+            )
+            .await?,
+    ))
+}
+
+pub async fn replays(
+    State(settle): State<Settle>,
+    PathId(id): PathId,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let req = ListRequest::parse(raw.as_deref(), &[], |t| {
+        settle_domain::ids::WebhookReplayId::parse(t).map(|i| i.uuid())
+    })?;
+    let page = settle
+        .list_webhook_replays(WebhookEndpointId::parse(&id), &req.query)
+        .await?;
+    Ok(list_response(page, &format!("/v1/webhook_endpoints/{id}/replay")))
+}

@@ -404,3 +404,38 @@ fn describe(e: reqwest::Error) -> String {
         "the request failed".into()
     }
 }
+
+/// Works through replays a page at a time. A page and its cursor commit
+/// together, so a crash resumes where it stopped (after the lease).
+pub async fn run_replays(settle: Settle, lease: Duration, poll: Duration) {
+    use settle_store::sql::webhooks::REPLAY_CONSUMER;
+    loop {
+        let claim = JobClaim {
+            consumer: REPLAY_CONSUMER.to_owned(),
+            max: 1,
+            skip_keys: Vec::new(),
+            now_ms: settle.clock.now_ms(),
+            lease_ms: lease.as_millis() as u64,
+            token: rand::random(),
+        };
+        let jobs = settle.store.claim_jobs(&claim).await.unwrap_or_default();
+        if jobs.is_empty() {
+            tokio::time::sleep(poll).await;
+            continue;
+        }
+        for job in jobs {
+            let Some(id) = settle_domain::ids::WebhookReplayId::from_bytes(&job.message_id) else {
+                let _ = settle.store.finish_jobs(std::slice::from_ref(&job)).await;
+                continue;
+            };
+            match settle.store.run_webhook_replay(id, 500, settle.clock.now_ms()).await {
+                Ok(true) => {}
+                // More pages: hand the job back at once for the next one.
+                Ok(false) => {
+                    let _ = settle.store.retry_job(&job, settle.clock.now_ms(), "next page").await;
+                }
+                Err(e) => tracing::warn!(error = %e, replay = %id, "a replay page failed; it resumes after the lease"),
+            }
+        }
+    }
+}

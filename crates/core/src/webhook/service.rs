@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId};
-use settle_domain::webhook::{EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint};
+use settle_domain::webhook::{
+    EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
+};
 use settle_store::records::Deleted;
 use settle_store::{ListQuery, Page, StoreError, WriteContext};
 
@@ -162,6 +164,38 @@ impl Settle {
     ) -> Result<Page<WebhookAttempt>> {
         let delivery = self.webhook_delivery(delivery).await?;
         Ok(self.store.list_webhook_attempts(delivery.id, q).await?)
+    }
+
+    /// Re-delivers the endpoint's matching events created in `[since,
+    /// until)` (Unix seconds; `until` defaults to now) as new deliveries,
+    /// in the background; the replay object shows the progress.
+    pub async fn replay_webhooks(
+        &self,
+        ctx: &WriteContext,
+        endpoint: Option<WebhookEndpointId>,
+        since: i64,
+        until: Option<i64>,
+    ) -> Result<WebhookReplay> {
+        let endpoint = self.webhook_endpoint(endpoint).await?;
+        let now = (ctx.now_ms / 1000) as i64;
+        let until = until.unwrap_or(now + 1);
+        if since < 0 || until <= since {
+            return Err(invalid("since", "`since` must be before `until` (Unix seconds)".into()));
+        }
+        let ms = |s: i64| s.saturating_mul(1000);
+        Ok(self
+            .store
+            .create_webhook_replay(ctx, endpoint.id, ms(since), ms(until))
+            .await?)
+    }
+
+    pub async fn list_webhook_replays(
+        &self,
+        endpoint: Option<WebhookEndpointId>,
+        q: &ListQuery<()>,
+    ) -> Result<Page<WebhookReplay>> {
+        let endpoint = self.webhook_endpoint(endpoint).await?;
+        Ok(self.store.list_webhook_replays(endpoint.id, q).await?)
     }
 
     /// Queues an attempt now, also for a delivery that failed for good.

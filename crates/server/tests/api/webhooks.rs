@@ -450,3 +450,53 @@ async fn a_failing_endpoint_is_disabled_with_an_event_case(app: &TestApp) {
     );
     w.finish().await;
 }
+
+both!(replay_makes_new_deliveries, replay_makes_new_deliveries_case);
+async fn replay_makes_new_deliveries_case(app: &TestApp) {
+    let w = webhook_app(app, "10ms", true).await;
+    let (url, seen) = receiver(&[200]).await;
+    let (id, _) = endpoint(&w, &url, json!(["payment.succeeded"])).await;
+    pay(&w, 3).await;
+    let originals = settled(&w, &id, 3, "delivered").await;
+
+    let bad = w
+        .post(
+            &format!("/v1/webhook_endpoints/{id}/replay"),
+            json!({"since": 100, "until": 50}),
+        )
+        .await;
+    bad.assert_error(400, "invalid_request_error", "parameter_invalid");
+    let r = w
+        .post(&format!("/v1/webhook_endpoints/{id}/replay"), json!({"since": 0}))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["object"].as_str()),
+        (200, Some("webhook_replay")),
+        "{}",
+        r.body
+    );
+    let progress = eventually(Duration::from_secs(30), "the replay to finish", || async {
+        let list = w.get(&format!("/v1/webhook_endpoints/{id}/replay")).await.body;
+        let first = list["data"][0].clone();
+        (first["status"] == "done").then_some(first)
+    })
+    .await;
+    assert_eq!(progress["deliveries"], 3, "{progress}");
+    let all = settled(&w, &id, 6, "delivered").await;
+    // The originals are as they were; the replay's are new deliveries.
+    for o in &originals {
+        let now = all.iter().find(|d| d["id"] == o["id"]).unwrap();
+        assert_eq!(now["attempts"], 1);
+    }
+    let seen = seen.lock().unwrap().seen.clone();
+    let ids: std::collections::HashSet<_> = seen
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        (seen.len(), ids.len()),
+        (6, 6),
+        "each event twice, under new delivery ids"
+    );
+    w.finish().await;
+}

@@ -13,7 +13,7 @@ use super::rows::{
     ACCOUNT_COLS, API_KEY_COLS, AUDIT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, POLICY_COLS,
     REFUND_COLS, ROLE_COLS,
 };
-use super::webhooks::{ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS};
+use super::webhooks::{ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, REPLAY_COLS};
 
 /// A statement and the index that must serve it (`None`: the primary key).
 #[derive(Debug, Clone)]
@@ -65,6 +65,11 @@ pub const LISTS: &[(&str, &str, &[Filter])] = &[
         ATTEMPT_COLS,
         &[("delivery_id", "webhook_attempts_delivery_id")],
     ),
+    (
+        "webhook_replays",
+        REPLAY_COLS,
+        &[("endpoint_id", "webhook_replays_endpoint_id")],
+    ),
     ("roles", ROLE_COLS, &[]),
     ("api_keys", API_KEY_COLS, &[]),
     ("policies", POLICY_COLS, &[]),
@@ -92,7 +97,14 @@ pub fn query_paths() -> Vec<QueryPath> {
             let dir = if ascending { "ending_before" } else { "starting_after" };
             // Entries, deliveries and attempts are only ever listed for
             // their account, endpoint or delivery.
-            if !["ledger_entries", "webhook_deliveries", "webhook_attempts"].contains(table) {
+            if ![
+                "ledger_entries",
+                "webhook_deliveries",
+                "webhook_attempts",
+                "webhook_replays",
+            ]
+            .contains(table)
+            {
                 paths.push(QueryPath {
                     name: format!("list {table} ({dir})"),
                     sql: list_sql(table, columns, None, ascending, 100),

@@ -8,7 +8,7 @@ use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
 use settle_domain::ids::{
     AccountId, ApiKeyId, CustomerId, EventId, PaymentId, PolicyId, RefundId, RoleId, WebhookDeliveryId,
-    WebhookEndpointId,
+    WebhookEndpointId, WebhookReplayId,
 };
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
@@ -16,7 +16,7 @@ use settle_domain::payment::{NewPayment, Payment};
 use settle_domain::rbac::{Permission, Role};
 use settle_domain::refund::Refund;
 use settle_domain::webhook::{
-    EndpointPatch, EndpointStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    EndpointPatch, EndpointStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
 };
 use sqlx::Row;
 
@@ -770,6 +770,56 @@ impl Store for SqlStore {
             let (ids, record) = (Arc::clone(&ids), record.clone());
             Box::pin(async move { webhooks::record_attempt(conn, d, &ids, endpoint, &record).await })
         })
+        .await
+    }
+
+    async fn create_webhook_replay(
+        &self,
+        ctx: &WriteContext,
+        endpoint: WebhookEndpointId,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<WebhookReplay> {
+        let r = WebhookReplay {
+            id: WebhookReplayId::from_uuid(self.ids.next(ctx.now_ms)),
+            endpoint,
+            since: since_ms / 1000,
+            until: until_ms / 1000,
+            status: "running".into(),
+            deliveries: 0,
+            created: ctx.now_secs(),
+        };
+        let (d, replay) = (self.dialect, r.clone());
+        self.write(ctx, move |conn| {
+            let r = replay.clone();
+            Box::pin(async move {
+                webhooks::create_replay(conn, d, &r, since_ms, until_ms).await?;
+                Ok(r)
+            })
+        })
+        .await
+    }
+
+    async fn run_webhook_replay(&self, id: WebhookReplayId, page: u32, now_ms: u64) -> StoreResult<bool> {
+        let (d, ids) = (self.dialect, Arc::clone(&self.ids));
+        self.write_plain(move |conn| {
+            let ids = Arc::clone(&ids);
+            Box::pin(async move { webhooks::run_replay_page(conn, d, &ids, id, page, now_ms).await })
+        })
+        .await
+    }
+
+    async fn list_webhook_replays(
+        &self,
+        endpoint: WebhookEndpointId,
+        q: &ListQuery<()>,
+    ) -> StoreResult<Page<WebhookReplay>> {
+        let filter = Some(("endpoint_id", FilterValue::Bytes(endpoint.to_bytes())));
+        fetch_page(
+            &self.reads,
+            spec("webhook_replays", webhooks::REPLAY_COLS, q, filter),
+            webhooks::replay,
+        )
         .await
     }
 
