@@ -93,6 +93,10 @@ impl NatsQueue {
     pub async fn connect(options: NatsOptions, store: Arc<dyn Store>) -> QueueResult<Self> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
+            // Back within two seconds of NATS returning, however long it was away.
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(100u64.saturating_mul(1 << attempts.min(5))).min(Duration::from_secs(2))
+            })
             .connection_timeout(Duration::from_secs(2))
             .request_timeout(Some(Duration::from_secs(5)))
             .connect(options.url.as_str())

@@ -176,7 +176,7 @@ pub async fn retry(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Replay {
-    since: i64,
+    since: Option<i64>,
     until: Option<i64>,
 }
 
@@ -188,14 +188,14 @@ pub async fn replay(
     PathId(id): PathId,
     JsonBody(body): JsonBody<Replay>,
 ) -> Result<axum::Json<settle_domain::webhook::WebhookReplay>, ApiError> {
+    // An unknown endpoint is a 404 whatever the body says.
+    let endpoint = settle.webhook_endpoint(WebhookEndpointId::parse(&id)).await?;
+    let since = body
+        .since
+        .ok_or_else(|| ApiError::invalid("parameter_missing", "since", "Missing required parameter `since`."))?;
     Ok(axum::Json(
         settle
-            .replay_webhooks(
-                &caller.context(&settle),
-                WebhookEndpointId::parse(&id),
-                body.since,
-                body.until,
-            )
+            .replay_webhooks(&caller.context(&settle), Some(endpoint.id), since, body.until)
             .await?,
     ))
 }

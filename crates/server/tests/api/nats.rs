@@ -136,7 +136,7 @@ async fn nats_outage_waits_in_the_outbox_case(app: &TestApp) {
     assert!(q.body["relay"]["pending"].as_u64() >= Some(60), "{}", q.body);
 
     proxy.restore();
-    eventually(Duration::from_secs(60), "the outbox to drain", || async {
+    eventually(Duration::from_secs(120), "the outbox to drain", || async {
         let left = count(&n.db, UNCONSUMED).await + count(&n.db, RELAY_PENDING).await;
         (left == 0).then_some(())
     })
