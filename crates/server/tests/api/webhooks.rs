@@ -209,6 +209,7 @@ async fn endpoints_and_secrets_case(app: &TestApp) {
         json!({"url": url, "enabled_events": ["payment.exploded"]}),
         json!({"url": url, "enabled_events": []}),
         json!({"url": url}),
+        json!({"url": "https://hooks.example.com/settle", "enabled_events": ["*"]}),
     ] {
         let r = app.post("/v1/webhook_endpoints", body.clone()).await;
         assert_eq!(r.status, 400, "{body}: {}", r.body);
