@@ -163,6 +163,12 @@ versioned!(
 /// A JSON object response with its `ETag` (the version).
 pub fn with_etag<T: Versioned>(value: T) -> Response {
     let version = value.version();
+    json_with_etag(value, version)
+}
+
+/// Any JSON body with the `ETag` of `version` (for a versioned object shown
+/// with something extra, such as a secret given once).
+pub fn json_with_etag<T: Serialize>(value: T, version: i64) -> Response {
     let mut response = axum::Json(value).into_response();
     if let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\"")) {
         response.headers_mut().insert(ETAG, tag);

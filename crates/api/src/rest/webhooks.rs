@@ -13,7 +13,7 @@ use settle_domain::webhook::{EnabledEvents, EndpointPatch, EndpointStatus, NewWe
 use settle_store::records::Deleted;
 
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, ListRequest, PathId, list_response, nullable, with_etag};
+use crate::extract::{IfMatch, JsonBody, ListRequest, PathId, json_with_etag, list_response, nullable, with_etag};
 use crate::guard::Caller;
 
 #[derive(Deserialize)]
@@ -40,12 +40,7 @@ pub struct UpdateEndpoint {
 fn with_secret(endpoint: &settle_domain::webhook::WebhookEndpoint, secret: String) -> Result<Response, ApiError> {
     let mut json = serde_json::to_value(endpoint).map_err(|_| ApiError::internal())?;
     json["secret"] = serde_json::Value::String(secret);
-    let version = endpoint.version;
-    let mut response = axum::response::IntoResponse::into_response(axum::Json(json));
-    if let Ok(tag) = axum::http::HeaderValue::from_str(&format!("\"{version}\"")) {
-        response.headers_mut().insert(axum::http::header::ETAG, tag);
-    }
-    Ok(response)
+    Ok(json_with_etag(json, endpoint.version))
 }
 
 pub async fn create(
