@@ -261,7 +261,9 @@ impl JobQueue for NatsQueue {
             .ok_or_else(|| broker(format!("no consumer named {consumer}")))?;
         let mut batch = pull.fetch().max_messages(max).messages().await.map_err(broker)?;
         let mut out = Vec::new();
-        while let Some(next) = batch.next().await {
+        // A fetch whose request was lost with the connection would wait
+        // forever: give up on it and take what arrived.
+        while let Ok(Some(next)) = tokio::time::timeout(Duration::from_secs(5), batch.next()).await {
             let msg = next.map_err(broker)?;
             let info = msg.info().map_err(broker)?;
             let deliveries = u32::try_from(info.delivered).unwrap_or(u32::MAX);
