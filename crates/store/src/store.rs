@@ -157,9 +157,6 @@ pub trait Store: Send + Sync + 'static {
     /// Applies the fan-out to events consumed from a broker, once each;
     /// returns how many were new.
     async fn fan_out_events(&self, event_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64>;
-    /// Records that a consumer handled these messages (a consumer whose only
-    /// effect is the record); returns how many were new.
-    async fn record_processed(&self, consumer: &str, message_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64>;
     /// Forgets processed-message records older than `before_ms`; returns how many.
     async fn reap_processed(&self, before_ms: u64, batch: u32) -> StoreResult<u64>;
     /// Settles or fails a `processing` payment with the processor's answer,

@@ -408,7 +408,7 @@ fn describe(e: reqwest::Error) -> String {
 /// Works through replays a page at a time. A page and its cursor commit
 /// together, so a crash resumes where it stopped (after the lease).
 pub async fn run_replays(settle: Settle, lease: Duration, poll: Duration) {
-    use settle_store::sql::webhooks::REPLAY_CONSUMER;
+    use settle_store::sql::webhook_replays::REPLAY_CONSUMER;
     loop {
         let claim = JobClaim {
             consumer: REPLAY_CONSUMER.to_owned(),

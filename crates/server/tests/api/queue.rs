@@ -131,22 +131,10 @@ async fn jobs_lease_retry_bury_and_replay_case(app: &TestApp) {
 
     // Processed-message records say whether a message was new.
     let id = vec![7u8; 16];
-    assert_eq!(
-        store
-            .record_processed("all", std::slice::from_ref(&id), t0)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .record_processed("all", std::slice::from_ref(&id), t0)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(store.fan_out_events(std::slice::from_ref(&id), t0).await.unwrap(), 1);
+    assert_eq!(store.fan_out_events(std::slice::from_ref(&id), t0).await.unwrap(), 0);
     assert_eq!(store.reap_processed(t0 + 1, 100).await.unwrap(), 1);
-    assert_eq!(store.record_processed("all", &[id], t0).await.unwrap(), 1);
+    assert_eq!(store.fan_out_events(&[id], t0).await.unwrap(), 1);
     db.drop_db().await;
 }
 

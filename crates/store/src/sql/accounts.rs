@@ -5,7 +5,6 @@ use settle_domain::account::Account;
 use settle_domain::ids::{AccountId, CustomerId};
 use sqlx::AnyConnection;
 use sqlx::AssertSqlSafe;
-use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
 use super::Dialect;
@@ -34,12 +33,7 @@ pub async fn insert(conn: &mut AnyConnection, a: &Account) -> StoreResult<()> {
 }
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: AccountId) -> StoreResult<Option<Account>> {
-    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(ex)
-        .await?;
-    row.as_ref().map(rows::account).transpose()
+    rows::by_id(ex, "accounts", ACCOUNT_COLS, id.to_bytes(), "", rows::account).await
 }
 
 /// Locks one or two accounts in ascending id order, the one global order

@@ -2,8 +2,6 @@
 
 use settle_domain::ids::ApiKeyId;
 use sqlx::AnyConnection;
-use sqlx::AssertSqlSafe;
-use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
 use super::rows::{self, API_KEY_COLS};
@@ -30,10 +28,5 @@ pub async fn insert(conn: &mut AnyConnection, k: &ApiKey) -> StoreResult<()> {
 }
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
-    let sql = format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = $1");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(ex)
-        .await?;
-    row.as_ref().map(rows::api_key).transpose()
+    rows::by_id(ex, "api_keys", API_KEY_COLS, id.to_bytes(), "", rows::api_key).await
 }

@@ -3,8 +3,6 @@
 use settle_domain::customer::Customer;
 use settle_domain::ids::CustomerId;
 use sqlx::AnyConnection;
-use sqlx::AssertSqlSafe;
-use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
 use super::rows::{self, CUSTOMER_COLS};
@@ -33,12 +31,7 @@ pub async fn get_locked<'e, E: Executor<'e, Database = Any>>(
     id: CustomerId,
     lock: &str,
 ) -> StoreResult<Option<Customer>> {
-    let sql = format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1{lock}");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(ex)
-        .await?;
-    row.as_ref().map(rows::customer).transpose()
+    rows::by_id(ex, "customers", CUSTOMER_COLS, id.to_bytes(), lock, rows::customer).await
 }
 
 /// Saves an edit only if the version is still the one read; false otherwise.

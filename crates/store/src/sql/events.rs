@@ -4,7 +4,6 @@
 
 use serde::Serialize;
 use settle_domain::ids::EventId;
-use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row};
 
 use super::rows::{self, EVENT_COLS};
@@ -114,12 +113,7 @@ pub async fn emit<T: Serialize>(
 }
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: EventId) -> StoreResult<Option<Event>> {
-    let sql = format!("SELECT {EVENT_COLS} FROM events WHERE id = $1");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(ex)
-        .await?;
-    row.as_ref().map(rows::event).transpose()
+    rows::by_id(ex, "events", EVENT_COLS, id.to_bytes(), "", rows::event).await
 }
 
 /// The events with these ids, in id order (one primary-key lookup each).

@@ -20,6 +20,7 @@ mod rbac_store;
 mod rows;
 mod store_impl;
 pub mod verify;
+pub mod webhook_replays;
 pub mod webhooks;
 
 use std::sync::{Arc, Mutex};

@@ -12,7 +12,6 @@ use settle_domain::rbac::{Action, Permission, Resource};
 use settle_domain::refund::{Refund, RefundStatus};
 use sqlx::AnyConnection;
 use sqlx::AssertSqlSafe;
-use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
 use super::movement::{self, Movement, PaymentWrite};
@@ -25,21 +24,11 @@ use crate::queue::{ProcessedBy, ProcessorOutcome};
 use crate::records::NewRefund;
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: PaymentId) -> StoreResult<Option<Payment>> {
-    let sql = format!("SELECT {PAYMENT_COLS} FROM payments WHERE id = $1");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(ex)
-        .await?;
-    row.as_ref().map(rows::payment).transpose()
+    rows::by_id(ex, "payments", PAYMENT_COLS, id.to_bytes(), "", rows::payment).await
 }
 
 pub async fn get_refund<'e, E: Executor<'e, Database = Any>>(ex: E, id: RefundId) -> StoreResult<Option<Refund>> {
-    let sql = format!("SELECT {REFUND_COLS} FROM refunds WHERE id = $1");
-    let row: Option<AnyRow> = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(ex)
-        .await?;
-    row.as_ref().map(rows::refund).transpose()
+    rows::by_id(ex, "refunds", REFUND_COLS, id.to_bytes(), "", rows::refund).await
 }
 
 async fn lock(
@@ -288,7 +277,15 @@ pub async fn conclude(
     id: PaymentId,
     outcome: ProcessorOutcome,
 ) -> StoreResult<Option<Payment>> {
-    if !super::queue::mark_processed(&mut *conn, &done.consumer, &done.message_id, ctx.now_ms).await? {
+    let first_time = super::queue::mark_all_processed(
+        &mut *conn,
+        d,
+        &done.consumer,
+        std::slice::from_ref(&done.message_id),
+        ctx.now_ms,
+    )
+    .await?;
+    if first_time.is_empty() {
         return Ok(None);
     }
     let mut p = lock(&mut *conn, d, id, None).await?;

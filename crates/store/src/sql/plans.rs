@@ -13,7 +13,8 @@ use super::rows::{
     ACCOUNT_COLS, API_KEY_COLS, AUDIT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, POLICY_COLS,
     REFUND_COLS, ROLE_COLS,
 };
-use super::webhooks::{ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS, REPLAY_COLS};
+use super::webhook_replays::REPLAY_COLS;
+use super::webhooks::{ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS};
 
 /// A statement and the index that must serve it (`None`: the primary key).
 #[derive(Debug, Clone)]

@@ -278,25 +278,6 @@ pub async fn backlog(pool: &sqlx::AnyPool) -> StoreResult<Vec<ConsumerBacklog>> 
     Ok(out)
 }
 
-/// Records that `consumer` handled `message_id`; false if it already had.
-pub async fn mark_processed(
-    conn: &mut AnyConnection,
-    consumer: &str,
-    message_id: &[u8],
-    now_ms: u64,
-) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "INSERT INTO processed_messages (consumer, message_id, processed) VALUES ($1, $2, $3) \
-         ON CONFLICT (consumer, message_id) DO NOTHING",
-    )
-    .bind(consumer.to_owned())
-    .bind(message_id.to_vec())
-    .bind(now_ms as i64)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Records a batch of messages as handled in one statement per 300;
 /// returns the ones that were new.
 pub async fn mark_all_processed(

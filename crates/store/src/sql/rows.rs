@@ -31,6 +31,27 @@ pub const ROLE_COLS: &str = "id, name, permissions, builtin, version, created";
 pub const POLICY_COLS: &str = "id, name, policy, description, version, created";
 pub const AUDIT_COLS: &str = "id, api_key_id, operation, permission, object, request_id, outcome, status, created";
 
+/// The row of `table` whose primary key is `id` (with an optional lock
+/// clause), decoded: the one reader every get-by-id shares.
+pub async fn by_id<'e, E, T>(
+    ex: E,
+    table: &str,
+    columns: &str,
+    id: Vec<u8>,
+    lock: &str,
+    decode: fn(&AnyRow) -> StoreResult<T>,
+) -> StoreResult<Option<T>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let sql = format!("SELECT {columns} FROM {table} WHERE id = $1{lock}");
+    let row: Option<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
+    row.as_ref().map(decode).transpose()
+}
+
 fn corrupt(what: &str, col: &str) -> StoreError {
     StoreError::Internal(format!("stored {what}.{col} is not valid"))
 }

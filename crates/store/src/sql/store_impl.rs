@@ -25,7 +25,8 @@ use super::list::{FilterValue, ListSpec, fetch_page};
 use super::rows::{self, ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, REFUND_COLS};
 use super::webhooks::{AttemptRecord, SealedSecrets};
 use super::{
-    Dialect, SqlStore, accounts, api_keys, customers, entries, events, idempotency, payments, queue, webhooks,
+    Dialect, SqlStore, accounts, api_keys, customers, entries, events, idempotency, payments, queue, webhook_replays,
+    webhooks,
 };
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
@@ -595,21 +596,6 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn record_processed(&self, consumer: &str, message_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64> {
-        if message_ids.is_empty() {
-            return Ok(0);
-        }
-        let (d, consumer, ids) = (self.dialect, consumer.to_owned(), message_ids.to_vec());
-        self.write_plain(move |conn| {
-            let (consumer, ids) = (consumer.clone(), ids.clone());
-            Box::pin(async move {
-                let new = queue::mark_all_processed(conn, d, &consumer, &ids, now_ms).await?;
-                Ok(new.len() as u64)
-            })
-        })
-        .await
-    }
-
     async fn reap_processed(&self, before_ms: u64, batch: u32) -> StoreResult<u64> {
         self.write_plain(move |conn| Box::pin(async move { queue::reap_processed(conn, before_ms, batch).await }))
             .await
@@ -793,7 +779,7 @@ impl Store for SqlStore {
         self.write(ctx, move |conn| {
             let r = replay.clone();
             Box::pin(async move {
-                webhooks::create_replay(conn, d, &r, since_ms, until_ms).await?;
+                webhook_replays::create_replay(conn, d, &r, since_ms, until_ms).await?;
                 Ok(r)
             })
         })
@@ -804,7 +790,7 @@ impl Store for SqlStore {
         let (d, ids) = (self.dialect, Arc::clone(&self.ids));
         self.write_plain(move |conn| {
             let ids = Arc::clone(&ids);
-            Box::pin(async move { webhooks::run_replay_page(conn, d, &ids, id, page, now_ms).await })
+            Box::pin(async move { webhook_replays::run_replay_page(conn, d, &ids, id, page, now_ms).await })
         })
         .await
     }
@@ -817,8 +803,8 @@ impl Store for SqlStore {
         let filter = Some(("endpoint_id", FilterValue::Bytes(endpoint.to_bytes())));
         fetch_page(
             &self.reads,
-            spec("webhook_replays", webhooks::REPLAY_COLS, q, filter),
-            webhooks::replay,
+            spec("webhook_replays", webhook_replays::REPLAY_COLS, q, filter),
+            webhook_replays::replay,
         )
         .await
     }

@@ -4,7 +4,7 @@
 use settle_domain::ids::{EventId, WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
 use settle_domain::metadata::Metadata;
 use settle_domain::webhook::{
-    DeliveryStatus, EnabledEvents, EndpointStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
+    DeliveryStatus, EnabledEvents, EndpointStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row};
@@ -19,9 +19,6 @@ pub const DELIVERY_CONSUMER: &str = "webhooks";
 pub const ENDPOINT_COLS: &str =
     "id, url, enabled_events, description, metadata, status, disabled_reason, version, created";
 pub const DELIVERY_COLS: &str = "id, endpoint_id, event_id, status, attempts, next_attempt, last_status, created";
-pub const REPLAY_COLS: &str = "id, endpoint_id, since_ms, until_ms, status, deliveries, created";
-/// The consumer that works through replays, a page of events at a time.
-pub const REPLAY_CONSUMER: &str = "webhook_replays";
 pub const ATTEMPT_COLS: &str =
     "id, delivery_id, duration_ms, request_id, response_status, response_excerpt, error, created";
 
@@ -29,7 +26,7 @@ fn corrupt(col: &str) -> StoreError {
     StoreError::Internal(format!("stored webhook {col} is not valid"))
 }
 
-fn bytes_id<T>(row: &AnyRow, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
+pub(super) fn bytes_id<T>(row: &AnyRow, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
     let b: Vec<u8> = row.try_get(col)?;
     parse(&b).ok_or_else(|| corrupt(col))
 }
@@ -62,19 +59,6 @@ pub fn delivery(row: &AnyRow) -> StoreResult<WebhookDelivery> {
         attempts: row.try_get("attempts")?,
         next_attempt: row.try_get("next_attempt")?,
         last_status: row.try_get("last_status")?,
-        created: row.try_get("created")?,
-    })
-}
-
-pub fn replay(row: &AnyRow) -> StoreResult<WebhookReplay> {
-    let (since, until): (i64, i64) = (row.try_get("since_ms")?, row.try_get("until_ms")?);
-    Ok(WebhookReplay {
-        id: bytes_id(row, "id", WebhookReplayId::from_bytes)?,
-        endpoint: bytes_id(row, "endpoint_id", WebhookEndpointId::from_bytes)?,
-        since: since / 1000,
-        until: until / 1000,
-        status: row.try_get("status")?,
-        deliveries: row.try_get("deliveries")?,
         created: row.try_get("created")?,
     })
 }
@@ -124,12 +108,7 @@ pub async fn get_endpoint<'e, E: Executor<'e, Database = Any>>(
     ex: E,
     id: WebhookEndpointId,
 ) -> StoreResult<Option<WebhookEndpoint>> {
-    let sql = format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = $1");
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(ex)
-        .await?;
-    row.as_ref().map(endpoint).transpose()
+    super::rows::by_id(ex, "webhook_endpoints", ENDPOINT_COLS, id.to_bytes(), "", endpoint).await
 }
 
 pub async fn lock_endpoint(
@@ -137,21 +116,19 @@ pub async fn lock_endpoint(
     d: Dialect,
     id: WebhookEndpointId,
 ) -> StoreResult<WebhookEndpoint> {
-    let sql = format!(
-        "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = $1{}",
-        d.lock_rows()
-    );
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(conn)
-        .await?;
-    match row {
-        Some(row) => endpoint(&row),
-        None => Err(StoreError::NotFound {
-            what: "webhook endpoint",
-            param: None,
-        }),
-    }
+    super::rows::by_id(
+        conn,
+        "webhook_endpoints",
+        ENDPOINT_COLS,
+        id.to_bytes(),
+        d.lock_rows(),
+        endpoint,
+    )
+    .await?
+    .ok_or(StoreError::NotFound {
+        what: "webhook endpoint",
+        param: None,
+    })
 }
 
 /// Saves the editable fields and bumps the version.
@@ -263,7 +240,7 @@ pub async fn fan_out(
     Ok(made)
 }
 
-async fn insert_delivery(
+pub(super) async fn insert_delivery(
     conn: &mut AnyConnection,
     id: WebhookDeliveryId,
     endpoint: WebhookEndpointId,
@@ -310,12 +287,7 @@ pub async fn get_delivery<'e, E: Executor<'e, Database = Any>>(
     ex: E,
     id: WebhookDeliveryId,
 ) -> StoreResult<Option<WebhookDelivery>> {
-    let sql = format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE id = $1");
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(ex)
-        .await?;
-    row.as_ref().map(delivery).transpose()
+    super::rows::by_id(ex, "webhook_deliveries", DELIVERY_COLS, id.to_bytes(), "", delivery).await
 }
 
 /// What one attempt came to, and what happens next.
@@ -477,129 +449,4 @@ pub async fn retry_now(
         .await?;
     schedule(conn, id, del.endpoint, now_ms).await?;
     Ok(del)
-}
-
-/// Starts a replay of `endpoint`'s events created in `[since_ms, until_ms)`
-/// and queues its first page.
-pub async fn create_replay(
-    conn: &mut AnyConnection,
-    d: Dialect,
-    r: &WebhookReplay,
-    since_ms: i64,
-    until_ms: i64,
-) -> StoreResult<()> {
-    lock_endpoint(&mut *conn, d, r.endpoint).await?;
-    sqlx::query(
-        "INSERT INTO webhook_replays (id, endpoint_id, since_ms, until_ms, status, deliveries, created) \
-         VALUES ($1, $2, $3, $4, 'running', 0, $5)",
-    )
-    .bind(r.id.to_bytes())
-    .bind(r.endpoint.to_bytes())
-    .bind(since_ms)
-    .bind(until_ms)
-    .bind(r.created)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("INSERT INTO jobs (consumer, message_id, run_at, created) VALUES ($1, $2, $3, $3)")
-        .bind(REPLAY_CONSUMER.to_owned())
-        .bind(r.id.to_bytes())
-        .bind(r.created * 1000)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Works through one page of a replay: a delivery for each matching event
-/// after the cursor, and the cursor past them, in one transaction (so a
-/// crash repeats no page and skips none). True when the replay is done.
-pub async fn run_replay_page(
-    conn: &mut AnyConnection,
-    d: Dialect,
-    ids: &IdGenerator,
-    id: WebhookReplayId,
-    page: u32,
-    now_ms: u64,
-) -> StoreResult<bool> {
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT endpoint_id, since_ms, until_ms, cursor, status FROM webhook_replays WHERE id = $1{}",
-        d.lock_rows()
-    )))
-    .bind(id.to_bytes())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        finish_replay_job(&mut *conn, id).await?;
-        return Ok(true);
-    };
-    let status: String = row.try_get("status")?;
-    let endpoint = match get_endpoint(
-        &mut *conn,
-        bytes_id(&row, "endpoint_id", WebhookEndpointId::from_bytes)?,
-    )
-    .await?
-    {
-        Some(e) if status == "running" => e,
-        _ => {
-            finish_replay_job(&mut *conn, id).await?;
-            return Ok(true);
-        }
-    };
-    let (since, until): (i64, i64) = (row.try_get("since_ms")?, row.try_get("until_ms")?);
-    let cursor: Option<Vec<u8>> = row.try_get("cursor")?;
-    let upper = settle_domain::ids::min_uuid_at_ms(until.max(0) as u64)
-        .to_be_bytes()
-        .to_vec();
-    let (sql, lower) = match cursor {
-        Some(c) => (
-            "SELECT id, type FROM events WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3",
-            c,
-        ),
-        None => (
-            "SELECT id, type FROM events WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3",
-            settle_domain::ids::min_uuid_at_ms(since.max(0) as u64)
-                .to_be_bytes()
-                .to_vec(),
-        ),
-    };
-    let events = sqlx::query(sql)
-        .bind(lower)
-        .bind(upper)
-        .bind(i64::from(page))
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut made = 0i64;
-    let mut last = None;
-    for e in &events {
-        let (event_id, event_type): (Vec<u8>, String) = (e.try_get("id")?, e.try_get("type")?);
-        if endpoint.enabled_events.matches(&event_type) {
-            let delivery = WebhookDeliveryId::from_uuid(ids.next(now_ms));
-            insert_delivery(&mut *conn, delivery, endpoint.id, &event_id, Some(id), now_ms).await?;
-            made += 1;
-        }
-        last = Some(event_id);
-    }
-    let done = events.len() < page as usize;
-    sqlx::query(
-        "UPDATE webhook_replays SET cursor = COALESCE($1, cursor), deliveries = deliveries + $2, status = $3 \
-         WHERE id = $4",
-    )
-    .bind(last)
-    .bind(made)
-    .bind(if done { "done" } else { "running" })
-    .bind(id.to_bytes())
-    .execute(&mut *conn)
-    .await?;
-    if done {
-        finish_replay_job(&mut *conn, id).await?;
-    }
-    Ok(done)
-}
-
-async fn finish_replay_job(conn: &mut AnyConnection, id: WebhookReplayId) -> StoreResult<()> {
-    sqlx::query("DELETE FROM jobs WHERE consumer = $1 AND message_id = $2")
-        .bind(REPLAY_CONSUMER.to_owned())
-        .bind(id.to_bytes())
-        .execute(conn)
-        .await?;
-    Ok(())
 }

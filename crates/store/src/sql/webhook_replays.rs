@@ -1,0 +1,155 @@
+//! Webhook replays: an endpoint's events of a time range delivered again
+//! as new deliveries, a page at a time, each page committed with the cursor
+//! past it so a crash neither repeats nor skips one.
+
+use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
+use settle_domain::webhook::WebhookReplay;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use super::Dialect;
+use super::webhooks::{bytes_id, get_endpoint, insert_delivery, lock_endpoint};
+use crate::error::StoreResult;
+use crate::ids::IdGenerator;
+
+pub const REPLAY_COLS: &str = "id, endpoint_id, since_ms, until_ms, status, deliveries, created";
+/// The consumer that works through replays, a page of events at a time.
+pub const REPLAY_CONSUMER: &str = "webhook_replays";
+
+pub fn replay(row: &AnyRow) -> StoreResult<WebhookReplay> {
+    let (since, until): (i64, i64) = (row.try_get("since_ms")?, row.try_get("until_ms")?);
+    Ok(WebhookReplay {
+        id: bytes_id(row, "id", WebhookReplayId::from_bytes)?,
+        endpoint: bytes_id(row, "endpoint_id", WebhookEndpointId::from_bytes)?,
+        since: since / 1000,
+        until: until / 1000,
+        status: row.try_get("status")?,
+        deliveries: row.try_get("deliveries")?,
+        created: row.try_get("created")?,
+    })
+}
+
+/// Starts a replay of `endpoint`'s events created in `[since_ms, until_ms)`
+/// and queues its first page.
+pub async fn create_replay(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    r: &WebhookReplay,
+    since_ms: i64,
+    until_ms: i64,
+) -> StoreResult<()> {
+    lock_endpoint(&mut *conn, d, r.endpoint).await?;
+    sqlx::query(
+        "INSERT INTO webhook_replays (id, endpoint_id, since_ms, until_ms, status, deliveries, created) \
+         VALUES ($1, $2, $3, $4, 'running', 0, $5)",
+    )
+    .bind(r.id.to_bytes())
+    .bind(r.endpoint.to_bytes())
+    .bind(since_ms)
+    .bind(until_ms)
+    .bind(r.created)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO jobs (consumer, message_id, run_at, created) VALUES ($1, $2, $3, $3)")
+        .bind(REPLAY_CONSUMER.to_owned())
+        .bind(r.id.to_bytes())
+        .bind(r.created * 1000)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Works through one page of a replay: a delivery for each matching event
+/// after the cursor, and the cursor past them, in one transaction (so a
+/// crash repeats no page and skips none). True when the replay is done.
+pub async fn run_replay_page(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    ids: &IdGenerator,
+    id: WebhookReplayId,
+    page: u32,
+    now_ms: u64,
+) -> StoreResult<bool> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT endpoint_id, since_ms, until_ms, cursor, status FROM webhook_replays WHERE id = $1{}",
+        d.lock_rows()
+    )))
+    .bind(id.to_bytes())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        finish_replay_job(&mut *conn, id).await?;
+        return Ok(true);
+    };
+    let status: String = row.try_get("status")?;
+    let endpoint = match get_endpoint(
+        &mut *conn,
+        bytes_id(&row, "endpoint_id", WebhookEndpointId::from_bytes)?,
+    )
+    .await?
+    {
+        Some(e) if status == "running" => e,
+        _ => {
+            finish_replay_job(&mut *conn, id).await?;
+            return Ok(true);
+        }
+    };
+    let (since, until): (i64, i64) = (row.try_get("since_ms")?, row.try_get("until_ms")?);
+    let cursor: Option<Vec<u8>> = row.try_get("cursor")?;
+    let upper = settle_domain::ids::min_uuid_at_ms(until.max(0) as u64)
+        .to_be_bytes()
+        .to_vec();
+    let (sql, lower) = match cursor {
+        Some(c) => (
+            "SELECT id, type FROM events WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3",
+            c,
+        ),
+        None => (
+            "SELECT id, type FROM events WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3",
+            settle_domain::ids::min_uuid_at_ms(since.max(0) as u64)
+                .to_be_bytes()
+                .to_vec(),
+        ),
+    };
+    let events = sqlx::query(sql)
+        .bind(lower)
+        .bind(upper)
+        .bind(i64::from(page))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut made = 0i64;
+    let mut last = None;
+    for e in &events {
+        let (event_id, event_type): (Vec<u8>, String) = (e.try_get("id")?, e.try_get("type")?);
+        if endpoint.enabled_events.matches(&event_type) {
+            let delivery = WebhookDeliveryId::from_uuid(ids.next(now_ms));
+            insert_delivery(&mut *conn, delivery, endpoint.id, &event_id, Some(id), now_ms).await?;
+            made += 1;
+        }
+        last = Some(event_id);
+    }
+    let done = events.len() < page as usize;
+    sqlx::query(
+        "UPDATE webhook_replays SET cursor = COALESCE($1, cursor), deliveries = deliveries + $2, status = $3 \
+         WHERE id = $4",
+    )
+    .bind(last)
+    .bind(made)
+    .bind(if done { "done" } else { "running" })
+    .bind(id.to_bytes())
+    .execute(&mut *conn)
+    .await?;
+    if done {
+        finish_replay_job(&mut *conn, id).await?;
+    }
+    Ok(done)
+}
+
+async fn finish_replay_job(conn: &mut AnyConnection, id: WebhookReplayId) -> StoreResult<()> {
+    sqlx::query("DELETE FROM jobs WHERE consumer = $1 AND message_id = $2")
+        .bind(REPLAY_CONSUMER.to_owned())
+        .bind(id.to_bytes())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
