@@ -13,6 +13,7 @@ pub mod processor;
 pub mod queue;
 pub mod secrets;
 mod service;
+pub mod tls;
 pub mod webhook;
 pub mod workers;
 

@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use settle_domain::payment::Payment;
 
+use crate::tls::OutgoingTls;
+
 /// What a call to the processor came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeResult {
@@ -53,17 +55,15 @@ pub struct ProcessorClient {
 impl ProcessorClient {
     /// `base` is the processor's URL (`SETTLE_PROCESSOR_URL`); every call
     /// gives up after `timeout`.
-    pub fn new(base: &str, timeout: Duration) -> Result<Self, String> {
-        // This build's outgoing client speaks plain HTTP only (no TLS stack
-        // is linked for it yet): say so at start-up rather than failing
-        // every charge later. Put a TLS-terminating proxy in front of an
-        // https processor.
-        if !base.starts_with("http://") {
+    pub fn new(base: &str, timeout: Duration, tls: &OutgoingTls) -> Result<Self, String> {
+        // Checked at start-up rather than failing every charge later.
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(format!(
-                "SETTLE_PROCESSOR_URL must be an http:// URL (got `{base}`); https is not supported yet"
+                "SETTLE_PROCESSOR_URL must be an http:// or https:// URL (got `{base}`)"
             ));
         }
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.client_config()?)
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -135,9 +135,10 @@ mod tests {
 
     #[test]
     fn only_plain_http_processors_are_accepted() {
-        assert!(ProcessorClient::new("http://127.0.0.1:8090", Duration::from_secs(1)).is_ok());
-        assert!(ProcessorClient::new("https://processor.example", Duration::from_secs(1)).is_err());
-        assert!(ProcessorClient::new("processor.example", Duration::from_secs(1)).is_err());
+        let tls = OutgoingTls::default();
+        assert!(ProcessorClient::new("http://127.0.0.1:8090", Duration::from_secs(1), &tls).is_ok());
+        assert!(ProcessorClient::new("https://processor.example", Duration::from_secs(1), &tls).is_ok());
+        assert!(ProcessorClient::new("processor.example", Duration::from_secs(1), &tls).is_err());
     }
 
     #[test]

@@ -99,6 +99,8 @@ enum KeysCommand {
 }
 
 pub async fn run() -> anyhow::Result<()> {
+    // Before any HTTP client is built: the benches and tools use the default.
+    settle_core::tls::install_default_provider();
     let cli = Cli::parse();
     let flags = FlagLayer {
         listen: cli.listen.clone(),

@@ -136,6 +136,9 @@ pub struct QueueConfig {
     pub breaker_cooldown: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// `SETTLE_TLS_EXTRA_ROOTS`: a PEM file of CA certificates trusted, on
+    /// top of the public roots, by the processor and webhook clients.
+    pub tls_extra_roots: Option<PathBuf>,
 }
 
 impl Default for QueueConfig {
@@ -155,6 +158,7 @@ impl Default for QueueConfig {
             breaker_cooldown: Duration::from_secs(30),
             retry_base: Duration::from_millis(500),
             retry_max: Duration::from_secs(60),
+            tls_extra_roots: None,
         }
     }
 }
@@ -469,6 +473,9 @@ impl Config {
         }
         if let Some(n) = number("SETTLE_QUEUE_MAX_DELIVERIES")? {
             q.max_deliveries = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        }
+        if let Some(path) = env("SETTLE_TLS_EXTRA_ROOTS").filter(|v| !v.is_empty()) {
+            q.tls_extra_roots = Some(PathBuf::from(path));
         }
         if let Some(url) = env("SETTLE_PROCESSOR_URL").filter(|v| !v.is_empty()) {
             q.processor_url = Some(url);

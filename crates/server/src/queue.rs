@@ -13,6 +13,7 @@ use settle_core::processor::ProcessorClient;
 use settle_core::queue::{
     Backoff, Breaker, BreakerOptions, EMBEDDED_SUBSCRIPTIONS, EmbeddedQueue, JobQueue, RELAY_SUBSCRIPTIONS,
 };
+use settle_core::tls::OutgoingTls;
 use settle_core::webhook::deliver::{DeliveryOptions, DeliveryWorker};
 use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_fanout};
 use settle_nats::{NatsOptions, NatsQueue, Relay};
@@ -29,6 +30,7 @@ pub struct QueueRuntime {
     nats: Option<Arc<NatsQueue>>,
     processor: Option<(ProcessorClient, Arc<Breaker>)>,
     stats: Arc<WorkerStats>,
+    tls: OutgoingTls,
 }
 
 pub fn nats_options(config: &QueueConfig) -> NatsOptions {
@@ -67,9 +69,13 @@ impl QueueRuntime {
                 (nats.clone(), Some(nats))
             }
         };
+        let tls = match &config.tls_extra_roots {
+            Some(path) => OutgoingTls::with_extra_roots_file(path).map_err(anyhow::Error::msg)?,
+            None => OutgoingTls::default(),
+        };
         let processor = match &config.processor_url {
             Some(url) => Some((
-                ProcessorClient::new(url, config.processor_timeout).map_err(anyhow::Error::msg)?,
+                ProcessorClient::new(url, config.processor_timeout, &tls).map_err(anyhow::Error::msg)?,
                 Arc::new(Breaker::new(BreakerOptions {
                     failures: config.breaker_failures,
                     cooldown: config.breaker_cooldown,
@@ -91,6 +97,7 @@ impl QueueRuntime {
             nats,
             processor,
             stats,
+            tls,
         })
     }
 
@@ -170,6 +177,7 @@ impl QueueRuntime {
                 failures: w.breaker_failures,
                 cooldown: w.breaker_cooldown,
             },
+            tls: self.tls.clone(),
             ..DeliveryOptions::default()
         };
         match DeliveryWorker::new(settle.clone(), delivery) {

@@ -22,6 +22,7 @@ use super::signing::{SigningSecret, signature};
 use super::target;
 use crate::Settle;
 use crate::queue::{Breaker, BreakerOptions};
+use crate::tls::OutgoingTls;
 
 /// Tunables of delivery, each with the SPEC default.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct DeliveryOptions {
     pub disable_after: Duration,
     /// Each endpoint's circuit breaker: while open, its deliveries wait.
     pub breaker: BreakerOptions,
+    /// Trust for https receivers.
+    pub tls: OutgoingTls,
 }
 
 impl Default for DeliveryOptions {
@@ -56,6 +59,7 @@ impl Default for DeliveryOptions {
                 failures: 5,
                 cooldown: Duration::from_secs(60),
             },
+            tls: OutgoingTls::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ pub struct DeliveryWorker {
 impl DeliveryWorker {
     pub fn new(settle: Settle, options: DeliveryOptions) -> Result<Self, String> {
         let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(options.tls.client_config()?)
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -397,11 +402,25 @@ fn describe(e: reqwest::Error) -> String {
             if let Some(refused) = s.downcast_ref::<target::TargetError>() {
                 return refused.to_string();
             }
+            if let Some(tls) = tls_cause(s) {
+                return format!("TLS handshake failed: {tls}");
+            }
             source = s.source();
         }
         "cannot connect to the receiver".into()
     } else {
         "the request failed".into()
+    }
+}
+
+/// rustls reaches us inside io::Errors (nested), whose `source` skips the
+/// wrapped error itself, so unwrap them by hand.
+fn tls_cause<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        e = e.downcast_ref::<std::io::Error>()?.get_ref()?;
     }
 }
 

@@ -54,13 +54,6 @@ impl Settle {
     /// Refuses URLs that are not http(s) or that reach a non-public address.
     pub async fn check_webhook_url(&self, url: &str) -> Result<()> {
         let parsed = target::parse(url).map_err(|e| invalid("url", e.to_string()))?;
-        if parsed.https {
-            // Refused plainly rather than accepted and failed on every attempt.
-            return Err(invalid(
-                "url",
-                "this build sends webhooks over plain http only: https receivers are not supported yet".into(),
-            ));
-        }
         if self.webhook_setup()?.allow_private_targets {
             return Ok(());
         }

@@ -52,7 +52,7 @@ async fn key_then_serve(database_url: Option<&str>) {
     let mut server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
-    let client = reqwest::Client::new();
+    let client = crate::support::http_client();
     let r = client
         .post(format!("{base}/v1/accounts"))
         .bearer_auth(secret)
@@ -152,7 +152,7 @@ async fn json_request_log() {
     let server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
-    let res = reqwest::Client::new()
+    let res = crate::support::http_client()
         .get(format!("{base}/v1/accounts"))
         .bearer_auth(&secret)
         .send()

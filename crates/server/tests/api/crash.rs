@@ -244,7 +244,7 @@ async fn kill_and_retry(backend: Backend, nats: bool) {
         target.nats = Some(nats_prefix());
     }
     let secret = target.admin_key();
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let (mut server, mut base) = target.start().await;
     let bank = create(
         &http,
@@ -413,7 +413,7 @@ async fn two_processes_one_effect_postgres() {
     }
     let target = Target::new(Backend::Postgres).await;
     let secret = target.admin_key();
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let (a, base_a) = target.start().await;
     let (b, base_b) = target.start().await;
     let bank = create(
@@ -536,7 +536,7 @@ async fn webhooks_survive_sigkill(backend: Backend) {
         ("SETTLE_MASTER_KEY", settle_core::secrets::MasterKeys::generate_text()),
     ];
     let secret = target.admin_key();
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let (mut server, mut base) = target.start().await;
     let created: Value = http
         .post(format!("{base}/v1/webhook_endpoints"))

@@ -28,4 +28,5 @@ mod queue;
 mod rbac;
 mod registry;
 mod seed;
+mod tls;
 mod webhooks;

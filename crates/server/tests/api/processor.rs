@@ -243,7 +243,7 @@ async fn two_processes_share_the_processor_work() {
         .output()
         .unwrap();
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let card = post_json(
         &http,
         &format!("{base_a}/v1/accounts"),

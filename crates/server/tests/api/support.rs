@@ -313,7 +313,7 @@ impl TestApp {
             .create_api_key(&ctx, None, "test admin".into(), "admin", None)
             .await
             .expect("admin key");
-        let client = reqwest::Client::builder()
+        let client = http_client_builder()
             .pool_max_idle_per_host(64)
             .build()
             .expect("client");
@@ -535,7 +535,7 @@ impl Sim {
     }
 
     pub async fn set_failure_rate(&self, rate: f64) {
-        let r = reqwest::Client::new()
+        let r = http_client()
             .post(format!("{}/control", self.url))
             .json(&json!({ "failure_rate": rate }))
             .send()
@@ -590,7 +590,7 @@ impl Drop for Server {
 /// Waits until `base` answers `/readyz` with 200.
 pub async fn wait_ready(base: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let client = reqwest::Client::new();
+    let client = http_client();
     while std::time::Instant::now() < deadline {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await
             && r.status() == 200
@@ -600,4 +600,15 @@ pub async fn wait_ready(base: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("server at {base} never became ready");
+}
+
+/// The tests' HTTP client. The build links rustls without choosing a
+/// provider (Settle's own clients pass theirs in), so install ring first.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    settle_core::tls::install_default_provider();
+    reqwest::Client::builder()
+}
+
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("http client")
 }

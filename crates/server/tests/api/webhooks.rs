@@ -90,7 +90,7 @@ async fn webhook_app(app: &TestApp, schedule: &str, allow_private: bool) -> Test
     webhook_app_with(app, schedule, allow_private, |_| {}).await
 }
 
-async fn webhook_app_with(
+pub(crate) async fn webhook_app_with(
     app: &TestApp,
     schedule: &str,
     allow_private: bool,
@@ -107,7 +107,7 @@ async fn webhook_app_with(
     TestApp::spawn_config(db, Arc::new(SystemClock), config).await
 }
 
-async fn endpoint(w: &TestApp, url: &str, events: Value) -> (String, String) {
+pub(crate) async fn endpoint(w: &TestApp, url: &str, events: Value) -> (String, String) {
     let r = w
         .post("/v1/webhook_endpoints", json!({"url": url, "enabled_events": events}))
         .await;
@@ -115,7 +115,7 @@ async fn endpoint(w: &TestApp, url: &str, events: Value) -> (String, String) {
     (r.id(), r.body["secret"].as_str().unwrap().to_owned())
 }
 
-async fn pay(w: &TestApp, n: usize) {
+pub(crate) async fn pay(w: &TestApp, n: usize) {
     let bank = w.account("bank", "usd", true).await;
     let shop = w.account("shop", "usd", false).await;
     for i in 0..n {
@@ -129,7 +129,7 @@ async fn pay(w: &TestApp, n: usize) {
     }
 }
 
-async fn deliveries(w: &TestApp, endpoint: &str) -> Vec<Value> {
+pub(crate) async fn deliveries(w: &TestApp, endpoint: &str) -> Vec<Value> {
     let r = w
         .get(&format!("/v1/webhook_endpoints/{endpoint}/deliveries?limit=100"))
         .await;
@@ -137,7 +137,7 @@ async fn deliveries(w: &TestApp, endpoint: &str) -> Vec<Value> {
     r.body["data"].as_array().unwrap().clone()
 }
 
-async fn settled(w: &TestApp, endpoint: &str, n: usize, status: &str) -> Vec<Value> {
+pub(crate) async fn settled(w: &TestApp, endpoint: &str, n: usize, status: &str) -> Vec<Value> {
     eventually(Duration::from_secs(30), "deliveries to settle", || async {
         let all = deliveries(w, endpoint).await;
         (all.len() == n && all.iter().all(|d| d["status"] == status)).then_some(all)
@@ -209,7 +209,6 @@ async fn endpoints_and_secrets_case(app: &TestApp) {
         json!({"url": url, "enabled_events": ["payment.exploded"]}),
         json!({"url": url, "enabled_events": []}),
         json!({"url": url}),
-        json!({"url": "https://hooks.example.com/settle", "enabled_events": ["*"]}),
     ] {
         let r = app.post("/v1/webhook_endpoints", body.clone()).await;
         assert_eq!(r.status, 400, "{body}: {}", r.body);

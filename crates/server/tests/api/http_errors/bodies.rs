@@ -53,7 +53,7 @@ async fn malformed_json_is_400_case(app: &TestApp) {
 /// Sends `body` on a connection of its own (no pooling), so a server that
 /// closes the connection after answering cannot affect other requests.
 async fn unpooled(app: &TestApp, method: Method, path: &str, body: Vec<u8>) -> Resp {
-    let client = reqwest::Client::builder()
+    let client = crate::support::http_client_builder()
         .pool_max_idle_per_host(0)
         .build()
         .expect("client");
