@@ -14,7 +14,7 @@ use settle_domain::payment::{NewPayment, Payment};
 use settle_domain::rbac::{Permission, Role};
 use settle_domain::refund::Refund;
 use settle_domain::webhook::{
-    EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
+    DeliveryStatus, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
 };
 
 use crate::context::WriteContext;
@@ -192,7 +192,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_webhook_deliveries(
         &self,
         endpoint: WebhookEndpointId,
-        q: &ListQuery<()>,
+        q: &ListQuery<DeliveryStatus>,
     ) -> StoreResult<Page<WebhookDelivery>>;
     async fn list_webhook_attempts(
         &self,

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use settle_core::Settle;
 use settle_domain::ids::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
-use settle_domain::webhook::{EnabledEvents, EndpointPatch, EndpointStatus, NewWebhookEndpoint};
+use settle_domain::webhook::{DeliveryStatus, EnabledEvents, EndpointPatch, EndpointStatus, NewWebhookEndpoint};
 use settle_store::records::Deleted;
 
 use crate::error::ApiError;
@@ -131,9 +131,21 @@ pub async fn deliveries(
     PathId(id): PathId,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let req = ListRequest::parse(raw.as_deref(), &[], |t| WebhookDeliveryId::parse(t).map(|i| i.uuid()))?;
+    let req = ListRequest::parse(raw.as_deref(), &["status"], |t| {
+        WebhookDeliveryId::parse(t).map(|i| i.uuid())
+    })?;
+    let status = match &req.filter {
+        None => None,
+        Some((_, value)) => Some(DeliveryStatus::parse(value).ok_or_else(|| {
+            ApiError::invalid(
+                "parameter_invalid",
+                "status",
+                format!("`{value}` is not a delivery status (pending, delivered, failed)."),
+            )
+        })?),
+    };
     let page = settle
-        .list_webhook_deliveries(WebhookEndpointId::parse(&id), &req.query)
+        .list_webhook_deliveries(WebhookEndpointId::parse(&id), &req.with_filter(status))
         .await?;
     Ok(list_response(page, &format!("/v1/webhook_endpoints/{id}/deliveries")))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId};
 use settle_domain::webhook::{
-    EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
+    DeliveryStatus, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
 };
 use settle_store::records::Deleted;
 use settle_store::{ListQuery, Page, StoreError, WriteContext};
@@ -141,7 +141,7 @@ impl Settle {
     pub async fn list_webhook_deliveries(
         &self,
         endpoint: Option<WebhookEndpointId>,
-        q: &ListQuery<()>,
+        q: &ListQuery<DeliveryStatus>,
     ) -> Result<Page<WebhookDelivery>> {
         let endpoint = self.webhook_endpoint(endpoint).await?;
         Ok(self.store.list_webhook_deliveries(endpoint.id, q).await?)

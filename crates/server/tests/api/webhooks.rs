@@ -500,3 +500,57 @@ async fn replay_makes_new_deliveries_case(app: &TestApp) {
     );
     w.finish().await;
 }
+
+both!(deliveries_filter_by_status, deliveries_filter_by_status_case);
+async fn deliveries_filter_by_status_case(app: &TestApp) {
+    let w = webhook_app(app, "10ms", true).await;
+    let (url, seen) = receiver(&[200]).await;
+    let (id, _) = endpoint(&w, &url, json!(["payment.succeeded"])).await;
+    pay(&w, 3).await;
+    settled(&w, &id, 3, "delivered").await;
+    seen.lock().unwrap().script = vec![500];
+    pay(&w, 2).await;
+    eventually(Duration::from_secs(30), "two failures", || async {
+        let all = deliveries(&w, &id).await;
+        (all.iter().filter(|d| d["status"] == "failed").count() == 2).then_some(())
+    })
+    .await;
+
+    let list = |q: &'static str| {
+        let w = &w;
+        let id = id.clone();
+        async move { w.get(&format!("/v1/webhook_endpoints/{id}/deliveries?{q}")).await }
+    };
+    let statuses = |r: &Resp| -> Vec<String> {
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(statuses(&list("status=delivered").await), ["delivered"; 3]);
+    assert_eq!(statuses(&list("status=pending").await), Vec::<String>::new());
+    // Filtered pages are cursor-paginated like any list.
+    let first = list("status=failed&limit=1").await;
+    assert_eq!(
+        (statuses(&first), &first.body["has_more"]),
+        (vec!["failed".into()], &json!(true))
+    );
+    let after = first.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let second = w
+        .get(&format!(
+            "/v1/webhook_endpoints/{id}/deliveries?status=failed&limit=1&starting_after={after}"
+        ))
+        .await;
+    assert_eq!(
+        (statuses(&second), &second.body["has_more"]),
+        (vec!["failed".into()], &json!(false))
+    );
+    assert_ne!(second.body["data"][0]["id"], first.body["data"][0]["id"]);
+
+    let r = list("status=exploded").await;
+    r.assert_error(400, "invalid_request_error", "parameter_invalid");
+    assert_eq!(r.body["error"]["param"], "status");
+    w.finish().await;
+}

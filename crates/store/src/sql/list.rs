@@ -1,7 +1,7 @@
-//! One keyset query for every list: an optional equality filter, an id range
+//! One keyset query for every list: optional equality filters, an id range
 //! (cursor and `created` bounds), ordered by id, `limit + 1` rows to learn
-//! `has_more`. With an index on `(filter_column, id)` the database walks the
-//! index from the bound, so page 100,000 costs what page 1 costs.
+//! `has_more`. With an index on `(filter_columns.., id)` the database walks
+//! the index from the bound, so page 100,000 costs what page 1 costs.
 
 use sqlx::AnyPool;
 use sqlx::AssertSqlSafe;
@@ -36,7 +36,7 @@ impl FilterValue {
 pub struct ListSpec<'a> {
     pub table: &'static str,
     pub columns: &'static str,
-    pub filter: Option<(&'static str, FilterValue)>,
+    pub filters: Vec<(&'static str, FilterValue)>,
     pub limit: u32,
     pub cursor: Option<Cursor>,
     pub created: &'a CreatedRange,
@@ -44,11 +44,13 @@ pub struct ListSpec<'a> {
 
 /// Builds the SQL of a list query; public to the crate so plan tests can
 /// explain exactly what runs.
-pub fn list_sql(table: &str, columns: &str, filter_column: Option<&str>, ascending: bool, limit: u32) -> String {
-    let (filter, lo, hi) = match filter_column {
-        Some(col) => (format!("{col} = $1 AND "), 2, 3),
-        None => (String::new(), 1, 2),
-    };
+pub fn list_sql(table: &str, columns: &str, filter_columns: &[&str], ascending: bool, limit: u32) -> String {
+    let filter: String = filter_columns
+        .iter()
+        .enumerate()
+        .map(|(i, col)| format!("{col} = ${} AND ", i + 1))
+        .collect();
+    let (lo, hi) = (filter_columns.len() + 1, filter_columns.len() + 2);
     let order = if ascending { "ASC" } else { "DESC" };
     format!(
         "SELECT {columns} FROM {table} WHERE {filter}id >= ${lo} AND id <= ${hi} ORDER BY id {order} LIMIT {}",
@@ -88,12 +90,12 @@ pub async fn fetch_page<T>(
     let sql = list_sql(
         spec.table,
         spec.columns,
-        spec.filter.as_ref().map(|(c, _)| *c),
+        &spec.filters.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
         ascending,
         spec.limit,
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
-    if let Some((_, value)) = spec.filter {
+    for (_, value) in spec.filters {
         query = value.bind(query);
     }
     let rows = query

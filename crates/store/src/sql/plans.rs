@@ -108,7 +108,7 @@ pub fn query_paths() -> Vec<QueryPath> {
             {
                 paths.push(QueryPath {
                     name: format!("list {table} ({dir})"),
-                    sql: list_sql(table, columns, None, ascending, 100),
+                    sql: list_sql(table, columns, &[], ascending, 100),
                     binds: bounds().to_vec(),
                     index: None,
                     ordered: true,
@@ -119,13 +119,30 @@ pub fn query_paths() -> Vec<QueryPath> {
                 binds.extend(bounds());
                 paths.push(QueryPath {
                     name: format!("list {table} by {column} ({dir})"),
-                    sql: list_sql(table, columns, Some(column), ascending, 100),
+                    sql: list_sql(table, columns, &[column], ascending, 100),
                     binds,
                     index: Some(index),
                     ordered: true,
                 });
             }
         }
+    }
+    for ascending in [false, true] {
+        let mut binds = vec![sample("endpoint_id"), FilterValue::Text("failed".into())];
+        binds.extend(bounds());
+        paths.push(QueryPath {
+            name: format!("list webhook_deliveries by endpoint and status (ascending: {ascending})"),
+            sql: list_sql(
+                "webhook_deliveries",
+                DELIVERY_COLS,
+                &["endpoint_id", "status"],
+                ascending,
+                100,
+            ),
+            binds,
+            index: Some("webhook_deliveries_endpoint_status"),
+            ordered: true,
+        });
     }
     let one = |name: &str, sql: &str, binds: Vec<FilterValue>, index: Option<&'static str>| QueryPath {
         name: name.into(),

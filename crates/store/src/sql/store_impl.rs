@@ -16,7 +16,8 @@ use settle_domain::payment::{NewPayment, Payment};
 use settle_domain::rbac::{Permission, Role};
 use settle_domain::refund::Refund;
 use settle_domain::webhook::{
-    EndpointPatch, EndpointStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
+    DeliveryStatus, EndpointPatch, EndpointStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
+    WebhookEndpoint, WebhookReplay,
 };
 use sqlx::Row;
 
@@ -43,12 +44,12 @@ pub(super) fn spec<'a, F>(
     table: &'static str,
     columns: &'static str,
     q: &'a ListQuery<F>,
-    filter: Option<(&'static str, FilterValue)>,
+    filters: impl IntoIterator<Item = (&'static str, FilterValue)>,
 ) -> ListSpec<'a> {
     ListSpec {
         table,
         columns,
-        filter,
+        filters: filters.into_iter().collect(),
         limit: q.limit,
         cursor: q.cursor,
         created: &q.created,
@@ -725,12 +726,15 @@ impl Store for SqlStore {
     async fn list_webhook_deliveries(
         &self,
         endpoint: WebhookEndpointId,
-        q: &ListQuery<()>,
+        q: &ListQuery<DeliveryStatus>,
     ) -> StoreResult<Page<WebhookDelivery>> {
-        let filter = Some(("endpoint_id", FilterValue::Bytes(endpoint.to_bytes())));
+        let mut filters = vec![("endpoint_id", FilterValue::Bytes(endpoint.to_bytes()))];
+        if let Some(status) = q.filter {
+            filters.push(("status", FilterValue::Text(status.as_str().to_owned())));
+        }
         fetch_page(
             &self.reads,
-            spec("webhook_deliveries", webhooks::DELIVERY_COLS, q, filter),
+            spec("webhook_deliveries", webhooks::DELIVERY_COLS, q, filters),
             webhooks::delivery,
         )
         .await
