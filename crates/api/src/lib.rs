@@ -4,6 +4,7 @@
 //! needs; the router, the permission guard and the tests all read that one
 //! list.
 
+mod dashboard;
 pub mod error;
 mod extract;
 mod guard;
@@ -46,6 +47,7 @@ impl Default for ApiOptions {
 pub fn app(settle: Settle, options: &ApiOptions) -> Router {
     registry::build(settle.clone())
         .merge(health::router(settle.clone()))
+        .merge(dashboard::router())
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

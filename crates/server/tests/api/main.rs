@@ -7,10 +7,12 @@
 
 mod support;
 
+mod browser;
 mod cli;
 mod concurrency;
 mod contract;
 mod crash;
+mod dashboard;
 mod events;
 mod http_accounts;
 mod http_customers;

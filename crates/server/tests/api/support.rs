@@ -526,7 +526,9 @@ impl Sim {
     }
 
     pub async fn stats(&self) -> Value {
-        reqwest::get(format!("{}/stats", self.url))
+        http_client()
+            .get(format!("{}/stats", self.url))
+            .send()
             .await
             .expect("sim stats")
             .json()
