@@ -30,6 +30,8 @@ use crate::support::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_settle");
 const PER_ROUND: usize = 150;
+/// Payments per kill round of the webhook test (each makes two events).
+const PER_WEBHOOK_ROUND: usize = 200;
 
 /// Where the processes keep their data: a directory (SQLite) or a URL.
 struct Target {
@@ -463,13 +465,13 @@ async fn two_processes_one_effect_postgres() {
     target.remove().await;
 }
 
-/// What the faulty receiver saw: every request, and the event ids it
-/// answered with a 2xx.
+/// What the faulty receiver saw: every request (by the endpoint path it
+/// came to), and the (endpoint, event) pairs it answered with a 2xx.
 #[derive(Default)]
 struct Faulty {
-    requests: Vec<(axum::http::HeaderMap, Vec<u8>)>,
+    requests: Vec<(String, axum::http::HeaderMap, Vec<u8>)>,
     attempts: HashMap<String, u32>,
-    delivered: HashMap<String, Vec<String>>,
+    delivered: HashMap<(String, String), Vec<String>>,
 }
 
 /// Fails about half of the messages' first attempts (seeded by the message
@@ -477,6 +479,7 @@ struct Faulty {
 /// settled), and lets some first attempts hang past the client timeout.
 async fn faulty_receive(
     axum::extract::State(state): axum::extract::State<Arc<std::sync::Mutex<Faulty>>>,
+    axum::extract::Path(endpoint): axum::extract::Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> axum::http::StatusCode {
@@ -490,7 +493,7 @@ async fn faulty_receive(
         .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     let (attempt, hang) = {
         let mut s = state.lock().unwrap();
-        s.requests.push((headers.clone(), body.to_vec()));
+        s.requests.push((endpoint.clone(), headers.clone(), body.to_vec()));
         let n = s.attempts.entry(id.clone()).or_insert(0);
         *n += 1;
         (*n, seed % 11 == 0 && *n == 1)
@@ -504,19 +507,27 @@ async fn faulty_receive(
     }
     let event: Value = serde_json::from_slice(&body).unwrap_or_default();
     let event_id = event["id"].as_str().unwrap_or_default().to_owned();
-    state.lock().unwrap().delivered.entry(event_id).or_default().push(id);
+    state
+        .lock()
+        .unwrap()
+        .delivered
+        .entry((endpoint, event_id))
+        .or_default()
+        .push(id);
     axum::http::StatusCode::OK
 }
 
 /// At least once under faults: a receiver failing about half the time and
 /// sometimes hanging, payments created while `settle` is SIGKILLed and
-/// restarted. Afterwards every event reached the endpoint with a 2xx, every
-/// request's signature verifies (with the independent `standardwebhooks`
-/// crate), and an event received twice came with the same `webhook-id`.
+/// restarted: two endpoints, one for every event and one for
+/// `payment.succeeded`, thousands of (event, endpoint) pairs. Afterwards
+/// every pair was received with a 2xx, every request's signature verifies
+/// (with the independent `standardwebhooks` crate, under its endpoint's
+/// secret), and a pair received twice came with the same `webhook-id`.
 async fn webhooks_survive_sigkill(backend: Backend) {
     let state: Arc<std::sync::Mutex<Faulty>> = Arc::default();
     let app = axum::Router::new()
-        .route("/hook", axum::routing::post(faulty_receive))
+        .route("/hook/{endpoint}", axum::routing::post(faulty_receive))
         .with_state(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -538,17 +549,20 @@ async fn webhooks_survive_sigkill(backend: Backend) {
     let secret = target.admin_key();
     let http = crate::support::http_client();
     let (mut server, mut base) = target.start().await;
-    let created: Value = http
-        .post(format!("{base}/v1/webhook_endpoints"))
-        .bearer_auth(&secret)
-        .json(&json!({"url": hook, "enabled_events": ["*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let signing = created["secret"].as_str().unwrap().to_owned();
+    let mut signing: HashMap<String, String> = HashMap::new();
+    for (name, events) in [("all", json!(["*"])), ("paid", json!(["payment.succeeded"]))] {
+        let created: Value = http
+            .post(format!("{base}/v1/webhook_endpoints"))
+            .bearer_auth(&secret)
+            .json(&json!({"url": format!("{hook}/{name}"), "enabled_events": events}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        signing.insert(name.to_owned(), created["secret"].as_str().unwrap().to_owned());
+    }
     let bank = create(
         &http,
         &base,
@@ -561,7 +575,7 @@ async fn webhooks_survive_sigkill(backend: Backend) {
     let mut rng = rand::rng();
     let rounds = 5;
     for round in 0..rounds {
-        let pending: Vec<Pending> = (0..100)
+        let pending: Vec<Pending> = (0..PER_WEBHOOK_ROUND)
             .map(|i| Pending {
                 key: format!("w{round}-{i}"),
                 body: json!({"amount": 1 + i, "currency": "usd", "source": bank, "destination": shop}),
@@ -603,44 +617,55 @@ async fn webhooks_survive_sigkill(backend: Backend) {
         }
     }
 
-    // Every committed event reaches the endpoint with a 2xx.
+    // Every committed (event, matching endpoint) pair is received with a 2xx.
     let pool = target.pool().await;
-    let events: Vec<String> = sqlx::query("SELECT id FROM events")
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for r in sqlx::query("SELECT id, type FROM events")
         .fetch_all(&pool)
         .await
         .unwrap()
-        .iter()
-        .map(|r| {
-            let bytes: Vec<u8> = r.try_get("id").unwrap();
-            settle_domain::ids::EventId::from_bytes(&bytes).unwrap().to_string()
-        })
-        .collect();
-    assert!(events.len() > 2 * rounds * 100, "{} events", events.len());
-    let deadline = Instant::now() + Duration::from_secs(120);
+    {
+        let bytes: Vec<u8> = r.try_get("id").unwrap();
+        let event = settle_domain::ids::EventId::from_bytes(&bytes).unwrap().to_string();
+        let kind: String = r.try_get("type").unwrap();
+        if kind == "payment.succeeded" {
+            pairs.push(("paid".into(), event.clone()));
+        }
+        pairs.push(("all".into(), event));
+    }
+    assert!(
+        pairs.len() >= 3 * rounds * PER_WEBHOOK_ROUND,
+        "{} (endpoint, event) pairs",
+        pairs.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let missing = {
             let s = state.lock().unwrap();
-            events.iter().filter(|e| !s.delivered.contains_key(*e)).count()
+            pairs.iter().filter(|p| !s.delivered.contains_key(*p)).count()
         };
         if missing == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{missing} events never reached the endpoint");
+        assert!(
+            Instant::now() < deadline,
+            "{missing} pairs never reached their endpoint"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(server);
     {
         let s = state.lock().unwrap();
-        let verifier = standardwebhooks::Webhook::new(&signing).unwrap();
-        for (headers, body) in &s.requests {
-            verifier
+        for (endpoint, headers, body) in &s.requests {
+            standardwebhooks::Webhook::new(&signing[endpoint])
+                .unwrap()
                 .verify(body, headers)
                 .expect("every request's signature verifies");
         }
-        for (event, ids) in &s.delivered {
+        for (pair, ids) in &s.delivered {
             assert!(
                 ids.iter().all(|id| id == &ids[0]),
-                "{event} came with different webhook-ids: {ids:?}"
+                "{pair:?} came with different webhook-ids: {ids:?}"
             );
         }
     }
