@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Master-key chores for the sealed webhook signing secrets.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Inspect the queue and replay dead letters.
     Queue {
         #[command(subcommand)]
@@ -74,6 +79,14 @@ enum QueueCommand {
         #[arg(long)]
         consumer: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Finish a master-key rotation: seal every secret still under an older
+    /// key with the current (first) key of SETTLE_MASTER_KEY. Safe while
+    /// Settle serves; afterwards the older keys can be removed.
+    Reseal,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +131,26 @@ pub async fn run() -> anyhow::Result<()> {
             crate::processor_sim::run(listen, options).await
         }
         Command::Queue { command } => queue(&config, command).await,
+        Command::Secrets {
+            command: SecretsCommand::Reseal,
+        } => {
+            let settle = Settle::new(open_store(&config).await?, Arc::new(SystemClock));
+            let keys = crate::master_key::load(config.webhooks.master_key.as_deref(), &config.data_dir)?;
+            settle.attach_webhooks(settle_core::webhook::WebhookSetup {
+                keys,
+                allow_private_targets: config.webhooks.allow_private_targets,
+                rotation_grace: config.webhooks.secret_grace,
+            });
+            let report = settle
+                .reseal_webhook_secrets()
+                .await
+                .context("cannot reseal the webhook secrets")?;
+            println!(
+                "{} endpoints, {} resealed under the current master key",
+                report.endpoints, report.resealed
+            );
+            Ok(())
+        }
         Command::Bench { command } => crate::bench::run(command, &config).await,
         Command::Seed(args) => {
             let store = crate::app::open_sql_store(&config).await?;

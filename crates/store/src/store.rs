@@ -171,6 +171,14 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_endpoint(&self, id: WebhookEndpointId) -> StoreResult<Option<WebhookEndpoint>>;
     /// The endpoint's sealed signing secrets, for the delivery worker.
     async fn webhook_secrets(&self, id: WebhookEndpointId) -> StoreResult<Option<SealedSecrets>>;
+    /// Compare-and-set of an endpoint's sealed secrets (a master-key
+    /// rotation's re-sealing); false when they changed since `read`.
+    async fn reseal_webhook_secrets(
+        &self,
+        id: WebhookEndpointId,
+        read: &SealedSecrets,
+        resealed: &SealedSecrets,
+    ) -> StoreResult<bool>;
     async fn update_webhook_endpoint(
         &self,
         ctx: &WriteContext,

@@ -8,4 +8,4 @@ mod service;
 pub mod signing;
 pub mod target;
 
-pub use service::WebhookSetup;
+pub use service::{ResealReport, WebhookSetup};

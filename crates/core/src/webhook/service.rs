@@ -10,7 +10,8 @@ use settle_domain::webhook::{
     DeliveryStatus, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
 };
 use settle_store::records::Deleted;
-use settle_store::{ListQuery, Page, StoreError, WriteContext};
+use settle_store::sql::webhooks::SealedSecrets;
+use settle_store::{Cursor, ListQuery, Page, StoreError, WriteContext};
 
 use super::signing::SigningSecret;
 use super::target;
@@ -28,6 +29,15 @@ pub struct WebhookSetup {
 }
 
 type Result<T> = std::result::Result<T, ServiceError>;
+
+/// What a re-sealing pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ResealReport {
+    /// Endpoints looked at.
+    pub endpoints: u64,
+    /// Endpoints whose secrets were sealed again under the current key.
+    pub resealed: u64,
+}
 
 fn invalid(param: &str, message: String) -> ServiceError {
     ServiceError::Store(StoreError::Domain(settle_domain::DomainError::invalid(param, message)))
@@ -132,6 +142,50 @@ impl Settle {
         let grace_until = ctx.now_ms.saturating_add(setup.rotation_grace.as_millis() as u64) as i64;
         let endpoint = self.store.rotate_webhook_secret(ctx, id, sealed, grace_until).await?;
         Ok((endpoint, secret.reveal()))
+    }
+
+    /// Finishes a master-key rotation: every signing secret sealed under an
+    /// older key is sealed again under the current one, after which the
+    /// older keys can leave `SETTLE_MASTER_KEY`. Safe while serving: a
+    /// secret rotated meanwhile is read again and resealed if need be.
+    pub async fn reseal_webhook_secrets(&self) -> Result<ResealReport> {
+        let keys = &self.webhook_setup()?.keys;
+        let secret_error = |id: WebhookEndpointId, e: crate::secrets::SecretError| {
+            ServiceError::Store(StoreError::Internal(format!("endpoint {id}: {e}")))
+        };
+        let mut report = ResealReport::default();
+        let mut query = ListQuery::first(100);
+        loop {
+            let page = self.store.list_webhook_endpoints(&query).await?;
+            for endpoint in &page.data {
+                report.endpoints += 1;
+                let id = endpoint.id;
+                // A rotation racing us makes the swap fail; read again.
+                while let Some(read) = self.store.webhook_secrets(id).await? {
+                    let stale =
+                        keys.is_stale(&read.current) || read.previous.as_ref().is_some_and(|(p, _)| keys.is_stale(p));
+                    if !stale {
+                        break;
+                    }
+                    let reseal = |sealed: &[u8]| keys.open(sealed).and_then(|plain| keys.seal(&plain));
+                    let resealed = SealedSecrets {
+                        current: reseal(&read.current).map_err(|e| secret_error(id, e))?,
+                        previous: match &read.previous {
+                            Some((p, expires)) => Some((reseal(p).map_err(|e| secret_error(id, e))?, *expires)),
+                            None => None,
+                        },
+                    };
+                    if self.store.reseal_webhook_secrets(id, &read, &resealed).await? {
+                        report.resealed += 1;
+                        break;
+                    }
+                }
+            }
+            match page.data.last() {
+                Some(last) if page.has_more => query.cursor = Some(Cursor::StartingAfter(last.id.uuid())),
+                _ => return Ok(report),
+            }
+        }
     }
 
     pub async fn list_webhook_endpoints(&self, q: &ListQuery<()>) -> Result<Page<WebhookEndpoint>> {

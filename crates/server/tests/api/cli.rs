@@ -176,3 +176,74 @@ async fn json_request_log() {
     assert!(line["latency_ms"].as_f64().is_some());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `secrets reseal` finishes a master-key rotation: secrets sealed under the
+/// old key are sealed under the new one, after which the old key can go; a
+/// key that opens nothing is a clear failure.
+#[tokio::test]
+async fn secrets_reseal_finishes_a_key_rotation() {
+    use settle_core::secrets::MasterKeys;
+    let dir = temp_dir("settle_cli");
+    let (old, new) = (MasterKeys::generate_text(), MasterKeys::generate_text());
+    let out = settle(&dir, None)
+        .args(["keys", "create", "--role", "admin"])
+        .output()
+        .unwrap();
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let port = free_port();
+    let child = settle(&dir, None)
+        .env("SETTLE_MASTER_KEY", &old)
+        .env("SETTLE_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    let http = crate::support::http_client();
+    for _ in 0..2 {
+        let r = http
+            .post(format!("{base}/v1/webhook_endpoints"))
+            .bearer_auth(&secret)
+            .json(&json!({"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    drop(server);
+
+    let reseal = |keys: &str| {
+        settle(&dir, None)
+            .env("SETTLE_MASTER_KEY", keys)
+            .args(["secrets", "reseal"])
+            .output()
+            .unwrap()
+    };
+    let out = reseal(&format!("{new},{old}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2 endpoints, 2 resealed under the current master key"
+    );
+    // The old key is no longer needed: the new one alone opens everything.
+    let out = reseal(&new);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2 endpoints, 0 resealed under the current master key"
+    );
+    // A key that opens nothing stops with the reason, and changes nothing.
+    let out = reseal(&MasterKeys::generate_text());
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no master key can open"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = reseal(&new);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 resealed"));
+    let _ = std::fs::remove_dir_all(dir);
+}

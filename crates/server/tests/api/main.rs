@@ -29,6 +29,7 @@ mod processor;
 mod queue;
 mod rbac;
 mod registry;
+mod secrets;
 mod seed;
 mod tls;
 mod webhooks;

@@ -695,6 +695,20 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn reseal_webhook_secrets(
+        &self,
+        id: WebhookEndpointId,
+        read: &SealedSecrets,
+        resealed: &SealedSecrets,
+    ) -> StoreResult<bool> {
+        let (read, resealed) = (read.clone(), resealed.clone());
+        self.write_plain(move |conn| {
+            let (read, resealed) = (read.clone(), resealed.clone());
+            Box::pin(async move { webhooks::reseal_secrets(conn, id, &read, &resealed).await })
+        })
+        .await
+    }
+
     async fn rotate_webhook_secret(
         &self,
         ctx: &WriteContext,

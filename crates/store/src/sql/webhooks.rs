@@ -198,6 +198,33 @@ pub async fn rotate_secret(
     Ok(e)
 }
 
+/// Swaps an endpoint's sealed secrets for the same secrets sealed under
+/// another master key, only if they are still the ones `read` holds: a
+/// rotation in between wins, and the caller reads again. False if it lost.
+pub async fn reseal_secrets(
+    conn: &mut AnyConnection,
+    id: WebhookEndpointId,
+    read: &SealedSecrets,
+    resealed: &SealedSecrets,
+) -> StoreResult<bool> {
+    let sql = if read.previous.is_some() {
+        "UPDATE webhook_endpoints SET secret = $1, previous_secret = $2 \
+         WHERE id = $3 AND secret = $4 AND previous_secret = $5"
+    } else {
+        "UPDATE webhook_endpoints SET secret = $1, previous_secret = $2 \
+         WHERE id = $3 AND secret = $4 AND previous_secret IS NULL"
+    };
+    let mut query = sqlx::query(sql)
+        .bind(resealed.current.clone())
+        .bind(resealed.previous.as_ref().map(|(s, _)| s.clone()))
+        .bind(id.to_bytes())
+        .bind(read.current.clone());
+    if let Some((previous, _)) = &read.previous {
+        query = query.bind(previous.clone());
+    }
+    Ok(query.execute(conn).await?.rows_affected() == 1)
+}
+
 /// Creates a delivery (and its job) for every enabled endpoint that wants
 /// each of `event_ids`, in the caller's transaction.
 pub async fn fan_out(
