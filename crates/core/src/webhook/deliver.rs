@@ -7,7 +7,7 @@
 //! schedule's next delay (scaled by a random factor in [0.8, 1.2], and at
 //! least the receiver's `Retry-After` up to a day), or failed at its end.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use settle_store::sql::webhooks::{AttemptRecord, DELIVERY_CONSUMER};
 use super::signing::{SigningSecret, signature};
 use super::target;
 use crate::Settle;
-use crate::queue::{Breaker, BreakerOptions};
+use crate::queue::{Breaker, BreakerOptions, BreakerState};
 use crate::tls::OutgoingTls;
 
 /// Tunables of delivery, each with the SPEC default.
@@ -89,11 +89,26 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
+/// What the claim loop does with a claimed job.
+enum Admission {
+    /// A slot is free: send now.
+    Start(LeasedJob),
+    /// Held in the endpoint's line for its next free slot.
+    InLine,
+    /// No room: back to the queue.
+    Back(LeasedJob),
+}
+
 pub struct DeliveryWorker {
     settle: Settle,
     http: reqwest::Client,
     options: DeliveryOptions,
     in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    /// Jobs claimed for an endpoint already at its cap, leased to this
+    /// process and started as its requests finish, without another claim.
+    /// At most one cap's worth per endpoint, so none waits longer than one
+    /// request (bounded by the timeout) and its lease holds.
+    waiting: Mutex<HashMap<String, VecDeque<LeasedJob>>>,
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
 }
 
@@ -104,7 +119,9 @@ impl DeliveryWorker {
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(options.per_endpoint)
+            // Endpoints often share a host (one receiver, many paths): keep
+            // as many idle connections as requests can be in flight.
+            .pool_max_idle_per_host(options.global)
             .user_agent(concat!("settle-webhooks/", env!("CARGO_PKG_VERSION")));
         if !options.allow_private_targets {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
@@ -117,12 +134,54 @@ impl DeliveryWorker {
             http,
             options,
             in_flight: Arc::default(),
+            waiting: Mutex::default(),
             breakers: Mutex::default(),
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<LeasedJob>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `job`, then the endpoint's waiting jobs one after another while
+    /// its breaker stays closed; holds one of the endpoint's slots throughout.
+    async fn work(self: Arc<Self>, key: String, mut job: LeasedJob) {
+        let handed_back = loop {
+            let breaker = self.breaker(&key);
+            if !self.attempt(job).await && breaker.state() == BreakerState::HalfOpen {
+                // No request went out (nothing to send, or a read failed), so
+                // a trial got no answer: let the next one go, or the
+                // endpoint would wait half-open forever.
+                breaker.abandon_trial();
+            }
+            // `state`, not `permits`: asking for permits would start a trial.
+            let closed = breaker.state() == BreakerState::Closed;
+            // Both locks, in the claim loop's order, so a job put in line
+            // while this slot is being given up is never stranded.
+            let mut map = self.lock();
+            let mut waiting = self.waiting();
+            let line = waiting.get_mut(&key);
+            if closed && let Some(next) = line.and_then(VecDeque::pop_front) {
+                job = next;
+                continue;
+            }
+            if let Some(n) = map.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&key);
+                }
+            }
+            // Closed: the line is empty. Open: hand it back to the queue.
+            break waiting.remove(&key).unwrap_or_default();
+        };
+        let now = self.settle.clock.now_ms();
+        for job in handed_back {
+            let _ = self.settle.store.retry_job(&job, now, "endpoint breaker open").await;
+        }
     }
 
     fn breaker(&self, key: &str) -> Arc<Breaker> {
@@ -151,7 +210,6 @@ impl DeliveryWorker {
     pub async fn run(self) {
         let this = Arc::new(self);
         loop {
-            let (mut blocked, trials) = this.breaker_gates();
             let (busy, total): (Vec<String>, usize) = {
                 let map = this.lock();
                 let busy = map
@@ -159,13 +217,17 @@ impl DeliveryWorker {
                     .filter(|(_, n)| **n >= this.options.per_endpoint)
                     .map(|(k, _)| k.clone())
                     .collect();
-                (busy, map.values().sum())
+                let held: usize = this.waiting().values().map(VecDeque::len).sum();
+                (busy, map.values().sum::<usize>() + held)
             };
             let room = this.options.global.saturating_sub(total);
             if room == 0 {
                 tokio::time::sleep(this.options.poll).await;
                 continue;
             }
+            // Only now: asking turns a cooled-down breaker half-open, and
+            // every trial it grants must be run or abandoned below.
+            let (mut blocked, trials) = this.breaker_gates();
             let claim = JobClaim {
                 consumer: DELIVERY_CONSUMER.to_owned(),
                 max: u32::try_from(room.min(this.options.per_endpoint * 8)).unwrap_or(64),
@@ -196,40 +258,47 @@ impl DeliveryWorker {
                 } else {
                     this.options.per_endpoint
                 };
-                if trials.contains(&key) {
-                    tried.push(key.clone());
-                }
-                let admitted = {
+                // At its cap, a job waits in the endpoint's line for the next
+                // free slot if there is room (not for a breaker's trial);
+                // otherwise it goes back to the queue.
+                let admission = {
                     let mut map = this.lock();
                     let n = map.entry(key.clone()).or_insert(0);
                     if *n < cap {
                         *n += 1;
-                        true
+                        Admission::Start(job)
                     } else {
-                        false
-                    }
-                };
-                if !admitted {
-                    let now = this.settle.clock.now_ms();
-                    let _ = this
-                        .settle
-                        .store
-                        .retry_job(&job, now, "endpoint at its in-flight cap")
-                        .await;
-                    continue;
-                }
-                started += 1;
-                let this = Arc::clone(&this);
-                tokio::spawn(async move {
-                    this.attempt(job).await;
-                    let mut map = this.lock();
-                    if let Some(n) = map.get_mut(&key) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            map.remove(&key);
+                        let mut waiting = this.waiting();
+                        let line = waiting.entry(key.clone()).or_default();
+                        if cap > 1 && line.len() < cap {
+                            line.push_back(job);
+                            Admission::InLine
+                        } else {
+                            if line.is_empty() {
+                                waiting.remove(&key);
+                            }
+                            Admission::Back(job)
                         }
                     }
-                });
+                };
+                match admission {
+                    Admission::Start(job) => {
+                        if trials.contains(&key) {
+                            tried.push(key.clone());
+                        }
+                        started += 1;
+                        tokio::spawn(Arc::clone(&this).work(key, job));
+                    }
+                    Admission::InLine => {}
+                    Admission::Back(job) => {
+                        let now = this.settle.clock.now_ms();
+                        let _ = this
+                            .settle
+                            .store
+                            .retry_job(&job, now, "endpoint at its in-flight cap")
+                            .await;
+                    }
+                }
             }
             for key in trials.iter().filter(|k| !tried.contains(k)) {
                 this.breaker(key).abandon_trial();
@@ -240,37 +309,50 @@ impl DeliveryWorker {
         }
     }
 
-    async fn attempt(&self, job: LeasedJob) {
+    /// One attempt of a claimed delivery. True when a request went out and
+    /// its outcome reached the endpoint's breaker.
+    async fn attempt(&self, job: LeasedJob) -> bool {
         let store = &self.settle.store;
         let Some(id) = WebhookDeliveryId::from_bytes(&job.message_id) else {
             let _ = store.finish_jobs(std::slice::from_ref(&job)).await;
-            return;
+            return false;
         };
         let delivery = match store.webhook_delivery(id).await {
             Ok(Some(d)) if d.status == DeliveryStatus::Pending => d,
             Ok(_) => {
                 let _ = store.finish_jobs(std::slice::from_ref(&job)).await;
-                return;
+                return false;
             }
-            Err(e) => return tracing::warn!(error = %e, "cannot read a delivery; its lease will bring it back"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a delivery; its lease will bring it back");
+                return false;
+            }
         };
         let endpoint = match store.webhook_endpoint(delivery.endpoint).await {
             Ok(Some(e)) if e.status == EndpointStatus::Enabled => e,
             Ok(_) => {
                 // Deleted or disabled: nothing to send; a replay can resend later.
                 let _ = store.finish_jobs(std::slice::from_ref(&job)).await;
-                return;
+                return false;
             }
-            Err(e) => return tracing::warn!(error = %e, "cannot read an endpoint; retrying after the lease"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read an endpoint; retrying after the lease");
+                return false;
+            }
         };
         let (event, secrets) = match (
             store.event(delivery.event).await,
             store.webhook_secrets(endpoint.id).await,
         ) {
             (Ok(Some(event)), Ok(Some(secrets))) => (event, secrets),
-            _ => return tracing::warn!(delivery = %id, "cannot load a delivery's event or secrets; retrying later"),
+            _ => {
+                tracing::warn!(delivery = %id, "cannot load a delivery's event or secrets; retrying later");
+                return false;
+            }
         };
-        let Ok(setup) = self.settle.webhook_setup() else { return };
+        let Ok(setup) = self.settle.webhook_setup() else {
+            return false;
+        };
         let now_ms = self.settle.clock.now_ms();
         let mut keys: Vec<SigningSecret> = Vec::new();
         let open = |sealed: &[u8]| setup.keys.open(sealed).ok().and_then(SigningSecret::from_bytes);
@@ -284,7 +366,8 @@ impl DeliveryWorker {
             keys.push(previous);
         }
         if keys.is_empty() {
-            return tracing::warn!(endpoint = %endpoint.id, "cannot open the endpoint's secret (master key rotated out?)");
+            tracing::warn!(endpoint = %endpoint.id, "cannot open the endpoint's secret (master key rotated out?)");
+            return false;
         }
         let body = serde_json::to_vec(&event).unwrap_or_default();
         let timestamp = (now_ms / 1000) as i64;
@@ -385,6 +468,7 @@ impl DeliveryWorker {
         if let Err(e) = store.record_webhook_attempt(endpoint.id, &record).await {
             tracing::warn!(error = %e, delivery = %id, "cannot record an attempt; the lease will bring it back");
         }
+        true
     }
 }
 

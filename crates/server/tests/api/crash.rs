@@ -647,6 +647,25 @@ async fn webhooks_survive_sigkill(backend: Backend) {
         if missing == 0 {
             break;
         }
+        if Instant::now() >= deadline {
+            for q in [
+                "SELECT status || ':' || CAST(COUNT(*) AS TEXT) AS x FROM webhook_deliveries GROUP BY status",
+                "SELECT consumer || ':' || CAST(COUNT(*) AS TEXT) || ':' || CAST(SUM(CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END) AS TEXT) || ':' || CAST(MAX(deliveries) AS TEXT) || ':' || CAST(MIN(run_at) AS TEXT) AS x FROM jobs GROUP BY consumer",
+                "SELECT consumer || ':' || CAST(COUNT(*) AS TEXT) || ':' || COALESCE(MAX(last_error), '') AS x FROM dead_jobs GROUP BY consumer",
+            ] {
+                for r in sqlx::query(q).fetch_all(&pool).await.unwrap() {
+                    let x: String = r.try_get("x").unwrap();
+                    eprintln!("state at timeout: {x}");
+                }
+            }
+            eprintln!(
+                "DIAG now {}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+            );
+        }
         assert!(
             Instant::now() < deadline,
             "{missing} pairs never reached their endpoint"

@@ -367,7 +367,9 @@ pub async fn record_attempt(
     .await?;
     let mut disable = r.disable_endpoint.clone();
     if r.status == DeliveryStatus::Delivered {
-        sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+        // Only when set: a healthy endpoint's row is then neither written
+        // nor locked, so its concurrent deliveries do not queue on it.
+        sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
             .bind(endpoint.to_bytes())
             .execute(&mut *conn)
             .await?;
