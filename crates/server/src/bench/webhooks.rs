@@ -6,7 +6,10 @@
 //! fan-out and delivery workers run; then the backlog drains until every
 //! delivery (payments × endpoints, one `payment.succeeded` each) has reached
 //! the receiver. Commit time comes from the event's UUIDv7 id in the body,
-//! receipt time from the receiver's clock (the same clock).
+//! receipt time from the receiver's clock (the same clock). That latency,
+//! under a burst, is mostly time in the backlog; so after the drain a paced
+//! phase sends payments at about 100 deliveries/s (under every row's
+//! capacity) and reports the delivery path's own p50/p99.
 //!
 //! The baseline is the same receiver hammered by a plain HTTP client with as
 //! many requests in flight as the delivery worker's global cap: what the
@@ -45,6 +48,9 @@ use crate::queue::QueueRuntime;
 const ENDPOINTS: [usize; 3] = [1, 10, 100];
 /// How long the backlog may take to reach the receiver after the payments stop.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// The paced phase's delivery rate, well under every row's capacity, and length.
+const PACED_DELIVERIES_PER_S: f64 = 100.0;
+const PACED_SECONDS: f64 = 3.0;
 
 /// What one configuration and endpoint count achieved.
 struct Figures {
@@ -58,8 +64,12 @@ struct Figures {
     expected: u64,
     deliveries: usize,
     deliveries_per_s: f64,
+    /// Under the closed-loop burst: mostly time spent in the backlog.
     p50_ms: i64,
     p99_ms: i64,
+    /// With payments paced below capacity: the delivery path itself.
+    paced_p50_ms: i64,
+    paced_p99_ms: i64,
 }
 
 pub async fn run(
@@ -146,7 +156,7 @@ pub async fn run(
     receiver.task.abort();
 
     println!(
-        "  {:<28} {:>9} {:>5} {:>11} {:>10} {:>8} {:>12} {:>10} {:>8} {:>8}",
+        "  {:<28} {:>9} {:>5} {:>11} {:>10} {:>8} {:>12} {:>10} {:>8} {:>8} {:>10} {:>10}",
         "queue",
         "endpoints",
         "pay s",
@@ -156,11 +166,13 @@ pub async fn run(
         "deliveries/s",
         "vs ceiling",
         "p50 ms",
-        "p99 ms"
+        "p99 ms",
+        "paced p50",
+        "paced p99"
     );
     for f in &all {
         println!(
-            "  {:<28} {:>9} {:>5.1} {:>11.0} {:>10} {:>8.1} {:>12.0} {:>10} {:>8} {:>8}",
+            "  {:<28} {:>9} {:>5.1} {:>11.0} {:>10} {:>8.1} {:>12.0} {:>10} {:>8} {:>8} {:>10} {:>10}",
             f.label,
             f.endpoints,
             f.seconds,
@@ -170,7 +182,9 @@ pub async fn run(
             f.deliveries_per_s,
             ratio(f.deliveries_per_s, ceiling),
             f.p50_ms,
-            f.p99_ms
+            f.p99_ms,
+            f.paced_p50_ms,
+            f.paced_p99_ms
         );
     }
     Ok(())
@@ -399,10 +413,49 @@ async fn measure(run: &Run<'_>, target: &Target, receiver: &Receiver) -> anyhow:
     while (receiver.lock().iter().filter(|r| r.run == run.no).count() as u64) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let receipts = receiver.take(run.no);
+
+    // Latency without a backlog: payments paced so that deliveries come at
+    // about PACED_DELIVERIES_PER_S, whatever the number of endpoints.
+    let per_s = (PACED_DELIVERIES_PER_S / run.endpoints as f64).max(1.0);
+    let count = (per_s * PACED_SECONDS).ceil() as u64;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / per_s));
+    let ctx = settle.context("bench", None);
+    let mut paced_ok = 0u64;
+    for _ in 0..count {
+        ticker.tick().await;
+        let new = NewPayment::new(
+            Amount::parse("amount", 1)?,
+            usd,
+            bank,
+            shops[0],
+            None,
+            true,
+            None,
+            Metadata::default(),
+        )?;
+        if settle.create_payment(&ctx, new).await.is_ok() {
+            paced_ok += 1;
+        }
+    }
+    let paced_expected = paced_ok * run.endpoints as u64;
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while (receiver.lock().iter().filter(|r| r.run == run.no).count() as u64) < paced_expected
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let paced = receiver.take(run.no);
+    if (paced.len() as u64) < paced_expected {
+        println!(
+            "  {label}: only {} of {paced_expected} paced deliveries arrived",
+            paced.len()
+        );
+    }
+    let (paced_latencies, _) = latencies(&paced, started_ms)?;
     for w in workers {
         w.abort();
     }
-    let receipts = receiver.take(run.no);
     if run.backend == QueueBackend::Nats {
         let client = async_nats::connect(run.nats_url).await.context("NATS")?;
         let js = async_nats::jetstream::new(client);
@@ -411,16 +464,8 @@ async fn measure(run: &Run<'_>, target: &Target, receiver: &Receiver) -> anyhow:
         }
     }
 
-    let mut latencies = Vec::with_capacity(receipts.len());
-    let mut last = started_ms;
-    for r in &receipts {
-        let event = EventId::parse(&r.event).with_context(|| format!("`{}` is not an event id", r.event))?;
-        let committed = i64::try_from(v7_unix_ms(event.uuid())).unwrap_or(i64::MAX);
-        latencies.push(r.at_ms - committed);
-        last = last.max(r.at_ms);
-    }
-    latencies.sort_unstable();
-    let pct = |p: usize| latencies.get(latencies.len() * p / 100).copied().unwrap_or_default();
+    let (latencies, last) = latencies(&receipts, started_ms)?;
+    let pct = |l: &[i64], p: usize| l.get(l.len() * p / 100).copied().unwrap_or_default();
     let span = Duration::from_millis(u64::try_from(last - started_ms).unwrap_or(1).max(1));
     Ok(Figures {
         label,
@@ -431,7 +476,24 @@ async fn measure(run: &Run<'_>, target: &Target, receiver: &Receiver) -> anyhow:
         expected,
         deliveries: receipts.len(),
         deliveries_per_s: receipts.len() as f64 / span.as_secs_f64(),
-        p50_ms: pct(50),
-        p99_ms: pct(99),
+        p50_ms: pct(&latencies, 50),
+        p99_ms: pct(&latencies, 99),
+        paced_p50_ms: pct(&paced_latencies, 50),
+        paced_p99_ms: pct(&paced_latencies, 99),
     })
+}
+
+/// Each receipt's commit-to-receipt time (commit from the event's UUIDv7
+/// id), sorted, and the last receipt's time (at least `since_ms`).
+fn latencies(receipts: &[Receipt], since_ms: i64) -> anyhow::Result<(Vec<i64>, i64)> {
+    let mut out = Vec::with_capacity(receipts.len());
+    let mut last = since_ms;
+    for r in receipts {
+        let event = EventId::parse(&r.event).with_context(|| format!("`{}` is not an event id", r.event))?;
+        let committed = i64::try_from(v7_unix_ms(event.uuid())).unwrap_or(i64::MAX);
+        out.push(r.at_ms - committed);
+        last = last.max(r.at_ms);
+    }
+    out.sort_unstable();
+    Ok((out, last))
 }
