@@ -420,10 +420,12 @@ async fn measure(run: &Run<'_>, target: &Target, receiver: &Receiver) -> anyhow:
     let per_s = (PACED_DELIVERIES_PER_S / run.endpoints as f64).max(1.0);
     let count = (per_s * PACED_SECONDS).ceil() as u64;
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / per_s));
-    let ctx = settle.context("bench", None);
     let mut paced_ok = 0u64;
     for _ in 0..count {
         ticker.tick().await;
+        // A context per payment: it carries the write's time, which stamps
+        // the event id that latency is measured from.
+        let ctx = settle.context("bench", None);
         let new = NewPayment::new(
             Amount::parse("amount", 1)?,
             usd,
