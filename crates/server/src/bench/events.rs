@@ -44,18 +44,7 @@ pub async fn run(args: &LoadArgs, database_url: Option<String>, nats_url: &str) 
         "settle bench events: {} clients, {} s of payments per run",
         args.clients, args.seconds
     );
-    let mut runs = vec![(None, QueueBackend::Embedded)];
-    if database_url.is_some() {
-        runs.push((database_url.clone(), QueueBackend::Embedded));
-    }
-    let nats_up = tokio::net::TcpStream::connect(nats_url.trim_start_matches("nats://"))
-        .await
-        .is_ok();
-    if nats_up {
-        runs.push((database_url.clone(), QueueBackend::Nats));
-    } else {
-        println!("  (NATS at {nats_url} does not answer: the NATS run is skipped)");
-    }
+    let runs = super::queue_configs(&database_url, nats_url).await;
     let mut all = Vec::new();
     for (url, backend) in runs {
         let target = Target::create(url).await?;

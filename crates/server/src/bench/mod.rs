@@ -96,3 +96,26 @@ pub fn ratio(rate: f64, base: f64) -> String {
         "n/a".into()
     }
 }
+
+/// The queue setups a queue benchmark compares, in order: embedded on
+/// SQLite, embedded on PostgreSQL (with a database URL), and NATS JetStream
+/// on that database (when NATS answers; said so when it does not).
+async fn queue_configs(
+    database_url: &Option<String>,
+    nats_url: &str,
+) -> Vec<(Option<String>, crate::config::QueueBackend)> {
+    use crate::config::QueueBackend;
+    let mut configs = vec![(None, QueueBackend::Embedded)];
+    if database_url.is_some() {
+        configs.push((database_url.clone(), QueueBackend::Embedded));
+    }
+    let nats_up = tokio::net::TcpStream::connect(nats_url.trim_start_matches("nats://"))
+        .await
+        .is_ok();
+    if nats_up {
+        configs.push((database_url.clone(), QueueBackend::Nats));
+    } else {
+        println!("  (NATS at {nats_url} does not answer: the NATS runs are skipped)");
+    }
+    configs
+}

@@ -105,18 +105,7 @@ pub async fn run(
         args.seconds
     );
 
-    let mut configs = vec![(None, QueueBackend::Embedded)];
-    if database_url.is_some() {
-        configs.push((database_url.clone(), QueueBackend::Embedded));
-    }
-    let nats_up = tokio::net::TcpStream::connect(nats_url.trim_start_matches("nats://"))
-        .await
-        .is_ok();
-    if nats_up {
-        configs.push((database_url.clone(), QueueBackend::Nats));
-    } else {
-        println!("  (NATS at {nats_url} does not answer: the NATS runs are skipped)");
-    }
+    let configs = super::queue_configs(&database_url, nats_url).await;
     let mut all = Vec::new();
     let mut run_no = 0u32;
     for (url, backend) in configs {
