@@ -98,11 +98,7 @@ impl Application {
         };
         let settle = Settle::with_options(store, clock, options);
         let keys = crate::master_key::load(config.webhooks.master_key.as_deref(), &config.data_dir)?;
-        settle.attach_webhooks(settle_core::webhook::WebhookSetup {
-            keys,
-            allow_private_targets: config.webhooks.allow_private_targets,
-            rotation_grace: config.webhooks.secret_grace,
-        });
+        settle.attach_webhooks(config.webhooks.setup(keys));
         let queue = QueueRuntime::build(&config.queue, &config.webhooks, &settle).await?;
         let router = settle_api::app(
             settle.clone(),

@@ -136,11 +136,7 @@ pub async fn run() -> anyhow::Result<()> {
         } => {
             let settle = Settle::new(open_store(&config).await?, Arc::new(SystemClock));
             let keys = crate::master_key::load(config.webhooks.master_key.as_deref(), &config.data_dir)?;
-            settle.attach_webhooks(settle_core::webhook::WebhookSetup {
-                keys,
-                allow_private_targets: config.webhooks.allow_private_targets,
-                rotation_grace: config.webhooks.secret_grace,
-            });
+            settle.attach_webhooks(config.webhooks.setup(keys));
             let report = settle
                 .reseal_webhook_secrets()
                 .await

@@ -67,6 +67,18 @@ pub struct WebhookConfig {
     pub breaker_cooldown: Duration,
 }
 
+impl WebhookConfig {
+    /// What the service layer needs of these settings, with the master
+    /// keys already loaded (from the environment or the data directory).
+    pub fn setup(&self, keys: settle_core::secrets::MasterKeys) -> settle_core::webhook::WebhookSetup {
+        settle_core::webhook::WebhookSetup {
+            keys,
+            allow_private_targets: self.allow_private_targets,
+            rotation_grace: self.secret_grace,
+        }
+    }
+}
+
 impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
