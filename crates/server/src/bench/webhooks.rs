@@ -29,7 +29,6 @@ use axum::http::{HeaderMap, StatusCode};
 use settle_core::Settle;
 use settle_core::clock::{Clock, SystemClock};
 use settle_core::secrets::MasterKeys;
-use settle_core::webhook::WebhookSetup;
 use settle_core::webhook::deliver::DeliveryOptions;
 use settle_domain::account::NewAccount;
 use settle_domain::ids::{AccountId, EventId, v7_unix_ms};
@@ -326,20 +325,24 @@ async fn pay(
     let (settle, shops) = (settle.clone(), Arc::clone(shops));
     closed_loop(clients, duration, move |c, _| {
         let (settle, shops) = (settle.clone(), Arc::clone(&shops));
-        async move {
-            let ctx = settle.context("bench", None);
-            let new = Currency::parse("usd").ok().and_then(|usd| {
-                let amount = Amount::parse("amount", 1).ok()?;
-                let shop = shops[c % shops.len()];
-                NewPayment::new(amount, usd, bank, shop, None, true, None, Metadata::default()).ok()
-            });
-            match new {
-                Some(new) => settle.create_payment(&ctx, new).await.is_ok(),
-                None => false,
-            }
-        }
+        async move { pay_one(&settle, bank, shops[c % shops.len()]).await }
     })
     .await
+}
+
+/// One payment of 0.01 USD from `bank` to `shop`, in a context of its own:
+/// the context carries the write's time, which stamps the event id that
+/// latency is measured from.
+async fn pay_one(settle: &Settle, bank: AccountId, shop: AccountId) -> bool {
+    let ctx = settle.context("bench", None);
+    let new = Currency::parse("usd").ok().and_then(|usd| {
+        let amount = Amount::parse("amount", 1).ok()?;
+        NewPayment::new(amount, usd, bank, shop, None, true, None, Metadata::default()).ok()
+    });
+    match new {
+        Some(new) => settle.create_payment(&ctx, new).await.is_ok(),
+        None => false,
+    }
 }
 
 async fn measure(run: &Run<'_>, target: &Target, receiver: &Receiver) -> anyhow::Result<Figures> {
@@ -350,11 +353,7 @@ async fn measure(run: &Run<'_>, target: &Target, receiver: &Receiver) -> anyhow:
     let settle = Settle::new(Arc::clone(&store), Arc::new(SystemClock));
     // As app.rs does: webhooks attached before the queue starts its workers.
     let keys = MasterKeys::parse(run.webhooks.master_key.as_deref().unwrap_or_default()).context("master key")?;
-    settle.attach_webhooks(WebhookSetup {
-        keys,
-        allow_private_targets: run.webhooks.allow_private_targets,
-        rotation_grace: run.webhooks.secret_grace,
-    });
+    settle.attach_webhooks(run.webhooks.setup(keys));
     let prefix = format!("bench{:x}", rand::random::<u32>());
     let queue = QueueConfig {
         backend: run.backend,
@@ -412,20 +411,7 @@ async fn measure(run: &Run<'_>, target: &Target, receiver: &Receiver) -> anyhow:
     let mut paced_ok = 0u64;
     for _ in 0..count {
         ticker.tick().await;
-        // A context per payment: it carries the write's time, which stamps
-        // the event id that latency is measured from.
-        let ctx = settle.context("bench", None);
-        let new = NewPayment::new(
-            Amount::parse("amount", 1)?,
-            usd,
-            bank,
-            shops[0],
-            None,
-            true,
-            None,
-            Metadata::default(),
-        )?;
-        if settle.create_payment(&ctx, new).await.is_ok() {
+        if pay_one(&settle, bank, shops[0]).await {
             paced_ok += 1;
         }
     }
