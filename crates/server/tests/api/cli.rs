@@ -25,6 +25,16 @@ fn settle(data_dir: &Path, database_url: Option<&str>) -> Command {
     cmd
 }
 
+/// An admin key made by `keys create` in `dir`'s database.
+fn admin_secret(dir: &Path) -> String {
+    let out = settle(dir, None)
+        .args(["keys", "create", "--role", "admin"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 async fn key_then_serve(database_url: Option<&str>) {
     let dir = temp_dir("settle_cli");
     let out = settle(&dir, database_url)
@@ -135,11 +145,7 @@ fn password_never_logged() {
 #[tokio::test]
 async fn json_request_log() {
     let dir = temp_dir("settle_cli");
-    let out = settle(&dir, None)
-        .args(["keys", "create", "--role", "admin"])
-        .output()
-        .unwrap();
-    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let secret = admin_secret(&dir);
     let port = free_port();
     let log = std::fs::File::create(dir.join("log.json")).unwrap();
     let child = settle(&dir, None)
@@ -185,11 +191,7 @@ async fn secrets_reseal_finishes_a_key_rotation() {
     use settle_core::secrets::MasterKeys;
     let dir = temp_dir("settle_cli");
     let (old, new) = (MasterKeys::generate_text(), MasterKeys::generate_text());
-    let out = settle(&dir, None)
-        .args(["keys", "create", "--role", "admin"])
-        .output()
-        .unwrap();
-    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let secret = admin_secret(&dir);
     let port = free_port();
     let child = settle(&dir, None)
         .env("SETTLE_MASTER_KEY", &old)
