@@ -139,6 +139,7 @@ impl From<DomainError> for ApiError {
             DomainError::InsufficientFunds { .. } => unprocessable("insufficient_funds"),
             DomainError::CurrencyMismatch { .. } => unprocessable("currency_mismatch"),
             DomainError::AmountTooLarge(_) => unprocessable("amount_too_large"),
+            DomainError::BalanceOverflow(_) => unprocessable("balance_overflow"),
             DomainError::InvalidPolicy(m) => ApiError {
                 param: Some("policy".into()),
                 ..ApiError::new(

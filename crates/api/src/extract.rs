@@ -79,18 +79,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large()
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    "malformed_json",
-                    rejection.body_text(),
-                )
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| crate::body::read_error(&rejection))?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -106,8 +97,79 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 format!("The body is not valid JSON: {e}"),
             )
         })?;
+        refuse_nul_in_json(text)?;
         Ok(JsonBody(value))
     }
+}
+
+/// A NUL character is refused in every text a client sends: PostgreSQL
+/// cannot store it in `text` at all, and SQLite would keep it, so the two
+/// backends would disagree. JSON can only carry one as the escape `\u0000`,
+/// so a body without that sequence is passed without a second parse.
+fn refuse_nul_in_json(text: &[u8]) -> Result<(), ApiError> {
+    if !text.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(text) else {
+        return Ok(());
+    };
+    match nul_path(&value, String::new()) {
+        Some(path) => Err(nul_error(if path.is_empty() { "body".into() } else { path })),
+        None => Ok(()),
+    }
+}
+
+/// The dotted path of the first string or key holding a NUL, if any.
+/// Recursion is bounded by serde_json's own nesting limit of 128.
+fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, format!("{path}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                // Never echo the NUL back: name the object that holds the key.
+                Some(path.clone())
+            } else {
+                nul_path(v, join(k))
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// 400 `parameter_invalid` for a NUL character in `param`.
+pub fn nul_error(param: impl Into<String>) -> ApiError {
+    let param = param.into();
+    ApiError::invalid(
+        "parameter_invalid",
+        param.clone(),
+        format!("`{param}` must not contain a NUL character."),
+    )
+}
+
+/// The one value of a header that must not be repeated. Two
+/// `Authorization`, `Idempotency-Key` or `If-Match` headers are ambiguous
+/// (which one did the client mean, and which one did a proxy add?), so
+/// they are refused rather than resolved by taking the first.
+pub fn single_header<'a, K: axum::http::header::AsHeaderName>(
+    headers: &'a axum::http::HeaderMap,
+    name: K,
+    label: &'static str,
+) -> Result<Option<&'a HeaderValue>, ApiError> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::invalid(
+            "parameter_invalid",
+            label,
+            format!("The `{label}` header is given more than once; send it once."),
+        ));
+    }
+    Ok(first)
 }
 
 /// `If-Match: "3"` (or `W/"3"`, `3`); `*` or no header means any version.
@@ -117,7 +179,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(IF_MATCH) else {
+        let Some(value) = single_header(&parts.headers, IF_MATCH, "If-Match")? else {
             return Ok(IfMatch(None));
         };
         let bad = || {
@@ -215,6 +277,12 @@ impl ListRequest {
         })?;
         let mut seen = BTreeMap::new();
         for (k, v) in pairs {
+            if k.contains('\0') {
+                return Err(nul_error("query"));
+            }
+            if v.contains('\0') {
+                return Err(nul_error(k));
+            }
             if seen.insert(k.clone(), v).is_some() {
                 return Err(ApiError::invalid(
                     "parameter_invalid",
@@ -307,6 +375,15 @@ impl ListRequest {
 /// 400 `resource_missing` with the field.
 pub fn body_ref<T>(param: &'static str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T, ApiError> {
     parse(text).ok_or_else(|| ApiError::invalid("resource_missing", param, format!("`{param}` names nothing.")))
+}
+
+/// For optional fields that have no meaning for `null` (numbers such as
+/// `amount_to_capture`): absent takes the default, an explicit `null` is a
+/// 400 naming the field, so a client's bug never silently becomes "all".
+pub fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(d)?
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("null is not allowed here; leave the field out for its default"))
 }
 
 /// For PATCH fields where `null` clears and absence keeps: `Some(None)` vs `None`.

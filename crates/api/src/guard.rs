@@ -41,7 +41,7 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
             "Provide an API key: `Authorization: Bearer sk_...`.",
         )
     };
-    let value = parts.headers.get(AUTHORIZATION).ok_or_else(missing)?;
+    let value = crate::extract::single_header(&parts.headers, AUTHORIZATION, "Authorization")?.ok_or_else(missing)?;
     let text = value.to_str().map_err(|_| missing())?;
     let (scheme, secret) = text.split_once(' ').ok_or_else(missing)?;
     if !scheme.eq_ignore_ascii_case("bearer") || secret.trim().is_empty() {

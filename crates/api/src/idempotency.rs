@@ -110,8 +110,10 @@ fn replay(stored: StoredResponse) -> Response {
 }
 
 pub async fn idempotency(State(settle): State<Settle>, req: Request, next: Next) -> Response {
-    let Some(value) = req.headers().get(HEADER).cloned() else {
-        return next.run(req).await;
+    let value = match crate::extract::single_header(req.headers(), HEADER, "Idempotency-Key") {
+        Ok(Some(value)) => value.clone(),
+        Ok(None) => return next.run(req).await,
+        Err(e) => return e.into_response(),
     };
     let key = match parse_key(&value) {
         Ok(key) => key,
@@ -127,8 +129,9 @@ pub async fn idempotency(State(settle): State<Settle>, req: Request, next: Next)
         .map(|r| r.0.clone())
         .unwrap_or_default();
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return ApiError::too_large().into_response();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) => return crate::body::read_error(&e).into_response(),
     };
     let hash = request_hash(&parts.method, parts.uri.path(), &bytes);
     match settle.claim_idempotency(principal.key, &key, hash).await {

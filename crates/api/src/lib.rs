@@ -4,24 +4,28 @@
 //! needs; the router, the permission guard and the tests all read that one
 //! list.
 
+mod body;
 mod dashboard;
 pub mod error;
 mod extract;
 mod guard;
 mod health;
 pub mod idempotency;
+pub mod listener;
 mod metrics;
 pub mod registry;
 mod request;
 mod rest;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::{Extension, Router};
 use axum::extract::DefaultBodyLimit;
 use settle_core::Settle;
 
 pub use error::ApiError;
+pub use listener::{ListenerOptions, ListenerStats};
 
 /// Request bodies larger than this get 413 `body_too_large`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -31,12 +35,15 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct ApiOptions {
     /// Upper bound on handling one request; past it the client gets 503.
     pub request_timeout: Duration,
+    /// The listener's counters, shown at `/metrics`.
+    pub listener: Arc<ListenerStats>,
 }
 
 impl Default for ApiOptions {
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
+            listener: Arc::default(),
         }
     }
 }
@@ -51,6 +58,7 @@ pub fn app(settle: Settle, options: &ApiOptions) -> Router {
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(Extension(Arc::clone(&options.listener)))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             request::panic_response,
         ))

@@ -3,12 +3,17 @@
 //! letters) or the processor failing (breaker state and transitions).
 
 use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use settle_core::Settle;
 use settle_core::operations::QueueStatus;
+
+use crate::listener::ListenerStats;
 
 fn render(s: &QueueStatus) -> String {
     let mut out = String::new();
@@ -91,11 +96,46 @@ fn render(s: &QueueStatus) -> String {
     out
 }
 
-pub async fn metrics(State(settle): State<Settle>) -> Response {
+/// The listener's connections: how many are open, and how often a limit
+/// (the connection cap, the header and idle timeouts) had to act.
+fn render_listener(out: &mut String, s: &ListenerStats) {
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+    let rows = [
+        ("settle_http_connections_open", "Connections open now.", "gauge", load(&s.open)),
+        ("settle_http_connections_accepted_total", "Connections accepted.", "counter", load(&s.accepted)),
+        (
+            "settle_http_connection_limit_reached_total",
+            "Times every connection slot was taken and new connections had to wait.",
+            "counter",
+            load(&s.at_capacity),
+        ),
+        (
+            "settle_http_header_timeouts_total",
+            "Connections closed because a request head did not arrive in time.",
+            "counter",
+            load(&s.header_timeouts),
+        ),
+        (
+            "settle_http_idle_timeouts_total",
+            "Idle connections closed after the idle timeout.",
+            "counter",
+            load(&s.idle_timeouts),
+        ),
+    ];
+    for (name, help, kind, value) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
+}
+
+pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extension<Arc<ListenerStats>>) -> Response {
     match settle.queue_status().await {
         Ok(status) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            render(&status),
+            {
+                let mut out = render(&status);
+                render_listener(&mut out, &listener);
+                out
+            },
         )
             .into_response(),
         Err(e) => {

@@ -291,17 +291,40 @@ impl Settle {
     }
 
     /// Revokes a key: at once in this process, within the cache TTL elsewhere.
-    pub async fn revoke_api_key(&self, ctx: &WriteContext, id: Option<ApiKeyId>) -> Result<ApiKey> {
+    /// `revoked_by` (the calling key; `None` from the command line) must
+    /// hold every permission of the key it revokes, the rule that governs
+    /// creating keys: a key manager cannot take down a stronger key.
+    pub async fn revoke_api_key(
+        &self,
+        ctx: &WriteContext,
+        revoked_by: Option<&Principal>,
+        id: Option<ApiKeyId>,
+    ) -> Result<ApiKey> {
         let id = id.ok_or(StoreError::NotFound {
             what: "API key",
             param: None,
         })?;
+        if revoked_by.is_some() {
+            let target = self.api_key(Some(id)).await?;
+            let held = self.role_permissions(&target.role).await?;
+            Self::may_grant(revoked_by, &held)?;
+        }
         let key = self.store.revoke_api_key(ctx, id).await?;
         self.access.keys.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
         Ok(key)
     }
 
-    fn may_grant(caller: Option<&Principal>, permissions: &[Permission]) -> Result<()> {
+    /// The permissions a role holds now (none for a role that is gone).
+    async fn role_permissions(&self, role: &str) -> Result<Vec<Permission>> {
+        Ok(self
+            .store
+            .role_by_name(role)
+            .await?
+            .map(|r| r.permissions)
+            .unwrap_or_default())
+    }
+
+        fn may_grant(caller: Option<&Principal>, permissions: &[Permission]) -> Result<()> {
         match caller.and_then(|c| permissions.iter().find(|p| !c.allows(**p))) {
             Some(missing) => Err(denied(*missing)),
             None => Ok(()),
@@ -349,16 +372,28 @@ impl Settle {
         })?;
         let permissions = parse_permissions(permissions)?;
         Self::may_grant(caller, &permissions)?;
+        // Editing a role changes every key that holds it: the caller must
+        // hold what the role grants now, as well as what it will grant.
+        if caller.is_some() {
+            let current = self.role(Some(id)).await?;
+            Self::may_grant(caller, &current.permissions)?;
+        }
         let role = self.store.update_role(ctx, id, permissions, if_version).await?;
         self.access.forget_keys();
         Ok(role)
     }
 
-    pub async fn delete_role(&self, ctx: &WriteContext, id: Option<RoleId>) -> Result<Deleted> {
+    /// Deletes a custom role; like editing it, only a caller holding all
+    /// its permissions may.
+    pub async fn delete_role(&self, ctx: &WriteContext, caller: Option<&Principal>, id: Option<RoleId>) -> Result<Deleted> {
         let id = id.ok_or(StoreError::NotFound {
             what: "role",
             param: None,
         })?;
+        if caller.is_some() {
+            let current = self.role(Some(id)).await?;
+            Self::may_grant(caller, &current.permissions)?;
+        }
         Ok(self.store.delete_role(ctx, id).await?)
     }
 

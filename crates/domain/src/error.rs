@@ -14,9 +14,14 @@ pub enum DomainError {
     /// The accounts or payment involved hold different currencies.
     #[error("currency mismatch: {expected} expected, {found} found")]
     CurrencyMismatch { expected: String, found: String },
-    /// More than is left to capture or refund, or a balance beyond the safe range.
+    /// More than is left to capture or refund.
     #[error("{0}")]
     AmountTooLarge(String),
+    /// The movement would take a balance beyond ±(2^53 − 1), the largest
+    /// value every JSON client reads exactly. Distinct from
+    /// [`DomainError::AmountTooLarge`], which SPEC keeps for captures and refunds.
+    #[error("{0}")]
+    BalanceOverflow(String),
     /// An attribute policy's text does not parse or does not fit the schema.
     #[error("{0}")]
     InvalidPolicy(String),

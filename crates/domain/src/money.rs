@@ -42,13 +42,13 @@ impl Amount {
 pub fn checked_add(a: i64, b: i64) -> Result<i64, DomainError> {
     a.checked_add(b)
         .filter(|v| (-MAX_SAFE..=MAX_SAFE).contains(v))
-        .ok_or_else(|| DomainError::AmountTooLarge(format!("the result would exceed the largest balance, {MAX_SAFE}")))
+        .ok_or_else(|| DomainError::BalanceOverflow(format!("the result would exceed the largest balance, {MAX_SAFE}")))
 }
 
 /// Subtracts like [`checked_add`].
 pub fn checked_sub(a: i64, b: i64) -> Result<i64, DomainError> {
     b.checked_neg().map_or_else(
-        || Err(DomainError::AmountTooLarge("amount out of range".into())),
+        || Err(DomainError::BalanceOverflow("amount out of range".into())),
         |nb| checked_add(a, nb),
     )
 }

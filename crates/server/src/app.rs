@@ -72,6 +72,8 @@ pub async fn open_sql_store(config: &Config) -> anyhow::Result<SqlStore> {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    http: settle_api::ListenerOptions,
+    stats: Arc<settle_api::ListenerStats>,
     settle: Settle,
     shutdown_timeout: std::time::Duration,
     reap_interval: std::time::Duration,
@@ -100,10 +102,12 @@ impl Application {
         let keys = crate::master_key::load(config.webhooks.master_key.as_deref(), &config.data_dir)?;
         settle.attach_webhooks(config.webhooks.setup(keys));
         let queue = QueueRuntime::build(&config.queue, &config.webhooks, &settle).await?;
+        let stats = Arc::new(settle_api::ListenerStats::default());
         let router = settle_api::app(
             settle.clone(),
             &ApiOptions {
                 request_timeout: config.request_timeout,
+                listener: Arc::clone(&stats),
             },
         );
         let listener = TcpListener::bind(config.listen)
@@ -112,6 +116,8 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            http: config.http.clone(),
+            stats,
             settle,
             shutdown_timeout: config.shutdown_timeout,
             reap_interval: config.idempotency_reap_interval,
@@ -136,7 +142,7 @@ impl Application {
         let settle = self.settle.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let timeout = self.shutdown_timeout;
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let server = settle_api::listener::serve(self.listener, self.router, self.http, self.stats, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stop_tx.send(());

@@ -210,7 +210,7 @@ pub async fn run() -> anyhow::Result<()> {
             let settle = Settle::new(open_store(&config).await?, Arc::new(SystemClock));
             let ctx = settle.context("cli", None);
             let key = settle
-                .revoke_api_key(&ctx, settle_domain::ids::ApiKeyId::parse(&id))
+                .revoke_api_key(&ctx, None, settle_domain::ids::ApiKeyId::parse(&id))
                 .await
                 .with_context(|| format!("cannot revoke {id}"))?;
             eprintln!("revoked {} ({})", key.id, key.prefix);

@@ -31,6 +31,8 @@ pub struct Config {
     /// How long a request waits for a database connection before its 503.
     pub db_acquire_timeout: Duration,
     pub request_timeout: Duration,
+    /// The listener's limits: header and idle timeouts, body pace, connection cap.
+    pub http: settle_api::ListenerOptions,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// An in-flight idempotency claim older than this may be taken over.
@@ -203,6 +205,7 @@ impl Default for Config {
             db_pool_size: None,
             db_acquire_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(30),
+            http: settle_api::ListenerOptions::default(),
             shutdown_timeout: Duration::from_secs(30),
             idempotency_lock_timeout: Duration::from_secs(60),
             idempotency_retention: Duration::from_secs(24 * 3600),
@@ -238,6 +241,7 @@ impl fmt::Debug for Config {
             .field("db_pool_size", &self.db_pool_size)
             .field("db_acquire_timeout", &self.db_acquire_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("http", &self.http)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("idempotency_lock_timeout", &self.idempotency_lock_timeout)
             .field("idempotency_retention", &self.idempotency_retention)
@@ -261,6 +265,11 @@ struct FileLayer {
     db_acquire_timeout_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
     shutdown_timeout_ms: Option<u64>,
+    http_header_timeout: Option<String>,
+    http_idle_timeout: Option<String>,
+    http_body_grace: Option<String>,
+    http_min_body_rate: Option<u64>,
+    http_max_connections: Option<usize>,
     idempotency_lock_timeout_ms: Option<u64>,
     idempotency_retention_secs: Option<u64>,
     idempotency_reap_interval_secs: Option<u64>,
@@ -340,6 +349,21 @@ impl Config {
         if let Some(ms) = f.shutdown_timeout_ms {
             self.shutdown_timeout = Duration::from_millis(ms);
         }
+        if let Some(v) = f.http_header_timeout {
+            self.http.header_timeout = parse_duration(&v).context("http_header_timeout")?;
+        }
+        if let Some(v) = f.http_idle_timeout {
+            self.http.idle_timeout = parse_duration(&v).context("http_idle_timeout")?;
+        }
+        if let Some(v) = f.http_body_grace {
+            self.http.body.grace = parse_duration(&v).context("http_body_grace")?;
+        }
+        if let Some(v) = f.http_min_body_rate {
+            self.http.body.min_rate = v.max(1);
+        }
+        if let Some(v) = f.http_max_connections {
+            self.http.max_connections = v.max(1);
+        }
         if let Some(ms) = f.idempotency_lock_timeout_ms {
             self.idempotency_lock_timeout = Duration::from_millis(ms);
         }
@@ -386,6 +410,7 @@ impl Config {
         if let Some(d) = ms("SETTLE_SHUTDOWN_TIMEOUT_MS")? {
             self.shutdown_timeout = d;
         }
+        self.apply_http_env(env)?;
         if let Some(d) = ms("SETTLE_IDEMPOTENCY_LOCK_TIMEOUT_MS")? {
             self.idempotency_lock_timeout = d;
         }
@@ -400,6 +425,33 @@ impl Config {
         }
         self.apply_queue_env(env, &ms)?;
         self.apply_webhook_env(env, &ms)
+    }
+
+    /// The listener's limits; durations as `10s` / `250ms`.
+    fn apply_http_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let duration = |name: &str| env(name).map(|v| parse_duration(&v).context(name.to_owned())).transpose();
+        let number = |name: &str| {
+            env(name)
+                .map(|v| v.parse::<u64>().with_context(|| format!("{name} must be a number")))
+                .transpose()
+        };
+        let h = &mut self.http;
+        if let Some(d) = duration("SETTLE_HTTP_HEADER_TIMEOUT")? {
+            h.header_timeout = d;
+        }
+        if let Some(d) = duration("SETTLE_HTTP_IDLE_TIMEOUT")? {
+            h.idle_timeout = d;
+        }
+        if let Some(d) = duration("SETTLE_HTTP_BODY_GRACE")? {
+            h.body.grace = d;
+        }
+        if let Some(n) = number("SETTLE_HTTP_MIN_BODY_RATE")? {
+            h.body.min_rate = n.max(1);
+        }
+        if let Some(n) = number("SETTLE_HTTP_MAX_CONNECTIONS")? {
+            h.max_connections = usize::try_from(n).unwrap_or(usize::MAX).max(1);
+        }
+        Ok(())
     }
 
     fn apply_webhook_env(

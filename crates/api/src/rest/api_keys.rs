@@ -15,6 +15,7 @@ use crate::guard::Caller;
 pub struct CreateApiKey {
     name: String,
     role: String,
+    #[serde(default, deserialize_with = "crate::extract::not_null")]
     expires_at: Option<i64>,
 }
 
@@ -55,7 +56,7 @@ pub async fn revoke(
 ) -> Result<axum::Json<settle_store::records::ApiKey>, ApiError> {
     Ok(axum::Json(
         settle
-            .revoke_api_key(&caller.context(&settle), ApiKeyId::parse(&id))
+            .revoke_api_key(&caller.context(&settle), Some(&caller.principal), ApiKeyId::parse(&id))
             .await?,
     ))
 }

@@ -37,6 +37,7 @@ pub struct CreatePayment {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapturePayment {
+    #[serde(default, deserialize_with = "crate::extract::not_null")]
     amount_to_capture: Option<i64>,
 }
 

@@ -17,6 +17,7 @@ use crate::guard::Caller;
 #[serde(deny_unknown_fields)]
 pub struct CreateRefund {
     payment: String,
+    #[serde(default, deserialize_with = "crate::extract::not_null")]
     amount: Option<i64>,
     reason: Option<String>,
 }

@@ -72,7 +72,9 @@ pub async fn remove(
     PathId(id): PathId,
 ) -> Result<axum::Json<Deleted>, ApiError> {
     Ok(axum::Json(
-        settle.delete_role(&caller.context(&settle), RoleId::parse(&id)).await?,
+        settle
+            .delete_role(&caller.context(&settle), Some(&caller.principal), RoleId::parse(&id))
+            .await?,
     ))
 }
 

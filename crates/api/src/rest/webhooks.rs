@@ -183,7 +183,9 @@ pub async fn retry(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Replay {
+    #[serde(default, deserialize_with = "crate::extract::not_null")]
     since: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::not_null")]
     until: Option<i64>,
 }
 

@@ -65,14 +65,53 @@ pub fn parse(url: &str) -> Result<Target, TargetError> {
 
 /// Whether an address is reachable on the public internet: not loopback,
 /// private, link-local, shared, documentation, multicast, unspecified or
-/// otherwise reserved (IPv4-mapped IPv6 is judged as IPv4).
+/// otherwise reserved. An IPv6 address that carries an IPv4 address
+/// (IPv4-mapped, IPv4-compatible, IPv4-translated, 6to4, Teredo, NAT64)
+/// is judged by the IPv4 address it leads to, since that is where a
+/// request to it can end up (`[::127.0.0.1]` is loopback by another name).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => public_v4(v4),
-            None => public_v6(v6),
+        IpAddr::V6(v6) => match embedded_v4(v6) {
+            Embedded::None => public_v6(v6),
+            Embedded::One(v4) => public_v4(v4),
+            Embedded::Two(a, b) => public_v4(a) && public_v4(b),
+            Embedded::Local => false,
         },
+    }
+}
+
+/// The IPv4 address(es) an IPv6 address embeds.
+enum Embedded {
+    None,
+    One(Ipv4Addr),
+    /// Teredo: the relay server and the client behind it; both must be public.
+    Two(Ipv4Addr, Ipv4Addr),
+    /// A form that only has meaning on a local network (local-use NAT64).
+    Local,
+}
+
+fn embedded_v4(ip: Ipv6Addr) -> Embedded {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        // IPv4-mapped ::ffff:a.b.c.d
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Embedded::One(v4(hi, lo)),
+        // IPv4-translated ::ffff:0:a.b.c.d (RFC 2765)
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Embedded::One(v4(hi, lo)),
+        // :: and ::1 are IPv6's own unspecified and loopback addresses.
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => Embedded::None,
+        // IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks)
+        [0, 0, 0, 0, 0, 0, hi, lo] => Embedded::One(v4(hi, lo)),
+        // NAT64 well-known prefix 64:ff9b::/96
+        [0x0064, 0xff9b, 0, 0, 0, 0, hi, lo] => Embedded::One(v4(hi, lo)),
+        // Local-use NAT64 64:ff9b:1::/48 (RFC 8215): a private translator
+        [0x0064, 0xff9b, 0x0001, ..] => Embedded::Local,
+        // 6to4 2002:a.b.c.d::/48
+        [0x2002, hi, lo, ..] => Embedded::One(v4(hi, lo)),
+        // Teredo 2001:0::/32: server in bits 32-63, client inverted in 96-127
+        [0x2001, 0x0000, shi, slo, _, _, chi, clo] => Embedded::Two(v4(shi, slo), v4(!chi, !clo)),
+        _ => Embedded::None,
     }
 }
 
@@ -99,8 +138,7 @@ fn public_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link-local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64
+        || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
 }
 
 /// Resolves the target and refuses it if any address is not public.
@@ -164,10 +202,29 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            // IPv6 forms that carry a loopback or private IPv4 address.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::192.168.0.1",
+            "64:ff9b:1::8.8.8.8",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo, client 127.0.0.1
+            "2001:0:a00:1:8000:63bf:f7f7:f7f7",     // Teredo, server 10.0.0.1
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must be refused");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
+            "::8.8.8.8",
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo, client 8.8.8.8
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} is public");
         }
     }

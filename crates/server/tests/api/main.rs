@@ -17,6 +17,7 @@ mod events;
 mod http_accounts;
 mod http_customers;
 mod http_errors;
+mod hardening;
 mod http_payments;
 mod idempotency;
 mod migrations;

@@ -64,7 +64,7 @@ async fn unpooled(app: &TestApp, method: Method, path: &str, body: Vec<u8>) -> R
 /// only the first `send` bytes of the body on a raw socket, and reads the
 /// answer. Sending no more than the server reads means its answer cannot be
 /// lost to a connection reset, whatever it announces in `Content-Length`.
-async fn raw_http(app: &TestApp, head: String, body_prefix: Vec<u8>) -> Resp {
+pub(crate) async fn raw_http(app: &TestApp, head: String, body_prefix: Vec<u8>) -> Resp {
     use std::io::{Read, Write};
     let addr = app.addr;
     let key = app.admin_key.clone();

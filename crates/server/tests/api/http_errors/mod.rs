@@ -3,7 +3,7 @@
 use crate::support::Resp;
 
 mod auth;
-mod bodies;
+pub(crate) mod bodies;
 mod lists;
 mod sweeps;
 
