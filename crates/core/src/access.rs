@@ -37,6 +37,9 @@ pub struct AccessState {
     ttl: Duration,
     keys: RwLock<HashMap<ApiKeyId, CachedKey>>,
     policies: RwLock<Option<(Instant, PolicyEngine)>>,
+    /// Held while the engine is rebuilt, so requests arriving together
+    /// after the TTL share one compile instead of each starting a thread.
+    reload: tokio::sync::Mutex<()>,
     uses: Mutex<HashMap<ApiKeyId, i64>>,
 }
 
@@ -46,6 +49,7 @@ impl AccessState {
             ttl,
             keys: RwLock::default(),
             policies: RwLock::default(),
+            reload: tokio::sync::Mutex::new(()),
             uses: Mutex::default(),
         }
     }
@@ -61,6 +65,14 @@ impl AccessState {
 
     fn forget_policies(&self) {
         *self.policies.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn fresh_policies(&self) -> Option<PolicyEngine> {
+        let cached = self.policies.read().unwrap_or_else(|e| e.into_inner());
+        cached
+            .as_ref()
+            .filter(|(loaded, _)| loaded.elapsed() < self.ttl)
+            .map(|(_, engine)| engine.clone())
     }
 }
 
@@ -99,6 +111,32 @@ impl PolicyCheck for PolicyGate {
 
 fn denied(permission: Permission) -> ServiceError {
     ServiceError::Forbidden(permission)
+}
+
+/// Whether a policy applies: `enabled` (loaded) or `disabled` (kept only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyStatus {
+    Enabled,
+    Disabled,
+}
+
+/// The fields a policy update may change; `None` leaves one as it is
+/// (`description: Some(None)` clears the description).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyEdit {
+    pub name: Option<String>,
+    pub text: Option<String>,
+    pub description: Option<Option<String>>,
+    pub status: Option<PolicyStatus>,
+    pub if_version: Option<i64>,
+}
+
+/// Validates a policy text on the compiler thread (limits, parse, schema).
+async fn check_text(text: &str) -> Result<()> {
+    policy::validate_isolated(text.to_owned())
+        .await
+        .map_err(|e| DomainError::InvalidPolicy(e.to_string()).into())
 }
 
 impl Settle {
@@ -172,18 +210,28 @@ impl Settle {
         Ok(n)
     }
 
-    /// The compiled policy set, reloaded when older than the cache TTL.
+    /// The compiled set of enabled policies, reloaded when older than the
+    /// cache TTL (so a policy disabled from the command line stops applying
+    /// within it). Compiled on its own thread: see [`PolicyEngine::build`].
     pub async fn policy_engine(&self) -> Result<PolicyEngine> {
-        if let Some((loaded, engine)) = self.access.policies.read().unwrap_or_else(|e| e.into_inner()).as_ref()
-            && loaded.elapsed() < self.access.ttl
-        {
-            return Ok(engine.clone());
+        if let Some(engine) = self.access.fresh_policies() {
+            return Ok(engine);
+        }
+        let _reloading = self.access.reload.lock().await;
+        if let Some(engine) = self.access.fresh_policies() {
+            return Ok(engine);
         }
         let stored = self.store.all_policies().await?;
-        let texts: Vec<(String, String)> = stored.into_iter().map(|p| (p.id.to_string(), p.policy)).collect();
-        // Stored policies were validated on the way in; if one no longer
-        // compiles, refuse everything rather than run without it.
-        let engine = PolicyEngine::new(&texts).map_err(|e| {
+        let texts: Vec<(String, String)> = stored
+            .into_iter()
+            .filter(StoredPolicy::enabled)
+            .map(|p| (p.id.to_string(), p.policy))
+            .collect();
+        // Stored policies were validated on the way in; if an enabled one no
+        // longer compiles (say it was stored before the current limits),
+        // refuse everything rather than run without it. The way out is
+        // `settle policies disable|delete`, which needs no API key.
+        let engine = PolicyEngine::build(texts).await.map_err(|e| {
             tracing::error!(error = %e, "stored policies do not compile; denying until fixed");
             ServiceError::Store(StoreError::PolicyDenied(format!(
                 "the policy set does not compile: {e}"
@@ -410,7 +458,7 @@ impl Settle {
         description: Option<String>,
     ) -> Result<StoredPolicy> {
         let name = text::bounded("name", name, 200, true)?;
-        policy::validate(&text).map_err(|e| DomainError::InvalidPolicy(e.to_string()))?;
+        check_text(&text).await?;
         let stored = StoredPolicy {
             id: PolicyId::from_uuid(uuid::Uuid::nil()),
             name,
@@ -420,6 +468,7 @@ impl Settle {
                 .transpose()?,
             version: 1,
             created: 0,
+            disabled_at: None,
         };
         let created = self.store.create_policy(ctx, stored).await?;
         self.access.forget_policies();
@@ -440,22 +489,36 @@ impl Settle {
             }))
     }
 
+    /// Edits a policy. A new text is validated; so is the stored text when
+    /// the policy is enabled again, since it may predate the current limits.
     pub async fn update_policy(
         &self,
         ctx: &WriteContext,
         id: Option<PolicyId>,
-        name: Option<String>,
-        text: Option<String>,
-        description: Option<Option<String>>,
-        if_version: Option<i64>,
+        edit: PolicyEdit,
     ) -> Result<StoredPolicy> {
+        let PolicyEdit {
+            name,
+            text,
+            description,
+            status,
+            if_version,
+        } = edit;
         let mut edited = self.policy(id).await?;
         if let Some(name) = name {
             edited.name = text::bounded("name", name, 200, true)?;
         }
+        let enabling = status == Some(PolicyStatus::Enabled) && !edited.enabled();
         if let Some(text) = text {
-            policy::validate(&text).map_err(|e| DomainError::InvalidPolicy(e.to_string()))?;
             edited.policy = text;
+            check_text(&edited.policy).await?;
+        } else if enabling {
+            check_text(&edited.policy).await?;
+        }
+        match status {
+            Some(PolicyStatus::Enabled) => edited.disabled_at = None,
+            Some(PolicyStatus::Disabled) if edited.enabled() => edited.disabled_at = Some(ctx.now_secs()),
+            _ => {}
         }
         if let Some(description) = description {
             edited.description = description
@@ -479,6 +542,11 @@ impl Settle {
 
     pub async fn list_policies(&self, q: &ListQuery<()>) -> Result<Page<StoredPolicy>> {
         Ok(self.store.list_policies(q).await?)
+    }
+
+    /// Every stored policy, enabled or not, oldest first.
+    pub async fn all_policies(&self) -> Result<Vec<StoredPolicy>> {
+        Ok(self.store.all_policies().await?)
     }
 
     /// Records a write that failed; successful writes are recorded in

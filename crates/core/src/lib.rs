@@ -17,5 +17,6 @@ pub mod tls;
 pub mod webhook;
 pub mod workers;
 
+pub use access::{PolicyEdit, PolicyStatus};
 pub use error::ServiceError;
 pub use service::{ServiceOptions, Settle};

@@ -39,6 +39,15 @@
 //! not discovered when it silently never matches; so is a policy that can
 //! never apply (e.g. `action == Action::"refunds:write", resource is Account`).
 //!
+//! # Limits
+//!
+//! Every text is measured by [`limits::check`] before Cedar sees it, so a
+//! policy too large, too deeply nested or with too many operators is refused
+//! (as [`PolicyError::Limit`]) instead of overflowing a stack. Parsing and
+//! validation run on a dedicated thread with [`limits::COMPILE_STACK`]
+//! ([`validate_isolated`], [`PolicyEngine::build`]); evaluation runs inline,
+//! on threads that must have [`limits::EVAL_STACK`].
+//!
 //! # Example
 //!
 //! ```cedar
@@ -81,9 +90,14 @@ pub struct PolicyPrincipal<'a> {
     pub name: &'a str,
 }
 
+pub mod limits;
+
 /// Why a policy text was refused, worded for the person who wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
+    /// The text breaks a structural limit, so it was not parsed at all.
+    #[error(transparent)]
+    Limit(#[from] limits::LimitError),
     /// The policy text does not parse; the message points at the place (line/column or snippet).
     #[error("{0}")]
     Parse(String),
@@ -143,8 +157,36 @@ pub fn validate(text: &str) -> Result<(), PolicyError> {
     compile(DRAFT_ID, text).map(|_| ())
 }
 
-/// Parses `text` as exactly one static policy named `id` and validates it.
+/// [`validate`] on a thread of its own with [`limits::COMPILE_STACK`],
+/// awaited without blocking the async runtime: what a request uses.
+pub async fn validate_isolated(text: String) -> Result<(), PolicyError> {
+    isolated(move || validate(&text)).await?
+}
+
+/// Runs `work` on a new thread with a stack of [`limits::COMPILE_STACK`].
+/// The size is set here rather than inherited, so how deep a policy may be
+/// does not depend on which thread (a runtime worker, a test's) asks; a
+/// fresh thread per call is cheap next to a Cedar compile and only happens
+/// on writes and reloads.
+async fn isolated<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, PolicyError> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("settle-policy".into())
+        .stack_size(limits::COMPILE_STACK)
+        .spawn(move || {
+            let _ = done.send(work());
+        })
+        .map_err(|e| PolicyError::Invalid(format!("cannot start the policy compiler thread: {e}")))?;
+    result
+        .await
+        .map_err(|_| PolicyError::Invalid("the policy compiler thread stopped unexpectedly".into()))
+}
+
+/// Parses `text` as exactly one static policy named `id` and validates it,
+/// after checking the structural limits (so Cedar never sees a text that
+/// could exhaust a stack).
 fn compile(id: &str, text: &str) -> Result<Policy, PolicyError> {
+    limits::check(text)?;
     let validator = model().map_err(PolicyError::Invalid)?;
     let parsed = PolicySet::from_str(text).map_err(|e| PolicyError::Parse(describe(DetailedError::from(&e), text)))?;
     if parsed.num_of_templates() > 0 {
@@ -248,6 +290,7 @@ impl PolicyEngine {
             let prefix = |e: PolicyError| match e {
                 PolicyError::Parse(m) => PolicyError::Parse(format!("policy {id}: {m}")),
                 PolicyError::Invalid(m) => PolicyError::Invalid(format!("policy {id}: {m}")),
+                PolicyError::Limit(l) => PolicyError::Invalid(format!("policy {id}: {l}")),
             };
             if id == BASE_PERMIT_ID {
                 return Err(prefix(PolicyError::Invalid("this id is reserved".into())));
@@ -257,6 +300,12 @@ impl PolicyEngine {
                 .map_err(|e| prefix(PolicyError::Invalid(e.to_string())))?;
         }
         Ok(Self::from_set(set))
+    }
+
+    /// [`PolicyEngine::new`] on a thread with [`limits::COMPILE_STACK`]
+    /// (see [`validate_isolated`]): what the service uses to reload.
+    pub async fn build(policies: Vec<(String, String)>) -> Result<Self, PolicyError> {
+        isolated(move || Self::new(&policies)).await?
     }
 
     /// The base permit only: every request that reaches policy evaluation is allowed.

@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `keys create`.
+//! The command line: `serve` (the default), `migrate`, `keys`, `policies`
+//! (the break-glass for a policy that locks everyone out), and the tools.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,13 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Inspect, disable or delete attribute policies straight in the
+    /// database, without an API key: the way out when a policy denies every
+    /// request (a running server follows within SETTLE_AUTH_CACHE_TTL_MS).
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+    },
     /// Master-key chores for the sealed webhook signing secrets.
     Secrets {
         #[command(subcommand)]
@@ -87,6 +95,24 @@ enum SecretsCommand {
     /// key with the current (first) key of SETTLE_MASTER_KEY. Safe while
     /// Settle serves; afterwards the older keys can be removed.
     Reseal,
+}
+
+#[derive(Debug, Subcommand)]
+enum PoliciesCommand {
+    /// One JSON line per policy: id, name, status, and whether its text
+    /// compiles under the current limits (with the error when it does not).
+    List,
+    /// Stop a policy from applying; its text is kept (enable it again with
+    /// `PATCH /v1/policies/{id}` and `{"status": "enabled"}`).
+    Disable {
+        /// The policy's id (`pol_...`).
+        id: String,
+    },
+    /// Delete a policy for good.
+    Delete {
+        /// The policy's id (`pol_...`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +157,7 @@ pub async fn run() -> anyhow::Result<()> {
             crate::processor_sim::run(listen, options).await
         }
         Command::Queue { command } => queue(&config, command).await,
+        Command::Policies { command } => policies(&config, command).await,
         Command::Secrets {
             command: SecretsCommand::Reseal,
         } => {
@@ -217,6 +244,58 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The policy break-glass. Works on the database directly, like `keys
+/// revoke`, because the API may be the thing a policy has locked; each change
+/// is written with an audit record naming the command line as its actor.
+async fn policies(config: &Config, command: PoliciesCommand) -> anyhow::Result<()> {
+    use settle_domain::ids::PolicyId;
+    let settle = Settle::new(open_store(config).await?, Arc::new(SystemClock));
+    let mut ctx = settle.context("cli", None);
+    let mut audit = |operation: &'static str| {
+        ctx.audit = Some(settle_store::records::AuditDraft {
+            api_key: None,
+            operation,
+            permission: "policies:write".into(),
+            request_id: "cli".into(),
+        });
+        ctx.clone()
+    };
+    match command {
+        PoliciesCommand::List => {
+            for p in settle.all_policies().await? {
+                let compiles = settle_core::policy::validate_isolated(p.policy.clone()).await;
+                let line = serde_json::json!({
+                    "id": p.id,
+                    "name": p.name,
+                    "status": if p.enabled() { "enabled" } else { "disabled" },
+                    "compiles": compiles.is_ok(),
+                    "error": compiles.err().map(|e| e.to_string()),
+                });
+                println!("{line}");
+            }
+        }
+        PoliciesCommand::Disable { id } => {
+            let edit = settle_core::PolicyEdit {
+                status: Some(settle_core::PolicyStatus::Disabled),
+                ..Default::default()
+            };
+            let p = settle
+                .update_policy(&audit("disable_policy"), PolicyId::parse(&id), edit)
+                .await
+                .with_context(|| format!("cannot disable {id}"))?;
+            eprintln!("disabled {} ({})", p.id, p.name);
+        }
+        PoliciesCommand::Delete { id } => {
+            let deleted = settle
+                .delete_policy(&audit("delete_policy"), PolicyId::parse(&id))
+                .await
+                .with_context(|| format!("cannot delete {id}"))?;
+            eprintln!("deleted {}", deleted.id);
+        }
+    }
+    Ok(())
 }
 
 /// Prints each ledger invariant with its violations; fails if any.

@@ -9,5 +9,6 @@ pub mod config;
 pub mod master_key;
 pub mod processor_sim;
 pub mod queue;
+pub mod runtime;
 pub mod seed;
 pub mod telemetry;

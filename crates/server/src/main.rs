@@ -1,10 +1,16 @@
-//! Entry point: parse the command line and run the chosen command.
+//! Entry point: build the runtime, parse the command line and run the chosen command.
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match settle::cli::run().await {
+fn main() -> ExitCode {
+    let runtime = match settle::runtime::build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("settle: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(settle::cli::run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("settle: {e:#}");

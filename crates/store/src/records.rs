@@ -89,6 +89,22 @@ pub struct StoredPolicy {
     pub description: Option<String>,
     pub version: i64,
     pub created: i64,
+    /// When it was disabled (Unix seconds), or `None` while it applies.
+    /// Shown as `"status": "enabled" | "disabled"`; a disabled policy is
+    /// kept but not loaded, which is how an operator recovers from a
+    /// policy that locks everyone out (`settle policies disable`).
+    #[serde(rename = "status", serialize_with = "policy_status")]
+    pub disabled_at: Option<i64>,
+}
+
+impl StoredPolicy {
+    pub fn enabled(&self) -> bool {
+        self.disabled_at.is_none()
+    }
+}
+
+fn policy_status<S: serde::Serializer>(disabled_at: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if disabled_at.is_some() { "disabled" } else { "enabled" })
 }
 
 /// Who did which write under which request: what the audit log records.

@@ -4,7 +4,7 @@
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use serde::Deserialize;
-use settle_core::Settle;
+use settle_core::{PolicyEdit, PolicyStatus, Settle};
 use settle_domain::ids::PolicyId;
 use settle_store::records::Deleted;
 
@@ -27,6 +27,8 @@ pub struct UpdatePolicy {
     policy: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     description: Option<Option<String>>,
+    /// `enabled` or `disabled`; enabling validates the text again.
+    status: Option<PolicyStatus>,
 }
 
 pub async fn create(
@@ -57,10 +59,13 @@ pub async fn update(
         .update_policy(
             &ctx,
             PolicyId::parse(&id),
-            body.name,
-            body.policy,
-            body.description,
-            if_version,
+            PolicyEdit {
+                name: body.name,
+                text: body.policy,
+                description: body.description,
+                status: body.status,
+                if_version,
+            },
         )
         .await?;
     Ok(with_etag(policy))

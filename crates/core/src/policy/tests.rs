@@ -222,3 +222,201 @@ fn engine_is_cheap_to_share() {
     let e = engine(&[("pol_refund", REFUND_LIMIT)]);
     assert!(Arc::ptr_eq(&e.inner, &e.clone().inner));
 }
+
+mod limits_tests {
+    //! The structural limits: the attack shapes are refused before Cedar
+    //! sees them, real policies fit, and the worst shapes the limits allow
+    //! compile and evaluate on a thread of `WORST_CASE_STACK`.
+
+    use super::super::limits::{self, LimitError, MAX_DEPTH, MAX_OPERATORS, WORST_CASE_STACK};
+    use super::*;
+
+    const HEAD: &str = "forbid(principal, action, resource) when { ";
+    const REFUNDS: &str = r#"forbid(principal, action == Action::"refunds:write", resource) when { "#;
+
+    fn nested(open: &str, inner: &str, close: &str, n: usize) -> String {
+        format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+    }
+
+    /// `(((principal.role == "zz")))`, `n` brackets deep.
+    fn parens(n: usize) -> String {
+        format!("{HEAD}{} }};", nested("(", r#"principal.role == "zz""#, ")", n))
+    }
+
+    fn sets(n: usize) -> String {
+        format!(
+            "{HEAD}{} == {} }};",
+            nested("[", "principal.role", "]", n),
+            nested("[", r#""zz""#, "]", n)
+        )
+    }
+
+    fn records(n: usize) -> String {
+        format!(
+            "{HEAD}{} == {} }};",
+            nested("{a: ", "principal.role", "}", n),
+            nested("{a: ", r#""zz""#, "}", n)
+        )
+    }
+
+    /// `resource.amount + 1 + 1 ... < 0` with `n` additions.
+    fn plus(n: usize) -> String {
+        format!("{REFUNDS}resource.amount{} < 0 }};", " + 1".repeat(n))
+    }
+
+    /// `if .. then false else if .. then false else ... principal.role == "zz"`, `n` ifs.
+    fn ifs(n: usize) -> String {
+        let chain = r#"if principal.role == "a" then false else "#.repeat(n);
+        format!(r#"{HEAD}{chain}principal.role == "zz" }};"#)
+    }
+
+    /// `n + 1` terms joined by `&&`, all true, so the policy forbids.
+    fn ands(n: usize) -> String {
+        let rest = r#" && principal.role != "a""#.repeat(n);
+        format!(r#"{HEAD}principal.role != "a"{rest} }};"#)
+    }
+
+    /// The deepest evaluation: sets nested as deep as allowed around the
+    /// longest `+` chain allowed.
+    fn sets_around_plus(depth: usize, n: usize) -> String {
+        let chain = format!("resource.amount{}", " + 1".repeat(n));
+        format!(
+            "{REFUNDS}{} == {} }};",
+            nested("[", &chain, "]", depth),
+            nested("[", "0", "]", depth)
+        )
+    }
+
+    fn limit_of(text: &str) -> Option<LimitError> {
+        match validate(text) {
+            Err(PolicyError::Limit(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn attack_shapes_are_refused_before_parsing() {
+        let deep = r#"forbid(principal, action, resource) when { "#.to_owned()
+            + &"(".repeat(200)
+            + r#"principal.role == "zz""#
+            + &")".repeat(200)
+            + " };";
+        assert_eq!(limits::check(&deep), Err(LimitError::TooDeep { found: 201 }));
+        assert!(matches!(limit_of(&sets(200)), Some(LimitError::TooDeep { found: 201 })));
+        assert!(matches!(limit_of(&plus(50_000)), Some(LimitError::TooLong { .. })));
+        assert!(matches!(
+            limits::check(&plus(2_000)),
+            Err(LimitError::TooManyOperators { found: 2_003 })
+        ));
+        assert!(matches!(limit_of(&ifs(1_250)), Some(LimitError::TooLong { .. })));
+        assert!(matches!(limit_of(&ifs(200)), Some(LimitError::TooDeep { .. })));
+        assert!(limit_of(&ands(999)).is_some(), "1,000 `&&` terms");
+        assert!(matches!(
+            limit_of(&ands(100)),
+            Some(LimitError::TooManyOperators { found: 302 })
+        ));
+        let msg = validate(&deep).unwrap_err().to_string();
+        assert!(
+            msg.contains("201 levels") && msg.contains(&format!("limit is {MAX_DEPTH}")),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn strings_and_comments_are_not_syntax() {
+        let text = format!(
+            "// {}\n{HEAD}principal.name == \"{}\\\" ((\" }};",
+            "((((".repeat(100),
+            "[[ && ".repeat(100)
+        );
+        assert_eq!(limits::measure(text.as_bytes()).depth, 1);
+        assert_eq!(limits::measure(text.as_bytes()).operators, 2);
+        validate(&text).unwrap();
+    }
+
+    #[test]
+    fn sequential_ifs_do_not_add_up() {
+        let text = format!(
+            "{HEAD}[{}].contains(principal.role) }};",
+            [r#"if principal.role == "a" then "b" else "c""#; 4].join(", ")
+        );
+        assert_eq!(limits::measure(text.as_bytes()).depth, 3);
+    }
+
+    #[test]
+    fn real_policies_fit() {
+        let ids: Vec<String> = (0..100)
+            .map(|i| format!("\"acct_01JABCDEFGHJKMNPQRSTVW{i:04}\""))
+            .collect();
+        let list = format!(
+            r#"forbid(principal == ApiKey::"key_01ABC", action == Action::"payments:write", resource) unless {{ [{}].contains(resource.source) }};"#,
+            ids.join(", ")
+        );
+        validate(&list).unwrap();
+        validate(REFUND_LIMIT).unwrap();
+        validate(SOURCE_LIST).unwrap();
+    }
+
+    /// Each shape at exactly the limits compiles, validates, evaluates (no
+    /// evaluation error) and drops on a thread of `WORST_CASE_STACK`; one
+    /// level or operator more is refused.
+    #[test]
+    fn worst_allowed_shapes_fit_the_measured_stack() {
+        let depth = MAX_DEPTH - 1; // the `when { }` braces are one level
+        let ops = MAX_OPERATORS;
+        // (text, permission, whether the forbid applies)
+        let shapes: Vec<(String, &str, bool)> = vec![
+            (parens(depth), "accounts:read", false),
+            (sets(depth), "accounts:read", false),
+            (records(depth), "accounts:read", false),
+            (plus(ops - 3), "refunds:write", false),
+            (ifs(depth.min((ops - 2) / 3)), "accounts:read", false),
+            (ands((ops - 2) / 3), "accounts:read", true),
+            (sets_around_plus(depth, ops - 3), "refunds:write", false),
+        ];
+        for (text, _, _) in &shapes {
+            assert_eq!(limits::check(text), Ok(()), "{text}");
+        }
+        assert!(limit_of(&parens(depth + 1)).is_some());
+        assert!(limit_of(&plus(ops - 2)).is_some());
+        assert!(limit_of(&sets_around_plus(depth, ops - 2)).is_some());
+        let worst = std::thread::Builder::new()
+            .stack_size(WORST_CASE_STACK)
+            .spawn(move || {
+                for (text, perm, forbids) in shapes {
+                    validate(&text).map_err(|e| format!("{e}: {text}"))?;
+                    let e = PolicyEngine::new(&[("pol_worst".into(), text.clone())]).map_err(|e| e.to_string())?;
+                    let outcome = run(&e, "key_1", "support", perm, &refund(0));
+                    match (outcome, forbids) {
+                        (Ok(()), false) => {}
+                        (Err(m), true) if m.contains("denied by policy pol_worst") => {}
+                        (other, _) => return Err(format!("{other:?}: {text}")),
+                    }
+                }
+                Ok::<(), String>(())
+            })
+            .unwrap();
+        worst.join().unwrap().unwrap();
+    }
+
+    /// The async entry points run on their own thread and give the same answers.
+    #[tokio::test]
+    async fn isolated_compile_gives_the_same_answers() {
+        validate_isolated(REFUND_LIMIT.into()).await.unwrap();
+        assert!(matches!(
+            validate_isolated(parens(200)).await,
+            Err(PolicyError::Limit(LimitError::TooDeep { .. }))
+        ));
+        let err = PolicyEngine::build(vec![("pol_deep".into(), parens(200))])
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("pol_deep") && err.to_string().contains("levels"),
+            "{err}"
+        );
+        PolicyEngine::build(vec![("pol_ok".into(), REFUND_LIMIT.into())])
+            .await
+            .unwrap();
+    }
+}

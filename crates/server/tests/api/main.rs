@@ -25,6 +25,7 @@ mod nats;
 mod optimistic;
 mod pagination;
 mod plans;
+mod policies;
 mod pool;
 mod processor;
 mod queue;

@@ -29,23 +29,39 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs one case as two tests, `<name>::sqlite` and `<name>::postgres`.
+/// Runs one case as two tests, `<name>::sqlite` and `<name>::postgres`, on
+/// the runtime `settle serve` uses (see [`runtime`]); `$run` (default
+/// [`run`]) serves the app the case gets.
 macro_rules! both {
     ($name:ident, $case:ident) => {
+        $crate::support::both!($name, $case, $crate::support::run);
+    };
+    ($name:ident, $case:ident, $run:path) => {
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                $crate::support::run($crate::support::Backend::Sqlite, super::$case).await
+            #[test]
+            fn sqlite() {
+                $crate::support::runtime().block_on($run($crate::support::Backend::Sqlite, super::$case))
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                $crate::support::run($crate::support::Backend::Postgres, super::$case).await
+            #[test]
+            fn postgres() {
+                $crate::support::runtime().block_on($run($crate::support::Backend::Postgres, super::$case))
             }
         }
     };
 }
 pub(crate) use both;
+
+/// Four workers with the stack size of `settle serve`'s runtime, so a
+/// request evaluating a policy at the limits has the stack it has in
+/// production (the default 2 MiB of a test runtime is not enough for it in
+/// a debug build).
+pub fn runtime() -> tokio::runtime::Runtime {
+    settle::runtime::builder()
+        .worker_threads(4)
+        .build()
+        .expect("test runtime")
+}
 
 pub fn admin_url() -> String {
     std::env::var("SETTLE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -435,10 +451,17 @@ impl TestApp {
 /// Runs `case` against a fresh app on `backend`, then drops the database,
 /// even when the case panics.
 pub async fn run(backend: Backend, case: impl AsyncFnOnce(&TestApp)) {
+    run_config(backend, Config::default(), case).await
+}
+
+/// [`run`] with a configuration of the case's own (its listen address,
+/// and its master key when unset, are the test's).
+pub async fn run_config(backend: Backend, mut config: Config, case: impl AsyncFnOnce(&TestApp)) {
     if backend == Backend::Postgres && !postgres_available() {
         return;
     }
-    let app = TestApp::spawn(backend).await;
+    config.webhooks.allow_private_targets = true;
+    let app = TestApp::spawn_config(TestDb::create(backend).await, Arc::new(SystemClock), config).await;
     let outcome = AssertUnwindSafe(case(&app)).catch_unwind().await;
     app.stop().await.drop_db().await;
     if let Err(panic) = outcome {

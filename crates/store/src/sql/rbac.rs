@@ -151,7 +151,8 @@ pub async fn all_policies<'e, E: Executor<'e, Database = Any>>(ex: E) -> StoreRe
 
 pub async fn insert_policy(conn: &mut AnyConnection, p: &StoredPolicy) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO policies (id, name, policy, description, version, created) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO policies (id, name, policy, description, version, created, disabled_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(p.id.to_bytes())
     .bind(p.name.clone())
@@ -159,6 +160,7 @@ pub async fn insert_policy(conn: &mut AnyConnection, p: &StoredPolicy) -> StoreR
     .bind(p.description.clone())
     .bind(p.version)
     .bind(p.created)
+    .bind(p.disabled_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -166,12 +168,14 @@ pub async fn insert_policy(conn: &mut AnyConnection, p: &StoredPolicy) -> StoreR
 
 pub async fn save_policy(conn: &mut AnyConnection, p: &StoredPolicy, read_version: i64) -> StoreResult<bool> {
     let done = sqlx::query(
-        "UPDATE policies SET name = $1, policy = $2, description = $3, version = $4 WHERE id = $5 AND version = $6",
+        "UPDATE policies SET name = $1, policy = $2, description = $3, version = $4, disabled_at = $5 \
+         WHERE id = $6 AND version = $7",
     )
     .bind(p.name.clone())
     .bind(p.policy.clone())
     .bind(p.description.clone())
     .bind(p.version)
+    .bind(p.disabled_at)
     .bind(p.id.to_bytes())
     .bind(read_version)
     .execute(conn)

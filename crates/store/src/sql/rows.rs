@@ -28,7 +28,7 @@ pub const ENTRY_COLS: &str = "id, account_id, amount, payment_id, refund_id, cre
 pub const API_KEY_COLS: &str = "id, name, prefix, role, secret_hash, created, last_used, expires_at, revoked_at";
 pub const EVENT_COLS: &str = "id, type, data, sequence, request_id, created";
 pub const ROLE_COLS: &str = "id, name, permissions, builtin, version, created";
-pub const POLICY_COLS: &str = "id, name, policy, description, version, created";
+pub const POLICY_COLS: &str = "id, name, policy, description, version, created, disabled_at";
 pub const AUDIT_COLS: &str = "id, api_key_id, operation, permission, object, request_id, outcome, status, created";
 
 /// The row of `table` whose primary key is `id` (with an optional lock
@@ -184,6 +184,7 @@ pub fn policy(row: &AnyRow) -> StoreResult<StoredPolicy> {
         description: row.try_get("description")?,
         version: row.try_get("version")?,
         created: row.try_get("created")?,
+        disabled_at: row.try_get("disabled_at")?,
     })
 }
 
