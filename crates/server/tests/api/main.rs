@@ -33,3 +33,4 @@ mod secrets;
 mod seed;
 mod tls;
 mod webhooks;
+mod webhooks_flaky;
