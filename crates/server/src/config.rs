@@ -59,13 +59,21 @@ pub struct WebhookConfig {
     /// `SETTLE_WEBHOOK_RETRY_SCHEDULE`, e.g. `5s,5m,30m`.
     pub retry_schedule: settle_domain::webhook::RetrySchedule,
     pub timeout: Duration,
-    /// Requests in flight to one endpoint.
+    /// Requests in flight to one endpoint, at most (its limit shrinks
+    /// while the receiver is unreachable and grows back to this).
     pub max_in_flight: usize,
     /// How long a rotated-out secret keeps signing.
     pub secret_grace: Duration,
     /// An endpoint whose attempts all failed for this long is disabled.
     pub disable_after: Duration,
-    pub breaker_failures: u32,
+    /// The endpoint breaker counts transport failures (no answer at all;
+    /// an answered 5xx never counts) over this sliding window...
+    pub breaker_window: Duration,
+    /// ...once it holds at least this many requests...
+    pub breaker_min_requests: u32,
+    /// ...and opens when this percentage of them failed...
+    pub breaker_failure_percent: u32,
+    /// ...for this long, then lets one trial request through.
     pub breaker_cooldown: Duration,
 }
 
@@ -91,7 +99,9 @@ impl Default for WebhookConfig {
             max_in_flight: 4,
             secret_grace: Duration::from_secs(24 * 3600),
             disable_after: Duration::from_secs(5 * 24 * 3600),
-            breaker_failures: 5,
+            breaker_window: Duration::from_secs(30),
+            breaker_min_requests: 10,
+            breaker_failure_percent: 50,
             breaker_cooldown: Duration::from_secs(60),
         }
     }
@@ -107,7 +117,9 @@ impl fmt::Debug for WebhookConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("secret_grace", &self.secret_grace)
             .field("disable_after", &self.disable_after)
-            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_window", &self.breaker_window)
+            .field("breaker_min_requests", &self.breaker_min_requests)
+            .field("breaker_failure_percent", &self.breaker_failure_percent)
             .field("breaker_cooldown", &self.breaker_cooldown)
             .finish()
     }
@@ -489,11 +501,34 @@ impl Config {
         if let Some(v) = env("SETTLE_WEBHOOK_DISABLE_AFTER") {
             w.disable_after = parse_duration(&v).context("SETTLE_WEBHOOK_DISABLE_AFTER")?;
         }
-        if let Some(v) = env("SETTLE_WEBHOOK_BREAKER_FAILURES") {
-            w.breaker_failures = v
+        if env("SETTLE_WEBHOOK_BREAKER_FAILURES").is_some() {
+            // Refused rather than ignored: it meant failures in a row,
+            // answered 5xx included, which the breaker no longer counts.
+            bail!(
+                "SETTLE_WEBHOOK_BREAKER_FAILURES is no longer read: the endpoint breaker now opens on a rate of \
+                 transport failures; use SETTLE_WEBHOOK_BREAKER_WINDOW, _MIN_REQUESTS and _FAILURE_PERCENT"
+            );
+        }
+        if let Some(v) = env("SETTLE_WEBHOOK_BREAKER_WINDOW") {
+            w.breaker_window = parse_duration(&v)
+                .context("SETTLE_WEBHOOK_BREAKER_WINDOW")?
+                .max(Duration::from_millis(10));
+        }
+        if let Some(v) = env("SETTLE_WEBHOOK_BREAKER_MIN_REQUESTS") {
+            w.breaker_min_requests = v
                 .parse::<u32>()
-                .context("SETTLE_WEBHOOK_BREAKER_FAILURES must be a number")?
+                .context("SETTLE_WEBHOOK_BREAKER_MIN_REQUESTS must be a number")?
                 .max(1);
+        }
+        if let Some(v) = env("SETTLE_WEBHOOK_BREAKER_FAILURE_PERCENT") {
+            let percent = v
+                .trim_end_matches('%')
+                .parse::<u32>()
+                .context("SETTLE_WEBHOOK_BREAKER_FAILURE_PERCENT must be a number")?;
+            if !(1..=100).contains(&percent) {
+                bail!("SETTLE_WEBHOOK_BREAKER_FAILURE_PERCENT must be between 1 and 100");
+            }
+            w.breaker_failure_percent = percent;
         }
         if let Some(d) = ms("SETTLE_WEBHOOK_BREAKER_COOLDOWN_MS")? {
             w.breaker_cooldown = d;
@@ -619,6 +654,48 @@ mod tests {
         );
         let env = env_of(&[("SETTLE_QUEUE", "kafka")]);
         assert!(Config::load(None, &env, &FlagLayer::default()).is_err());
+    }
+
+    #[test]
+    fn webhook_breaker_settings() {
+        let c = Config::load(None, &env_of(&[]), &FlagLayer::default()).unwrap();
+        let w = &c.webhooks;
+        assert_eq!(
+            (
+                w.breaker_window,
+                w.breaker_min_requests,
+                w.breaker_failure_percent,
+                w.breaker_cooldown
+            ),
+            (Duration::from_secs(30), 10, 50, Duration::from_secs(60))
+        );
+        let env = env_of(&[
+            ("SETTLE_WEBHOOK_BREAKER_WINDOW", "10s"),
+            ("SETTLE_WEBHOOK_BREAKER_MIN_REQUESTS", "20"),
+            ("SETTLE_WEBHOOK_BREAKER_FAILURE_PERCENT", "75%"),
+            ("SETTLE_WEBHOOK_BREAKER_COOLDOWN_MS", "1000"),
+        ]);
+        let c = Config::load(None, &env, &FlagLayer::default()).unwrap();
+        let w = &c.webhooks;
+        assert_eq!(
+            (
+                w.breaker_window,
+                w.breaker_min_requests,
+                w.breaker_failure_percent,
+                w.breaker_cooldown
+            ),
+            (Duration::from_secs(10), 20, 75, Duration::from_secs(1))
+        );
+        for bad in [
+            ("SETTLE_WEBHOOK_BREAKER_FAILURE_PERCENT", "0"),
+            ("SETTLE_WEBHOOK_BREAKER_FAILURE_PERCENT", "101"),
+            ("SETTLE_WEBHOOK_BREAKER_FAILURES", "5"),
+        ] {
+            assert!(
+                Config::load(None, &env_of(&[bad]), &FlagLayer::default()).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

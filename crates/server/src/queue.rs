@@ -15,6 +15,7 @@ use settle_core::queue::{
 };
 use settle_core::tls::OutgoingTls;
 use settle_core::webhook::deliver::{DeliveryOptions, DeliveryWorker};
+use settle_core::webhook::guard::GuardOptions;
 use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_fanout};
 use settle_nats::{NatsOptions, NatsQueue, Relay};
 use tokio::task::JoinHandle;
@@ -173,8 +174,10 @@ impl QueueRuntime {
             poll: c.poll,
             allow_private_targets: w.allow_private_targets,
             disable_after: w.disable_after,
-            breaker: BreakerOptions {
-                failures: w.breaker_failures,
+            guard: GuardOptions {
+                window: w.breaker_window,
+                min_requests: w.breaker_min_requests,
+                failure_percent: w.breaker_failure_percent,
                 cooldown: w.breaker_cooldown,
             },
             tls: self.tls.clone(),

@@ -1,6 +1,8 @@
 //! The delivery worker. It claims delivery jobs, leaving aside endpoints
-//! already at their in-flight cap, so a slow or dead receiver holds back
-//! only its own deliveries; a global cap bounds all requests at once. Each
+//! already at their in-flight limit or paused by their breaker (see
+//! [`super::guard`]: only unreachable receivers are slowed or paused), so a
+//! slow or dead receiver holds back only its own deliveries; a global cap
+//! bounds all requests at once. Each
 //! attempt is signed with the endpoint's secrets, sent with a timeout and
 //! no redirects, and recorded with the delivery's next step: delivered on
 //! a 2xx; the endpoint disabled on 410; otherwise another attempt after the
@@ -18,10 +20,10 @@ use settle_domain::webhook::{DeliveryStatus, EndpointStatus, RetrySchedule, Webh
 use settle_store::queue::{JobClaim, LeasedJob};
 use settle_store::sql::webhooks::{AttemptRecord, DELIVERY_CONSUMER};
 
+use super::guard::{EndpointGuard, Gate, GuardOptions, Outcome};
 use super::signing::{SigningSecret, signature};
 use super::target;
 use crate::Settle;
-use crate::queue::{Breaker, BreakerOptions, BreakerState};
 use crate::tls::OutgoingTls;
 
 /// Tunables of delivery, each with the SPEC default.
@@ -29,7 +31,8 @@ use crate::tls::OutgoingTls;
 pub struct DeliveryOptions {
     pub schedule: RetrySchedule,
     pub timeout: Duration,
-    /// Requests in flight to one endpoint.
+    /// Requests in flight to one endpoint, at most: its adaptive limit
+    /// starts here and grows back to it.
     pub per_endpoint: usize,
     /// Requests in flight in all.
     pub global: usize,
@@ -38,8 +41,9 @@ pub struct DeliveryOptions {
     pub allow_private_targets: bool,
     /// An endpoint whose attempts all failed for this long is disabled.
     pub disable_after: Duration,
-    /// Each endpoint's circuit breaker: while open, its deliveries wait.
-    pub breaker: BreakerOptions,
+    /// Each endpoint's breaker on transport failures: while open, its
+    /// deliveries wait.
+    pub guard: GuardOptions,
     /// Trust for https receivers.
     pub tls: OutgoingTls,
 }
@@ -55,10 +59,7 @@ impl Default for DeliveryOptions {
             poll: Duration::from_millis(20),
             allow_private_targets: false,
             disable_after: Duration::from_secs(5 * 24 * 3600),
-            breaker: BreakerOptions {
-                failures: 5,
-                cooldown: Duration::from_secs(60),
-            },
+            guard: GuardOptions::default(),
             tls: OutgoingTls::default(),
         }
     }
@@ -109,7 +110,7 @@ pub struct DeliveryWorker {
     /// At most one cap's worth per endpoint, so none waits longer than one
     /// request (bounded by the timeout) and its lease holds.
     waiting: Mutex<HashMap<String, VecDeque<LeasedJob>>>,
-    breakers: Mutex<HashMap<String, Arc<Breaker>>>,
+    guards: Mutex<HashMap<String, Arc<EndpointGuard>>>,
 }
 
 impl DeliveryWorker {
@@ -135,7 +136,7 @@ impl DeliveryWorker {
             options,
             in_flight: Arc::default(),
             waiting: Mutex::default(),
-            breakers: Mutex::default(),
+            guards: Mutex::default(),
         })
     }
 
@@ -148,35 +149,44 @@ impl DeliveryWorker {
     }
 
     /// Runs `job`, then the endpoint's waiting jobs one after another while
-    /// its breaker stays closed; holds one of the endpoint's slots throughout.
+    /// its breaker stays closed and its limit still has room for this slot;
+    /// holds one of the endpoint's slots throughout.
     async fn work(self: Arc<Self>, key: String, mut job: LeasedJob) {
+        let guard = self.guard(&key);
         let handed_back = loop {
-            let breaker = self.breaker(&key);
-            if !self.attempt(job).await && breaker.state() == BreakerState::HalfOpen {
+            if !self.attempt(job).await && guard.is_half_open() {
                 // No request went out (nothing to send, or a read failed), so
                 // a trial got no answer: let the next one go, or the
                 // endpoint would wait half-open forever.
-                breaker.abandon_trial();
+                guard.abandon_trial(Instant::now());
             }
-            // `state`, not `permits`: asking for permits would start a trial.
-            let closed = breaker.state() == BreakerState::Closed;
+            // `flowing`, not `gate`: asking the gate would start a trial.
+            let flowing = guard.flowing();
             // Both locks, in the claim loop's order, so a job put in line
             // while this slot is being given up is never stranded.
             let mut map = self.lock();
             let mut waiting = self.waiting();
-            let line = waiting.get_mut(&key);
-            if closed && let Some(next) = line.and_then(VecDeque::pop_front) {
+            let held = map.get(&key).copied().unwrap_or(0);
+            // A limit shrunk by transport failures gives up slots as their
+            // requests finish.
+            let keep = flowing.is_some_and(|limit| held <= limit);
+            if keep && let Some(next) = waiting.get_mut(&key).and_then(VecDeque::pop_front) {
                 job = next;
                 continue;
             }
-            if let Some(n) = map.get_mut(&key) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    map.remove(&key);
-                }
+            let left = held.saturating_sub(1);
+            if left == 0 {
+                map.remove(&key);
+            } else {
+                map.insert(key.clone(), left);
             }
-            // Closed: the line is empty. Open: hand it back to the queue.
-            break waiting.remove(&key).unwrap_or_default();
+            // Breaker open, or no slot left to take the line: back to the
+            // queue. Otherwise the endpoint's other slots work through it.
+            break if flowing.is_none() || left == 0 {
+                waiting.remove(&key).unwrap_or_default()
+            } else {
+                VecDeque::new()
+            };
         };
         let now = self.settle.clock.now_ms();
         for job in handed_back {
@@ -184,41 +194,32 @@ impl DeliveryWorker {
         }
     }
 
-    fn breaker(&self, key: &str) -> Arc<Breaker> {
-        let mut map = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(
-            map.entry(key.to_owned())
-                .or_insert_with(|| Arc::new(Breaker::new(self.options.breaker))),
-        )
+    fn guard(&self, key: &str) -> Arc<EndpointGuard> {
+        let mut map = self.guards.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(map.entry(key.to_owned()).or_insert_with(|| {
+            Arc::new(EndpointGuard::new(
+                self.options.guard,
+                self.options.per_endpoint,
+                Instant::now(),
+            ))
+        }))
     }
 
-    /// Endpoints whose breaker keeps them out of this claim, and those
-    /// allowed one trial request.
-    fn breaker_gates(&self) -> (Vec<String>, Vec<String>) {
-        let map = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut blocked, mut trials) = (Vec::new(), Vec::new());
-        for (key, b) in map.iter() {
-            match b.permits() {
-                None => {}
-                Some(0) => blocked.push(key.clone()),
-                Some(_) => trials.push(key.clone()),
-            }
-        }
-        (blocked, trials)
+    /// Each known endpoint's gate now. Asking turns a cooled-down breaker
+    /// half-open: every trial granted must be run or abandoned.
+    fn gates(&self) -> HashMap<String, Gate> {
+        let map = self.guards.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        map.iter().map(|(key, g)| (key.clone(), g.gate(now))).collect()
     }
 
     pub async fn run(self) {
         let this = Arc::new(self);
         loop {
-            let (busy, total): (Vec<String>, usize) = {
+            let total: usize = {
                 let map = this.lock();
-                let busy = map
-                    .iter()
-                    .filter(|(_, n)| **n >= this.options.per_endpoint)
-                    .map(|(k, _)| k.clone())
-                    .collect();
                 let held: usize = this.waiting().values().map(VecDeque::len).sum();
-                (busy, map.values().sum::<usize>() + held)
+                map.values().sum::<usize>() + held
             };
             let room = this.options.global.saturating_sub(total);
             if room == 0 {
@@ -227,14 +228,32 @@ impl DeliveryWorker {
             }
             // Only now: asking turns a cooled-down breaker half-open, and
             // every trial it grants must be run or abandoned below.
-            let (mut blocked, trials) = this.breaker_gates();
+            let gates = this.gates();
+            let cap_of = |key: &str| match gates.get(key) {
+                Some(Gate::Send(limit)) => *limit,
+                Some(Gate::Trial) => 1,
+                Some(Gate::Wait) => 0,
+                None => this.options.per_endpoint,
+            };
+            // Endpoints paused by their breaker or at their limit sit out the claim.
+            let skip_keys: Vec<String> = {
+                let map = this.lock();
+                let mut keys: Vec<String> = gates
+                    .iter()
+                    .filter(|(_, g)| **g == Gate::Wait)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                keys.extend(
+                    map.iter()
+                        .filter(|(k, n)| **n >= cap_of(k.as_str()) && gates.get(*k) != Some(&Gate::Wait))
+                        .map(|(k, _)| k.clone()),
+                );
+                keys
+            };
             let claim = JobClaim {
                 consumer: DELIVERY_CONSUMER.to_owned(),
                 max: u32::try_from(room.min(this.options.per_endpoint * 8)).unwrap_or(64),
-                skip_keys: {
-                    blocked.extend(busy);
-                    blocked
-                },
+                skip_keys,
                 now_ms: this.settle.clock.now_ms(),
                 lease_ms: this.options.lease.as_millis() as u64,
                 token: rand::random(),
@@ -246,21 +265,17 @@ impl DeliveryWorker {
                     Vec::new()
                 }
             };
-            // A claim may hold several jobs of one endpoint: beyond its cap,
+            // A claim may hold several jobs of one endpoint: beyond its limit,
             // they go back at once.
             let mut started = 0;
             let mut tried: Vec<String> = Vec::new();
             for job in jobs {
                 let key = job.key.clone().unwrap_or_default();
-                // A half-open breaker lets one request through.
-                let cap = if trials.contains(&key) {
-                    1
-                } else {
-                    this.options.per_endpoint
-                };
-                // At its cap, a job waits in the endpoint's line for the next
-                // free slot if there is room (not for a breaker's trial);
-                // otherwise it goes back to the queue.
+                let trial = gates.get(&key) == Some(&Gate::Trial);
+                let cap = cap_of(&key);
+                // At its limit, a job waits in the endpoint's line for the
+                // next free slot if there is room (not behind a breaker's
+                // trial); otherwise it goes back to the queue.
                 let admission = {
                     let mut map = this.lock();
                     let n = map.entry(key.clone()).or_insert(0);
@@ -268,9 +283,12 @@ impl DeliveryWorker {
                         *n += 1;
                         Admission::Start(job)
                     } else {
+                        if *n == 0 {
+                            map.remove(&key);
+                        }
                         let mut waiting = this.waiting();
                         let line = waiting.entry(key.clone()).or_default();
-                        if cap > 1 && line.len() < cap {
+                        if !trial && line.len() < cap {
                             line.push_back(job);
                             Admission::InLine
                         } else {
@@ -283,7 +301,7 @@ impl DeliveryWorker {
                 };
                 match admission {
                     Admission::Start(job) => {
-                        if trials.contains(&key) {
+                        if trial {
                             tried.push(key.clone());
                         }
                         started += 1;
@@ -295,13 +313,14 @@ impl DeliveryWorker {
                         let _ = this
                             .settle
                             .store
-                            .retry_job(&job, now, "endpoint at its in-flight cap")
+                            .retry_job(&job, now, "endpoint at its in-flight limit")
                             .await;
                     }
                 }
             }
-            for key in trials.iter().filter(|k| !tried.contains(k)) {
-                this.breaker(key).abandon_trial();
+            let now = Instant::now();
+            for (key, _) in gates.iter().filter(|(k, g)| **g == Gate::Trial && !tried.contains(k)) {
+                this.guard(key).abandon_trial(now);
             }
             if started == 0 {
                 tokio::time::sleep(this.options.poll).await;
@@ -310,7 +329,7 @@ impl DeliveryWorker {
     }
 
     /// One attempt of a claimed delivery. True when a request went out and
-    /// its outcome reached the endpoint's breaker.
+    /// its outcome reached the endpoint's guard.
     async fn attempt(&self, job: LeasedJob) -> bool {
         let store = &self.settle.store;
         let Some(id) = WebhookDeliveryId::from_bytes(&job.message_id) else {
@@ -437,11 +456,23 @@ impl DeliveryWorker {
                 now_ms.saturating_add(wait.as_millis() as u64)
             })
         };
-        let breaker = self.breaker(&endpoint.id.to_string());
-        if delivered {
-            breaker.success();
+        // Any status line is an answer: only a request that got none
+        // (timeout, connection, TLS, DNS, refused target) counts against
+        // the endpoint's health. Its schedule alone paces its 5xx.
+        let outcome = if response_status.is_some() {
+            Outcome::Answered
         } else {
-            breaker.failure();
+            Outcome::Unreachable
+        };
+        if self
+            .guard(&endpoint.id.to_string())
+            .record(outcome, started, Instant::now())
+        {
+            tracing::warn!(
+                endpoint = %endpoint.id,
+                cooldown_ms = self.options.guard.cooldown.as_millis() as u64,
+                "webhook endpoint unreachable too often; its deliveries pause"
+            );
         }
         let status = match (delivered, next) {
             (true, _) => DeliveryStatus::Delivered,

@@ -1,9 +1,11 @@
 //! Webhooks: endpoints with sealed signing secrets, deliveries made by the
 //! fan-out in the consumer's own transaction, and the worker that attempts
 //! them with Standard Webhooks signatures, a retry schedule, per-endpoint
-//! in-flight caps and an SSRF guard that also runs at connection time.
+//! protection against unreachable receivers (a breaker on a failure rate,
+//! adaptive concurrency) and an SSRF guard that also runs at connection time.
 
 pub mod deliver;
+pub mod guard;
 mod service;
 pub mod signing;
 pub mod target;

@@ -35,3 +35,4 @@ mod secrets;
 mod seed;
 mod tls;
 mod webhooks;
+mod webhooks_flaky;
