@@ -122,7 +122,13 @@ fn refuse_nul_in_json(text: &[u8]) -> Result<(), ApiError> {
 /// The dotted path of the first string or key holding a NUL, if any.
 /// Recursion is bounded by serde_json's own nesting limit of 128.
 fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
-    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
     match value {
         serde_json::Value::String(s) if s.contains('\0') => Some(path),
         serde_json::Value::Array(items) => items

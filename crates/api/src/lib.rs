@@ -20,8 +20,8 @@ mod rest;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::{Extension, Router};
 use axum::extract::DefaultBodyLimit;
+use axum::{Extension, Router};
 use settle_core::Settle;
 
 pub use error::ApiError;

@@ -101,8 +101,18 @@ fn render(s: &QueueStatus) -> String {
 fn render_listener(out: &mut String, s: &ListenerStats) {
     let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
     let rows = [
-        ("settle_http_connections_open", "Connections open now.", "gauge", load(&s.open)),
-        ("settle_http_connections_accepted_total", "Connections accepted.", "counter", load(&s.accepted)),
+        (
+            "settle_http_connections_open",
+            "Connections open now.",
+            "gauge",
+            load(&s.open),
+        ),
+        (
+            "settle_http_connections_accepted_total",
+            "Connections accepted.",
+            "counter",
+            load(&s.accepted),
+        ),
         (
             "settle_http_connection_limit_reached_total",
             "Times every connection slot was taken and new connections had to wait.",
@@ -129,14 +139,11 @@ fn render_listener(out: &mut String, s: &ListenerStats) {
 
 pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extension<Arc<ListenerStats>>) -> Response {
     match settle.queue_status().await {
-        Ok(status) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            {
-                let mut out = render(&status);
-                render_listener(&mut out, &listener);
-                out
-            },
-        )
+        Ok(status) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], {
+            let mut out = render(&status);
+            render_listener(&mut out, &listener);
+            out
+        })
             .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "metrics unavailable");

@@ -372,7 +372,7 @@ impl Settle {
             .unwrap_or_default())
     }
 
-        fn may_grant(caller: Option<&Principal>, permissions: &[Permission]) -> Result<()> {
+    fn may_grant(caller: Option<&Principal>, permissions: &[Permission]) -> Result<()> {
         match caller.and_then(|c| permissions.iter().find(|p| !c.allows(**p))) {
             Some(missing) => Err(denied(*missing)),
             None => Ok(()),
@@ -433,7 +433,12 @@ impl Settle {
 
     /// Deletes a custom role; like editing it, only a caller holding all
     /// its permissions may.
-    pub async fn delete_role(&self, ctx: &WriteContext, caller: Option<&Principal>, id: Option<RoleId>) -> Result<Deleted> {
+    pub async fn delete_role(
+        &self,
+        ctx: &WriteContext,
+        caller: Option<&Principal>,
+        id: Option<RoleId>,
+    ) -> Result<Deleted> {
         let id = id.ok_or(StoreError::NotFound {
             what: "role",
             param: None,

@@ -441,7 +441,11 @@ impl Config {
 
     /// The listener's limits; durations as `10s` / `250ms`.
     fn apply_http_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        let duration = |name: &str| env(name).map(|v| parse_duration(&v).context(name.to_owned())).transpose();
+        let duration = |name: &str| {
+            env(name)
+                .map(|v| parse_duration(&v).context(name.to_owned()))
+                .transpose()
+        };
         let number = |name: &str| {
             env(name)
                 .map(|v| v.parse::<u64>().with_context(|| format!("{name} must be a number")))

@@ -9,15 +9,23 @@ use crate::support::{Resp, TestApp, both};
 
 async fn nul_characters_are_refused_everywhere_case(app: &TestApp) {
     // Query filters: 500 on PostgreSQL before, 200 on SQLite.
-    assert_400(&app.get("/v1/customers?email=a%00b").await, "parameter_invalid", "email");
+    assert_400(
+        &app.get("/v1/customers?email=a%00b").await,
+        "parameter_invalid",
+        "email",
+    );
     assert_400(&app.get("/v1/events?type=a%00b").await, "parameter_invalid", "type");
     assert_400(&app.get("/v1/payments?status=%00").await, "parameter_invalid", "status");
     // Body text fields, nested ones named by their path.
     let r = app.post("/v1/customers", json!({"name": "a\u{0}b"})).await;
     assert_400(&r, "parameter_invalid", "name");
-    let r = app.post("/v1/customers", json!({"name": "ok", "metadata": {"note": "x\u{0}"}})).await;
+    let r = app
+        .post("/v1/customers", json!({"name": "ok", "metadata": {"note": "x\u{0}"}}))
+        .await;
     assert_400(&r, "parameter_invalid", "metadata.note");
-    let r = app.post("/v1/customers", json!({"name": "ok", "metadata": {"k\u{0}": "x"}})).await;
+    let r = app
+        .post("/v1/customers", json!({"name": "ok", "metadata": {"k\u{0}": "x"}}))
+        .await;
     assert_400(&r, "parameter_invalid", "metadata");
     let policy = "forbid(principal, action, resource) when { principal.name == \"a\u{0}b\" };";
     let r = app.post("/v1/policies", json!({"name": "nul", "policy": policy})).await;
@@ -30,7 +38,10 @@ async fn nul_characters_are_refused_everywhere_case(app: &TestApp) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["name"], "a\\u0000b");
 }
-both!(nul_characters_are_refused_everywhere, nul_characters_are_refused_everywhere_case);
+both!(
+    nul_characters_are_refused_everywhere,
+    nul_characters_are_refused_everywhere_case
+);
 
 async fn an_explicit_null_number_is_refused_case(app: &TestApp) {
     let alice = app.account("alice", "usd", false).await;
@@ -45,7 +56,10 @@ async fn an_explicit_null_number_is_refused_case(app: &TestApp) {
     let hold = hold.id();
     // `null` used to capture the whole hold.
     let r = app
-        .post(&format!("/v1/payments/{hold}/capture"), json!({"amount_to_capture": null}))
+        .post(
+            &format!("/v1/payments/{hold}/capture"),
+            json!({"amount_to_capture": null}),
+        )
         .await;
     assert_400(&r, "parameter_invalid", "amount_to_capture");
     let p = app.get(&format!("/v1/payments/{hold}")).await;
@@ -61,10 +75,16 @@ async fn an_explicit_null_number_is_refused_case(app: &TestApp) {
         .id();
     let r = app.post("/v1/refunds", json!({"payment": paid, "amount": null})).await;
     assert_400(&r, "parameter_invalid", "amount");
-    assert_eq!(app.get(&format!("/v1/payments/{paid}")).await.body["amount_refunded"], 0);
+    assert_eq!(
+        app.get(&format!("/v1/payments/{paid}")).await.body["amount_refunded"],
+        0
+    );
 
     let r = app
-        .post("/v1/api_keys", json!({"name": "k", "role": "viewer", "expires_at": null}))
+        .post(
+            "/v1/api_keys",
+            json!({"name": "k", "role": "viewer", "expires_at": null}),
+        )
         .await;
     assert_400(&r, "parameter_invalid", "expires_at");
 
@@ -73,7 +93,10 @@ async fn an_explicit_null_number_is_refused_case(app: &TestApp) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["amount_captured"], 500);
     // PATCH keeps `null` for clearable fields.
-    let cus = app.post("/v1/customers", json!({"name": "n", "email": "a@b.c"})).await.id();
+    let cus = app
+        .post("/v1/customers", json!({"name": "n", "email": "a@b.c"}))
+        .await
+        .id();
     let r = app
         .call(
             Method::PATCH,
@@ -85,7 +108,10 @@ async fn an_explicit_null_number_is_refused_case(app: &TestApp) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["email"], serde_json::Value::Null);
 }
-both!(an_explicit_null_number_is_refused, an_explicit_null_number_is_refused_case);
+both!(
+    an_explicit_null_number_is_refused,
+    an_explicit_null_number_is_refused_case
+);
 
 async fn send_with_headers(app: &TestApp, method: Method, path: &str, headers: &[(&str, String)]) -> Resp {
     let mut req = app
@@ -146,7 +172,10 @@ async fn repeated_headers_are_refused_case(app: &TestApp) {
     .await;
     assert_400(&r, "parameter_invalid", "If-Match");
     let after = app.get(&format!("/v1/customers/{cus}")).await;
-    assert_eq!((after.body["name"].as_str(), after.body["version"].as_i64()), (Some("once"), Some(1)));
+    assert_eq!(
+        (after.body["name"].as_str(), after.body["version"].as_i64()),
+        (Some("once"), Some(1))
+    );
 }
 both!(repeated_headers_are_refused, repeated_headers_are_refused_case);
 
@@ -175,4 +204,7 @@ async fn balance_overflow_has_its_own_code_case(app: &TestApp) {
     assert_eq!(app.get(&format!("/v1/accounts/{poor}")).await.body["balance"], 0);
     assert_eq!(app.get(&format!("/v1/accounts/{other_bank}")).await.body["balance"], 0);
 }
-both!(balance_overflow_has_its_own_code, balance_overflow_has_its_own_code_case);
+both!(
+    balance_overflow_has_its_own_code,
+    balance_overflow_has_its_own_code_case
+);

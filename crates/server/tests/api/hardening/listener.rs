@@ -36,7 +36,12 @@ async fn closed_after(app: &TestApp, bytes: &[u8]) -> Vec<u8> {
     let mut answer = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
         .await
-        .unwrap_or_else(|_| panic!("the server kept a connection open after {:?}", String::from_utf8_lossy(bytes)))
+        .unwrap_or_else(|_| {
+            panic!(
+                "the server kept a connection open after {:?}",
+                String::from_utf8_lossy(bytes)
+            )
+        })
         .expect("read");
     answer
 }
@@ -65,7 +70,10 @@ async fn slow_and_silent_connections_are_closed_case(app: &TestApp) {
     assert!(value("settle_http_idle_timeouts_total") >= 2, "{text}");
     w.finish().await;
 }
-both!(slow_and_silent_connections_are_closed, slow_and_silent_connections_are_closed_case);
+both!(
+    slow_and_silent_connections_are_closed,
+    slow_and_silent_connections_are_closed_case
+);
 
 async fn a_stalled_body_is_408_case(app: &TestApp) {
     let w = strict(app, 2048).await;
@@ -117,7 +125,11 @@ async fn past_the_connection_cap_newcomers_wait_case(app: &TestApp) {
         .await
         .expect("the waiting connection is served once a slot frees")
         .unwrap();
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
     let metrics = w.get("/metrics").await;
     let text = metrics.body.as_str().unwrap_or_default();
     let reached = text
@@ -128,7 +140,10 @@ async fn past_the_connection_cap_newcomers_wait_case(app: &TestApp) {
     assert!(reached >= 1, "{text}");
     w.finish().await;
 }
-both!(past_the_connection_cap_newcomers_wait, past_the_connection_cap_newcomers_wait_case);
+both!(
+    past_the_connection_cap_newcomers_wait,
+    past_the_connection_cap_newcomers_wait_case
+);
 
 async fn http2_with_prior_knowledge_case(app: &TestApp) {
     use http_body_util::{BodyExt, Empty};
@@ -157,7 +172,10 @@ async fn errors_the_http_library_answers_are_4xx_case(app: &TestApp) {
     // a status without a body, and the connection closed.
     let host = format!("Host: {}\r\n", app.addr);
     for (request, status) in [
-        (format!("POST /v1/customers HTTP/1.1\r\n{host}Content-Length: abc\r\n\r\n"), "400"),
+        (
+            format!("POST /v1/customers HTTP/1.1\r\n{host}Content-Length: abc\r\n\r\n"),
+            "400",
+        ),
         (format!("GET /healthz HTTP/1.1\r\n{host}X-Bad: a\0b\r\n\r\n"), "400"),
         (format!("GET /healthz HTTP/1.1\r\n{host}X-Fold: a\r\n b\r\n\r\n"), "400"),
         (format!("GET /{} HTTP/1.1\r\n{host}\r\n", "a".repeat(100_000)), "414"),
@@ -171,4 +189,7 @@ async fn errors_the_http_library_answers_are_4xx_case(app: &TestApp) {
         );
     }
 }
-both!(errors_the_http_library_answers_are_4xx, errors_the_http_library_answers_are_4xx_case);
+both!(
+    errors_the_http_library_answers_are_4xx,
+    errors_the_http_library_answers_are_4xx_case
+);
