@@ -4,7 +4,8 @@
 //! a body that never ends holds a connection (and a file descriptor) for
 //! ever; a thousand such clients hold the server.
 //!
-//! - A request head must arrive within `header_timeout` of its first byte.
+//! - A request head must arrive within `header_timeout` of its first byte
+//!   (of the connection's opening, for the first request).
 //! - A connection with no request in flight is closed after `idle_timeout`
 //!   without a byte from its client.
 //! - Bodies keep a minimum pace ([`crate::body::BodyPace`]) or get 408.
@@ -89,8 +90,10 @@ impl Activity {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
+            // A new connection owes its first request head at once: a
+            // client that connects and says nothing gets the header timeout.
             head_started: AtomicU64::new(0),
-            head_reading: AtomicBool::new(false),
+            head_reading: AtomicBool::new(true),
             http2: AtomicBool::new(false),
             first_read: AtomicBool::new(true),
         }
@@ -103,6 +106,8 @@ impl Activity {
     fn read(&self, bytes: &[u8]) {
         if self.first_read.swap(false, Ordering::Relaxed) && bytes.starts_with(b"PRI * HTTP/2.0") {
             self.http2.store(true, Ordering::Relaxed);
+            self.head_reading.store(false, Ordering::Relaxed);
+            self.idle_since.store(self.now(), Ordering::Relaxed);
         }
         if self.in_flight.load(Ordering::Relaxed) == 0
             && !self.http2.load(Ordering::Relaxed)

@@ -66,8 +66,8 @@ async fn slow_and_silent_connections_are_closed_case(app: &TestApp) {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or_else(|| panic!("{name} missing from /metrics"))
     };
-    assert!(value("settle_http_header_timeouts_total") >= 2, "{text}");
-    assert!(value("settle_http_idle_timeouts_total") >= 2, "{text}");
+    assert!(value("settle_http_header_timeouts_total") >= 3, "{text}");
+    assert!(value("settle_http_idle_timeouts_total") >= 1, "{text}");
     w.finish().await;
 }
 both!(
