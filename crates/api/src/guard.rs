@@ -144,6 +144,9 @@ impl Caller {
             self.audit.clone(),
         );
         ctx.idempotency = self.idempotency.clone();
+        // A REST write that succeeds answers 200 (Stripe's convention, also
+        // for creation); the store records that, it does not decide it.
+        ctx.success_status = Some(200);
         ctx
     }
 }

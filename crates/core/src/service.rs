@@ -100,6 +100,7 @@ impl Settle {
             now_ms: self.clock.now_ms(),
             idempotency: None,
             audit: None,
+            success_status: None,
             policy: None,
         }
     }

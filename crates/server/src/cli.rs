@@ -301,7 +301,7 @@ async fn policies(config: &Config, command: PoliciesCommand) -> anyhow::Result<(
 /// Prints each ledger invariant with its violations; fails if any.
 async fn verify(store: &settle_store::sql::SqlStore) -> anyhow::Result<()> {
     let mut broken = 0;
-    for (invariant, violations) in settle_store::sql::verify::check(store.reads()).await? {
+    for (invariant, violations) in settle_store::sql::verify::check(&mut store.reader()).await? {
         let outcome = if violations == 0 {
             "ok".to_owned()
         } else {

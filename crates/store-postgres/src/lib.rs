@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use settle_store::StoreError;
 use settle_store::error::StoreResult;
+use settle_store::sql::sqlx_exec::SqlxConn;
 use settle_store::sql::{Dialect, SqlStore, WriteExecutor, WriteJob};
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -65,7 +66,7 @@ impl WriteExecutor for PooledWriter {
         loop {
             attempt += 1;
             let mut tx = self.pool.begin().await?;
-            let result = match job(&mut tx).await {
+            let result = match job(&mut SqlxConn(&mut tx)).await {
                 Ok(()) => tx.commit().await.map_err(StoreError::from),
                 Err(e) => Err(e),
             };

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use settle_store::StoreError;
 use settle_store::error::StoreResult;
+use settle_store::sql::sqlx_exec::SqlxConn;
 use settle_store::sql::{WriteExecutor, WriteJob};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Executor};
@@ -94,7 +95,8 @@ async fn commit_batch(conn: &mut PoolConnection<Any>, batch: &mut Vec<(WriteJob,
 
 /// Runs the only job of a batch, turning a panic into an error.
 async fn run_alone(conn: &mut PoolConnection<Any>, job: &mut WriteJob) -> StoreResult<()> {
-    match std::panic::AssertUnwindSafe(job(conn)).catch_unwind().await {
+    let mut exec = SqlxConn(&mut **conn);
+    match std::panic::AssertUnwindSafe(job(&mut exec)).catch_unwind().await {
         Ok(result) => result,
         Err(_) => Err(StoreError::Internal("a write panicked".into())),
     }
@@ -103,7 +105,8 @@ async fn run_alone(conn: &mut PoolConnection<Any>, job: &mut WriteJob) -> StoreR
 /// Runs one job so that its failure (or panic) undoes only its own changes.
 async fn run_in_savepoint(conn: &mut PoolConnection<Any>, job: &mut WriteJob) -> StoreResult<()> {
     conn.execute("SAVEPOINT job").await?;
-    let outcome = std::panic::AssertUnwindSafe(job(conn)).catch_unwind().await;
+    let mut exec = SqlxConn(&mut **conn);
+    let outcome = std::panic::AssertUnwindSafe(job(&mut exec)).catch_unwind().await;
     let result = match outcome {
         Ok(result) => result,
         Err(_) => Err(StoreError::Internal("a write panicked".into())),

@@ -23,6 +23,11 @@ pub struct WriteContext {
     pub idempotency: Option<IdempotencyClaim>,
     /// The audit record this write adds in its own transaction when it succeeds.
     pub audit: Option<AuditDraft>,
+    /// The status the calling face answers when this write succeeds (200
+    /// for REST), stored as is with the idempotency record, for replay, and
+    /// in the audit row. `None` for faces without one (the command line):
+    /// the audit row then records 0, and an idempotency key is refused.
+    pub success_status: Option<u16>,
     /// Attribute policies the store evaluates once an operation's resource
     /// is resolved inside the transaction (e.g. the real refund amount).
     pub policy: Option<std::sync::Arc<dyn PolicyCheck>>,
@@ -45,6 +50,19 @@ pub struct Resolved {
 }
 
 impl WriteContext {
+    /// The context of a write no request asked for (start-up, upkeep).
+    pub fn background() -> Self {
+        Self {
+            request_id: String::new(),
+            actor: None,
+            now_ms: 0,
+            idempotency: None,
+            audit: None,
+            success_status: None,
+            policy: None,
+        }
+    }
+
     /// Asks the policy (if any) about a resolved money movement.
     pub fn check_policy(&self, permission: Permission, resource: &Resolved) -> Result<(), crate::StoreError> {
         match &self.policy {

@@ -363,6 +363,7 @@ async fn takeover_and_fencing(backend: Backend) {
     assert!(!app.settle.complete_idempotency(&dead, &stored).await.unwrap());
     let mut ctx = app.settle.context("late", Some(principal.key));
     ctx.idempotency = Some(dead);
+    ctx.success_status = Some(200);
     let new = NewAccount::new(
         "late".into(),
         Currency::parse("usd").unwrap(),

@@ -59,6 +59,7 @@ fn context() -> WriteContext {
         now_ms,
         idempotency: None,
         audit: None,
+        success_status: None,
         policy: None,
     }
 }

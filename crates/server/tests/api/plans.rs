@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 use settle_store::sql::plans::{QueryPath, query_paths};
 use sqlx::{Executor, Row};
 
+use settle_store::sql::list::FilterValue;
+
 use crate::support::{Backend, TestApp, both};
 
 async fn explain(app: &TestApp, path: &QueryPath) -> Vec<String> {
@@ -25,7 +27,11 @@ async fn explain(app: &TestApp, path: &QueryPath) -> Vec<String> {
     let sql = format!("{prefix}{}", path.sql);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for bind in path.binds.clone() {
-        query = bind.bind(query);
+        query = match bind {
+            FilterValue::Text(t) => query.bind(t),
+            FilterValue::Bytes(b) => query.bind(b),
+            FilterValue::Int(i) => query.bind(i),
+        };
     }
     let rows = query
         .fetch_all(&mut *conn)

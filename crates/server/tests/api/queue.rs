@@ -42,6 +42,7 @@ async fn open_account(store: &dyn Store, now_ms: u64, name: &str) {
         now_ms,
         idempotency: None,
         audit: None,
+        success_status: None,
         policy: None,
     };
     let new = NewAccount::new(

@@ -3,16 +3,14 @@
 
 use settle_domain::account::Account;
 use settle_domain::ids::{AccountId, CustomerId};
-use sqlx::AnyConnection;
-use sqlx::AssertSqlSafe;
-use sqlx::{Any, Executor};
 
 use super::Dialect;
+use super::db::{Executor, query};
 use super::rows::{self, ACCOUNT_COLS};
 use crate::error::{StoreError, StoreResult};
 
-pub async fn insert(conn: &mut AnyConnection, a: &Account) -> StoreResult<()> {
-    sqlx::query(
+pub async fn insert(conn: &mut (impl Executor + ?Sized), a: &Account) -> StoreResult<()> {
+    query(
         "INSERT INTO accounts (id, name, currency, balance, pending_out, allow_negative, processor, customer_id, metadata, version, created) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
@@ -32,14 +30,14 @@ pub async fn insert(conn: &mut AnyConnection, a: &Account) -> StoreResult<()> {
     Ok(())
 }
 
-pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: AccountId) -> StoreResult<Option<Account>> {
+pub async fn get<E: Executor + ?Sized>(ex: &mut E, id: AccountId) -> StoreResult<Option<Account>> {
     rows::by_id(ex, "accounts", ACCOUNT_COLS, id.to_bytes(), "", rows::account).await
 }
 
 /// Locks one or two accounts in ascending id order, the one global order
 /// every money movement follows, so two transfers in opposite directions
 /// cannot deadlock. Missing accounts are simply absent from the result.
-pub async fn lock(conn: &mut AnyConnection, d: Dialect, ids: &[AccountId]) -> StoreResult<Vec<Account>> {
+pub async fn lock(conn: &mut (impl Executor + ?Sized), d: Dialect, ids: &[AccountId]) -> StoreResult<Vec<Account>> {
     let sql = match ids.len() {
         1 => format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1{}", d.lock_rows()),
         _ => format!(
@@ -47,7 +45,7 @@ pub async fn lock(conn: &mut AnyConnection, d: Dialect, ids: &[AccountId]) -> St
             d.lock_rows()
         ),
     };
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut query = query(sql);
     for id in ids.iter().take(2) {
         query = query.bind(id.to_bytes());
     }
@@ -58,7 +56,7 @@ pub async fn lock(conn: &mut AnyConnection, d: Dialect, ids: &[AccountId]) -> St
 /// Locks a payment's two accounts and returns them as (source, destination);
 /// `param` names which one is missing if either is.
 pub async fn lock_pair(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     source: AccountId,
     destination: AccountId,
@@ -78,8 +76,8 @@ pub async fn lock_pair(
 
 /// Saves an edit only if nobody else changed the row since it was read.
 /// Returns false when the version moved on.
-pub async fn save_edit(conn: &mut AnyConnection, a: &Account, read_version: i64) -> StoreResult<bool> {
-    let done = sqlx::query("UPDATE accounts SET name = $1, metadata = $2, version = $3 WHERE id = $4 AND version = $5")
+pub async fn save_edit(conn: &mut (impl Executor + ?Sized), a: &Account, read_version: i64) -> StoreResult<bool> {
+    let done = query("UPDATE accounts SET name = $1, metadata = $2, version = $3 WHERE id = $4 AND version = $5")
         .bind(a.name.clone())
         .bind(a.metadata.to_json())
         .bind(a.version)
@@ -93,11 +91,8 @@ pub async fn save_edit(conn: &mut AnyConnection, a: &Account, read_version: i64)
 /// Whether the customer exists, holding it (on PostgreSQL) against deletion
 /// until the transaction ends, so a concurrent delete waits and then sees the
 /// new reference.
-pub async fn customer_exists(conn: &mut AnyConnection, d: Dialect, id: CustomerId) -> StoreResult<bool> {
+pub async fn customer_exists(conn: &mut (impl Executor + ?Sized), d: Dialect, id: CustomerId) -> StoreResult<bool> {
     let sql = format!("SELECT 1 AS found FROM customers WHERE id = $1{}", d.lock_key_share());
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(conn)
-        .await?;
+    let row = query(sql).bind(id.to_bytes()).fetch_optional(conn).await?;
     Ok(row.is_some())
 }

@@ -1,15 +1,14 @@
 //! API key rows: the secret itself is never stored, only its SHA-256.
 
 use settle_domain::ids::ApiKeyId;
-use sqlx::AnyConnection;
-use sqlx::{Any, Executor};
 
+use super::db::{Executor, query};
 use super::rows::{self, API_KEY_COLS};
 use crate::error::StoreResult;
 use crate::records::ApiKey;
 
-pub async fn insert(conn: &mut AnyConnection, k: &ApiKey) -> StoreResult<()> {
-    sqlx::query(
+pub async fn insert(conn: &mut (impl Executor + ?Sized), k: &ApiKey) -> StoreResult<()> {
+    query(
         "INSERT INTO api_keys (id, name, prefix, role, secret_hash, created, last_used, expires_at, revoked_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
@@ -27,6 +26,6 @@ pub async fn insert(conn: &mut AnyConnection, k: &ApiKey) -> StoreResult<()> {
     Ok(())
 }
 
-pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
+pub async fn get<E: Executor + ?Sized>(ex: &mut E, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
     rows::by_id(ex, "api_keys", API_KEY_COLS, id.to_bytes(), "", rows::api_key).await
 }

@@ -10,10 +10,8 @@ use settle_domain::ids::AccountId;
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::payment::Payment;
 use settle_domain::refund::Refund;
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AssertSqlSafe};
 
+use super::db::{Executor, Query, query};
 use super::{Dialect, SqlStore};
 use crate::error::StoreResult;
 
@@ -35,17 +33,15 @@ impl SeedBatch {
     }
 }
 
-type AnyQuery<'q> = Query<'q, Any, AnyArguments>;
-
 /// Inserts `count` rows of `columns.len()` values each, as few statements as
 /// the parameter limits allow (SQLite 32,766, PostgreSQL 65,535).
-async fn insert_rows<'a>(
-    conn: &mut AnyConnection,
+async fn insert_rows(
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     head: &str,
     columns: usize,
     count: usize,
-    bind: impl Fn(AnyQuery<'a>, usize) -> AnyQuery<'a>,
+    bind: impl Fn(Query, usize) -> Query,
 ) -> StoreResult<()> {
     let per_statement = (30_000 / columns).max(1);
     let mut start = 0;
@@ -62,7 +58,7 @@ async fn insert_rows<'a>(
             }
             values.push(')');
         }
-        let mut query = sqlx::query(AssertSqlSafe(format!("{head} {values}")));
+        let mut query = query(format!("{head} {values}"));
         for i in start..start + n {
             query = bind(query, i);
         }
@@ -72,7 +68,7 @@ async fn insert_rows<'a>(
     Ok(())
 }
 
-async fn write_batch(conn: &mut AnyConnection, d: Dialect, b: &SeedBatch) -> StoreResult<()> {
+async fn write_batch(conn: &mut (impl Executor + ?Sized), d: Dialect, b: &SeedBatch) -> StoreResult<()> {
     insert_rows(
         conn,
         d,
@@ -189,7 +185,7 @@ async fn write_batch(conn: &mut AnyConnection, d: Dialect, b: &SeedBatch) -> Sto
             "UPDATE accounts SET balance = v.column2, pending_out = v.column3 FROM (VALUES {}) AS v WHERE accounts.id = v.column1",
             values.join(", ")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = query(sql);
         for (id, balance, pending) in chunk {
             query = query.bind(id.to_bytes()).bind(*balance).bind(*pending);
         }
@@ -203,7 +199,7 @@ impl SqlStore {
     /// every other write (so it is safe beside a running server).
     pub async fn write_seed_batch(&self, batch: Arc<SeedBatch>) -> StoreResult<()> {
         let d = self.dialect;
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let batch = Arc::clone(&batch);
             Box::pin(async move { write_batch(conn, d, &batch).await })
         })

@@ -2,15 +2,15 @@
 //! never updated or deleted; this module reads them.
 
 use settle_domain::ids::AccountId;
-use sqlx::{Any, Executor, Row};
 
+use super::db::{Executor, query};
 use crate::error::StoreResult;
 
 /// The sum of one account's entries, through `ledger_entries_account_id`.
 pub const SUM_SQL: &str =
     "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries WHERE account_id = $1";
 
-pub async fn sum<'e, E: Executor<'e, Database = Any>>(ex: E, account: AccountId) -> StoreResult<i64> {
-    let row = sqlx::query(SUM_SQL).bind(account.to_bytes()).fetch_one(ex).await?;
+pub async fn sum<E: Executor + ?Sized>(ex: &mut E, account: AccountId) -> StoreResult<i64> {
+    let row = query(SUM_SQL).bind(account.to_bytes()).fetch_one(ex).await?;
     Ok(row.try_get("total")?)
 }

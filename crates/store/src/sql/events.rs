@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 use settle_domain::ids::EventId;
-use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row};
 
+use super::db::{Executor, query};
 use super::rows::{self, EVENT_COLS};
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
@@ -28,8 +28,8 @@ pub struct NewEvent {
 /// The last sequence of an object's events (served by `events_object_id`).
 pub const LAST_SEQUENCE_SQL: &str = "SELECT sequence FROM events WHERE object_id = $1 ORDER BY id DESC LIMIT 1";
 
-pub async fn last_sequence(conn: &mut AnyConnection, object_id: &[u8]) -> StoreResult<i64> {
-    let row = sqlx::query(LAST_SEQUENCE_SQL)
+pub async fn last_sequence(conn: &mut (impl Executor + ?Sized), object_id: &[u8]) -> StoreResult<i64> {
+    let row = query(LAST_SEQUENCE_SQL)
         .bind(object_id.to_vec())
         .fetch_optional(conn)
         .await?;
@@ -69,9 +69,9 @@ pub fn build<T: Serialize>(
 pub const INSERT_HEAD: &str =
     "INSERT INTO events (id, type, object_type, object_id, sequence, data, request_id, created) VALUES";
 
-pub async fn insert(conn: &mut AnyConnection, events: &[NewEvent]) -> StoreResult<()> {
+pub async fn insert(conn: &mut (impl Executor + ?Sized), events: &[NewEvent]) -> StoreResult<()> {
     for e in events {
-        sqlx::query(AssertSqlSafe(format!("{INSERT_HEAD} ($1, $2, $3, $4, $5, $6, $7, $8)")))
+        query(format!("{INSERT_HEAD} ($1, $2, $3, $4, $5, $6, $7, $8)"))
             .bind(e.id.to_bytes())
             .bind(e.event_type.to_owned())
             .bind(e.object_type.to_owned())
@@ -96,7 +96,7 @@ pub struct Subject {
 
 /// Writes the events of a change to one object, after its existing ones.
 pub async fn emit<T: Serialize>(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     ids: &IdGenerator,
     ctx: &WriteContext,
     subject: Subject,
@@ -112,12 +112,16 @@ pub async fn emit<T: Serialize>(
     insert(conn, &events).await
 }
 
-pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: EventId) -> StoreResult<Option<Event>> {
+pub async fn get<E: Executor + ?Sized>(ex: &mut E, id: EventId) -> StoreResult<Option<Event>> {
     rows::by_id(ex, "events", EVENT_COLS, id.to_bytes(), "", rows::event).await
 }
 
 /// The events with these ids, in id order (one primary-key lookup each).
-pub async fn by_ids(pool: &sqlx::AnyPool, d: super::Dialect, ids: &[EventId]) -> StoreResult<Vec<Event>> {
+pub async fn by_ids(
+    pool: &mut (impl Executor + ?Sized),
+    d: super::Dialect,
+    ids: &[EventId],
+) -> StoreResult<Vec<Event>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -126,7 +130,7 @@ pub async fn by_ids(pool: &sqlx::AnyPool, d: super::Dialect, ids: &[EventId]) ->
         "SELECT {EVENT_COLS} FROM events WHERE id IN ({}) ORDER BY id",
         marks.join(", ")
     );
-    let mut q = sqlx::query(AssertSqlSafe(sql));
+    let mut q = query(sql);
     for id in ids {
         q = q.bind(id.to_bytes());
     }

@@ -2,21 +2,16 @@
 //! marker (so a concurrent duplicate sees it at once), and completion happens
 //! inside the operation's transaction, fenced by the claim's token.
 
-use sqlx::{AnyConnection, Row};
-
+use super::db::{Executor, query};
 use crate::error::{StoreError, StoreResult};
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 
 /// Inserts the in-flight marker unless the key exists; true when inserted.
 /// Alone it is the whole claim in the common case (a new key), so on
 /// PostgreSQL it runs first as one autocommitted statement.
-pub async fn try_insert<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    ex: E,
-    req: &ClaimRequest,
-    token: &[u8],
-) -> StoreResult<bool> {
+pub async fn try_insert<E: Executor + ?Sized>(ex: &mut E, req: &ClaimRequest, token: &[u8]) -> StoreResult<bool> {
     let now = req.now_ms as i64;
-    let inserted = sqlx::query(
+    let inserted = query(
         "INSERT INTO idempotency_keys (api_key_id, idempotency_key, request_hash, token, locked_at, created) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (api_key_id, idempotency_key) DO NOTHING",
     )
@@ -31,14 +26,18 @@ pub async fn try_insert<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     Ok(inserted.rows_affected() == 1)
 }
 
-pub async fn claim(conn: &mut AnyConnection, req: &ClaimRequest, token: Vec<u8>) -> StoreResult<ClaimOutcome> {
+pub async fn claim(
+    conn: &mut (impl Executor + ?Sized),
+    req: &ClaimRequest,
+    token: Vec<u8>,
+) -> StoreResult<ClaimOutcome> {
     let now = req.now_ms as i64;
     let inserted = try_insert(&mut *conn, req, &token).await?;
     let claimed = || ClaimOutcome::Claimed(IdempotencyClaim::new(req.api_key, req.key.clone(), token.clone()));
     if inserted {
         return Ok(claimed());
     }
-    let row = sqlx::query(
+    let row = query(
         "SELECT request_hash, token, locked_at, response_status, response_body FROM idempotency_keys \
          WHERE api_key_id = $1 AND idempotency_key = $2",
     )
@@ -70,7 +69,7 @@ pub async fn claim(conn: &mut AnyConnection, req: &ClaimRequest, token: Vec<u8>)
     // The holder is presumed dead (its transaction rolled back with it):
     // take the claim over, but only if nobody else did first.
     let old_token: Vec<u8> = row.try_get("token")?;
-    let taken = sqlx::query(
+    let taken = query(
         "UPDATE idempotency_keys SET token = $1, locked_at = $2 \
          WHERE api_key_id = $3 AND idempotency_key = $4 AND token = $5 AND response_status IS NULL",
     )
@@ -91,11 +90,11 @@ pub async fn claim(conn: &mut AnyConnection, req: &ClaimRequest, token: Vec<u8>)
 /// Stores the response, only while `claim` still holds the key. Returns
 /// false when the claim was taken over; the caller must then roll back.
 pub async fn complete(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     claim: &IdempotencyClaim,
     response: &StoredResponse,
 ) -> StoreResult<bool> {
-    let done = sqlx::query(
+    let done = query(
         "UPDATE idempotency_keys SET response_status = $1, response_body = $2 \
          WHERE api_key_id = $3 AND idempotency_key = $4 AND token = $5 AND response_status IS NULL",
     )
@@ -110,8 +109,8 @@ pub async fn complete(
 }
 
 /// Gives the key back after a failure that is not stored.
-pub async fn release(conn: &mut AnyConnection, claim: &IdempotencyClaim) -> StoreResult<()> {
-    sqlx::query(
+pub async fn release(conn: &mut (impl Executor + ?Sized), claim: &IdempotencyClaim) -> StoreResult<()> {
+    query(
         "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2 AND token = $3 \
          AND response_status IS NULL",
     )
@@ -129,8 +128,8 @@ pub const REAP_SQL: &str = "DELETE FROM idempotency_keys WHERE (api_key_id, idem
 
 /// Deletes up to `batch` records created before `before_ms`, oldest first,
 /// through the `created` index.
-pub async fn reap(conn: &mut AnyConnection, before_ms: u64, batch: u32) -> StoreResult<u64> {
-    let done = sqlx::query(REAP_SQL)
+pub async fn reap(conn: &mut (impl Executor + ?Sized), before_ms: u64, batch: u32) -> StoreResult<u64> {
+    let done = query(REAP_SQL)
         .bind(before_ms as i64)
         .bind(i64::from(batch))
         .execute(conn)

@@ -3,10 +3,7 @@
 //! `has_more`. With an index on `(filter_columns.., id)` the database walks
 //! the index from the bound, so page 100,000 costs what page 1 costs.
 
-use sqlx::AnyPool;
-use sqlx::AssertSqlSafe;
-use sqlx::any::AnyRow;
-
+use super::db::{Executor, Row, Value, query};
 use crate::error::{StoreError, StoreResult};
 use crate::list::{CreatedRange, Cursor, Page};
 
@@ -18,16 +15,12 @@ pub enum FilterValue {
     Int(i64),
 }
 
-impl FilterValue {
-    /// Binds the value to a query.
-    pub fn bind<'q>(
-        self,
-        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-        match self {
-            FilterValue::Text(t) => query.bind(t),
-            FilterValue::Bytes(b) => query.bind(b),
-            FilterValue::Int(i) => query.bind(i),
+impl From<FilterValue> for Value {
+    fn from(v: FilterValue) -> Value {
+        match v {
+            FilterValue::Text(t) => Value::Text(t),
+            FilterValue::Bytes(b) => Value::Bytes(b),
+            FilterValue::Int(i) => Value::Int(i),
         }
     }
 }
@@ -59,13 +52,13 @@ pub fn list_sql(table: &str, columns: &str, filter_columns: &[&str], ascending: 
 }
 
 pub async fn fetch_page<T>(
-    pool: &AnyPool,
+    pool: &mut (impl Executor + ?Sized),
     spec: ListSpec<'_>,
-    decode: fn(&AnyRow) -> StoreResult<T>,
+    decode: fn(&Row) -> StoreResult<T>,
 ) -> StoreResult<Page<T>> {
     if let Some(cursor) = spec.cursor {
         let sql = format!("SELECT 1 AS found FROM {} WHERE id = $1", spec.table);
-        let found = sqlx::query(AssertSqlSafe(sql))
+        let found = query(sql)
             .bind(cursor.id().as_bytes().to_vec())
             .fetch_optional(pool)
             .await?;
@@ -94,9 +87,9 @@ pub async fn fetch_page<T>(
         ascending,
         spec.limit,
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut query = query(sql);
     for (_, value) in spec.filters {
-        query = value.bind(query);
+        query = query.bind(value);
     }
     let rows = query
         .bind(lo.to_be_bytes().to_vec())

@@ -7,6 +7,7 @@ mod accounts;
 mod api_keys;
 pub mod bulk;
 mod customers;
+pub mod db;
 mod entries;
 pub mod events;
 mod idempotency;
@@ -18,7 +19,10 @@ pub mod queue;
 mod rbac;
 mod rbac_store;
 mod rows;
+pub mod sqlx_exec;
+pub mod statements;
 mod store_impl;
+pub mod tx;
 pub mod verify;
 pub mod webhook_replays;
 pub mod webhooks;
@@ -27,9 +31,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use sqlx::{AnyConnection, AnyPool};
-
 use serde::Serialize;
+use sqlx::AnyPool;
+
+use self::db::Executor;
+use self::sqlx_exec::SqlxPool;
+pub use self::tx::Tx;
 
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
@@ -81,9 +88,10 @@ impl Dialect {
     }
 }
 
-/// One write transaction's body. It may run more than once (PostgreSQL
-/// retries a transaction that lost a deadlock race), so it is `FnMut`.
-pub type WriteJob = Box<dyn for<'c> FnMut(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<()>> + Send>;
+/// One write transaction's body, given the transaction's executor. It may
+/// run more than once (PostgreSQL retries a transaction that lost a
+/// deadlock race), so it is `FnMut`.
+pub type WriteJob = Box<dyn for<'c> FnMut(&'c mut dyn Executor) -> BoxFuture<'c, StoreResult<()>> + Send>;
 
 /// Runs write jobs inside a transaction and commits them durably before
 /// returning. The backend crates provide one each.
@@ -118,38 +126,49 @@ impl SqlStore {
         &self.reads
     }
 
+    /// The read pool as an [`Executor`] of the shared SQL.
+    pub fn reader(&self) -> SqlxPool {
+        SqlxPool(self.reads.clone())
+    }
+
     /// Runs `op` as one write transaction for `ctx`. When the request holds
     /// an idempotency claim, the same transaction stores the result as the
-    /// key's response, fenced by the claim's token: if the claim was taken
-    /// over meanwhile, everything rolls back. There is never an effect
+    /// key's response, with the status the calling face reported
+    /// (`ctx.success_status`), fenced by the claim's token: if the claim was
+    /// taken over meanwhile, everything rolls back. There is never an effect
     /// without its record.
     async fn write<T, F>(&self, ctx: &WriteContext, op: F) -> StoreResult<T>
     where
         T: Serialize + Send + 'static,
-        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + Sync + 'static,
+        F: for<'t, 'c> Fn(&'t mut Tx<'c>) -> BoxFuture<'t, StoreResult<T>> + Send + Sync + 'static,
     {
         if ctx.idempotency.is_none() && ctx.audit.is_none() {
-            return self.write_plain(op).await;
+            return self.write_plain(ctx, op).await;
         }
         if let Some(claim) = &ctx.idempotency {
             claim.mark_started();
         }
-        let (op, ctx, ids) = (Arc::new(op), ctx.clone(), Arc::clone(&self.ids));
-        self.write_plain(move |conn| {
-            let (op, ctx, ids) = (Arc::clone(&op), ctx.clone(), Arc::clone(&ids));
+        let op = Arc::new(op);
+        self.write_plain(ctx, move |tx| {
+            let op = Arc::clone(&op);
             Box::pin(async move {
-                let value = op(&mut *conn).await?;
+                let value = op(&mut *tx).await?;
                 let body = serde_json::to_vec(&value).map_err(|e| StoreError::Internal(e.to_string()))?;
-                if let Some(draft) = &ctx.audit {
+                let status = tx.ctx.success_status;
+                if let Some(draft) = &tx.ctx.audit {
                     let object = serde_json::from_slice::<serde_json::Value>(&body)
                         .ok()
                         .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned));
-                    rbac::insert_audit(&mut *conn, &ids, draft, object, "succeeded", 200, ctx.now_ms).await?;
+                    let (ids, now_ms) = (tx.ids, tx.ctx.now_ms);
+                    rbac::insert_audit(&mut *tx, ids, draft, object, "succeeded", status.unwrap_or(0), now_ms).await?;
                 }
-                if let Some(claim) = &ctx.idempotency
-                    && !idempotency::complete(conn, claim, &StoredResponse { status: 200, body }).await?
-                {
-                    return Err(StoreError::ClaimLost);
+                if let Some(claim) = &tx.ctx.idempotency {
+                    let status = status.ok_or_else(|| {
+                        StoreError::Internal("a write with an idempotency key must say its success status".into())
+                    })?;
+                    if !idempotency::complete(&mut *tx, claim, &StoredResponse { status, body }).await? {
+                        return Err(StoreError::ClaimLost);
+                    }
                 }
                 Ok(value)
             })
@@ -157,19 +176,39 @@ impl SqlStore {
         .await
     }
 
-    /// Runs `op` as one write transaction and hands back its result.
-    async fn write_plain<T, F>(&self, op: F) -> StoreResult<T>
+    /// A write of the store's own (start-up, background upkeep) that no
+    /// request asked for: no idempotency, no audit; times come from the
+    /// operation's arguments.
+    async fn write_background<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send + Sync + 'static,
+        F: for<'t, 'c> Fn(&'t mut Tx<'c>) -> BoxFuture<'t, StoreResult<T>> + Send + Sync + 'static,
+    {
+        self.write_plain(&WriteContext::background(), op).await
+    }
+
+    /// Runs `op` as one write transaction and hands back its result.
+    async fn write_plain<T, F>(&self, ctx: &WriteContext, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'t, 'c> Fn(&'t mut Tx<'c>) -> BoxFuture<'t, StoreResult<T>> + Send + Sync + 'static,
     {
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
-        let job: WriteJob = Box::new(move |conn| {
-            let fut = op(conn);
-            let out = Arc::clone(&out);
+        let (dialect, ids, ctx) = (self.dialect, Arc::clone(&self.ids), Arc::new(ctx.clone()));
+        let counter = statements::current();
+        let op = Arc::new(op);
+        let job: WriteJob = Box::new(move |exec| {
+            let (out, ids, ctx, counter, op) = (
+                Arc::clone(&out),
+                Arc::clone(&ids),
+                Arc::clone(&ctx),
+                counter.clone(),
+                Arc::clone(&op),
+            );
             Box::pin(async move {
-                let value = fut.await?;
+                let mut tx = Tx::new(exec, dialect, &ids, &ctx, counter);
+                let value = op(&mut tx).await?;
                 *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
                 Ok(())
             })

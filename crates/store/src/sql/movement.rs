@@ -10,9 +10,9 @@ use settle_domain::ids::LedgerEntryId;
 use settle_domain::ledger::{Posting, balanced};
 use settle_domain::payment::Payment;
 use settle_domain::refund::Refund;
-use sqlx::{AnyConnection, AssertSqlSafe};
 
 use super::Dialect;
+use super::db::{Executor, query};
 use super::events::{INSERT_HEAD, NewEvent};
 use super::list::FilterValue;
 use crate::error::{StoreError, StoreResult};
@@ -187,7 +187,12 @@ fn build(m: &Movement<'_>, ids: &IdGenerator, params: &mut Params) -> Vec<(Strin
 }
 
 /// Writes the movement inside the caller's transaction.
-pub async fn persist(conn: &mut AnyConnection, d: Dialect, ids: &IdGenerator, m: Movement<'_>) -> StoreResult<()> {
+pub async fn persist(
+    conn: &mut (impl Executor + ?Sized),
+    d: Dialect,
+    ids: &IdGenerator,
+    m: Movement<'_>,
+) -> StoreResult<()> {
     if !balanced(m.postings) {
         return Err(StoreError::Internal("postings do not sum to zero".into()));
     }
@@ -196,9 +201,9 @@ pub async fn persist(conn: &mut AnyConnection, d: Dialect, ids: &IdGenerator, m:
     match d {
         Dialect::Sqlite => {
             for (sql, range) in parts {
-                let mut query = sqlx::query(AssertSqlSafe(sql));
+                let mut query = query(sql);
                 for v in &params.values[range] {
-                    query = v.clone().bind(query);
+                    query = query.bind(v.clone());
                 }
                 query.execute(&mut *conn).await?;
             }
@@ -210,9 +215,9 @@ pub async fn persist(conn: &mut AnyConnection, d: Dialect, ids: &IdGenerator, m:
                 .map(|(i, (sql, _))| format!("w{i} AS ({sql} RETURNING 1)"))
                 .collect();
             let sql = format!("WITH {} SELECT 1 AS done", ctes.join(", "));
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = query(sql);
             for v in params.values {
-                query = v.bind(query);
+                query = query.bind(v);
             }
             query.execute(&mut *conn).await?;
         }

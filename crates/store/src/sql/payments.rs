@@ -10,10 +10,8 @@ use settle_domain::money::Amount;
 use settle_domain::payment::{self, NewPayment, Payment, PaymentStatus};
 use settle_domain::rbac::{Action, Permission, Resource};
 use settle_domain::refund::{Refund, RefundStatus};
-use sqlx::AnyConnection;
-use sqlx::AssertSqlSafe;
-use sqlx::{Any, Executor};
 
+use super::db::{Executor, query};
 use super::movement::{self, Movement, PaymentWrite};
 use super::rows::{self, PAYMENT_COLS, REFUND_COLS};
 use super::{Dialect, accounts, events};
@@ -23,25 +21,22 @@ use crate::ids::IdGenerator;
 use crate::queue::{ProcessedBy, ProcessorOutcome};
 use crate::records::NewRefund;
 
-pub async fn get<'e, E: Executor<'e, Database = Any>>(ex: E, id: PaymentId) -> StoreResult<Option<Payment>> {
+pub async fn get<E: Executor + ?Sized>(ex: &mut E, id: PaymentId) -> StoreResult<Option<Payment>> {
     rows::by_id(ex, "payments", PAYMENT_COLS, id.to_bytes(), "", rows::payment).await
 }
 
-pub async fn get_refund<'e, E: Executor<'e, Database = Any>>(ex: E, id: RefundId) -> StoreResult<Option<Refund>> {
+pub async fn get_refund<E: Executor + ?Sized>(ex: &mut E, id: RefundId) -> StoreResult<Option<Refund>> {
     rows::by_id(ex, "refunds", REFUND_COLS, id.to_bytes(), "", rows::refund).await
 }
 
 async fn lock(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     id: PaymentId,
     param: Option<&'static str>,
 ) -> StoreResult<Payment> {
     let sql = format!("SELECT {PAYMENT_COLS} FROM payments WHERE id = $1{}", d.lock_rows());
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(conn)
-        .await?;
+    let row = query(sql).bind(id.to_bytes()).fetch_optional(conn).await?;
     match row {
         Some(row) => rows::payment(&row),
         None => Err(StoreError::NotFound { what: "payment", param }),
@@ -77,7 +72,7 @@ fn snapshot(a: &Account, b: &Account) -> [(i64, i64); 2] {
 }
 
 pub async fn create(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     ctx: &WriteContext,
@@ -136,7 +131,7 @@ pub async fn create(
 }
 
 pub async fn capture(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     ctx: &WriteContext,
@@ -166,7 +161,7 @@ struct StateChange<'a> {
 }
 
 async fn persist_state_change(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     ctx: &WriteContext,
@@ -186,7 +181,7 @@ async fn persist_state_change(
 }
 
 pub async fn cancel(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     ctx: &WriteContext,
@@ -214,7 +209,7 @@ pub async fn cancel(
 }
 
 pub async fn refund(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     ctx: &WriteContext,
@@ -269,7 +264,7 @@ pub async fn refund(
 /// the consumer's processed-message record is written in the same
 /// transaction, so a redelivered job changes nothing (`None`).
 pub async fn conclude(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     ctx: &WriteContext,

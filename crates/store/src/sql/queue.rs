@@ -4,9 +4,8 @@
 //! several processes share the work; on SQLite the single writer serialises
 //! claims.
 
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
-
 use super::Dialect;
+use super::db::{Executor, query};
 use crate::error::StoreResult;
 use crate::ids::IdGenerator;
 use crate::queue::{ConsumerBacklog, FANOUT_CONSUMER, JobClaim, LeasedJob, Subscription};
@@ -30,7 +29,7 @@ pub fn ready_sql(d: Dialect, skip_keys: usize) -> String {
 
 /// Leases up to `claim.max` ready jobs: their `run_at` moves to the end of
 /// the lease and they get the claim's token.
-pub async fn claim(conn: &mut AnyConnection, d: Dialect, claim: &JobClaim) -> StoreResult<Vec<LeasedJob>> {
+pub async fn claim(conn: &mut (impl Executor + ?Sized), d: Dialect, claim: &JobClaim) -> StoreResult<Vec<LeasedJob>> {
     let first = 4 + claim.skip_keys.len();
     let sql = format!(
         "UPDATE jobs SET run_at = ${first}, deliveries = deliveries + 1, lease_token = ${} \
@@ -38,7 +37,7 @@ pub async fn claim(conn: &mut AnyConnection, d: Dialect, claim: &JobClaim) -> St
         first + 1,
         ready_sql(d, claim.skip_keys.len())
     );
-    let mut q = sqlx::query(AssertSqlSafe(sql))
+    let mut q = query(sql)
         .bind(claim.consumer.clone())
         .bind(claim.now_ms as i64)
         .bind(i64::from(claim.max));
@@ -73,7 +72,7 @@ pub async fn claim(conn: &mut AnyConnection, d: Dialect, claim: &JobClaim) -> St
 /// job, the effect and the record commit together, no lease is needed and
 /// nothing can run twice. Returns how many it took.
 pub async fn drain_fanout(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     max: u32,
@@ -84,7 +83,7 @@ pub async fn drain_fanout(
         "DELETE FROM jobs WHERE (consumer, message_id) IN ({}) RETURNING message_id",
         ready_sql(d, 0)
     );
-    let rows = sqlx::query(AssertSqlSafe(sql))
+    let rows = query(sql)
         .bind(consumer)
         .bind(now_ms as i64)
         .bind(i64::from(max))
@@ -103,7 +102,7 @@ pub async fn drain_fanout(
 /// records, and a webhook delivery for each new event and matching
 /// endpoint. Returns how many events were new.
 pub async fn fan_out(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     event_ids: &[Vec<u8>],
@@ -117,7 +116,7 @@ pub async fn fan_out(
 /// Removes finished jobs; a job whose lease was lost stays for its new
 /// holder. Jobs of one claim share consumer and token, so each claim's
 /// jobs go in one statement.
-pub async fn finish(conn: &mut AnyConnection, d: Dialect, jobs: &[LeasedJob]) -> StoreResult<u64> {
+pub async fn finish(conn: &mut (impl Executor + ?Sized), d: Dialect, jobs: &[LeasedJob]) -> StoreResult<u64> {
     let mut done = 0;
     let mut rest = jobs;
     while let Some(first) = rest.first() {
@@ -135,9 +134,7 @@ pub async fn finish(conn: &mut AnyConnection, d: Dialect, jobs: &[LeasedJob]) ->
             d.placeholder(2),
             marks.join(", ")
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(first.consumer.clone())
-            .bind(first.token);
+        let mut q = query(sql).bind(first.consumer.clone()).bind(first.token);
         for job in batch {
             q = q.bind(job.message_id.clone());
         }
@@ -147,8 +144,13 @@ pub async fn finish(conn: &mut AnyConnection, d: Dialect, jobs: &[LeasedJob]) ->
 }
 
 /// Gives a job back to run again not before `run_at_ms`.
-pub async fn retry(conn: &mut AnyConnection, job: &LeasedJob, run_at_ms: u64, error: &str) -> StoreResult<()> {
-    sqlx::query(
+pub async fn retry(
+    conn: &mut (impl Executor + ?Sized),
+    job: &LeasedJob,
+    run_at_ms: u64,
+    error: &str,
+) -> StoreResult<()> {
+    query(
         "UPDATE jobs SET run_at = $1, lease_token = NULL, last_error = $2 \
          WHERE consumer = $3 AND message_id = $4 AND lease_token = $5",
     )
@@ -163,8 +165,14 @@ pub async fn retry(conn: &mut AnyConnection, job: &LeasedJob, run_at_ms: u64, er
 }
 
 /// Moves a job that used up its deliveries to the dead letters.
-pub async fn bury(conn: &mut AnyConnection, d: Dialect, job: &LeasedJob, error: &str, now_ms: u64) -> StoreResult<()> {
-    let moved = sqlx::query(
+pub async fn bury(
+    conn: &mut (impl Executor + ?Sized),
+    d: Dialect,
+    job: &LeasedJob,
+    error: &str,
+    now_ms: u64,
+) -> StoreResult<()> {
+    let moved = query(
         "INSERT INTO dead_jobs (consumer, message_id, job_key, deliveries, last_error, created, died) \
          SELECT consumer, message_id, job_key, deliveries, $1, created, $2 FROM jobs \
          WHERE consumer = $3 AND message_id = $4 AND lease_token = $5 \
@@ -184,7 +192,7 @@ pub async fn bury(conn: &mut AnyConnection, d: Dialect, job: &LeasedJob, error: 
 }
 
 /// Puts dead jobs (of one consumer, or all) back in the queue, ready now.
-pub async fn replay_dead(conn: &mut AnyConnection, consumer: Option<&str>, now_ms: u64) -> StoreResult<u64> {
+pub async fn replay_dead(conn: &mut (impl Executor + ?Sized), consumer: Option<&str>, now_ms: u64) -> StoreResult<u64> {
     let (filter, bind) = match consumer {
         Some(c) => (" WHERE consumer = $2", Some(c.to_owned())),
         None => ("", None),
@@ -194,7 +202,7 @@ pub async fn replay_dead(conn: &mut AnyConnection, consumer: Option<&str>, now_m
          SELECT consumer, message_id, job_key, $1, created FROM dead_jobs{filter} \
          ON CONFLICT (consumer, message_id) DO NOTHING"
     );
-    let mut q = sqlx::query(AssertSqlSafe(insert)).bind(now_ms as i64);
+    let mut q = query(insert).bind(now_ms as i64);
     if let Some(c) = &bind {
         q = q.bind(c.clone());
     }
@@ -203,7 +211,7 @@ pub async fn replay_dead(conn: &mut AnyConnection, consumer: Option<&str>, now_m
         Some(_) => "DELETE FROM dead_jobs WHERE consumer = $1",
         None => "DELETE FROM dead_jobs",
     };
-    let mut q = sqlx::query(delete);
+    let mut q = query(delete);
     if let Some(c) = bind {
         q = q.bind(c);
     }
@@ -214,9 +222,9 @@ pub async fn replay_dead(conn: &mut AnyConnection, consumer: Option<&str>, now_m
 /// Makes the subscriptions exactly `subs`: adds missing ones first, then
 /// drops consumers that are no longer wanted. Processes sharing a database
 /// register the same set, so they never remove each other's rows.
-pub async fn register(conn: &mut AnyConnection, subs: &[Subscription]) -> StoreResult<()> {
+pub async fn register(conn: &mut (impl Executor + ?Sized), subs: &[Subscription]) -> StoreResult<()> {
     for s in subs {
-        sqlx::query(
+        query(
             "INSERT INTO queue_consumers (name, event_type) VALUES ($1, $2) \
              ON CONFLICT (name, event_type) DO NOTHING",
         )
@@ -225,13 +233,13 @@ pub async fn register(conn: &mut AnyConnection, subs: &[Subscription]) -> StoreR
         .execute(&mut *conn)
         .await?;
     }
-    let rows = sqlx::query("SELECT name, event_type FROM queue_consumers")
+    let rows = query("SELECT name, event_type FROM queue_consumers")
         .fetch_all(&mut *conn)
         .await?;
     for row in rows {
         let (name, event_type): (String, String) = (row.try_get("name")?, row.try_get("event_type")?);
         if !subs.iter().any(|s| s.consumer == name && s.event_type == event_type) {
-            sqlx::query("DELETE FROM queue_consumers WHERE name = $1 AND event_type = $2")
+            query("DELETE FROM queue_consumers WHERE name = $1 AND event_type = $2")
                 .bind(name)
                 .bind(event_type)
                 .execute(&mut *conn)
@@ -242,13 +250,12 @@ pub async fn register(conn: &mut AnyConnection, subs: &[Subscription]) -> StoreR
 }
 
 /// Each consumer's backlog and dead letters.
-pub async fn backlog(pool: &sqlx::AnyPool) -> StoreResult<Vec<ConsumerBacklog>> {
+pub async fn backlog(pool: &mut (impl Executor + ?Sized)) -> StoreResult<Vec<ConsumerBacklog>> {
     let mut out: Vec<ConsumerBacklog> = Vec::new();
-    let pending = sqlx::query(
-        "SELECT consumer, CAST(COUNT(*) AS BIGINT) AS n, MIN(created) AS oldest FROM jobs GROUP BY consumer",
-    )
-    .fetch_all(pool)
-    .await?;
+    let pending =
+        query("SELECT consumer, CAST(COUNT(*) AS BIGINT) AS n, MIN(created) AS oldest FROM jobs GROUP BY consumer")
+            .fetch_all(pool)
+            .await?;
     for row in pending {
         let n: i64 = row.try_get("n")?;
         out.push(ConsumerBacklog {
@@ -258,7 +265,7 @@ pub async fn backlog(pool: &sqlx::AnyPool) -> StoreResult<Vec<ConsumerBacklog>> 
             dead: 0,
         });
     }
-    let dead = sqlx::query("SELECT consumer, CAST(COUNT(*) AS BIGINT) AS n FROM dead_jobs GROUP BY consumer")
+    let dead = query("SELECT consumer, CAST(COUNT(*) AS BIGINT) AS n FROM dead_jobs GROUP BY consumer")
         .fetch_all(pool)
         .await?;
     for row in dead {
@@ -281,7 +288,7 @@ pub async fn backlog(pool: &sqlx::AnyPool) -> StoreResult<Vec<ConsumerBacklog>> 
 /// Records a batch of messages as handled in one statement per 300;
 /// returns the ones that were new.
 pub async fn mark_all_processed(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     consumer: &str,
     message_ids: &[Vec<u8>],
@@ -298,7 +305,7 @@ pub async fn mark_all_processed(
              ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id",
             rows.join(", ")
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = query(sql);
         match d {
             Dialect::Postgres => {
                 q = q.bind(consumer.to_owned()).bind(now_ms as i64);
@@ -323,8 +330,8 @@ pub const REAP_PROCESSED_SQL: &str = "DELETE FROM processed_messages WHERE (cons
      (SELECT consumer, message_id FROM processed_messages WHERE processed < $1 ORDER BY processed LIMIT $2)";
 
 /// Forgets processed-message records older than any redelivery can be.
-pub async fn reap_processed(conn: &mut AnyConnection, before_ms: u64, batch: u32) -> StoreResult<u64> {
-    let done = sqlx::query(REAP_PROCESSED_SQL)
+pub async fn reap_processed(conn: &mut (impl Executor + ?Sized), before_ms: u64, batch: u32) -> StoreResult<u64> {
+    let done = query(REAP_PROCESSED_SQL)
         .bind(before_ms as i64)
         .bind(i64::from(batch))
         .execute(conn)

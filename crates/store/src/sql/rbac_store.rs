@@ -21,7 +21,7 @@ impl SqlStore {
     pub(super) async fn sync_builtin_roles_impl(&self, now_ms: u64) -> StoreResult<()> {
         // Built-in role ids come straight from the clock, not from the
         // store's sequence, so start-up does not move that sequence.
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             Box::pin(async move {
                 for name in BUILTIN_ROLES {
                     let permissions = builtin_permissions(name).unwrap_or_default();
@@ -59,11 +59,11 @@ impl SqlStore {
     }
 
     pub(super) async fn role_by_id(&self, id: RoleId) -> StoreResult<Option<Role>> {
-        rbac::role_where(&self.reads, "id", id.to_bytes(), None).await
+        rbac::role_where(&mut self.reader(), "id", id.to_bytes(), None).await
     }
 
     pub(super) async fn role_named(&self, name: &str) -> StoreResult<Option<Role>> {
-        rbac::role_where(&self.reads, "name", Vec::new(), Some(name.to_owned())).await
+        rbac::role_where(&mut self.reader(), "name", Vec::new(), Some(name.to_owned())).await
     }
 
     pub(super) async fn update_role_impl(
@@ -131,11 +131,16 @@ impl SqlStore {
     }
 
     pub(super) async fn list_roles_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<Role>> {
-        fetch_page(&self.reads, spec("roles", ROLE_COLS, q, None), rows::role).await
+        fetch_page(&mut self.reader(), spec("roles", ROLE_COLS, q, None), rows::role).await
     }
 
     pub(super) async fn list_api_keys_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<ApiKey>> {
-        fetch_page(&self.reads, spec("api_keys", API_KEY_COLS, q, None), rows::api_key).await
+        fetch_page(
+            &mut self.reader(),
+            spec("api_keys", API_KEY_COLS, q, None),
+            rows::api_key,
+        )
+        .await
     }
 
     pub(super) async fn revoke_api_key_impl(&self, ctx: &WriteContext, id: ApiKeyId) -> StoreResult<ApiKey> {
@@ -154,7 +159,7 @@ impl SqlStore {
 
     pub(super) async fn touch_api_keys_impl(&self, uses: Vec<(ApiKeyId, i64)>) -> StoreResult<()> {
         let uses = Arc::new(uses);
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let uses = Arc::clone(&uses);
             Box::pin(async move { rbac::touch_keys(conn, &uses).await })
         })
@@ -180,7 +185,7 @@ impl SqlStore {
     }
 
     pub(super) async fn policy_by_id(&self, id: PolicyId) -> StoreResult<Option<StoredPolicy>> {
-        rbac::policy(&self.reads, id).await
+        rbac::policy(&mut self.reader(), id).await
     }
 
     pub(super) async fn update_policy_impl(
@@ -228,11 +233,11 @@ impl SqlStore {
     }
 
     pub(super) async fn list_policies_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<StoredPolicy>> {
-        fetch_page(&self.reads, spec("policies", POLICY_COLS, q, None), rows::policy).await
+        fetch_page(&mut self.reader(), spec("policies", POLICY_COLS, q, None), rows::policy).await
     }
 
     pub(super) async fn all_policies_impl(&self) -> StoreResult<Vec<StoredPolicy>> {
-        rbac::all_policies(&self.reads).await
+        rbac::all_policies(&mut self.reader()).await
     }
 
     pub(super) async fn record_audit_impl(
@@ -243,7 +248,7 @@ impl SqlStore {
         now_ms: u64,
     ) -> StoreResult<()> {
         let (draft, outcome, ids) = (draft.clone(), outcome.to_owned(), Arc::clone(&self.ids));
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let (draft, outcome, ids) = (draft.clone(), outcome.clone(), Arc::clone(&ids));
             Box::pin(async move { rbac::insert_audit(conn, &ids, &draft, None, &outcome, status, now_ms).await })
         })
@@ -251,6 +256,11 @@ impl SqlStore {
     }
 
     pub(super) async fn list_audit_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<AuditEvent>> {
-        fetch_page(&self.reads, spec("audit_events", AUDIT_COLS, q, None), rows::audit).await
+        fetch_page(
+            &mut self.reader(),
+            spec("audit_events", AUDIT_COLS, q, None),
+            rows::audit,
+        )
+        .await
     }
 }

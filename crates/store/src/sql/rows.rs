@@ -12,9 +12,8 @@ use settle_domain::money::Currency;
 use settle_domain::payment::{Payment, PaymentStatus};
 use settle_domain::rbac::{Role, parse_permissions};
 use settle_domain::refund::{Refund, RefundReason, RefundStatus};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
+use super::db::{Executor, Row, query};
 use crate::error::{StoreError, StoreResult};
 use crate::records::{ApiKey, AuditEvent, Event, StoredPolicy};
 
@@ -33,22 +32,19 @@ pub const AUDIT_COLS: &str = "id, api_key_id, operation, permission, object, req
 
 /// The row of `table` whose primary key is `id` (with an optional lock
 /// clause), decoded: the one reader every get-by-id shares.
-pub async fn by_id<'e, E, T>(
-    ex: E,
+pub async fn by_id<E, T>(
+    ex: &mut E,
     table: &str,
     columns: &str,
     id: Vec<u8>,
     lock: &str,
-    decode: fn(&AnyRow) -> StoreResult<T>,
+    decode: fn(&Row) -> StoreResult<T>,
 ) -> StoreResult<Option<T>>
 where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
+    E: Executor + ?Sized,
 {
     let sql = format!("SELECT {columns} FROM {table} WHERE id = $1{lock}");
-    let row: Option<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(ex)
-        .await?;
+    let row: Option<Row> = query(sql).bind(id).fetch_optional(ex).await?;
     row.as_ref().map(decode).transpose()
 }
 
@@ -56,27 +52,27 @@ fn corrupt(what: &str, col: &str) -> StoreError {
     StoreError::Internal(format!("stored {what}.{col} is not valid"))
 }
 
-fn id<T>(row: &AnyRow, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
+fn id<T>(row: &Row, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
     let bytes: Vec<u8> = row.try_get(col)?;
     parse(&bytes).ok_or_else(|| corrupt("row", col))
 }
 
-fn opt_id<T>(row: &AnyRow, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<Option<T>> {
+fn opt_id<T>(row: &Row, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<Option<T>> {
     let bytes: Option<Vec<u8>> = row.try_get(col)?;
     bytes.map(|b| parse(&b).ok_or_else(|| corrupt("row", col))).transpose()
 }
 
-fn currency(row: &AnyRow) -> StoreResult<Currency> {
+fn currency(row: &Row) -> StoreResult<Currency> {
     let code: String = row.try_get("currency")?;
     Currency::parse(&code).map_err(|_| corrupt("row", "currency"))
 }
 
-fn metadata(row: &AnyRow) -> StoreResult<Metadata> {
+fn metadata(row: &Row) -> StoreResult<Metadata> {
     let text: String = row.try_get("metadata")?;
     Metadata::from_json(&text).map_err(|_| corrupt("row", "metadata"))
 }
 
-pub fn account(row: &AnyRow) -> StoreResult<Account> {
+pub fn account(row: &Row) -> StoreResult<Account> {
     Ok(Account {
         id: id(row, "id", AccountId::from_bytes)?,
         name: row.try_get("name")?,
@@ -92,7 +88,7 @@ pub fn account(row: &AnyRow) -> StoreResult<Account> {
     })
 }
 
-pub fn customer(row: &AnyRow) -> StoreResult<Customer> {
+pub fn customer(row: &Row) -> StoreResult<Customer> {
     Ok(Customer {
         id: id(row, "id", CustomerId::from_bytes)?,
         name: row.try_get("name")?,
@@ -103,7 +99,7 @@ pub fn customer(row: &AnyRow) -> StoreResult<Customer> {
     })
 }
 
-pub fn payment(row: &AnyRow) -> StoreResult<Payment> {
+pub fn payment(row: &Row) -> StoreResult<Payment> {
     let status: String = row.try_get("status")?;
     Ok(Payment {
         id: id(row, "id", PaymentId::from_bytes)?,
@@ -122,7 +118,7 @@ pub fn payment(row: &AnyRow) -> StoreResult<Payment> {
     })
 }
 
-pub fn refund(row: &AnyRow) -> StoreResult<Refund> {
+pub fn refund(row: &Row) -> StoreResult<Refund> {
     let reason: Option<String> = row.try_get("reason")?;
     let status: String = row.try_get("status")?;
     Ok(Refund {
@@ -138,7 +134,7 @@ pub fn refund(row: &AnyRow) -> StoreResult<Refund> {
     })
 }
 
-pub fn entry(row: &AnyRow) -> StoreResult<LedgerEntry> {
+pub fn entry(row: &Row) -> StoreResult<LedgerEntry> {
     Ok(LedgerEntry {
         id: id(row, "id", LedgerEntryId::from_bytes)?,
         account: id(row, "account_id", AccountId::from_bytes)?,
@@ -149,7 +145,7 @@ pub fn entry(row: &AnyRow) -> StoreResult<LedgerEntry> {
     })
 }
 
-pub fn api_key(row: &AnyRow) -> StoreResult<ApiKey> {
+pub fn api_key(row: &Row) -> StoreResult<ApiKey> {
     Ok(ApiKey {
         id: id(row, "id", ApiKeyId::from_bytes)?,
         name: row.try_get("name")?,
@@ -163,7 +159,7 @@ pub fn api_key(row: &AnyRow) -> StoreResult<ApiKey> {
     })
 }
 
-pub fn role(row: &AnyRow) -> StoreResult<Role> {
+pub fn role(row: &Row) -> StoreResult<Role> {
     let permissions: String = row.try_get("permissions")?;
     let texts: Vec<String> = serde_json::from_str(&permissions).map_err(|_| corrupt("role", "permissions"))?;
     Ok(Role {
@@ -176,7 +172,7 @@ pub fn role(row: &AnyRow) -> StoreResult<Role> {
     })
 }
 
-pub fn policy(row: &AnyRow) -> StoreResult<StoredPolicy> {
+pub fn policy(row: &Row) -> StoreResult<StoredPolicy> {
     Ok(StoredPolicy {
         id: id(row, "id", PolicyId::from_bytes)?,
         name: row.try_get("name")?,
@@ -188,7 +184,7 @@ pub fn policy(row: &AnyRow) -> StoreResult<StoredPolicy> {
     })
 }
 
-pub fn audit(row: &AnyRow) -> StoreResult<AuditEvent> {
+pub fn audit(row: &Row) -> StoreResult<AuditEvent> {
     Ok(AuditEvent {
         id: id(row, "id", AuditEventId::from_bytes)?,
         api_key: opt_id(row, "api_key_id", ApiKeyId::from_bytes)?,
@@ -202,7 +198,7 @@ pub fn audit(row: &AnyRow) -> StoreResult<AuditEvent> {
     })
 }
 
-pub fn event(row: &AnyRow) -> StoreResult<Event> {
+pub fn event(row: &Row) -> StoreResult<Event> {
     let data: String = row.try_get("data")?;
     let object: serde_json::Value = serde_json::from_str(&data).map_err(|_| corrupt("event", "data"))?;
     Ok(Event {

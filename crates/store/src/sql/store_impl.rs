@@ -19,8 +19,8 @@ use settle_domain::webhook::{
     DeliveryStatus, EndpointPatch, EndpointStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
     WebhookEndpoint, WebhookReplay,
 };
-use sqlx::Row;
 
+use super::db::query;
 use super::events::Subject;
 use super::list::{FilterValue, ListSpec, fetch_page};
 use super::rows::{self, ACCOUNT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, REFUND_COLS};
@@ -79,10 +79,9 @@ impl Store for SqlStore {
     }
 
     async fn readiness(&self) -> StoreResult<()> {
-        let row =
-            sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.reads)
-                .await?;
+        let row = query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut self.reader())
+            .await?;
         let applied: i64 = row.try_get("v")?;
         if applied < self.latest_migration {
             return Err(StoreError::Unavailable(format!(
@@ -133,7 +132,7 @@ impl Store for SqlStore {
     }
 
     async fn account(&self, id: AccountId) -> StoreResult<Option<Account>> {
-        accounts::get(&self.reads, id).await
+        accounts::get(&mut self.reader(), id).await
     }
 
     async fn update_account(
@@ -176,7 +175,12 @@ impl Store for SqlStore {
             .filter
             .as_ref()
             .map(|AccountFilter::Customer(c)| ("customer_id", FilterValue::Bytes(c.to_bytes())));
-        fetch_page(&self.reads, spec("accounts", ACCOUNT_COLS, q, filter), rows::account).await
+        fetch_page(
+            &mut self.reader(),
+            spec("accounts", ACCOUNT_COLS, q, filter),
+            rows::account,
+        )
+        .await
     }
 
     async fn create_customer(&self, ctx: &WriteContext, new: NewCustomer) -> StoreResult<Customer> {
@@ -206,7 +210,7 @@ impl Store for SqlStore {
     }
 
     async fn customer(&self, id: CustomerId) -> StoreResult<Option<Customer>> {
-        customers::get(&self.reads, id).await
+        customers::get(&mut self.reader(), id).await
     }
 
     async fn update_customer(
@@ -281,7 +285,12 @@ impl Store for SqlStore {
             .filter
             .as_ref()
             .map(|CustomerFilter::Email(e)| ("email", FilterValue::Text(e.clone())));
-        fetch_page(&self.reads, spec("customers", CUSTOMER_COLS, q, filter), rows::customer).await
+        fetch_page(
+            &mut self.reader(),
+            spec("customers", CUSTOMER_COLS, q, filter),
+            rows::customer,
+        )
+        .await
     }
 
     async fn create_payment(&self, ctx: &WriteContext, new: NewPayment) -> StoreResult<Payment> {
@@ -294,7 +303,7 @@ impl Store for SqlStore {
     }
 
     async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
-        payments::get(&self.reads, id).await
+        payments::get(&mut self.reader(), id).await
     }
 
     async fn capture_payment(&self, ctx: &WriteContext, id: PaymentId, amount: Option<Amount>) -> StoreResult<Payment> {
@@ -322,7 +331,12 @@ impl Store for SqlStore {
             PaymentFilter::Source(a) => ("source_id", FilterValue::Bytes(a.to_bytes())),
             PaymentFilter::Destination(a) => ("destination_id", FilterValue::Bytes(a.to_bytes())),
         });
-        fetch_page(&self.reads, spec("payments", PAYMENT_COLS, q, filter), rows::payment).await
+        fetch_page(
+            &mut self.reader(),
+            spec("payments", PAYMENT_COLS, q, filter),
+            rows::payment,
+        )
+        .await
     }
 
     async fn create_refund(&self, ctx: &WriteContext, new: NewRefund) -> StoreResult<Refund> {
@@ -335,7 +349,7 @@ impl Store for SqlStore {
     }
 
     async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
-        payments::get_refund(&self.reads, id).await
+        payments::get_refund(&mut self.reader(), id).await
     }
 
     async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> StoreResult<Page<Refund>> {
@@ -343,7 +357,12 @@ impl Store for SqlStore {
             .filter
             .as_ref()
             .map(|RefundFilter::Payment(p)| ("payment_id", FilterValue::Bytes(p.to_bytes())));
-        fetch_page(&self.reads, spec("refunds", REFUND_COLS, q, filter), rows::refund).await
+        fetch_page(
+            &mut self.reader(),
+            spec("refunds", REFUND_COLS, q, filter),
+            rows::refund,
+        )
+        .await
     }
 
     async fn list_entries(&self, q: &ListQuery<EntryFilter>) -> StoreResult<Page<LedgerEntry>> {
@@ -351,11 +370,16 @@ impl Store for SqlStore {
             .filter
             .as_ref()
             .map(|EntryFilter::Account(a)| ("account_id", FilterValue::Bytes(a.to_bytes())));
-        fetch_page(&self.reads, spec("ledger_entries", ENTRY_COLS, q, filter), rows::entry).await
+        fetch_page(
+            &mut self.reader(),
+            spec("ledger_entries", ENTRY_COLS, q, filter),
+            rows::entry,
+        )
+        .await
     }
 
     async fn entries_sum(&self, account: AccountId) -> StoreResult<i64> {
-        entries::sum(&self.reads, account).await
+        entries::sum(&mut self.reader(), account).await
     }
 
     async fn create_api_key(&self, ctx: &WriteContext, key: ApiKey) -> StoreResult<ApiKey> {
@@ -370,7 +394,7 @@ impl Store for SqlStore {
     }
 
     async fn api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
-        api_keys::get(&self.reads, id).await
+        api_keys::get(&mut self.reader(), id).await
     }
 
     async fn claim_idempotency(&self, req: &ClaimRequest) -> StoreResult<ClaimOutcome> {
@@ -379,14 +403,14 @@ impl Store for SqlStore {
         // PostgreSQL: a new key is claimed by one autocommitted insert (one
         // round trip); only an existing key needs the transaction below.
         // SQLite writes go through its single writer either way.
-        if self.dialect == Dialect::Postgres && idempotency::try_insert(&self.reads, &req, &token).await? {
+        if self.dialect == Dialect::Postgres && idempotency::try_insert(&mut self.reader(), &req, &token).await? {
             return Ok(ClaimOutcome::Claimed(IdempotencyClaim::new(
                 req.api_key,
                 req.key.clone(),
                 token,
             )));
         }
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let (req, token) = (Arc::clone(&req), token.clone());
             Box::pin(async move { idempotency::claim(conn, &req, token).await })
         })
@@ -395,7 +419,7 @@ impl Store for SqlStore {
 
     async fn complete_idempotency(&self, claim: &IdempotencyClaim, response: &StoredResponse) -> StoreResult<bool> {
         let (claim, response) = (claim.clone(), response.clone());
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let (claim, response) = (claim.clone(), response.clone());
             Box::pin(async move { idempotency::complete(conn, &claim, &response).await })
         })
@@ -404,7 +428,7 @@ impl Store for SqlStore {
 
     async fn release_idempotency(&self, claim: &IdempotencyClaim) -> StoreResult<()> {
         let claim = claim.clone();
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let claim = claim.clone();
             Box::pin(async move { idempotency::release(conn, &claim).await })
         })
@@ -412,7 +436,7 @@ impl Store for SqlStore {
     }
 
     async fn reap_idempotency(&self, before_ms: u64, batch: u32) -> StoreResult<u64> {
-        self.write_plain(move |conn| Box::pin(async move { idempotency::reap(conn, before_ms, batch).await }))
+        self.write_background(move |conn| Box::pin(async move { idempotency::reap(conn, before_ms, batch).await }))
             .await
     }
 
@@ -500,7 +524,7 @@ impl Store for SqlStore {
     }
 
     async fn event(&self, id: EventId) -> StoreResult<Option<Event>> {
-        events::get(&self.reads, id).await
+        events::get(&mut self.reader(), id).await
     }
 
     async fn list_events(&self, q: &ListQuery<EventFilter>) -> StoreResult<Page<Event>> {
@@ -508,16 +532,16 @@ impl Store for SqlStore {
             EventFilter::Type(t) => ("type", FilterValue::Text(t.clone())),
             EventFilter::Object(o) => ("object_id", FilterValue::Bytes(o.clone())),
         });
-        fetch_page(&self.reads, spec("events", EVENT_COLS, q, filter), rows::event).await
+        fetch_page(&mut self.reader(), spec("events", EVENT_COLS, q, filter), rows::event).await
     }
 
     async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>> {
-        events::by_ids(&self.reads, self.dialect, ids).await
+        events::by_ids(&mut self.reader(), self.dialect, ids).await
     }
 
     async fn register_consumers(&self, subs: &[Subscription]) -> StoreResult<()> {
         let subs = subs.to_vec();
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let subs = subs.clone();
             Box::pin(async move { queue::register(conn, &subs).await })
         })
@@ -526,7 +550,7 @@ impl Store for SqlStore {
 
     async fn claim_jobs(&self, claim: &JobClaim) -> StoreResult<Vec<LeasedJob>> {
         let (d, claim) = (self.dialect, claim.clone());
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let claim = claim.clone();
             Box::pin(async move { queue::claim(conn, d, &claim).await })
         })
@@ -538,7 +562,7 @@ impl Store for SqlStore {
             return Ok(0);
         }
         let (d, jobs) = (self.dialect, jobs.to_vec());
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let jobs = jobs.clone();
             Box::pin(async move { queue::finish(conn, d, &jobs).await })
         })
@@ -547,7 +571,7 @@ impl Store for SqlStore {
 
     async fn retry_job(&self, job: &LeasedJob, run_at_ms: u64, error: &str) -> StoreResult<()> {
         let (job, error) = (job.clone(), error.to_owned());
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let (job, error) = (job.clone(), error.clone());
             Box::pin(async move { queue::retry(conn, &job, run_at_ms, &error).await })
         })
@@ -556,7 +580,7 @@ impl Store for SqlStore {
 
     async fn bury_job(&self, job: &LeasedJob, error: &str, now_ms: u64) -> StoreResult<()> {
         let (d, job, error) = (self.dialect, job.clone(), error.to_owned());
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let (job, error) = (job.clone(), error.clone());
             Box::pin(async move { queue::bury(conn, d, &job, &error, now_ms).await })
         })
@@ -565,7 +589,7 @@ impl Store for SqlStore {
 
     async fn replay_dead_jobs(&self, consumer: Option<&str>, now_ms: u64) -> StoreResult<u64> {
         let consumer = consumer.map(str::to_owned);
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let consumer = consumer.clone();
             Box::pin(async move { queue::replay_dead(conn, consumer.as_deref(), now_ms).await })
         })
@@ -573,12 +597,12 @@ impl Store for SqlStore {
     }
 
     async fn queue_backlog(&self) -> StoreResult<Vec<ConsumerBacklog>> {
-        queue::backlog(&self.reads).await
+        queue::backlog(&mut self.reader()).await
     }
 
     async fn drain_fanout(&self, max: u32, now_ms: u64) -> StoreResult<u64> {
         let (d, ids) = (self.dialect, Arc::clone(&self.ids));
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let ids = Arc::clone(&ids);
             Box::pin(async move { queue::drain_fanout(conn, d, &ids, max, now_ms).await })
         })
@@ -590,7 +614,7 @@ impl Store for SqlStore {
             return Ok(0);
         }
         let (d, ids, events) = (self.dialect, Arc::clone(&self.ids), event_ids.to_vec());
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let (ids, events) = (Arc::clone(&ids), events.clone());
             Box::pin(async move { queue::fan_out(conn, d, &ids, &events, now_ms).await })
         })
@@ -598,7 +622,7 @@ impl Store for SqlStore {
     }
 
     async fn reap_processed(&self, before_ms: u64, batch: u32) -> StoreResult<u64> {
-        self.write_plain(move |conn| Box::pin(async move { queue::reap_processed(conn, before_ms, batch).await }))
+        self.write_background(move |conn| Box::pin(async move { queue::reap_processed(conn, before_ms, batch).await }))
             .await
     }
 
@@ -637,11 +661,11 @@ impl Store for SqlStore {
     }
 
     async fn webhook_endpoint(&self, id: WebhookEndpointId) -> StoreResult<Option<WebhookEndpoint>> {
-        webhooks::get_endpoint(&self.reads, id).await
+        webhooks::get_endpoint(&mut self.reader(), id).await
     }
 
     async fn webhook_secrets(&self, id: WebhookEndpointId) -> StoreResult<Option<SealedSecrets>> {
-        webhooks::secrets(&self.reads, id).await
+        webhooks::secrets(&mut self.reader(), id).await
     }
 
     async fn update_webhook_endpoint(
@@ -702,7 +726,7 @@ impl Store for SqlStore {
         resealed: &SealedSecrets,
     ) -> StoreResult<bool> {
         let (read, resealed) = (read.clone(), resealed.clone());
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let (read, resealed) = (read.clone(), resealed.clone());
             Box::pin(async move { webhooks::reseal_secrets(conn, id, &read, &resealed).await })
         })
@@ -726,7 +750,7 @@ impl Store for SqlStore {
 
     async fn list_webhook_endpoints(&self, q: &ListQuery<()>) -> StoreResult<Page<WebhookEndpoint>> {
         fetch_page(
-            &self.reads,
+            &mut self.reader(),
             spec("webhook_endpoints", webhooks::ENDPOINT_COLS, q, None),
             webhooks::endpoint,
         )
@@ -734,7 +758,7 @@ impl Store for SqlStore {
     }
 
     async fn webhook_delivery(&self, id: WebhookDeliveryId) -> StoreResult<Option<WebhookDelivery>> {
-        webhooks::get_delivery(&self.reads, id).await
+        webhooks::get_delivery(&mut self.reader(), id).await
     }
 
     async fn list_webhook_deliveries(
@@ -747,7 +771,7 @@ impl Store for SqlStore {
             filters.push(("status", FilterValue::Text(status.as_str().to_owned())));
         }
         fetch_page(
-            &self.reads,
+            &mut self.reader(),
             spec("webhook_deliveries", webhooks::DELIVERY_COLS, q, filters),
             webhooks::delivery,
         )
@@ -761,7 +785,7 @@ impl Store for SqlStore {
     ) -> StoreResult<Page<WebhookAttempt>> {
         let filter = Some(("delivery_id", FilterValue::Bytes(delivery.to_bytes())));
         fetch_page(
-            &self.reads,
+            &mut self.reader(),
             spec("webhook_attempts", webhooks::ATTEMPT_COLS, q, filter),
             webhooks::attempt,
         )
@@ -770,7 +794,7 @@ impl Store for SqlStore {
 
     async fn record_webhook_attempt(&self, endpoint: WebhookEndpointId, record: &AttemptRecord) -> StoreResult<()> {
         let (d, ids, record) = (self.dialect, Arc::clone(&self.ids), record.clone());
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let (ids, record) = (Arc::clone(&ids), record.clone());
             Box::pin(async move { webhooks::record_attempt(conn, d, &ids, endpoint, &record).await })
         })
@@ -806,7 +830,7 @@ impl Store for SqlStore {
 
     async fn run_webhook_replay(&self, id: WebhookReplayId, page: u32, now_ms: u64) -> StoreResult<bool> {
         let (d, ids) = (self.dialect, Arc::clone(&self.ids));
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let ids = Arc::clone(&ids);
             Box::pin(async move { webhook_replays::run_replay_page(conn, d, &ids, id, page, now_ms).await })
         })
@@ -820,7 +844,7 @@ impl Store for SqlStore {
     ) -> StoreResult<Page<WebhookReplay>> {
         let filter = Some(("endpoint_id", FilterValue::Bytes(endpoint.to_bytes())));
         fetch_page(
-            &self.reads,
+            &mut self.reader(),
             spec("webhook_replays", webhook_replays::REPLAY_COLS, q, filter),
             webhook_replays::replay,
         )
@@ -829,7 +853,7 @@ impl Store for SqlStore {
 
     async fn retry_webhook_delivery(&self, id: WebhookDeliveryId, now_ms: u64) -> StoreResult<WebhookDelivery> {
         let d = self.dialect;
-        self.write_plain(move |conn| Box::pin(async move { webhooks::retry_now(conn, d, id, now_ms).await }))
+        self.write_background(move |conn| Box::pin(async move { webhooks::retry_now(conn, d, id, now_ms).await }))
             .await
     }
 
@@ -841,7 +865,7 @@ impl Store for SqlStore {
         outcome: ProcessorOutcome,
     ) -> StoreResult<Option<Payment>> {
         let (d, ids, c, done) = (self.dialect, Arc::clone(&self.ids), ctx.clone(), done.clone());
-        self.write_plain(move |conn| {
+        self.write_background(move |conn| {
             let (ids, ctx, done) = (Arc::clone(&ids), c.clone(), done.clone());
             Box::pin(async move { payments::conclude(conn, d, &ids, &ctx, &done, id, outcome).await })
         })

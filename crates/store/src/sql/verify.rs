@@ -2,8 +2,7 @@
 //! seed (`settle seed --verify`) and by tests: each query returns the number
 //! of violations.
 
-use sqlx::{AnyPool, Row};
-
+use super::db::{Executor, query};
 use crate::error::StoreResult;
 
 /// (invariant, query counting its violations)
@@ -46,10 +45,10 @@ pub const INVARIANTS: &[(&str, &str)] = &[
 ];
 
 /// Runs every invariant; returns (invariant, violations) for each.
-pub async fn check(pool: &AnyPool) -> StoreResult<Vec<(&'static str, i64)>> {
+pub async fn check(pool: &mut (impl Executor + ?Sized)) -> StoreResult<Vec<(&'static str, i64)>> {
     let mut out = Vec::new();
     for (name, sql) in INVARIANTS {
-        let row = sqlx::query(*sql).fetch_one(pool).await?;
+        let row = query(*sql).fetch_one(pool).await?;
         out.push((*name, row.try_get::<i64, _>("n")?));
     }
     Ok(out)

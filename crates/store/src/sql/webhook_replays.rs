@@ -4,10 +4,9 @@
 
 use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
 use settle_domain::webhook::WebhookReplay;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::Dialect;
+use super::db::{Executor, Row, query};
 use super::webhooks::{bytes_id, get_endpoint, insert_delivery, lock_endpoint};
 use crate::error::StoreResult;
 use crate::ids::IdGenerator;
@@ -16,7 +15,7 @@ pub const REPLAY_COLS: &str = "id, endpoint_id, since_ms, until_ms, status, deli
 /// The consumer that works through replays, a page of events at a time.
 pub const REPLAY_CONSUMER: &str = "webhook_replays";
 
-pub fn replay(row: &AnyRow) -> StoreResult<WebhookReplay> {
+pub fn replay(row: &Row) -> StoreResult<WebhookReplay> {
     let (since, until): (i64, i64) = (row.try_get("since_ms")?, row.try_get("until_ms")?);
     Ok(WebhookReplay {
         id: bytes_id(row, "id", WebhookReplayId::from_bytes)?,
@@ -32,14 +31,14 @@ pub fn replay(row: &AnyRow) -> StoreResult<WebhookReplay> {
 /// Starts a replay of `endpoint`'s events created in `[since_ms, until_ms)`
 /// and queues its first page.
 pub async fn create_replay(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     r: &WebhookReplay,
     since_ms: i64,
     until_ms: i64,
 ) -> StoreResult<()> {
     lock_endpoint(&mut *conn, d, r.endpoint).await?;
-    sqlx::query(
+    query(
         "INSERT INTO webhook_replays (id, endpoint_id, since_ms, until_ms, status, deliveries, created) \
          VALUES ($1, $2, $3, $4, 'running', 0, $5)",
     )
@@ -50,7 +49,7 @@ pub async fn create_replay(
     .bind(r.created)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO jobs (consumer, message_id, run_at, created) VALUES ($1, $2, $3, $3)")
+    query("INSERT INTO jobs (consumer, message_id, run_at, created) VALUES ($1, $2, $3, $3)")
         .bind(REPLAY_CONSUMER.to_owned())
         .bind(r.id.to_bytes())
         .bind(r.created * 1000)
@@ -63,17 +62,17 @@ pub async fn create_replay(
 /// after the cursor, and the cursor past them, in one transaction (so a
 /// crash repeats no page and skips none). True when the replay is done.
 pub async fn run_replay_page(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     id: WebhookReplayId,
     page: u32,
     now_ms: u64,
 ) -> StoreResult<bool> {
-    let row = sqlx::query(AssertSqlSafe(format!(
+    let row = query(format!(
         "SELECT endpoint_id, since_ms, until_ms, cursor, status FROM webhook_replays WHERE id = $1{}",
         d.lock_rows()
-    )))
+    ))
     .bind(id.to_bytes())
     .fetch_optional(&mut *conn)
     .await?;
@@ -111,7 +110,7 @@ pub async fn run_replay_page(
                 .to_vec(),
         ),
     };
-    let events = sqlx::query(sql)
+    let events = query(sql)
         .bind(lower)
         .bind(upper)
         .bind(i64::from(page))
@@ -129,7 +128,7 @@ pub async fn run_replay_page(
         last = Some(event_id);
     }
     let done = events.len() < page as usize;
-    sqlx::query(
+    query(
         "UPDATE webhook_replays SET cursor = COALESCE($1, cursor), deliveries = deliveries + $2, status = $3 \
          WHERE id = $4",
     )
@@ -145,8 +144,8 @@ pub async fn run_replay_page(
     Ok(done)
 }
 
-async fn finish_replay_job(conn: &mut AnyConnection, id: WebhookReplayId) -> StoreResult<()> {
-    sqlx::query("DELETE FROM jobs WHERE consumer = $1 AND message_id = $2")
+async fn finish_replay_job(conn: &mut (impl Executor + ?Sized), id: WebhookReplayId) -> StoreResult<()> {
+    query("DELETE FROM jobs WHERE consumer = $1 AND message_id = $2")
         .bind(REPLAY_CONSUMER.to_owned())
         .bind(id.to_bytes())
         .execute(conn)

@@ -6,10 +6,9 @@ use settle_domain::metadata::Metadata;
 use settle_domain::webhook::{
     DeliveryStatus, EnabledEvents, EndpointStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
 };
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row};
 
 use super::Dialect;
+use super::db::{Executor, Row, query};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::IdGenerator;
 
@@ -26,12 +25,12 @@ fn corrupt(col: &str) -> StoreError {
     StoreError::Internal(format!("stored webhook {col} is not valid"))
 }
 
-pub(super) fn bytes_id<T>(row: &AnyRow, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
+pub(super) fn bytes_id<T>(row: &Row, col: &str, parse: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
     let b: Vec<u8> = row.try_get(col)?;
     parse(&b).ok_or_else(|| corrupt(col))
 }
 
-pub fn endpoint(row: &AnyRow) -> StoreResult<WebhookEndpoint> {
+pub fn endpoint(row: &Row) -> StoreResult<WebhookEndpoint> {
     let events: String = row.try_get("enabled_events")?;
     let events: Vec<String> = serde_json::from_str(&events).map_err(|_| corrupt("enabled_events"))?;
     let metadata: String = row.try_get("metadata")?;
@@ -49,7 +48,7 @@ pub fn endpoint(row: &AnyRow) -> StoreResult<WebhookEndpoint> {
     })
 }
 
-pub fn delivery(row: &AnyRow) -> StoreResult<WebhookDelivery> {
+pub fn delivery(row: &Row) -> StoreResult<WebhookDelivery> {
     let status: String = row.try_get("status")?;
     Ok(WebhookDelivery {
         id: bytes_id(row, "id", WebhookDeliveryId::from_bytes)?,
@@ -63,7 +62,7 @@ pub fn delivery(row: &AnyRow) -> StoreResult<WebhookDelivery> {
     })
 }
 
-pub fn attempt(row: &AnyRow) -> StoreResult<WebhookAttempt> {
+pub fn attempt(row: &Row) -> StoreResult<WebhookAttempt> {
     Ok(WebhookAttempt {
         id: bytes_id(row, "id", WebhookAttemptId::from_bytes)?,
         delivery: bytes_id(row, "delivery_id", WebhookDeliveryId::from_bytes)?,
@@ -84,8 +83,12 @@ pub struct SealedSecrets {
     pub previous: Option<(Vec<u8>, i64)>,
 }
 
-pub async fn insert_endpoint(conn: &mut AnyConnection, e: &WebhookEndpoint, secret: &[u8]) -> StoreResult<()> {
-    sqlx::query(
+pub async fn insert_endpoint(
+    conn: &mut (impl Executor + ?Sized),
+    e: &WebhookEndpoint,
+    secret: &[u8],
+) -> StoreResult<()> {
+    query(
         "INSERT INTO webhook_endpoints (id, url, enabled_events, description, metadata, status, disabled_reason, \
          secret, version, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
@@ -104,15 +107,15 @@ pub async fn insert_endpoint(conn: &mut AnyConnection, e: &WebhookEndpoint, secr
     Ok(())
 }
 
-pub async fn get_endpoint<'e, E: Executor<'e, Database = Any>>(
-    ex: E,
+pub async fn get_endpoint<E: Executor + ?Sized>(
+    ex: &mut E,
     id: WebhookEndpointId,
 ) -> StoreResult<Option<WebhookEndpoint>> {
     super::rows::by_id(ex, "webhook_endpoints", ENDPOINT_COLS, id.to_bytes(), "", endpoint).await
 }
 
 pub async fn lock_endpoint(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     id: WebhookEndpointId,
 ) -> StoreResult<WebhookEndpoint> {
@@ -132,8 +135,8 @@ pub async fn lock_endpoint(
 }
 
 /// Saves the editable fields and bumps the version.
-pub async fn save_endpoint(conn: &mut AnyConnection, e: &WebhookEndpoint) -> StoreResult<()> {
-    sqlx::query(
+pub async fn save_endpoint(conn: &mut (impl Executor + ?Sized), e: &WebhookEndpoint) -> StoreResult<()> {
+    query(
         "UPDATE webhook_endpoints SET url = $1, enabled_events = $2, description = $3, metadata = $4, status = $5, \
          disabled_reason = $6, version = $7 WHERE id = $8",
     )
@@ -150,23 +153,19 @@ pub async fn save_endpoint(conn: &mut AnyConnection, e: &WebhookEndpoint) -> Sto
     Ok(())
 }
 
-pub async fn delete_endpoint(conn: &mut AnyConnection, id: WebhookEndpointId) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+pub async fn delete_endpoint(conn: &mut (impl Executor + ?Sized), id: WebhookEndpointId) -> StoreResult<bool> {
+    let done = query("DELETE FROM webhook_endpoints WHERE id = $1")
         .bind(id.to_bytes())
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn secrets<'e, E: Executor<'e, Database = Any>>(
-    ex: E,
-    id: WebhookEndpointId,
-) -> StoreResult<Option<SealedSecrets>> {
-    let row =
-        sqlx::query("SELECT secret, previous_secret, previous_secret_expires FROM webhook_endpoints WHERE id = $1")
-            .bind(id.to_bytes())
-            .fetch_optional(ex)
-            .await?;
+pub async fn secrets<E: Executor + ?Sized>(ex: &mut E, id: WebhookEndpointId) -> StoreResult<Option<SealedSecrets>> {
+    let row = query("SELECT secret, previous_secret, previous_secret_expires FROM webhook_endpoints WHERE id = $1")
+        .bind(id.to_bytes())
+        .fetch_optional(ex)
+        .await?;
     let Some(row) = row else { return Ok(None) };
     let previous: Option<Vec<u8>> = row.try_get("previous_secret")?;
     let expires: Option<i64> = row.try_get("previous_secret_expires")?;
@@ -178,14 +177,14 @@ pub async fn secrets<'e, E: Executor<'e, Database = Any>>(
 
 /// Replaces the signing secret; the old one keeps signing until `grace_until_ms`.
 pub async fn rotate_secret(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     id: WebhookEndpointId,
     sealed: &[u8],
     grace_until_ms: i64,
 ) -> StoreResult<WebhookEndpoint> {
     let mut e = lock_endpoint(&mut *conn, d, id).await?;
-    sqlx::query(
+    query(
         "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires = $1, secret = $2, \
          version = version + 1 WHERE id = $3",
     )
@@ -202,7 +201,7 @@ pub async fn rotate_secret(
 /// another master key, only if they are still the ones `read` holds: a
 /// rotation in between wins, and the caller reads again. False if it lost.
 pub async fn reseal_secrets(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     id: WebhookEndpointId,
     read: &SealedSecrets,
     resealed: &SealedSecrets,
@@ -214,7 +213,7 @@ pub async fn reseal_secrets(
         "UPDATE webhook_endpoints SET secret = $1, previous_secret = $2 \
          WHERE id = $3 AND secret = $4 AND previous_secret IS NULL"
     };
-    let mut query = sqlx::query(sql)
+    let mut query = query(sql)
         .bind(resealed.current.clone())
         .bind(resealed.previous.as_ref().map(|(s, _)| s.clone()))
         .bind(id.to_bytes())
@@ -228,7 +227,7 @@ pub async fn reseal_secrets(
 /// Creates a delivery (and its job) for every enabled endpoint that wants
 /// each of `event_ids`, in the caller's transaction.
 pub async fn fan_out(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     event_ids: &[Vec<u8>],
@@ -237,9 +236,9 @@ pub async fn fan_out(
     if event_ids.is_empty() {
         return Ok(0);
     }
-    let endpoints = sqlx::query(AssertSqlSafe(format!(
+    let endpoints = query(format!(
         "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE status = 'enabled'"
-    )))
+    ))
     .fetch_all(&mut *conn)
     .await?;
     if endpoints.is_empty() {
@@ -247,10 +246,10 @@ pub async fn fan_out(
     }
     let endpoints = endpoints.iter().map(endpoint).collect::<StoreResult<Vec<_>>>()?;
     let marks: Vec<String> = (1..=event_ids.len()).map(|i| d.placeholder(i)).collect();
-    let mut q = sqlx::query(AssertSqlSafe(format!(
+    let mut q = query(format!(
         "SELECT id, type FROM events WHERE id IN ({})",
         marks.join(", ")
-    )));
+    ));
     for id in event_ids {
         q = q.bind(id.clone());
     }
@@ -268,14 +267,14 @@ pub async fn fan_out(
 }
 
 pub(super) async fn insert_delivery(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     id: WebhookDeliveryId,
     endpoint: WebhookEndpointId,
     event_id: &[u8],
     replay: Option<WebhookReplayId>,
     now_ms: u64,
 ) -> StoreResult<()> {
-    sqlx::query(
+    query(
         "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt, replay_id, created) \
          VALUES ($1, $2, $3, 'pending', 0, $4, $5, $6)",
     )
@@ -292,12 +291,12 @@ pub(super) async fn insert_delivery(
 
 /// Queues a delivery's next attempt at `at_ms` (or moves the queued one).
 pub async fn schedule(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     id: WebhookDeliveryId,
     endpoint: WebhookEndpointId,
     at_ms: u64,
 ) -> StoreResult<()> {
-    sqlx::query(
+    query(
         "INSERT INTO jobs (consumer, message_id, job_key, run_at, created) VALUES ($1, $2, $3, $4, $4) \
          ON CONFLICT (consumer, message_id) DO UPDATE SET run_at = $4, lease_token = NULL",
     )
@@ -310,8 +309,8 @@ pub async fn schedule(
     Ok(())
 }
 
-pub async fn get_delivery<'e, E: Executor<'e, Database = Any>>(
-    ex: E,
+pub async fn get_delivery<E: Executor + ?Sized>(
+    ex: &mut E,
     id: WebhookDeliveryId,
 ) -> StoreResult<Option<WebhookDelivery>> {
     super::rows::by_id(ex, "webhook_deliveries", DELIVERY_COLS, id.to_bytes(), "", delivery).await
@@ -335,16 +334,16 @@ pub struct AttemptRecord {
 /// and disables the endpoint (with its `webhook_endpoint.disabled` event)
 /// on a 410 or once it has failed continuously for `disable_after_ms`.
 pub async fn record_attempt(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     endpoint: WebhookEndpointId,
     r: &AttemptRecord,
 ) -> StoreResult<()> {
     let a = &r.attempt;
-    sqlx::query(AssertSqlSafe(format!(
+    query(format!(
         "INSERT INTO webhook_attempts ({ATTEMPT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    )))
+    ))
     .bind(a.id.to_bytes())
     .bind(a.delivery.to_bytes())
     .bind(a.duration_ms)
@@ -355,7 +354,7 @@ pub async fn record_attempt(
     .bind(a.created)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    query(
         "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt = $2, last_status = $3 \
          WHERE id = $4",
     )
@@ -369,12 +368,12 @@ pub async fn record_attempt(
     if r.status == DeliveryStatus::Delivered {
         // Only when set: a healthy endpoint's row is then neither written
         // nor locked, so its concurrent deliveries do not queue on it.
-        sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
+        query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
             .bind(endpoint.to_bytes())
             .execute(&mut *conn)
             .await?;
     } else {
-        let row = sqlx::query(
+        let row = query(
             "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
              RETURNING failing_since",
         )
@@ -402,7 +401,7 @@ pub async fn record_attempt(
     match r.next_attempt_ms {
         Some(at) => schedule(conn, a.delivery, endpoint, at).await,
         None => {
-            sqlx::query("DELETE FROM jobs WHERE consumer = $1 AND message_id = $2")
+            query("DELETE FROM jobs WHERE consumer = $1 AND message_id = $2")
                 .bind(DELIVERY_CONSUMER.to_owned())
                 .bind(a.delivery.to_bytes())
                 .execute(conn)
@@ -414,7 +413,7 @@ pub async fn record_attempt(
 
 /// Disables an enabled endpoint and says why in a `webhook_endpoint.disabled` event.
 async fn disable_endpoint(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     ids: &IdGenerator,
     id: WebhookEndpointId,
@@ -435,6 +434,7 @@ async fn disable_endpoint(
         now_ms,
         idempotency: None,
         audit: None,
+        success_status: None,
         policy: None,
     };
     let subject = super::events::Subject {
@@ -447,7 +447,7 @@ async fn disable_endpoint(
 
 /// Makes a delivery pending again with an attempt due now (manual retry).
 pub async fn retry_now(
-    conn: &mut AnyConnection,
+    conn: &mut (impl Executor + ?Sized),
     d: Dialect,
     id: WebhookDeliveryId,
     now_ms: u64,
@@ -456,10 +456,7 @@ pub async fn retry_now(
         "SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE id = $1{}",
         d.lock_rows()
     );
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.to_bytes())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = query(sql).bind(id.to_bytes()).fetch_optional(&mut *conn).await?;
     let mut del = match row {
         Some(row) => delivery(&row)?,
         None => {
@@ -471,7 +468,7 @@ pub async fn retry_now(
     };
     del.status = DeliveryStatus::Pending;
     del.next_attempt = Some((now_ms / 1000) as i64);
-    sqlx::query("UPDATE webhook_deliveries SET status = 'pending', next_attempt = $1 WHERE id = $2")
+    query("UPDATE webhook_deliveries SET status = 'pending', next_attempt = $1 WHERE id = $2")
         .bind(del.next_attempt)
         .bind(id.to_bytes())
         .execute(&mut *conn)

@@ -167,6 +167,7 @@ async fn list_payments_created_range_case(app: &TestApp) {
         now_ms: ms,
         idempotency: None,
         audit: None,
+        success_status: None,
         policy: None,
     };
     let bank = open(store, &at(t0), "bank", usd(), true).await;
