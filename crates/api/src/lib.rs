@@ -37,6 +37,10 @@ pub struct ApiOptions {
     pub request_timeout: Duration,
     /// The listener's counters, shown at `/metrics`.
     pub listener: Arc<ListenerStats>,
+    /// Answer every request with `Settle-Statements: <n>`, the SQL
+    /// statements it ran: for tests and profiling, off by default (it says
+    /// something about the internals to every client).
+    pub statement_header: bool,
 }
 
 impl Default for ApiOptions {
@@ -44,6 +48,7 @@ impl Default for ApiOptions {
         Self {
             request_timeout: Duration::from_secs(30),
             listener: Arc::default(),
+            statement_header: false,
         }
     }
 }
@@ -63,7 +68,10 @@ pub fn app(settle: Settle, options: &ApiOptions) -> Router {
             request::panic_response,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            options.request_timeout,
+            request::ContextOptions {
+                timeout: options.request_timeout,
+                statement_header: options.statement_header,
+            },
             request::request_context,
         ))
         .with_state(settle)

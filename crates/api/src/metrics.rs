@@ -96,9 +96,9 @@ fn render(s: &QueueStatus) -> String {
     out
 }
 
-/// The listener's connections: how many are open, and how often a limit
-/// (the connection cap, the header and idle timeouts) had to act.
-fn render_listener(out: &mut String, s: &ListenerStats) {
+/// The listener's connections (how many are open, how often a limit had
+/// to act) and the SQL statements the process ran.
+fn render_process(out: &mut String, s: &ListenerStats) {
     let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
     let rows = [
         (
@@ -132,6 +132,12 @@ fn render_listener(out: &mut String, s: &ListenerStats) {
             load(&s.idle_timeouts),
         ),
     ];
+    let rows = rows.into_iter().chain([(
+        "settle_db_statements_total",
+        "SQL statements this process ran (transaction control excluded).",
+        "counter",
+        settle_store::sql::statements::process_total(),
+    )]);
     for (name, help, kind, value) in rows {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     }
@@ -141,7 +147,7 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
     match settle.queue_status().await {
         Ok(status) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], {
             let mut out = render(&status);
-            render_listener(&mut out, &listener);
+            render_process(&mut out, &listener);
             out
         })
             .into_response(),

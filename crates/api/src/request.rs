@@ -3,6 +3,8 @@
 //! latency).
 
 use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -29,12 +31,21 @@ fn new_request_id() -> String {
     )
 }
 
-pub async fn request_context(State(timeout): State<Duration>, mut req: Request, next: Next) -> Response {
+/// What the request-context layer is configured with.
+#[derive(Debug, Clone, Copy)]
+pub struct ContextOptions {
+    pub timeout: Duration,
+    pub statement_header: bool,
+}
+
+pub async fn request_context(State(options): State<ContextOptions>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = new_request_id();
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let mut response = match tokio::time::timeout(timeout, next.run(req)).await {
+    let statements = Arc::new(AtomicU64::new(0));
+    let work = tokio::time::timeout(options.timeout, next.run(req));
+    let mut response = match settle_store::sql::statements::scope(Arc::clone(&statements), work).await {
         Ok(response) => response,
         Err(_) => ApiError::unavailable("The request took too long and was abandoned; retry shortly.").into_response(),
     };
@@ -50,12 +61,19 @@ pub async fn request_context(State(timeout): State<Duration>, mut req: Request, 
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("request-id", value);
     }
+    let statements = statements.load(Ordering::Relaxed);
+    if options.statement_header {
+        response
+            .headers_mut()
+            .insert("settle-statements", HeaderValue::from(statements));
+    }
     let route = response.extensions().get::<RouteName>().map_or("-", |r| r.0);
     tracing::info!(
         request_id = %request_id,
         method = %method,
         route,
         status = response.status().as_u16(),
+        statements,
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );

@@ -10,6 +10,7 @@ use settle_api::ApiOptions;
 use settle_core::clock::{Clock, SystemClock};
 use settle_core::{ServiceOptions, Settle};
 use settle_store::Store;
+use settle_store::prelude::*;
 use settle_store::sql::SqlStore;
 use settle_store_postgres::PostgresOptions;
 use settle_store_sqlite::SqliteOptions;
@@ -108,6 +109,7 @@ impl Application {
             &ApiOptions {
                 request_timeout: config.request_timeout,
                 listener: Arc::clone(&stats),
+                statement_header: config.statement_header,
             },
         );
         let listener = TcpListener::bind(config.listen)

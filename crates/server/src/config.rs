@@ -33,6 +33,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The listener's limits: header and idle timeouts, body pace, connection cap.
     pub http: settle_api::ListenerOptions,
+    /// `SETTLE_STATEMENT_COUNT_HEADER`: answer with `Settle-Statements`.
+    pub statement_header: bool,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// An in-flight idempotency claim older than this may be taken over.
@@ -218,6 +220,7 @@ impl Default for Config {
             db_acquire_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(30),
             http: settle_api::ListenerOptions::default(),
+            statement_header: false,
             shutdown_timeout: Duration::from_secs(30),
             idempotency_lock_timeout: Duration::from_secs(60),
             idempotency_retention: Duration::from_secs(24 * 3600),
@@ -254,6 +257,7 @@ impl fmt::Debug for Config {
             .field("db_acquire_timeout", &self.db_acquire_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("http", &self.http)
+            .field("statement_header", &self.statement_header)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("idempotency_lock_timeout", &self.idempotency_lock_timeout)
             .field("idempotency_retention", &self.idempotency_retention)
@@ -423,6 +427,13 @@ impl Config {
             self.shutdown_timeout = d;
         }
         self.apply_http_env(env)?;
+        if let Some(v) = env("SETTLE_STATEMENT_COUNT_HEADER") {
+            self.statement_header = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => bail!("SETTLE_STATEMENT_COUNT_HEADER `{other}` is neither true nor false"),
+            };
+        }
         if let Some(d) = ms("SETTLE_IDEMPOTENCY_LOCK_TIMEOUT_MS")? {
             self.idempotency_lock_timeout = d;
         }

@@ -68,3 +68,21 @@ pub enum ClaimOutcome {
     /// Another request holds the key right now.
     InFlight,
 }
+
+/// Idempotency keys: claimed before an operation, completed in its transaction.
+#[async_trait::async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims an idempotency key in a short transaction of its own, or says
+    /// why not (replay, mismatch, in flight).
+    async fn claim_idempotency(&self, req: &ClaimRequest) -> crate::error::StoreResult<ClaimOutcome>;
+    /// Stores an operation's error response for replay; false if the claim was lost.
+    async fn complete_idempotency(
+        &self,
+        claim: &IdempotencyClaim,
+        response: &StoredResponse,
+    ) -> crate::error::StoreResult<bool>;
+    /// Gives the key back after a failure that is not stored.
+    async fn release_idempotency(&self, claim: &IdempotencyClaim) -> crate::error::StoreResult<()>;
+    /// Removes up to `batch` records created before `before_ms`; returns how many.
+    async fn reap_idempotency(&self, before_ms: u64, batch: u32) -> crate::error::StoreResult<u64>;
+}

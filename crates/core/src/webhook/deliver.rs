@@ -18,7 +18,8 @@ use rand::Rng;
 use settle_domain::ids::{WebhookAttemptId, WebhookDeliveryId};
 use settle_domain::webhook::{DeliveryStatus, EndpointStatus, RetrySchedule, WebhookAttempt};
 use settle_store::queue::{JobClaim, LeasedJob};
-use settle_store::sql::webhooks::{AttemptRecord, DELIVERY_CONSUMER};
+use settle_store::sql::webhooks::DELIVERY_CONSUMER;
+use settle_store::webhooks::AttemptRecord;
 
 use super::guard::{EndpointGuard, Gate, GuardOptions, Outcome};
 use super::signing::{SigningSecret, signature};

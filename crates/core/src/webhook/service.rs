@@ -10,7 +10,7 @@ use settle_domain::webhook::{
     DeliveryStatus, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
 };
 use settle_store::records::Deleted;
-use settle_store::sql::webhooks::SealedSecrets;
+use settle_store::webhooks::SealedSecrets;
 use settle_store::{Cursor, ListQuery, Page, StoreError, WriteContext};
 
 use super::signing::SigningSecret;

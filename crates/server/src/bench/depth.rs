@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use settle_domain::ids::{CustomerId, PaymentId};
 use settle_domain::payment::PaymentStatus;
+use settle_store::prelude::*;
 use settle_store::records::PaymentFilter;
 use settle_store::sql::SqlStore;
 use settle_store::{Cursor, ListQuery, Store};

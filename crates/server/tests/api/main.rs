@@ -33,6 +33,7 @@ mod rbac;
 mod registry;
 mod secrets;
 mod seed;
+mod statements;
 mod tls;
 mod webhooks;
 mod webhooks_flaky;

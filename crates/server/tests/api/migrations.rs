@@ -7,6 +7,7 @@
 use settle_domain::account::NewAccount;
 use settle_domain::metadata::Metadata;
 use settle_domain::money::Currency;
+use settle_store::prelude::*;
 use settle_store::{ListQuery, Store, WriteContext};
 use settle_store_sqlite::SqliteOptions;
 

@@ -305,6 +305,7 @@ impl TestApp {
     pub async fn spawn_config(db: TestDb, clock: Arc<dyn Clock>, config: Config) -> TestApp {
         let mut config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            statement_header: true,
             ..config
         };
         // A key of the test's own, so nothing is written to the working directory.

@@ -3,28 +3,33 @@
 //! (row-lock syntax) and a [`WriteExecutor`] that decides how a write
 //! transaction runs.
 
+mod access_store;
+mod account_store;
 mod accounts;
 mod api_keys;
 pub mod bulk;
 mod customers;
 pub mod db;
 mod entries;
+mod event_store;
 pub mod events;
 mod idempotency;
+mod idempotency_store;
 pub mod list;
 mod movement;
+mod payment_store;
 mod payments;
 pub mod plans;
 pub mod queue;
 mod rbac;
-mod rbac_store;
 mod rows;
 pub mod sqlx_exec;
 pub mod statements;
-mod store_impl;
+mod store;
 pub mod tx;
 pub mod verify;
 pub mod webhook_replays;
+mod webhook_store;
 pub mod webhooks;
 
 use std::sync::{Arc, Mutex};

@@ -11,6 +11,7 @@ use super::Dialect;
 use super::db::{Executor, Row, query};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::IdGenerator;
+use crate::webhooks::{AttemptRecord, SealedSecrets};
 
 /// The consumer that attempts deliveries; its jobs are keyed by endpoint.
 pub const DELIVERY_CONSUMER: &str = "webhooks";
@@ -73,14 +74,6 @@ pub fn attempt(row: &Row) -> StoreResult<WebhookAttempt> {
         error: row.try_get("error")?,
         created: row.try_get("created")?,
     })
-}
-
-/// An endpoint's sealed signing secrets: the current one, and the one it
-/// replaced while its grace period lasts (Unix ms).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SealedSecrets {
-    pub current: Vec<u8>,
-    pub previous: Option<(Vec<u8>, i64)>,
 }
 
 pub async fn insert_endpoint(
@@ -314,20 +307,6 @@ pub async fn get_delivery<E: Executor + ?Sized>(
     id: WebhookDeliveryId,
 ) -> StoreResult<Option<WebhookDelivery>> {
     super::rows::by_id(ex, "webhook_deliveries", DELIVERY_COLS, id.to_bytes(), "", delivery).await
-}
-
-/// What one attempt came to, and what happens next.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub attempt: WebhookAttempt,
-    pub status: DeliveryStatus,
-    /// Unix ms of the next attempt, when another is due.
-    pub next_attempt_ms: Option<u64>,
-    /// Set when the receiver asked never to be called again (410).
-    pub disable_endpoint: Option<String>,
-    /// An endpoint whose attempts have all failed for this long is disabled.
-    pub disable_after_ms: u64,
-    pub now_ms: u64,
 }
 
 /// Records an attempt and the delivery's new state in one transaction,

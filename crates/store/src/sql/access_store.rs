@@ -1,24 +1,57 @@
-//! The access-control part of [`crate::Store`] for [`SqlStore`]: roles, key
-//! revocation and use, policies, the audit log. Kept apart from the ledger
-//! operations so each file reads in one sitting.
+//! [`crate::AccessStore`] for [`SqlStore`]: API keys, roles, policies and the audit log.
 
+use super::SqlStore;
+use super::api_keys;
+use super::list::fetch_page;
+use super::rbac;
+use super::rows;
+use super::rows::API_KEY_COLS;
+use super::rows::AUDIT_COLS;
+use super::rows::POLICY_COLS;
+use super::rows::ROLE_COLS;
+use super::store::check_version;
+use super::store::lost_race;
+use super::store::spec;
+use crate::context::WriteContext;
+use crate::error::StoreError;
+use crate::error::StoreResult;
+use crate::list::ListQuery;
+use crate::list::Page;
+use crate::records::ApiKey;
+use crate::records::AuditDraft;
+use crate::records::AuditEvent;
+use crate::records::Deleted;
+use crate::records::StoredPolicy;
+use crate::*;
+use async_trait::async_trait;
+use settle_domain::DomainError;
+use settle_domain::ids::ApiKeyId;
+use settle_domain::ids::PolicyId;
+use settle_domain::ids::RoleId;
+use settle_domain::rbac::BUILTIN_ROLES;
+use settle_domain::rbac::Permission;
+use settle_domain::rbac::Role;
+use settle_domain::rbac::builtin_permissions;
 use std::sync::Arc;
 
-use settle_domain::DomainError;
-use settle_domain::ids::{ApiKeyId, PolicyId, RoleId};
-use settle_domain::rbac::{BUILTIN_ROLES, Permission, Role, builtin_permissions};
+#[async_trait]
+impl AccessStore for SqlStore {
+    async fn create_api_key(&self, ctx: &WriteContext, key: ApiKey) -> StoreResult<ApiKey> {
+        self.write(ctx, move |conn| {
+            let key = key.clone();
+            Box::pin(async move {
+                api_keys::insert(conn, &key).await?;
+                Ok(key)
+            })
+        })
+        .await
+    }
 
-use super::list::fetch_page;
-use super::rows::{self, API_KEY_COLS, AUDIT_COLS, POLICY_COLS, ROLE_COLS};
-use super::store_impl::{check_version, lost_race, spec};
-use super::{SqlStore, api_keys, rbac};
-use crate::context::WriteContext;
-use crate::error::{StoreError, StoreResult};
-use crate::list::{ListQuery, Page};
-use crate::records::{ApiKey, AuditDraft, AuditEvent, Deleted, StoredPolicy};
+    async fn api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
+        api_keys::get(&mut self.reader(), id).await
+    }
 
-impl SqlStore {
-    pub(super) async fn sync_builtin_roles_impl(&self, now_ms: u64) -> StoreResult<()> {
+    async fn sync_builtin_roles(&self, now_ms: u64) -> StoreResult<()> {
         // Built-in role ids come straight from the clock, not from the
         // store's sequence, so start-up does not move that sequence.
         self.write_background(move |conn| {
@@ -34,12 +67,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn create_role_impl(
-        &self,
-        ctx: &WriteContext,
-        name: String,
-        permissions: Vec<Permission>,
-    ) -> StoreResult<Role> {
+    async fn create_role(&self, ctx: &WriteContext, name: String, permissions: Vec<Permission>) -> StoreResult<Role> {
         let role = Role {
             id: RoleId::from_uuid(self.ids.next(ctx.now_ms)),
             name,
@@ -58,15 +86,15 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn role_by_id(&self, id: RoleId) -> StoreResult<Option<Role>> {
+    async fn role(&self, id: RoleId) -> StoreResult<Option<Role>> {
         rbac::role_where(&mut self.reader(), "id", id.to_bytes(), None).await
     }
 
-    pub(super) async fn role_named(&self, name: &str) -> StoreResult<Option<Role>> {
+    async fn role_by_name(&self, name: &str) -> StoreResult<Option<Role>> {
         rbac::role_where(&mut self.reader(), "name", Vec::new(), Some(name.to_owned())).await
     }
 
-    pub(super) async fn update_role_impl(
+    async fn update_role(
         &self,
         ctx: &WriteContext,
         id: RoleId,
@@ -100,7 +128,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn delete_role_impl(&self, ctx: &WriteContext, id: RoleId) -> StoreResult<Deleted> {
+    async fn delete_role(&self, ctx: &WriteContext, id: RoleId) -> StoreResult<Deleted> {
         self.write(ctx, move |conn| {
             Box::pin(async move {
                 let role =
@@ -130,11 +158,11 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn list_roles_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<Role>> {
+    async fn list_roles(&self, q: &ListQuery<()>) -> StoreResult<Page<Role>> {
         fetch_page(&mut self.reader(), spec("roles", ROLE_COLS, q, None), rows::role).await
     }
 
-    pub(super) async fn list_api_keys_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<ApiKey>> {
+    async fn list_api_keys(&self, q: &ListQuery<()>) -> StoreResult<Page<ApiKey>> {
         fetch_page(
             &mut self.reader(),
             spec("api_keys", API_KEY_COLS, q, None),
@@ -143,7 +171,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn revoke_api_key_impl(&self, ctx: &WriteContext, id: ApiKeyId) -> StoreResult<ApiKey> {
+    async fn revoke_api_key(&self, ctx: &WriteContext, id: ApiKeyId) -> StoreResult<ApiKey> {
         let now = ctx.now_secs();
         self.write(ctx, move |conn| {
             Box::pin(async move {
@@ -157,7 +185,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn touch_api_keys_impl(&self, uses: Vec<(ApiKeyId, i64)>) -> StoreResult<()> {
+    async fn touch_api_keys(&self, uses: Vec<(ApiKeyId, i64)>) -> StoreResult<()> {
         let uses = Arc::new(uses);
         self.write_background(move |conn| {
             let uses = Arc::clone(&uses);
@@ -166,11 +194,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn create_policy_impl(
-        &self,
-        ctx: &WriteContext,
-        mut policy: StoredPolicy,
-    ) -> StoreResult<StoredPolicy> {
+    async fn create_policy(&self, ctx: &WriteContext, mut policy: StoredPolicy) -> StoreResult<StoredPolicy> {
         policy.id = PolicyId::from_uuid(self.ids.next(ctx.now_ms));
         policy.version = 1;
         policy.created = ctx.now_secs();
@@ -184,11 +208,11 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn policy_by_id(&self, id: PolicyId) -> StoreResult<Option<StoredPolicy>> {
+    async fn policy(&self, id: PolicyId) -> StoreResult<Option<StoredPolicy>> {
         rbac::policy(&mut self.reader(), id).await
     }
 
-    pub(super) async fn update_policy_impl(
+    async fn update_policy(
         &self,
         ctx: &WriteContext,
         edited: StoredPolicy,
@@ -213,7 +237,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn delete_policy_impl(&self, ctx: &WriteContext, id: PolicyId) -> StoreResult<Deleted> {
+    async fn delete_policy(&self, ctx: &WriteContext, id: PolicyId) -> StoreResult<Deleted> {
         self.write(ctx, move |conn| {
             Box::pin(async move {
                 if !rbac::delete_policy(conn, id).await? {
@@ -232,21 +256,15 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn list_policies_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<StoredPolicy>> {
+    async fn list_policies(&self, q: &ListQuery<()>) -> StoreResult<Page<StoredPolicy>> {
         fetch_page(&mut self.reader(), spec("policies", POLICY_COLS, q, None), rows::policy).await
     }
 
-    pub(super) async fn all_policies_impl(&self) -> StoreResult<Vec<StoredPolicy>> {
+    async fn all_policies(&self) -> StoreResult<Vec<StoredPolicy>> {
         rbac::all_policies(&mut self.reader()).await
     }
 
-    pub(super) async fn record_audit_impl(
-        &self,
-        draft: &AuditDraft,
-        outcome: &str,
-        status: u16,
-        now_ms: u64,
-    ) -> StoreResult<()> {
+    async fn record_audit(&self, draft: &AuditDraft, outcome: &str, status: u16, now_ms: u64) -> StoreResult<()> {
         let (draft, outcome, ids) = (draft.clone(), outcome.to_owned(), Arc::clone(&self.ids));
         self.write_background(move |conn| {
             let (draft, outcome, ids) = (draft.clone(), outcome.clone(), Arc::clone(&ids));
@@ -255,7 +273,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn list_audit_impl(&self, q: &ListQuery<()>) -> StoreResult<Page<AuditEvent>> {
+    async fn list_audit_events(&self, q: &ListQuery<()>) -> StoreResult<Page<AuditEvent>> {
         fetch_page(
             &mut self.reader(),
             spec("audit_events", AUDIT_COLS, q, None),

@@ -1,0 +1,56 @@
+//! Accounts and the customers they may belong to: the contract, and its record types.
+
+use crate::context::WriteContext;
+use crate::error::StoreResult;
+use crate::list::ListQuery;
+use crate::list::Page;
+use crate::records::*;
+use async_trait::async_trait;
+use settle_domain::account::Account;
+use settle_domain::account::AccountPatch;
+use settle_domain::account::NewAccount;
+use settle_domain::customer::Customer;
+use settle_domain::customer::CustomerPatch;
+use settle_domain::customer::NewCustomer;
+use settle_domain::ids::AccountId;
+use settle_domain::ids::CustomerId;
+
+/// Accounts can be filtered by their customer.
+#[derive(Debug, Clone)]
+pub enum AccountFilter {
+    Customer(CustomerId),
+}
+
+/// Customers can be filtered by exact email.
+#[derive(Debug, Clone)]
+pub enum CustomerFilter {
+    Email(String),
+}
+
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    async fn create_account(&self, ctx: &WriteContext, new: NewAccount) -> StoreResult<Account>;
+    async fn account(&self, id: AccountId) -> StoreResult<Option<Account>>;
+    /// Applies `patch` if the stored version equals `if_version` (when given).
+    async fn update_account(
+        &self,
+        ctx: &WriteContext,
+        id: AccountId,
+        patch: AccountPatch,
+        if_version: Option<i64>,
+    ) -> StoreResult<Account>;
+    async fn list_accounts(&self, q: &ListQuery<AccountFilter>) -> StoreResult<Page<Account>>;
+
+    async fn create_customer(&self, ctx: &WriteContext, new: NewCustomer) -> StoreResult<Customer>;
+    async fn customer(&self, id: CustomerId) -> StoreResult<Option<Customer>>;
+    async fn update_customer(
+        &self,
+        ctx: &WriteContext,
+        id: CustomerId,
+        patch: CustomerPatch,
+        if_version: Option<i64>,
+    ) -> StoreResult<Customer>;
+    /// Removes a customer no account or payment refers to.
+    async fn delete_customer(&self, ctx: &WriteContext, id: CustomerId) -> StoreResult<Deleted>;
+    async fn list_customers(&self, q: &ListQuery<CustomerFilter>) -> StoreResult<Page<Customer>>;
+}

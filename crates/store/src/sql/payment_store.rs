@@ -1,0 +1,140 @@
+//! [`crate::PaymentStore`] for [`SqlStore`]: payments, refunds and ledger entries.
+
+use super::SqlStore;
+use super::entries;
+use super::list::FilterValue;
+use super::list::fetch_page;
+use super::payments;
+use super::rows;
+use super::rows::ENTRY_COLS;
+use super::rows::PAYMENT_COLS;
+use super::rows::REFUND_COLS;
+use super::store::spec;
+use crate::context::WriteContext;
+use crate::error::StoreResult;
+use crate::list::ListQuery;
+use crate::list::Page;
+use crate::queue::ProcessedBy;
+use crate::queue::ProcessorOutcome;
+use crate::records::EntryFilter;
+use crate::records::NewRefund;
+use crate::records::PaymentFilter;
+use crate::records::RefundFilter;
+use crate::*;
+use async_trait::async_trait;
+use settle_domain::ids::AccountId;
+use settle_domain::ids::PaymentId;
+use settle_domain::ids::RefundId;
+use settle_domain::ledger::LedgerEntry;
+use settle_domain::money::Amount;
+use settle_domain::payment::NewPayment;
+use settle_domain::payment::Payment;
+use settle_domain::refund::Refund;
+use std::sync::Arc;
+
+#[async_trait]
+impl PaymentStore for SqlStore {
+    async fn create_payment(&self, ctx: &WriteContext, new: NewPayment) -> StoreResult<Payment> {
+        let (d, ids, c, new) = (self.dialect, Arc::clone(&self.ids), ctx.clone(), Arc::new(new));
+        self.write(ctx, move |conn| {
+            let (ids, ctx, new) = (Arc::clone(&ids), c.clone(), Arc::clone(&new));
+            Box::pin(async move { payments::create(conn, d, &ids, &ctx, &new).await })
+        })
+        .await
+    }
+
+    async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
+        payments::get(&mut self.reader(), id).await
+    }
+
+    async fn capture_payment(&self, ctx: &WriteContext, id: PaymentId, amount: Option<Amount>) -> StoreResult<Payment> {
+        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
+        self.write(ctx, move |conn| {
+            let (ids, ctx) = (Arc::clone(&ids), c.clone());
+            Box::pin(async move { payments::capture(conn, d, &ids, &ctx, id, amount).await })
+        })
+        .await
+    }
+
+    async fn cancel_payment(&self, ctx: &WriteContext, id: PaymentId) -> StoreResult<Payment> {
+        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
+        self.write(ctx, move |conn| {
+            let (ids, ctx) = (Arc::clone(&ids), c.clone());
+            Box::pin(async move { payments::cancel(conn, d, &ids, &ctx, id).await })
+        })
+        .await
+    }
+
+    async fn list_payments(&self, q: &ListQuery<PaymentFilter>) -> StoreResult<Page<Payment>> {
+        let filter = q.filter.as_ref().map(|f| match f {
+            PaymentFilter::Status(s) => ("status", FilterValue::Text(s.as_str().to_owned())),
+            PaymentFilter::Customer(c) => ("customer_id", FilterValue::Bytes(c.to_bytes())),
+            PaymentFilter::Source(a) => ("source_id", FilterValue::Bytes(a.to_bytes())),
+            PaymentFilter::Destination(a) => ("destination_id", FilterValue::Bytes(a.to_bytes())),
+        });
+        fetch_page(
+            &mut self.reader(),
+            spec("payments", PAYMENT_COLS, q, filter),
+            rows::payment,
+        )
+        .await
+    }
+
+    async fn create_refund(&self, ctx: &WriteContext, new: NewRefund) -> StoreResult<Refund> {
+        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
+        self.write(ctx, move |conn| {
+            let (ids, ctx, new) = (Arc::clone(&ids), c.clone(), new.clone());
+            Box::pin(async move { payments::refund(conn, d, &ids, &ctx, &new).await })
+        })
+        .await
+    }
+
+    async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
+        payments::get_refund(&mut self.reader(), id).await
+    }
+
+    async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> StoreResult<Page<Refund>> {
+        let filter = q
+            .filter
+            .as_ref()
+            .map(|RefundFilter::Payment(p)| ("payment_id", FilterValue::Bytes(p.to_bytes())));
+        fetch_page(
+            &mut self.reader(),
+            spec("refunds", REFUND_COLS, q, filter),
+            rows::refund,
+        )
+        .await
+    }
+
+    async fn list_entries(&self, q: &ListQuery<EntryFilter>) -> StoreResult<Page<LedgerEntry>> {
+        let filter = q
+            .filter
+            .as_ref()
+            .map(|EntryFilter::Account(a)| ("account_id", FilterValue::Bytes(a.to_bytes())));
+        fetch_page(
+            &mut self.reader(),
+            spec("ledger_entries", ENTRY_COLS, q, filter),
+            rows::entry,
+        )
+        .await
+    }
+
+    async fn entries_sum(&self, account: AccountId) -> StoreResult<i64> {
+        entries::sum(&mut self.reader(), account).await
+    }
+
+    async fn conclude_payment(
+        &self,
+        ctx: &WriteContext,
+        done: &ProcessedBy,
+        id: PaymentId,
+        outcome: ProcessorOutcome,
+    ) -> StoreResult<Option<Payment>> {
+        let (d, ids, c, done) = (self.dialect, Arc::clone(&self.ids), ctx.clone(), done.clone());
+        self.write_background(move |conn| {
+            let (ids, ctx, done) = (Arc::clone(&ids), c.clone(), done.clone());
+            Box::pin(async move { payments::conclude(conn, d, &ids, &ctx, &done, id, outcome).await })
+        })
+        .await
+    }
+}
