@@ -1,18 +1,14 @@
 //! Access control: API keys, roles, attribute policies and the audit log: the contract, and its record types.
 
-use crate::context::WriteContext;
-use crate::error::StoreResult;
-use crate::list::ListQuery;
-use crate::list::Page;
-use crate::records::*;
 use async_trait::async_trait;
 use serde::Serialize;
-use settle_domain::ids::ApiKeyId;
-use settle_domain::ids::AuditEventId;
-use settle_domain::ids::PolicyId;
-use settle_domain::ids::RoleId;
-use settle_domain::rbac::Permission;
-use settle_domain::rbac::Role;
+use settle_domain::ids::{ApiKeyId, AuditEventId, PolicyId, RoleId};
+use settle_domain::rbac::{Permission, Role};
+
+use crate::context::WriteContext;
+use crate::error::StoreResult;
+use crate::list::{ListQuery, Page};
+use crate::records::*;
 
 /// An API key as stored: only the SHA-256 of the secret is kept.
 #[derive(Debug, Clone, Serialize)]

@@ -1,19 +1,14 @@
 //! Accounts and the customers they may belong to: the contract, and its record types.
 
+use async_trait::async_trait;
+use settle_domain::account::{Account, AccountPatch, NewAccount};
+use settle_domain::customer::{Customer, CustomerPatch, NewCustomer};
+use settle_domain::ids::{AccountId, CustomerId};
+
 use crate::context::WriteContext;
 use crate::error::StoreResult;
-use crate::list::ListQuery;
-use crate::list::Page;
+use crate::list::{ListQuery, Page};
 use crate::records::*;
-use async_trait::async_trait;
-use settle_domain::account::Account;
-use settle_domain::account::AccountPatch;
-use settle_domain::account::NewAccount;
-use settle_domain::customer::Customer;
-use settle_domain::customer::CustomerPatch;
-use settle_domain::customer::NewCustomer;
-use settle_domain::ids::AccountId;
-use settle_domain::ids::CustomerId;
 
 /// Accounts can be filtered by their customer.
 #[derive(Debug, Clone)]

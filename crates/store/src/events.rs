@@ -1,15 +1,12 @@
 //! Events and the queue that carries them to consumers: the contract, and its record types (queue types live in [`crate::queue`]).
 
-use crate::error::StoreResult;
-use crate::list::ListQuery;
-use crate::list::Page;
-use crate::queue::ConsumerBacklog;
-use crate::queue::JobClaim;
-use crate::queue::LeasedJob;
-use crate::queue::Subscription;
 use async_trait::async_trait;
 use serde::Serialize;
 use settle_domain::ids::EventId;
+
+use crate::error::StoreResult;
+use crate::list::{ListQuery, Page};
+use crate::queue::{ConsumerBacklog, JobClaim, LeasedJob, Subscription};
 
 /// Events can be filtered by type or by the object they are about.
 #[derive(Debug, Clone)]

@@ -1,23 +1,16 @@
 //! Money movement: payments, refunds and ledger entries, and the processor's conclusions: the contract, and its record types.
 
-use crate::context::WriteContext;
-use crate::error::StoreResult;
-use crate::list::ListQuery;
-use crate::list::Page;
-use crate::queue::ProcessedBy;
-use crate::queue::ProcessorOutcome;
 use async_trait::async_trait;
-use settle_domain::ids::AccountId;
-use settle_domain::ids::CustomerId;
-use settle_domain::ids::PaymentId;
-use settle_domain::ids::RefundId;
+use settle_domain::ids::{AccountId, CustomerId, PaymentId, RefundId};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
-use settle_domain::payment::NewPayment;
-use settle_domain::payment::Payment;
-use settle_domain::payment::PaymentStatus;
-use settle_domain::refund::Refund;
-use settle_domain::refund::RefundReason;
+use settle_domain::payment::{NewPayment, Payment, PaymentStatus};
+use settle_domain::refund::{Refund, RefundReason};
+
+use crate::context::WriteContext;
+use crate::error::StoreResult;
+use crate::list::{ListQuery, Page};
+use crate::queue::{ProcessedBy, ProcessorOutcome};
 
 /// Payments can be filtered by one of these, each served by its own index.
 #[derive(Debug, Clone)]

@@ -1,21 +1,15 @@
 //! Webhook endpoints, deliveries, attempts and replays: the contract, and its record types.
 
+use async_trait::async_trait;
+use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
+use settle_domain::webhook::{
+    DeliveryStatus, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
+};
+
 use crate::context::WriteContext;
 use crate::error::StoreResult;
-use crate::list::ListQuery;
-use crate::list::Page;
+use crate::list::{ListQuery, Page};
 use crate::records::*;
-use async_trait::async_trait;
-use settle_domain::ids::WebhookDeliveryId;
-use settle_domain::ids::WebhookEndpointId;
-use settle_domain::ids::WebhookReplayId;
-use settle_domain::webhook::DeliveryStatus;
-use settle_domain::webhook::EndpointPatch;
-use settle_domain::webhook::NewWebhookEndpoint;
-use settle_domain::webhook::WebhookAttempt;
-use settle_domain::webhook::WebhookDelivery;
-use settle_domain::webhook::WebhookEndpoint;
-use settle_domain::webhook::WebhookReplay;
 
 /// An endpoint's sealed signing secrets: the current one, and the one it
 /// replaced while its grace period lasts (Unix ms).

@@ -1,38 +1,21 @@
 //! [`crate::AccessStore`] for [`SqlStore`]: API keys, roles, policies and the audit log.
 
-use super::SqlStore;
-use super::api_keys;
-use super::list::fetch_page;
-use super::rbac;
-use super::rows;
-use super::rows::API_KEY_COLS;
-use super::rows::AUDIT_COLS;
-use super::rows::POLICY_COLS;
-use super::rows::ROLE_COLS;
-use super::store::check_version;
-use super::store::lost_race;
-use super::store::spec;
-use crate::context::WriteContext;
-use crate::error::StoreError;
-use crate::error::StoreResult;
-use crate::list::ListQuery;
-use crate::list::Page;
-use crate::records::ApiKey;
-use crate::records::AuditDraft;
-use crate::records::AuditEvent;
-use crate::records::Deleted;
-use crate::records::StoredPolicy;
-use crate::*;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use settle_domain::DomainError;
-use settle_domain::ids::ApiKeyId;
-use settle_domain::ids::PolicyId;
-use settle_domain::ids::RoleId;
-use settle_domain::rbac::BUILTIN_ROLES;
-use settle_domain::rbac::Permission;
-use settle_domain::rbac::Role;
-use settle_domain::rbac::builtin_permissions;
-use std::sync::Arc;
+use settle_domain::ids::{ApiKeyId, PolicyId, RoleId};
+use settle_domain::rbac::{BUILTIN_ROLES, Permission, Role, builtin_permissions};
+
+use super::list::fetch_page;
+use super::rows::{API_KEY_COLS, AUDIT_COLS, POLICY_COLS, ROLE_COLS};
+use super::store::{check_version, lost_race, spec};
+use super::{SqlStore, api_keys, rbac, rows};
+use crate::AccessStore;
+use crate::context::WriteContext;
+use crate::error::{StoreError, StoreResult};
+use crate::list::{ListQuery, Page};
+use crate::records::{ApiKey, AuditDraft, AuditEvent, Deleted, StoredPolicy};
 
 #[async_trait]
 impl AccessStore for SqlStore {

@@ -1,12 +1,14 @@
 //! Account rows: insert, read, lock in id order, save balances, edit with a
 //! version check.
 
-use settle_domain::account::Account;
+use settle_domain::account::{Account, AccountPatch, NewAccount};
 use settle_domain::ids::{AccountId, CustomerId};
 
-use super::Dialect;
 use super::db::{Executor, query};
+use super::events::{self, Subject};
 use super::rows::{self, ACCOUNT_COLS};
+use super::store::{check_version, lost_race};
+use super::{Dialect, Tx};
 use crate::error::{StoreError, StoreResult};
 
 pub async fn insert(conn: &mut (impl Executor + ?Sized), a: &Account) -> StoreResult<()> {
@@ -95,4 +97,59 @@ pub async fn customer_exists(conn: &mut (impl Executor + ?Sized), d: Dialect, id
     let sql = format!("SELECT 1 AS found FROM customers WHERE id = $1{}", d.lock_key_share());
     let row = query(sql).bind(id.to_bytes()).fetch_optional(conn).await?;
     Ok(row.is_some())
+}
+
+/// Opens an account (its customer, if any, held against deletion) and
+/// writes `account.created`.
+pub async fn create(tx: &mut Tx<'_>, new: NewAccount) -> StoreResult<Account> {
+    let account = Account {
+        id: AccountId::from_uuid(tx.next_id()),
+        name: new.name,
+        currency: new.currency,
+        balance: 0,
+        pending_out: 0,
+        allow_negative: new.allow_negative,
+        processor: new.processor,
+        customer: new.customer,
+        metadata: new.metadata,
+        version: 1,
+        created: tx.ctx.now_secs(),
+    };
+    let d = tx.dialect;
+    if let Some(c) = account.customer
+        && !customer_exists(&mut *tx, d, c).await?
+    {
+        return Err(StoreError::NotFound {
+            what: "customer",
+            param: Some("customer"),
+        });
+    }
+    insert(&mut *tx, &account).await?;
+    let subject = Subject::created("account", account.id.to_bytes());
+    events::emit_in(tx, subject, &["account.created"], &account).await?;
+    Ok(account)
+}
+
+/// Applies `patch` if the version is still `if_version` (when given) and
+/// writes `account.updated`.
+pub async fn update(
+    tx: &mut Tx<'_>,
+    id: AccountId,
+    patch: AccountPatch,
+    if_version: Option<i64>,
+) -> StoreResult<Account> {
+    let mut account = get(&mut *tx, id).await?.ok_or(StoreError::NotFound {
+        what: "account",
+        param: None,
+    })?;
+    let read_version = account.version;
+    check_version(if_version, read_version)?;
+    patch.apply(&mut account)?;
+    account.version += 1;
+    if !save_edit(&mut *tx, &account, read_version).await? {
+        return Err(lost_race(if_version, read_version + 1));
+    }
+    let subject = Subject::changed("account", account.id.to_bytes());
+    events::emit_in(tx, subject, &["account.updated"], &account).await?;
+    Ok(account)
 }

@@ -1,26 +1,19 @@
 //! [`crate::EventStore`] for [`SqlStore`]: events and the queue.
 
-use super::SqlStore;
-use super::events;
-use super::list::FilterValue;
-use super::list::fetch_page;
-use super::queue;
-use super::rows;
-use super::rows::EVENT_COLS;
-use super::store::spec;
-use crate::error::StoreResult;
-use crate::list::ListQuery;
-use crate::list::Page;
-use crate::queue::ConsumerBacklog;
-use crate::queue::JobClaim;
-use crate::queue::LeasedJob;
-use crate::queue::Subscription;
-use crate::records::Event;
-use crate::records::EventFilter;
-use crate::*;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use settle_domain::ids::EventId;
-use std::sync::Arc;
+
+use super::list::{FilterValue, fetch_page};
+use super::rows::EVENT_COLS;
+use super::store::spec;
+use super::{SqlStore, events, queue, rows};
+use crate::EventStore;
+use crate::error::StoreResult;
+use crate::list::{ListQuery, Page};
+use crate::queue::{ConsumerBacklog, JobClaim, LeasedJob, Subscription};
+use crate::records::{Event, EventFilter};
 
 #[async_trait]
 impl EventStore for SqlStore {

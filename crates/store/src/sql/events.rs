@@ -5,6 +5,7 @@
 use serde::Serialize;
 use settle_domain::ids::EventId;
 
+use super::Tx;
 use super::db::{Executor, query};
 use super::rows::{self, EVENT_COLS};
 use crate::context::WriteContext;
@@ -94,6 +95,26 @@ pub struct Subject {
     pub new: bool,
 }
 
+impl Subject {
+    /// An object created by this transaction.
+    pub fn created(object_type: &'static str, object_id: Vec<u8>) -> Self {
+        Self {
+            object_type,
+            object_id,
+            new: true,
+        }
+    }
+
+    /// An object that existed before this transaction.
+    pub fn changed(object_type: &'static str, object_id: Vec<u8>) -> Self {
+        Self {
+            object_type,
+            object_id,
+            new: false,
+        }
+    }
+}
+
 /// Writes the events of a change to one object, after its existing ones.
 pub async fn emit<T: Serialize>(
     conn: &mut (impl Executor + ?Sized),
@@ -110,6 +131,17 @@ pub async fn emit<T: Serialize>(
     };
     let events = build(ids, ctx, subject.object_type, subject.object_id, after, types, object)?;
     insert(conn, &events).await
+}
+
+/// [`emit`] inside a write transaction, with its id generator and context.
+pub async fn emit_in<T: Serialize>(
+    tx: &mut Tx<'_>,
+    subject: Subject,
+    types: &[&'static str],
+    object: &T,
+) -> StoreResult<()> {
+    let (ids, ctx) = (tx.ids, tx.ctx);
+    emit(tx, ids, ctx, subject, types, object).await
 }
 
 pub async fn get<E: Executor + ?Sized>(ex: &mut E, id: EventId) -> StoreResult<Option<Event>> {

@@ -1,16 +1,13 @@
 //! [`crate::IdempotencyStore`] for [`SqlStore`]: idempotency keys.
 
-use super::Dialect;
-use super::SqlStore;
-use super::idempotency;
-use crate::error::StoreResult;
-use crate::idempotency::ClaimOutcome;
-use crate::idempotency::ClaimRequest;
-use crate::idempotency::IdempotencyClaim;
-use crate::idempotency::StoredResponse;
-use crate::*;
-use async_trait::async_trait;
 use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Dialect, SqlStore, idempotency};
+use crate::IdempotencyStore;
+use crate::error::StoreResult;
+use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
 
 #[async_trait]
 impl IdempotencyStore for SqlStore {

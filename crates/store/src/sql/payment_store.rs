@@ -1,36 +1,24 @@
 //! [`crate::PaymentStore`] for [`SqlStore`]: payments, refunds and ledger entries.
 
-use super::SqlStore;
-use super::entries;
-use super::list::FilterValue;
-use super::list::fetch_page;
-use super::payments;
-use super::rows;
-use super::rows::ENTRY_COLS;
-use super::rows::PAYMENT_COLS;
-use super::rows::REFUND_COLS;
-use super::store::spec;
-use crate::context::WriteContext;
-use crate::error::StoreResult;
-use crate::list::ListQuery;
-use crate::list::Page;
-use crate::queue::ProcessedBy;
-use crate::queue::ProcessorOutcome;
-use crate::records::EntryFilter;
-use crate::records::NewRefund;
-use crate::records::PaymentFilter;
-use crate::records::RefundFilter;
-use crate::*;
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use settle_domain::ids::AccountId;
-use settle_domain::ids::PaymentId;
-use settle_domain::ids::RefundId;
+use settle_domain::ids::{AccountId, PaymentId, RefundId};
 use settle_domain::ledger::LedgerEntry;
 use settle_domain::money::Amount;
-use settle_domain::payment::NewPayment;
-use settle_domain::payment::Payment;
+use settle_domain::payment::{NewPayment, Payment};
 use settle_domain::refund::Refund;
-use std::sync::Arc;
+
+use super::list::{FilterValue, fetch_page};
+use super::rows::{ENTRY_COLS, PAYMENT_COLS, REFUND_COLS};
+use super::store::spec;
+use super::{SqlStore, entries, payments, rows};
+use crate::PaymentStore;
+use crate::context::WriteContext;
+use crate::error::StoreResult;
+use crate::list::{ListQuery, Page};
+use crate::queue::{ProcessedBy, ProcessorOutcome};
+use crate::records::{EntryFilter, NewRefund, PaymentFilter, RefundFilter};
 
 #[async_trait]
 impl PaymentStore for SqlStore {

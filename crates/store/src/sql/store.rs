@@ -1,14 +1,13 @@
 //! [`crate::Store`] for [`SqlStore`]: the backend's name and readiness.
 
+use async_trait::async_trait;
+
 use super::SqlStore;
 use super::db::query;
-use super::list::FilterValue;
-use super::list::ListSpec;
-use crate::error::StoreError;
-use crate::error::StoreResult;
+use super::list::{FilterValue, ListSpec};
+use crate::error::{StoreError, StoreResult};
 use crate::list::ListQuery;
 use crate::store::Store;
-use async_trait::async_trait;
 
 pub(super) fn spec<'a, F>(
     table: &'static str,

@@ -1,34 +1,24 @@
 //! [`crate::WebhookStore`] for [`SqlStore`]: webhook endpoints, deliveries, attempts and replays.
 
-use super::SqlStore;
-use super::events;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
+use settle_domain::webhook::{
+    DeliveryStatus, EndpointPatch, EndpointStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
+    WebhookEndpoint, WebhookReplay,
+};
+
 use super::events::Subject;
-use super::list::FilterValue;
-use super::list::fetch_page;
-use super::store::check_version;
-use super::store::spec;
-use super::webhook_replays;
-use super::webhooks;
+use super::list::{FilterValue, fetch_page};
+use super::store::{check_version, spec};
+use super::{SqlStore, events, webhook_replays, webhooks};
+use crate::WebhookStore;
 use crate::context::WriteContext;
 use crate::error::StoreResult;
-use crate::list::ListQuery;
-use crate::list::Page;
+use crate::list::{ListQuery, Page};
 use crate::records::Deleted;
 use crate::webhooks::{AttemptRecord, SealedSecrets};
-use crate::*;
-use async_trait::async_trait;
-use settle_domain::ids::WebhookDeliveryId;
-use settle_domain::ids::WebhookEndpointId;
-use settle_domain::ids::WebhookReplayId;
-use settle_domain::webhook::DeliveryStatus;
-use settle_domain::webhook::EndpointPatch;
-use settle_domain::webhook::EndpointStatus;
-use settle_domain::webhook::NewWebhookEndpoint;
-use settle_domain::webhook::WebhookAttempt;
-use settle_domain::webhook::WebhookDelivery;
-use settle_domain::webhook::WebhookEndpoint;
-use settle_domain::webhook::WebhookReplay;
-use std::sync::Arc;
 
 #[async_trait]
 impl WebhookStore for SqlStore {
