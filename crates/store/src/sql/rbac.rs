@@ -1,13 +1,16 @@
-//! Roles, API key revocation and use, attribute policies, and the audit log.
+//! Roles, attribute policies, and the audit log.
 
-use settle_domain::ids::{ApiKeyId, AuditEventId, PolicyId, RoleId};
-use settle_domain::rbac::{Permission, Role};
+use settle_domain::DomainError;
+use settle_domain::ids::{AuditEventId, PolicyId, RoleId};
+use settle_domain::rbac::{BUILTIN_ROLES, Permission, Role, builtin_permissions};
 
+use super::Tx;
 use super::db::{Executor, Row, query};
 use super::rows::{self, POLICY_COLS, ROLE_COLS};
+use super::store::{check_version, lost_race};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::IdGenerator;
-use crate::records::{AuditDraft, StoredPolicy};
+use crate::records::{AuditDraft, Deleted, StoredPolicy};
 
 pub fn permissions_json(permissions: &[Permission]) -> String {
     let texts: Vec<String> = permissions.iter().map(ToString::to_string).collect();
@@ -109,29 +112,6 @@ pub async fn delete_role(conn: &mut (impl Executor + ?Sized), id: RoleId) -> Sto
     Ok(())
 }
 
-pub async fn revoke_key(conn: &mut (impl Executor + ?Sized), id: ApiKeyId, now: i64) -> StoreResult<()> {
-    query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(now)
-        .bind(id.to_bytes())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Records when keys were last used; batched by the caller, so requests
-/// never wait on this write.
-pub async fn touch_keys(conn: &mut (impl Executor + ?Sized), uses: &[(ApiKeyId, i64)]) -> StoreResult<()> {
-    for (id, at) in uses {
-        query("UPDATE api_keys SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $3)")
-            .bind(*at)
-            .bind(id.to_bytes())
-            .bind(*at)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
 pub async fn policy<E: Executor + ?Sized>(ex: &mut E, id: PolicyId) -> StoreResult<Option<StoredPolicy>> {
     let sql = format!("SELECT {POLICY_COLS} FROM policies WHERE id = $1");
     let row: Option<Row> = query(sql).bind(id.to_bytes()).fetch_optional(ex).await?;
@@ -216,4 +196,141 @@ pub async fn insert_audit(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Creates or refreshes every built-in role at start-up. Their ids come
+/// straight from the clock (`now_ms`), not from the store's sequence, so
+/// start-up does not move that sequence.
+pub async fn sync_builtin(tx: &mut Tx<'_>, now_ms: u64) -> StoreResult<()> {
+    for name in BUILTIN_ROLES {
+        let permissions = builtin_permissions(name).unwrap_or_default();
+        let id = RoleId::from_uuid(settle_domain::ids::uuid_v7(now_ms, rand::random::<u128>() >> 54));
+        upsert_builtin(&mut *tx, id, name, &permissions, (now_ms / 1000) as i64).await?;
+    }
+    Ok(())
+}
+
+/// Adds a custom role under a name no other role has.
+pub async fn create_role(tx: &mut Tx<'_>, name: String, permissions: Vec<Permission>) -> StoreResult<Role> {
+    let role = Role {
+        id: RoleId::from_uuid(tx.next_id()),
+        name,
+        permissions,
+        builtin: false,
+        version: 1,
+        created: tx.ctx.now_secs(),
+    };
+    insert_role(&mut *tx, &role).await?;
+    Ok(role)
+}
+
+/// Replaces a custom role's permissions if the version is still
+/// `if_version` (when given). Built-in roles cannot be edited.
+pub async fn update_role(
+    tx: &mut Tx<'_>,
+    id: RoleId,
+    permissions: Vec<Permission>,
+    if_version: Option<i64>,
+) -> StoreResult<Role> {
+    let mut role = role_where(&mut *tx, "id", id.to_bytes(), None)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "role",
+            param: None,
+        })?;
+    if role.builtin {
+        return Err(DomainError::InvalidState("built-in roles cannot be edited".into()).into());
+    }
+    let read_version = role.version;
+    check_version(if_version, read_version)?;
+    role.permissions = permissions;
+    role.version += 1;
+    if !save_role(&mut *tx, &role, read_version).await? {
+        return Err(lost_race(if_version, read_version + 1));
+    }
+    Ok(role)
+}
+
+/// Deletes a custom role that no unrevoked API key uses. Built-in roles
+/// cannot be deleted.
+pub async fn remove_role(tx: &mut Tx<'_>, id: RoleId) -> StoreResult<Deleted> {
+    let role = role_where(&mut *tx, "id", id.to_bytes(), None)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "role",
+            param: None,
+        })?;
+    if role.builtin {
+        return Err(DomainError::InvalidState("built-in roles cannot be deleted".into()).into());
+    }
+    if role_in_use(&mut *tx, &role.name).await? {
+        return Err(StoreError::InUse(format!(
+            "API keys still use the role `{}`",
+            role.name
+        )));
+    }
+    delete_role(&mut *tx, id).await?;
+    Ok(Deleted {
+        id: id.to_string(),
+        object: "role",
+        deleted: true,
+    })
+}
+
+/// Adds a policy with a new id, at version 1, created at the write's time.
+pub async fn create_policy(tx: &mut Tx<'_>, mut policy: StoredPolicy) -> StoreResult<StoredPolicy> {
+    policy.id = PolicyId::from_uuid(tx.next_id());
+    policy.version = 1;
+    policy.created = tx.ctx.now_secs();
+    insert_policy(&mut *tx, &policy).await?;
+    Ok(policy)
+}
+
+/// Saves an edited policy if the version is still `if_version` (when
+/// given); its creation time stays the stored one.
+pub async fn update_policy(
+    tx: &mut Tx<'_>,
+    mut edited: StoredPolicy,
+    if_version: Option<i64>,
+) -> StoreResult<StoredPolicy> {
+    let current = policy(&mut *tx, edited.id).await?.ok_or(StoreError::NotFound {
+        what: "policy",
+        param: None,
+    })?;
+    check_version(if_version, current.version)?;
+    edited.version = current.version + 1;
+    edited.created = current.created;
+    if !save_policy(&mut *tx, &edited, current.version).await? {
+        return Err(lost_race(if_version, current.version + 1));
+    }
+    Ok(edited)
+}
+
+/// Deletes a policy.
+pub async fn remove_policy(tx: &mut Tx<'_>, id: PolicyId) -> StoreResult<Deleted> {
+    if !delete_policy(&mut *tx, id).await? {
+        return Err(StoreError::NotFound {
+            what: "policy",
+            param: None,
+        });
+    }
+    Ok(Deleted {
+        id: id.to_string(),
+        object: "policy",
+        deleted: true,
+    })
+}
+
+/// Records a write that did not succeed in the audit log (successful writes
+/// are recorded inside their own transaction), at `now_ms`: a background
+/// write has no time of its own.
+pub async fn record_audit(
+    tx: &mut Tx<'_>,
+    draft: AuditDraft,
+    outcome: String,
+    status: u16,
+    now_ms: u64,
+) -> StoreResult<()> {
+    let ids = tx.ids;
+    insert_audit(&mut *tx, ids, &draft, None, &outcome, status, now_ms).await
 }
