@@ -12,5 +12,5 @@ pub const SUM_SQL: &str =
 
 pub async fn sum<E: Executor + ?Sized>(ex: &mut E, account: AccountId) -> StoreResult<i64> {
     let row = query(SUM_SQL).bind(account.to_bytes()).fetch_one(ex).await?;
-    Ok(row.try_get("total")?)
+    row.try_get("total")
 }

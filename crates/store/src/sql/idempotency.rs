@@ -2,6 +2,7 @@
 //! marker (so a concurrent duplicate sees it at once), and completion happens
 //! inside the operation's transaction, fenced by the claim's token.
 
+use super::Tx;
 use super::db::{Executor, query};
 use crate::error::{StoreError, StoreResult};
 use crate::idempotency::{ClaimOutcome, ClaimRequest, IdempotencyClaim, StoredResponse};
@@ -26,13 +27,12 @@ pub async fn try_insert<E: Executor + ?Sized>(ex: &mut E, req: &ClaimRequest, to
     Ok(inserted.rows_affected() == 1)
 }
 
-pub async fn claim(
-    conn: &mut (impl Executor + ?Sized),
-    req: &ClaimRequest,
-    token: Vec<u8>,
-) -> StoreResult<ClaimOutcome> {
+/// Claims the key in a write transaction: inserts the in-flight marker, or
+/// reads the existing record and answers a replay, a mismatch or a claim in
+/// flight, or takes over a claim whose holder is presumed dead.
+pub async fn claim(tx: &mut Tx<'_>, req: ClaimRequest, token: Vec<u8>) -> StoreResult<ClaimOutcome> {
     let now = req.now_ms as i64;
-    let inserted = try_insert(&mut *conn, req, &token).await?;
+    let inserted = try_insert(&mut *tx, &req, &token).await?;
     let claimed = || ClaimOutcome::Claimed(IdempotencyClaim::new(req.api_key, req.key.clone(), token.clone()));
     if inserted {
         return Ok(claimed());
@@ -43,7 +43,7 @@ pub async fn claim(
     )
     .bind(req.api_key.to_bytes())
     .bind(req.key.clone())
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut *tx)
     .await?;
     // Reaped between the insert and the read: the next attempt will insert.
     let Some(row) = row else {
@@ -78,13 +78,19 @@ pub async fn claim(
     .bind(req.api_key.to_bytes())
     .bind(req.key.clone())
     .bind(old_token)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
     Ok(if taken.rows_affected() == 1 {
         claimed()
     } else {
         ClaimOutcome::InFlight
     })
+}
+
+/// [`complete`] as a write of its own: stores an answer the operation's
+/// transaction did not (an error answer kept for replay).
+pub async fn store_response(tx: &mut Tx<'_>, claim: IdempotencyClaim, response: StoredResponse) -> StoreResult<bool> {
+    complete(tx, &claim, &response).await
 }
 
 /// Stores the response, only while `claim` still holds the key. Returns
@@ -109,15 +115,15 @@ pub async fn complete(
 }
 
 /// Gives the key back after a failure that is not stored.
-pub async fn release(conn: &mut (impl Executor + ?Sized), claim: &IdempotencyClaim) -> StoreResult<()> {
+pub async fn release(tx: &mut Tx<'_>, claim: IdempotencyClaim) -> StoreResult<()> {
     query(
         "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2 AND token = $3 \
          AND response_status IS NULL",
     )
     .bind(claim.api_key.to_bytes())
     .bind(claim.key.clone())
-    .bind(claim.token.clone())
-    .execute(conn)
+    .bind(claim.token)
+    .execute(tx)
     .await?;
     Ok(())
 }
@@ -128,11 +134,11 @@ pub const REAP_SQL: &str = "DELETE FROM idempotency_keys WHERE (api_key_id, idem
 
 /// Deletes up to `batch` records created before `before_ms`, oldest first,
 /// through the `created` index.
-pub async fn reap(conn: &mut (impl Executor + ?Sized), before_ms: u64, batch: u32) -> StoreResult<u64> {
+pub async fn reap(tx: &mut Tx<'_>, before_ms: u64, batch: u32) -> StoreResult<u64> {
     let done = query(REAP_SQL)
         .bind(before_ms as i64)
         .bind(i64::from(batch))
-        .execute(conn)
+        .execute(tx)
         .await?;
     Ok(done.rows_affected())
 }

@@ -85,6 +85,43 @@ impl Dialect {
         }
     }
 
+    /// The statements of one write that go together, as this dialect runs
+    /// them. `parts` are numbered in sequence (their placeholders continue
+    /// from one part to the next, as [`Dialect::placeholder`] hands them out
+    /// over the whole write). SQLite runs each part as its own statement: in
+    /// process, a statement costs no round trip. PostgreSQL runs them as one
+    /// statement of data-modifying CTEs, `WITH w0 AS (... RETURNING 1), ...
+    /// SELECT 1 AS done`, with the parts' values bound in order: one round
+    /// trip, so the rows they lock stay locked for as little time as possible.
+    pub fn combine_writes(self, parts: Vec<db::Query>) -> Vec<db::Query> {
+        match self {
+            Dialect::Sqlite => parts,
+            Dialect::Postgres if parts.is_empty() => parts,
+            Dialect::Postgres => {
+                let ctes: Vec<String> = parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, part)| format!("w{i} AS ({} RETURNING 1)", part.sql))
+                    .collect();
+                let sql = format!("WITH {} SELECT 1 AS done", ctes.join(", "));
+                let args = parts.into_iter().flat_map(|part| part.args).collect();
+                vec![db::Query { sql: sql.into(), args }]
+            }
+        }
+    }
+
+    /// Whether a new idempotency key is claimed outside the single write
+    /// path, by one autocommitted insert on the read pool. True on
+    /// PostgreSQL, where that insert claims a new key in one round trip (only
+    /// an existing key needs a transaction); false on SQLite, whose writes
+    /// all go through its single writer.
+    pub fn claims_new_keys_outside_the_writer(self) -> bool {
+        match self {
+            Dialect::Sqlite => false,
+            Dialect::Postgres => true,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Sqlite => "sqlite",

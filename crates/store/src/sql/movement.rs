@@ -1,9 +1,10 @@
 //! Persisting a money movement: the changed balances, the payment row, the
-//! refund row if any, and the ledger entries. On SQLite each is its own
-//! statement (in-process, a statement costs no round trip). On PostgreSQL
-//! they go as one statement of data-modifying CTEs, so a payment costs
-//! BEGIN, the row-lock SELECT, this statement and COMMIT: four round trips,
-//! and the hot account rows stay locked for as little time as possible.
+//! refund row if any, the ledger entries and the events. They are written as
+//! the dialect combines writes ([`Dialect::combine_writes`]): on SQLite each
+//! is its own statement (in-process, a statement costs no round trip); on
+//! PostgreSQL they go as one statement of data-modifying CTEs, so a payment
+//! costs BEGIN, the row-lock SELECT, this statement and COMMIT: four round
+//! trips, and the hot account rows stay locked for as little time as possible.
 
 use settle_domain::account::Account;
 use settle_domain::ids::LedgerEntryId;
@@ -11,10 +12,10 @@ use settle_domain::ledger::{Posting, balanced};
 use settle_domain::payment::Payment;
 use settle_domain::refund::Refund;
 
-use super::Dialect;
-use super::db::{Executor, query};
+use super::db::{Query, Value};
 use super::events::{INSERT_HEAD, NewEvent};
 use super::list::FilterValue;
+use super::{Dialect, Tx};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::IdGenerator;
 
@@ -186,41 +187,23 @@ fn build(m: &Movement<'_>, ids: &IdGenerator, params: &mut Params) -> Vec<(Strin
     parts
 }
 
-/// Writes the movement inside the caller's transaction.
-pub async fn persist(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    m: Movement<'_>,
-) -> StoreResult<()> {
+/// Writes the movement inside the caller's transaction, as the dialect
+/// combines its statements (see [`Dialect::combine_writes`]).
+pub async fn persist(tx: &mut Tx<'_>, m: Movement<'_>) -> StoreResult<()> {
     if !balanced(m.postings) {
         return Err(StoreError::Internal("postings do not sum to zero".into()));
     }
+    let d = tx.dialect;
     let mut params = Params { d, values: Vec::new() };
-    let parts = build(&m, ids, &mut params);
-    match d {
-        Dialect::Sqlite => {
-            for (sql, range) in parts {
-                let mut query = query(sql);
-                for v in &params.values[range] {
-                    query = query.bind(v.clone());
-                }
-                query.execute(&mut *conn).await?;
-            }
-        }
-        Dialect::Postgres => {
-            let ctes: Vec<String> = parts
-                .iter()
-                .enumerate()
-                .map(|(i, (sql, _))| format!("w{i} AS ({sql} RETURNING 1)"))
-                .collect();
-            let sql = format!("WITH {} SELECT 1 AS done", ctes.join(", "));
-            let mut query = query(sql);
-            for v in params.values {
-                query = query.bind(v);
-            }
-            query.execute(&mut *conn).await?;
-        }
+    let parts: Vec<Query> = build(&m, tx.ids, &mut params)
+        .into_iter()
+        .map(|(sql, range)| Query {
+            sql: sql.into(),
+            args: params.values[range].iter().cloned().map(Value::from).collect(),
+        })
+        .collect();
+    for statement in d.combine_writes(parts) {
+        statement.execute(&mut *tx).await?;
     }
     Ok(())
 }

@@ -1,7 +1,5 @@
 //! [`crate::PaymentStore`] for [`SqlStore`]: payments, refunds and ledger entries.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use settle_domain::ids::{AccountId, PaymentId, RefundId};
 use settle_domain::ledger::LedgerEntry;
@@ -23,12 +21,8 @@ use crate::records::{EntryFilter, NewRefund, PaymentFilter, RefundFilter};
 #[async_trait]
 impl PaymentStore for SqlStore {
     async fn create_payment(&self, ctx: &WriteContext, new: NewPayment) -> StoreResult<Payment> {
-        let (d, ids, c, new) = (self.dialect, Arc::clone(&self.ids), ctx.clone(), Arc::new(new));
-        self.write(ctx, move |conn| {
-            let (ids, ctx, new) = (Arc::clone(&ids), c.clone(), Arc::clone(&new));
-            Box::pin(async move { payments::create(conn, d, &ids, &ctx, &new).await })
-        })
-        .await
+        self.write(ctx, move |tx| Box::pin(payments::create(tx, new.clone())))
+            .await
     }
 
     async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
@@ -36,21 +30,12 @@ impl PaymentStore for SqlStore {
     }
 
     async fn capture_payment(&self, ctx: &WriteContext, id: PaymentId, amount: Option<Amount>) -> StoreResult<Payment> {
-        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
-        self.write(ctx, move |conn| {
-            let (ids, ctx) = (Arc::clone(&ids), c.clone());
-            Box::pin(async move { payments::capture(conn, d, &ids, &ctx, id, amount).await })
-        })
-        .await
+        self.write(ctx, move |tx| Box::pin(payments::capture(tx, id, amount)))
+            .await
     }
 
     async fn cancel_payment(&self, ctx: &WriteContext, id: PaymentId) -> StoreResult<Payment> {
-        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
-        self.write(ctx, move |conn| {
-            let (ids, ctx) = (Arc::clone(&ids), c.clone());
-            Box::pin(async move { payments::cancel(conn, d, &ids, &ctx, id).await })
-        })
-        .await
+        self.write(ctx, move |tx| Box::pin(payments::cancel(tx, id))).await
     }
 
     async fn list_payments(&self, q: &ListQuery<PaymentFilter>) -> StoreResult<Page<Payment>> {
@@ -69,12 +54,8 @@ impl PaymentStore for SqlStore {
     }
 
     async fn create_refund(&self, ctx: &WriteContext, new: NewRefund) -> StoreResult<Refund> {
-        let (d, ids, c) = (self.dialect, Arc::clone(&self.ids), ctx.clone());
-        self.write(ctx, move |conn| {
-            let (ids, ctx, new) = (Arc::clone(&ids), c.clone(), new.clone());
-            Box::pin(async move { payments::refund(conn, d, &ids, &ctx, &new).await })
-        })
-        .await
+        self.write(ctx, move |tx| Box::pin(payments::refund(tx, new.clone())))
+            .await
     }
 
     async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
@@ -118,10 +99,11 @@ impl PaymentStore for SqlStore {
         id: PaymentId,
         outcome: ProcessorOutcome,
     ) -> StoreResult<Option<Payment>> {
-        let (d, ids, c, done) = (self.dialect, Arc::clone(&self.ids), ctx.clone(), done.clone());
-        self.write_background(move |conn| {
-            let (ids, ctx, done) = (Arc::clone(&ids), c.clone(), done.clone());
-            Box::pin(async move { payments::conclude(conn, d, &ids, &ctx, &done, id, outcome).await })
+        // The worker's context gives the write its time and request id; it
+        // holds no idempotency claim or audit draft, so it runs plain.
+        let done = done.clone();
+        self.write_plain(ctx, move |tx| {
+            Box::pin(payments::conclude(tx, done.clone(), id, outcome))
         })
         .await
     }

@@ -12,12 +12,12 @@ use settle_domain::rbac::{Action, Permission, Resource};
 use settle_domain::refund::{Refund, RefundStatus};
 
 use super::db::{Executor, query};
+use super::events::NewEvent;
 use super::movement::{self, Movement, PaymentWrite};
 use super::rows::{self, PAYMENT_COLS, REFUND_COLS};
-use super::{Dialect, accounts, events};
-use crate::context::{Resolved, WriteContext};
+use super::{Dialect, Tx, accounts, events};
+use crate::context::Resolved;
 use crate::error::{StoreError, StoreResult};
-use crate::ids::IdGenerator;
 use crate::queue::{ProcessedBy, ProcessorOutcome};
 use crate::records::NewRefund;
 
@@ -71,16 +71,27 @@ fn snapshot(a: &Account, b: &Account) -> [(i64, i64); 2] {
     [(a.balance, a.pending_out), (b.balance, b.pending_out)]
 }
 
-pub async fn create(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    ctx: &WriteContext,
-    new: &NewPayment,
-) -> StoreResult<Payment> {
-    let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, new.source, new.destination).await?;
+/// The events of a change to one object, numbered after `after`, with the
+/// transaction's ids, time and request.
+fn events_of<T: serde::Serialize>(
+    tx: &Tx<'_>,
+    object_type: &'static str,
+    object_id: Vec<u8>,
+    after: i64,
+    types: &[&'static str],
+    object: &T,
+) -> StoreResult<Vec<NewEvent>> {
+    events::build(tx.ids, tx.ctx, object_type, object_id, after, types, object)
+}
+
+/// Opens a payment between two accounts (locked in id order; its customer,
+/// if any, held against deletion), moves or holds the money as the domain
+/// decides, and writes `payment.created` and the state it reached.
+pub async fn create(tx: &mut Tx<'_>, new: NewPayment) -> StoreResult<Payment> {
+    let d = tx.dialect;
+    let (mut source, mut destination) = accounts::lock_pair(&mut *tx, d, new.source, new.destination).await?;
     if let Some(customer) = new.customer
-        && !accounts::customer_exists(&mut *conn, d, customer).await?
+        && !accounts::customer_exists(&mut *tx, d, customer).await?
     {
         return Err(StoreError::NotFound {
             what: "customer",
@@ -88,9 +99,9 @@ pub async fn create(
         });
     }
     let before = snapshot(&source, &destination);
-    let opened = payment::open(new, &mut source, &mut destination)?;
+    let opened = payment::open(&new, &mut source, &mut destination)?;
     let p = Payment {
-        id: PaymentId::from_uuid(ids.next(ctx.now_ms)),
+        id: PaymentId::from_uuid(tx.next_id()),
         amount: new.amount.get(),
         currency: new.currency,
         source: new.source,
@@ -99,12 +110,12 @@ pub async fn create(
         status: opened.status,
         amount_captured: opened.amount_captured,
         amount_refunded: 0,
-        description: new.description.clone(),
-        metadata: new.metadata.clone(),
+        description: new.description,
+        metadata: new.metadata,
         version: 1,
-        created: ctx.now_secs(),
+        created: tx.ctx.now_secs(),
     };
-    ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount, &p, false))?;
+    tx.ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount, &p, false))?;
     let reached = match p.status {
         PaymentStatus::Succeeded => "payment.succeeded",
         PaymentStatus::Processing => "payment.processing",
@@ -115,40 +126,29 @@ pub async fn create(
         payment: PaymentWrite::Insert(&p),
         refund: None,
         postings: &opened.postings,
-        now_ms: ctx.now_ms,
-        events: events::build(
-            ids,
-            ctx,
-            "payment",
-            p.id.to_bytes(),
-            0,
-            &["payment.created", reached],
-            &p,
-        )?,
+        now_ms: tx.ctx.now_ms,
+        events: events_of(tx, "payment", p.id.to_bytes(), 0, &["payment.created", reached], &p)?,
     };
-    movement::persist(conn, d, ids, movement).await?;
+    movement::persist(tx, movement).await?;
     Ok(p)
 }
 
-pub async fn capture(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    ctx: &WriteContext,
-    id: PaymentId,
-    amount: Option<Amount>,
-) -> StoreResult<Payment> {
-    let mut p = lock(&mut *conn, d, id, None).await?;
-    let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, p.source, p.destination).await?;
+/// Captures `amount` (all of it when `None`) of a payment that awaits
+/// capture, and writes `payment.succeeded`.
+pub async fn capture(tx: &mut Tx<'_>, id: PaymentId, amount: Option<Amount>) -> StoreResult<Payment> {
+    let d = tx.dialect;
+    let mut p = lock(&mut *tx, d, id, None).await?;
+    let (mut source, mut destination) = accounts::lock_pair(&mut *tx, d, p.source, p.destination).await?;
     let before = snapshot(&source, &destination);
     let postings = payment::capture(&mut p, amount, &mut source, &mut destination)?;
-    ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount_captured, &p, true))?;
+    tx.ctx
+        .check_policy(PAYMENTS_WRITE, &resolved(p.amount_captured, &p, true))?;
     let moved = StateChange {
         accounts: changed([&source, &destination], before),
         postings: &postings,
         event: "payment.succeeded",
     };
-    persist_state_change(conn, d, ids, ctx, &p, moved).await?;
+    persist_state_change(tx, &p, moved).await?;
     Ok(p)
 }
 
@@ -160,88 +160,73 @@ struct StateChange<'a> {
     event: &'static str,
 }
 
-async fn persist_state_change(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    ctx: &WriteContext,
-    p: &Payment,
-    change: StateChange<'_>,
-) -> StoreResult<()> {
-    let after = events::last_sequence(&mut *conn, &p.id.to_bytes()).await?;
+async fn persist_state_change(tx: &mut Tx<'_>, p: &Payment, change: StateChange<'_>) -> StoreResult<()> {
+    let after = events::last_sequence(&mut *tx, &p.id.to_bytes()).await?;
     let movement = Movement {
         accounts: change.accounts,
         payment: PaymentWrite::UpdateState(p),
         refund: None,
         postings: change.postings,
-        now_ms: ctx.now_ms,
-        events: events::build(ids, ctx, "payment", p.id.to_bytes(), after, &[change.event], p)?,
+        now_ms: tx.ctx.now_ms,
+        events: events_of(tx, "payment", p.id.to_bytes(), after, &[change.event], p)?,
     };
-    movement::persist(conn, d, ids, movement).await
+    movement::persist(tx, movement).await
 }
 
-pub async fn cancel(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    ctx: &WriteContext,
-    id: PaymentId,
-) -> StoreResult<Payment> {
-    let mut p = lock(&mut *conn, d, id, None).await?;
-    let mut locked = accounts::lock(&mut *conn, d, &[p.source]).await?;
+/// Cancels a payment that awaits capture, releasing the hold on its
+/// source, and writes `payment.canceled`.
+pub async fn cancel(tx: &mut Tx<'_>, id: PaymentId) -> StoreResult<Payment> {
+    let d = tx.dialect;
+    let mut p = lock(&mut *tx, d, id, None).await?;
+    let mut locked = accounts::lock(&mut *tx, d, &[p.source]).await?;
     let source = locked
         .first_mut()
         .ok_or_else(|| StoreError::Internal("payment source is missing".into()))?;
     payment::cancel(&mut p, source)?;
-    ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount, &p, true))?;
-    let after = events::last_sequence(&mut *conn, &p.id.to_bytes()).await?;
-    let events = events::build(ids, ctx, "payment", p.id.to_bytes(), after, &["payment.canceled"], &p)?;
+    tx.ctx.check_policy(PAYMENTS_WRITE, &resolved(p.amount, &p, true))?;
+    let after = events::last_sequence(&mut *tx, &p.id.to_bytes()).await?;
+    let events = events_of(tx, "payment", p.id.to_bytes(), after, &["payment.canceled"], &p)?;
     let movement = Movement {
         accounts: vec![source],
         payment: PaymentWrite::UpdateState(&p),
         refund: None,
         postings: &[],
-        now_ms: ctx.now_ms,
+        now_ms: tx.ctx.now_ms,
         events,
     };
-    movement::persist(conn, d, ids, movement).await?;
+    movement::persist(tx, movement).await?;
     Ok(p)
 }
 
-pub async fn refund(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    ctx: &WriteContext,
-    new: &NewRefund,
-) -> StoreResult<Refund> {
-    let mut p = lock(&mut *conn, d, new.payment, Some("payment")).await?;
-    let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, p.source, p.destination).await?;
+/// Refunds part or all of a payment's captured amount, and writes
+/// `refund.created`, `refund.succeeded` and `payment.updated`.
+pub async fn refund(tx: &mut Tx<'_>, new: NewRefund) -> StoreResult<Refund> {
+    let d = tx.dialect;
+    let mut p = lock(&mut *tx, d, new.payment, Some("payment")).await?;
+    let (mut source, mut destination) = accounts::lock_pair(&mut *tx, d, p.source, p.destination).await?;
     let before = snapshot(&source, &destination);
     let (amount, postings) = payment::refund(&mut p, new.amount, &mut source, &mut destination)?;
-    ctx.check_policy(REFUNDS_WRITE, &resolved(amount, &p, true))?;
+    tx.ctx.check_policy(REFUNDS_WRITE, &resolved(amount, &p, true))?;
     let r = Refund {
-        id: RefundId::from_uuid(ids.next(ctx.now_ms)),
+        id: RefundId::from_uuid(tx.next_id()),
         payment: p.id,
         amount,
         currency: p.currency,
         reason: new.reason,
         status: RefundStatus::Succeeded,
-        created: ctx.now_secs(),
+        created: tx.ctx.now_secs(),
     };
-    let after = events::last_sequence(&mut *conn, &p.id.to_bytes()).await?;
-    let mut all = events::build(
-        ids,
-        ctx,
+    let after = events::last_sequence(&mut *tx, &p.id.to_bytes()).await?;
+    let mut all = events_of(
+        tx,
         "refund",
         r.id.to_bytes(),
         0,
         &["refund.created", "refund.succeeded"],
         &r,
     )?;
-    all.extend(events::build(
-        ids,
-        ctx,
+    all.extend(events_of(
+        tx,
         "payment",
         p.id.to_bytes(),
         after,
@@ -253,10 +238,10 @@ pub async fn refund(
         payment: PaymentWrite::UpdateState(&p),
         refund: Some(&r),
         postings: &postings,
-        now_ms: ctx.now_ms,
+        now_ms: tx.ctx.now_ms,
         events: all,
     };
-    movement::persist(conn, d, ids, movement).await?;
+    movement::persist(tx, movement).await?;
     Ok(r)
 }
 
@@ -264,30 +249,28 @@ pub async fn refund(
 /// the consumer's processed-message record is written in the same
 /// transaction, so a redelivered job changes nothing (`None`).
 pub async fn conclude(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    ctx: &WriteContext,
-    done: &ProcessedBy,
+    tx: &mut Tx<'_>,
+    done: ProcessedBy,
     id: PaymentId,
     outcome: ProcessorOutcome,
 ) -> StoreResult<Option<Payment>> {
+    let (d, now_ms) = (tx.dialect, tx.ctx.now_ms);
     let first_time = super::queue::mark_all_processed(
-        &mut *conn,
+        &mut *tx,
         d,
         &done.consumer,
         std::slice::from_ref(&done.message_id),
-        ctx.now_ms,
+        now_ms,
     )
     .await?;
     if first_time.is_empty() {
         return Ok(None);
     }
-    let mut p = lock(&mut *conn, d, id, None).await?;
+    let mut p = lock(&mut *tx, d, id, None).await?;
     if p.status != PaymentStatus::Processing {
         return Ok(None);
     }
-    let (mut source, mut destination) = accounts::lock_pair(&mut *conn, d, p.source, p.destination).await?;
+    let (mut source, mut destination) = accounts::lock_pair(&mut *tx, d, p.source, p.destination).await?;
     let before = snapshot(&source, &destination);
     let (postings, reached) = match outcome {
         ProcessorOutcome::Succeeded => (
@@ -304,6 +287,6 @@ pub async fn conclude(
         postings: &postings,
         event: reached,
     };
-    persist_state_change(conn, d, ids, ctx, &p, moved).await?;
+    persist_state_change(tx, &p, moved).await?;
     Ok(Some(p))
 }
