@@ -95,7 +95,7 @@ async fn commit_batch(conn: &mut PoolConnection<Any>, batch: &mut Vec<(WriteJob,
 
 /// Runs the only job of a batch, turning a panic into an error.
 async fn run_alone(conn: &mut PoolConnection<Any>, job: &mut WriteJob) -> StoreResult<()> {
-    let mut exec = SqlxConn(&mut **conn);
+    let mut exec = SqlxConn(conn);
     match std::panic::AssertUnwindSafe(job(&mut exec)).catch_unwind().await {
         Ok(result) => result,
         Err(_) => Err(StoreError::Internal("a write panicked".into())),
@@ -105,7 +105,7 @@ async fn run_alone(conn: &mut PoolConnection<Any>, job: &mut WriteJob) -> StoreR
 /// Runs one job so that its failure (or panic) undoes only its own changes.
 async fn run_in_savepoint(conn: &mut PoolConnection<Any>, job: &mut WriteJob) -> StoreResult<()> {
     conn.execute("SAVEPOINT job").await?;
-    let mut exec = SqlxConn(&mut **conn);
+    let mut exec = SqlxConn(conn);
     let outcome = std::panic::AssertUnwindSafe(job(&mut exec)).catch_unwind().await;
     let result = match outcome {
         Ok(result) => result,

@@ -29,9 +29,10 @@ async fn statements_of(app: &TestApp, method: Method, path: &str, body: Option<s
 }
 
 async fn a_payment_and_a_page_cost_what_readme_says_case(app: &TestApp) {
-    let mut config = Config::default();
-    config.auth_cache_ttl = Duration::from_secs(3600);
-    config.webhooks.allow_private_targets = true;
+    let config = Config {
+        auth_cache_ttl: Duration::from_secs(3600),
+        ..Config::default()
+    };
     let db = TestDb::create(app.db.backend).await;
     let w = TestApp::spawn_config(db, Arc::new(SystemClock), config).await;
     let alice = w.account("alice", "usd", false).await;
