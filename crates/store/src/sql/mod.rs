@@ -39,7 +39,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use sqlx::AnyPool;
 
-use self::db::Executor;
+use self::db::{Executor, Value};
 use self::sqlx_exec::SqlxPool;
 pub use self::tx::Tx;
 
@@ -73,6 +73,51 @@ impl Dialect {
             Dialect::Sqlite => "",
             Dialect::Postgres => " FOR KEY SHARE",
         }
+    }
+
+    /// Row locks for a queue claim: PostgreSQL locks the rows it picks and
+    /// skips those another transaction holds, so concurrent workers take
+    /// different jobs instead of waiting on each other; SQLite needs nothing,
+    /// since its single writer serialises claims.
+    pub fn lock_skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// The rows of a multi-row `VALUES` list in which every row repeats the
+    /// same `shared` values around one value of its own (one row per entry of
+    /// `own`), and the values to bind, in placeholder order. `row` lays out a
+    /// row's columns: `Some(i)` is `shared[i]`, `None` the row's own value.
+    /// PostgreSQL numbers each shared value once (`$1`, `$2`, ..., the own
+    /// values after them) and every row refers to it; SQLite's anonymous `?`
+    /// binds in order of appearance, so each row binds its own copies.
+    pub fn values_rows(self, row: &[Option<usize>], shared: &[Value], own: Vec<Value>) -> (String, Vec<Value>) {
+        let mut rows = Vec::with_capacity(own.len());
+        let mut binds = Vec::new();
+        match self {
+            Dialect::Postgres => {
+                for k in 0..own.len() {
+                    let marks: Vec<String> = row
+                        .iter()
+                        .map(|slot| format!("${}", slot.unwrap_or(shared.len() + k) + 1))
+                        .collect();
+                    rows.push(format!("({})", marks.join(", ")));
+                }
+                binds.extend_from_slice(shared);
+                binds.extend(own);
+            }
+            Dialect::Sqlite => {
+                for value in own {
+                    for slot in row {
+                        binds.push(slot.map_or_else(|| value.clone(), |i| shared[i].clone()));
+                    }
+                    rows.push(format!("({})", vec!["?"; row.len()].join(", ")));
+                }
+            }
+        }
+        (rows.join(", "), binds)
     }
 
     /// The `n`th bind parameter in a statement whose parameters are bound in

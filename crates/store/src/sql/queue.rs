@@ -4,10 +4,9 @@
 //! several processes share the work; on SQLite the single writer serialises
 //! claims.
 
-use super::Dialect;
-use super::db::{Executor, query};
+use super::db::{Executor, Value, query};
+use super::{Dialect, Tx};
 use crate::error::StoreResult;
-use crate::ids::IdGenerator;
 use crate::queue::{ConsumerBacklog, FANOUT_CONSUMER, JobClaim, LeasedJob, Subscription};
 
 /// The ready jobs of one consumer, oldest first (served by `jobs_ready`).
@@ -17,10 +16,7 @@ pub fn ready_sql(d: Dialect, skip_keys: usize) -> String {
         let marks: Vec<String> = (0..skip_keys).map(|i| format!("${}", i + 4)).collect();
         skip = format!(" AND (job_key IS NULL OR job_key NOT IN ({}))", marks.join(", "));
     }
-    let lock = match d {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-    };
+    let lock = d.lock_skip_locked();
     format!(
         "SELECT consumer, message_id FROM jobs WHERE consumer = $1 AND run_at <= $2{skip} \
          ORDER BY run_at LIMIT $3{lock}"
@@ -29,13 +25,13 @@ pub fn ready_sql(d: Dialect, skip_keys: usize) -> String {
 
 /// Leases up to `claim.max` ready jobs: their `run_at` moves to the end of
 /// the lease and they get the claim's token.
-pub async fn claim(conn: &mut (impl Executor + ?Sized), d: Dialect, claim: &JobClaim) -> StoreResult<Vec<LeasedJob>> {
+pub async fn claim(tx: &mut Tx<'_>, claim: JobClaim) -> StoreResult<Vec<LeasedJob>> {
     let first = 4 + claim.skip_keys.len();
     let sql = format!(
         "UPDATE jobs SET run_at = ${first}, deliveries = deliveries + 1, lease_token = ${} \
          WHERE (consumer, message_id) IN ({}) RETURNING message_id, job_key, deliveries, created",
         first + 1,
-        ready_sql(d, claim.skip_keys.len())
+        ready_sql(tx.dialect, claim.skip_keys.len())
     );
     let mut q = query(sql)
         .bind(claim.consumer.clone())
@@ -47,7 +43,7 @@ pub async fn claim(conn: &mut (impl Executor + ?Sized), d: Dialect, claim: &JobC
     let rows = q
         .bind(claim.now_ms.saturating_add(claim.lease_ms) as i64)
         .bind(claim.token)
-        .fetch_all(conn)
+        .fetch_all(tx)
         .await?;
     let mut jobs = rows
         .iter()
@@ -71,54 +67,44 @@ pub async fn claim(conn: &mut (impl Executor + ?Sized), d: Dialect, claim: &JobC
 /// transaction: the fan-out's whole effect is in this database, so the
 /// job, the effect and the record commit together, no lease is needed and
 /// nothing can run twice. Returns how many it took.
-pub async fn drain_fanout(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    max: u32,
-    now_ms: u64,
-) -> StoreResult<u64> {
+pub async fn drain_fanout(tx: &mut Tx<'_>, max: u32, now_ms: u64) -> StoreResult<u64> {
     let consumer = FANOUT_CONSUMER;
     let sql = format!(
         "DELETE FROM jobs WHERE (consumer, message_id) IN ({}) RETURNING message_id",
-        ready_sql(d, 0)
+        ready_sql(tx.dialect, 0)
     );
     let rows = query(sql)
         .bind(consumer)
         .bind(now_ms as i64)
         .bind(i64::from(max))
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await?;
     let message_ids = rows
         .iter()
         .map(|r| r.try_get::<Vec<u8>, _>("message_id"))
         .collect::<Result<Vec<_>, _>>()?;
     let taken = message_ids.len() as u64;
-    fan_out(conn, d, ids, &message_ids, now_ms).await?;
+    fan_out(tx, message_ids, now_ms).await?;
     Ok(taken)
 }
 
 /// The fan-out's effect for consumed events: its processed-message
 /// records, and a webhook delivery for each new event and matching
 /// endpoint. Returns how many events were new.
-pub async fn fan_out(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    event_ids: &[Vec<u8>],
-    now_ms: u64,
-) -> StoreResult<u64> {
-    let new = mark_all_processed(&mut *conn, d, FANOUT_CONSUMER, event_ids, now_ms).await?;
-    super::webhooks::fan_out(conn, d, ids, &new, now_ms).await?;
+pub async fn fan_out(tx: &mut Tx<'_>, event_ids: Vec<Vec<u8>>, now_ms: u64) -> StoreResult<u64> {
+    let d = tx.dialect;
+    let new = mark_all_processed(&mut *tx, d, FANOUT_CONSUMER, &event_ids, now_ms).await?;
+    super::webhooks::fan_out(tx, &new, now_ms).await?;
     Ok(new.len() as u64)
 }
 
 /// Removes finished jobs; a job whose lease was lost stays for its new
 /// holder. Jobs of one claim share consumer and token, so each claim's
 /// jobs go in one statement.
-pub async fn finish(conn: &mut (impl Executor + ?Sized), d: Dialect, jobs: &[LeasedJob]) -> StoreResult<u64> {
+pub async fn finish(tx: &mut Tx<'_>, jobs: Vec<LeasedJob>) -> StoreResult<u64> {
+    let d = tx.dialect;
     let mut done = 0;
-    let mut rest = jobs;
+    let mut rest = &jobs[..];
     while let Some(first) = rest.first() {
         let same = rest
             .iter()
@@ -138,64 +124,53 @@ pub async fn finish(conn: &mut (impl Executor + ?Sized), d: Dialect, jobs: &[Lea
         for job in batch {
             q = q.bind(job.message_id.clone());
         }
-        done += q.execute(&mut *conn).await?.rows_affected();
+        done += q.execute(&mut *tx).await?.rows_affected();
     }
     Ok(done)
 }
 
 /// Gives a job back to run again not before `run_at_ms`.
-pub async fn retry(
-    conn: &mut (impl Executor + ?Sized),
-    job: &LeasedJob,
-    run_at_ms: u64,
-    error: &str,
-) -> StoreResult<()> {
+pub async fn retry(tx: &mut Tx<'_>, job: LeasedJob, run_at_ms: u64, error: String) -> StoreResult<()> {
     query(
         "UPDATE jobs SET run_at = $1, lease_token = NULL, last_error = $2 \
          WHERE consumer = $3 AND message_id = $4 AND lease_token = $5",
     )
     .bind(run_at_ms as i64)
-    .bind(error.to_owned())
-    .bind(job.consumer.clone())
-    .bind(job.message_id.clone())
+    .bind(error)
+    .bind(job.consumer)
+    .bind(job.message_id)
     .bind(job.token)
-    .execute(conn)
+    .execute(tx)
     .await?;
     Ok(())
 }
 
 /// Moves a job that used up its deliveries to the dead letters.
-pub async fn bury(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    job: &LeasedJob,
-    error: &str,
-    now_ms: u64,
-) -> StoreResult<()> {
+pub async fn bury(tx: &mut Tx<'_>, job: LeasedJob, error: String, now_ms: u64) -> StoreResult<()> {
     let moved = query(
         "INSERT INTO dead_jobs (consumer, message_id, job_key, deliveries, last_error, created, died) \
          SELECT consumer, message_id, job_key, deliveries, $1, created, $2 FROM jobs \
          WHERE consumer = $3 AND message_id = $4 AND lease_token = $5 \
          ON CONFLICT (consumer, message_id) DO NOTHING",
     )
-    .bind(error.to_owned())
+    .bind(error)
     .bind(now_ms as i64)
     .bind(job.consumer.clone())
     .bind(job.message_id.clone())
     .bind(job.token)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
     if moved.rows_affected() > 0 {
-        finish(conn, d, std::slice::from_ref(job)).await?;
+        finish(tx, vec![job]).await?;
     }
     Ok(())
 }
 
 /// Puts dead jobs (of one consumer, or all) back in the queue, ready now.
-pub async fn replay_dead(conn: &mut (impl Executor + ?Sized), consumer: Option<&str>, now_ms: u64) -> StoreResult<u64> {
-    let (filter, bind) = match consumer {
-        Some(c) => (" WHERE consumer = $2", Some(c.to_owned())),
-        None => ("", None),
+pub async fn replay_dead(tx: &mut Tx<'_>, consumer: Option<String>, now_ms: u64) -> StoreResult<u64> {
+    let filter = match consumer {
+        Some(_) => " WHERE consumer = $2",
+        None => "",
     };
     let insert = format!(
         "INSERT INTO jobs (consumer, message_id, job_key, run_at, created) \
@@ -203,38 +178,38 @@ pub async fn replay_dead(conn: &mut (impl Executor + ?Sized), consumer: Option<&
          ON CONFLICT (consumer, message_id) DO NOTHING"
     );
     let mut q = query(insert).bind(now_ms as i64);
-    if let Some(c) = &bind {
+    if let Some(c) = &consumer {
         q = q.bind(c.clone());
     }
-    let replayed = q.execute(&mut *conn).await?.rows_affected();
+    let replayed = q.execute(&mut *tx).await?.rows_affected();
     let delete = match consumer {
         Some(_) => "DELETE FROM dead_jobs WHERE consumer = $1",
         None => "DELETE FROM dead_jobs",
     };
     let mut q = query(delete);
-    if let Some(c) = bind {
+    if let Some(c) = consumer {
         q = q.bind(c);
     }
-    q.execute(conn).await?;
+    q.execute(tx).await?;
     Ok(replayed)
 }
 
 /// Makes the subscriptions exactly `subs`: adds missing ones first, then
 /// drops consumers that are no longer wanted. Processes sharing a database
 /// register the same set, so they never remove each other's rows.
-pub async fn register(conn: &mut (impl Executor + ?Sized), subs: &[Subscription]) -> StoreResult<()> {
-    for s in subs {
+pub async fn register(tx: &mut Tx<'_>, subs: Vec<Subscription>) -> StoreResult<()> {
+    for s in &subs {
         query(
             "INSERT INTO queue_consumers (name, event_type) VALUES ($1, $2) \
              ON CONFLICT (name, event_type) DO NOTHING",
         )
         .bind(s.consumer.to_owned())
         .bind(s.event_type.to_owned())
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
     }
     let rows = query("SELECT name, event_type FROM queue_consumers")
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await?;
     for row in rows {
         let (name, event_type): (String, String) = (row.try_get("name")?, row.try_get("event_type")?);
@@ -242,7 +217,7 @@ pub async fn register(conn: &mut (impl Executor + ?Sized), subs: &[Subscription]
             query("DELETE FROM queue_consumers WHERE name = $1 AND event_type = $2")
                 .bind(name)
                 .bind(event_type)
-                .execute(&mut *conn)
+                .execute(&mut *tx)
                 .await?;
         }
     }
@@ -295,29 +270,19 @@ pub async fn mark_all_processed(
     now_ms: u64,
 ) -> StoreResult<Vec<Vec<u8>>> {
     let mut new = Vec::new();
+    // Each row is (consumer, its message, the time): the consumer and the
+    // time are shared by every row.
+    let shared: [Value; 2] = [consumer.into(), (now_ms as i64).into()];
     for chunk in message_ids.chunks(300) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({}, {}, {})", d.placeholder(1), d.placeholder(i + 3), d.placeholder(2)))
-            .collect();
-        // SQLite's `?` binds in order of appearance, so each row binds its own copies.
+        let own = chunk.iter().map(|id| id.clone().into()).collect();
+        let (rows, binds) = d.values_rows(&[Some(0), None, Some(1)], &shared, own);
         let sql = format!(
-            "INSERT INTO processed_messages (consumer, message_id, processed) VALUES {} \
-             ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id",
-            rows.join(", ")
+            "INSERT INTO processed_messages (consumer, message_id, processed) VALUES {rows} \
+             ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id"
         );
         let mut q = query(sql);
-        match d {
-            Dialect::Postgres => {
-                q = q.bind(consumer.to_owned()).bind(now_ms as i64);
-                for id in chunk {
-                    q = q.bind(id.clone());
-                }
-            }
-            Dialect::Sqlite => {
-                for id in chunk {
-                    q = q.bind(consumer.to_owned()).bind(id.clone()).bind(now_ms as i64);
-                }
-            }
+        for value in binds {
+            q = q.bind(value);
         }
         for row in q.fetch_all(&mut *conn).await? {
             new.push(row.try_get::<Vec<u8>, _>("message_id")?);
@@ -330,11 +295,45 @@ pub const REAP_PROCESSED_SQL: &str = "DELETE FROM processed_messages WHERE (cons
      (SELECT consumer, message_id FROM processed_messages WHERE processed < $1 ORDER BY processed LIMIT $2)";
 
 /// Forgets processed-message records older than any redelivery can be.
-pub async fn reap_processed(conn: &mut (impl Executor + ?Sized), before_ms: u64, batch: u32) -> StoreResult<u64> {
+pub async fn reap_processed(tx: &mut Tx<'_>, before_ms: u64, batch: u32) -> StoreResult<u64> {
     let done = query(REAP_PROCESSED_SQL)
         .bind(before_ms as i64)
         .bind(i64::from(batch))
-        .execute(conn)
+        .execute(tx)
         .await?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Dialect;
+    use super::super::db::Value;
+
+    /// The processed-message rows each backend ran before the layout moved
+    /// behind [`Dialect::values_rows`].
+    #[test]
+    fn processed_rows_keep_each_backends_sql() {
+        let shared: [Value; 2] = ["fanout".into(), 7i64.into()];
+        let own = || vec![Value::from(vec![1u8]), Value::from(vec![2u8])];
+        let (rows, binds) = Dialect::Postgres.values_rows(&[Some(0), None, Some(1)], &shared, own());
+        assert_eq!(rows, "($1, $3, $2), ($1, $4, $2)");
+        assert_eq!(
+            binds,
+            [shared[0].clone(), shared[1].clone(), own()[0].clone(), own()[1].clone()]
+        );
+        let (rows, binds) = Dialect::Sqlite.values_rows(&[Some(0), None, Some(1)], &shared, own());
+        assert_eq!(rows, "(?, ?, ?), (?, ?, ?)");
+        let (a, b) = (own()[0].clone(), own()[1].clone());
+        assert_eq!(
+            binds,
+            [
+                shared[0].clone(),
+                a,
+                shared[1].clone(),
+                shared[0].clone(),
+                b,
+                shared[1].clone()
+            ]
+        );
+    }
 }

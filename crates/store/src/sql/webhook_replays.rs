@@ -5,11 +5,10 @@
 use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
 use settle_domain::webhook::WebhookReplay;
 
-use super::Dialect;
+use super::Tx;
 use super::db::{Executor, Row, query};
 use super::webhooks::{bytes_id, get_endpoint, insert_delivery, lock_endpoint};
 use crate::error::StoreResult;
-use crate::ids::IdGenerator;
 
 pub const REPLAY_COLS: &str = "id, endpoint_id, since_ms, until_ms, status, deliveries, created";
 /// The consumer that works through replays, a page of events at a time.
@@ -29,15 +28,23 @@ pub fn replay(row: &Row) -> StoreResult<WebhookReplay> {
 }
 
 /// Starts a replay of `endpoint`'s events created in `[since_ms, until_ms)`
-/// and queues its first page.
-pub async fn create_replay(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    r: &WebhookReplay,
+/// (the endpoint held meanwhile) and queues its first page.
+pub async fn create(
+    tx: &mut Tx<'_>,
+    endpoint: WebhookEndpointId,
     since_ms: i64,
     until_ms: i64,
-) -> StoreResult<()> {
-    lock_endpoint(&mut *conn, d, r.endpoint).await?;
+) -> StoreResult<WebhookReplay> {
+    let r = WebhookReplay {
+        id: WebhookReplayId::from_uuid(tx.next_id()),
+        endpoint,
+        since: since_ms / 1000,
+        until: until_ms / 1000,
+        status: "running".into(),
+        deliveries: 0,
+        created: tx.ctx.now_secs(),
+    };
+    lock_endpoint(&mut *tx, r.endpoint).await?;
     query(
         "INSERT INTO webhook_replays (id, endpoint_id, since_ms, until_ms, status, deliveries, created) \
          VALUES ($1, $2, $3, $4, 'running', 0, $5)",
@@ -47,49 +54,37 @@ pub async fn create_replay(
     .bind(since_ms)
     .bind(until_ms)
     .bind(r.created)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
     query("INSERT INTO jobs (consumer, message_id, run_at, created) VALUES ($1, $2, $3, $3)")
         .bind(REPLAY_CONSUMER.to_owned())
         .bind(r.id.to_bytes())
         .bind(r.created * 1000)
-        .execute(conn)
+        .execute(tx)
         .await?;
-    Ok(())
+    Ok(r)
 }
 
 /// Works through one page of a replay: a delivery for each matching event
 /// after the cursor, and the cursor past them, in one transaction (so a
 /// crash repeats no page and skips none). True when the replay is done.
-pub async fn run_replay_page(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    id: WebhookReplayId,
-    page: u32,
-    now_ms: u64,
-) -> StoreResult<bool> {
+pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u64) -> StoreResult<bool> {
     let row = query(format!(
         "SELECT endpoint_id, since_ms, until_ms, cursor, status FROM webhook_replays WHERE id = $1{}",
-        d.lock_rows()
+        tx.dialect.lock_rows()
     ))
     .bind(id.to_bytes())
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
-        finish_replay_job(&mut *conn, id).await?;
+        finish_replay_job(&mut *tx, id).await?;
         return Ok(true);
     };
     let status: String = row.try_get("status")?;
-    let endpoint = match get_endpoint(
-        &mut *conn,
-        bytes_id(&row, "endpoint_id", WebhookEndpointId::from_bytes)?,
-    )
-    .await?
-    {
+    let endpoint = match get_endpoint(&mut *tx, bytes_id(&row, "endpoint_id", WebhookEndpointId::from_bytes)?).await? {
         Some(e) if status == "running" => e,
         _ => {
-            finish_replay_job(&mut *conn, id).await?;
+            finish_replay_job(&mut *tx, id).await?;
             return Ok(true);
         }
     };
@@ -114,15 +109,15 @@ pub async fn run_replay_page(
         .bind(lower)
         .bind(upper)
         .bind(i64::from(page))
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await?;
     let mut made = 0i64;
     let mut last = None;
     for e in &events {
         let (event_id, event_type): (Vec<u8>, String) = (e.try_get("id")?, e.try_get("type")?);
         if endpoint.enabled_events.matches(&event_type) {
-            let delivery = WebhookDeliveryId::from_uuid(ids.next(now_ms));
-            insert_delivery(&mut *conn, delivery, endpoint.id, &event_id, Some(id), now_ms).await?;
+            let delivery = WebhookDeliveryId::from_uuid(tx.ids.next(now_ms));
+            insert_delivery(&mut *tx, delivery, endpoint.id, &event_id, Some(id), now_ms).await?;
             made += 1;
         }
         last = Some(event_id);
@@ -136,10 +131,10 @@ pub async fn run_replay_page(
     .bind(made)
     .bind(if done { "done" } else { "running" })
     .bind(id.to_bytes())
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
     if done {
-        finish_replay_job(&mut *conn, id).await?;
+        finish_replay_job(&mut *tx, id).await?;
     }
     Ok(done)
 }

@@ -4,13 +4,17 @@
 use settle_domain::ids::{EventId, WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
 use settle_domain::metadata::Metadata;
 use settle_domain::webhook::{
-    DeliveryStatus, EnabledEvents, EndpointStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    DeliveryStatus, EnabledEvents, EndpointPatch, EndpointStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
+    WebhookEndpoint,
 };
 
-use super::Dialect;
+use super::Tx;
 use super::db::{Executor, Row, query};
+use super::events::{self, Subject};
+use super::store::check_version;
+use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
-use crate::ids::IdGenerator;
+use crate::records::Deleted;
 use crate::webhooks::{AttemptRecord, SealedSecrets};
 
 /// The consumer that attempts deliveries; its jobs are keyed by endpoint.
@@ -107,24 +111,15 @@ pub async fn get_endpoint<E: Executor + ?Sized>(
     super::rows::by_id(ex, "webhook_endpoints", ENDPOINT_COLS, id.to_bytes(), "", endpoint).await
 }
 
-pub async fn lock_endpoint(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    id: WebhookEndpointId,
-) -> StoreResult<WebhookEndpoint> {
-    super::rows::by_id(
-        conn,
-        "webhook_endpoints",
-        ENDPOINT_COLS,
-        id.to_bytes(),
-        d.lock_rows(),
-        endpoint,
-    )
-    .await?
-    .ok_or(StoreError::NotFound {
-        what: "webhook endpoint",
-        param: None,
-    })
+/// Reads an endpoint and holds it until the transaction ends.
+pub async fn lock_endpoint(tx: &mut Tx<'_>, id: WebhookEndpointId) -> StoreResult<WebhookEndpoint> {
+    let lock = tx.dialect.lock_rows();
+    super::rows::by_id(tx, "webhook_endpoints", ENDPOINT_COLS, id.to_bytes(), lock, endpoint)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "webhook endpoint",
+            param: None,
+        })
 }
 
 /// Saves the editable fields and bumps the version.
@@ -168,23 +163,78 @@ pub async fn secrets<E: Executor + ?Sized>(ex: &mut E, id: WebhookEndpointId) ->
     }))
 }
 
+/// Adds an endpoint signing with `sealed_secret` and writes
+/// `webhook_endpoint.created`.
+pub async fn create_endpoint(
+    tx: &mut Tx<'_>,
+    new: NewWebhookEndpoint,
+    sealed_secret: Vec<u8>,
+) -> StoreResult<WebhookEndpoint> {
+    let e = WebhookEndpoint {
+        id: WebhookEndpointId::from_uuid(tx.next_id()),
+        url: new.url,
+        enabled_events: new.enabled_events,
+        description: new.description,
+        metadata: new.metadata,
+        status: EndpointStatus::Enabled,
+        disabled_reason: None,
+        version: 1,
+        created: tx.ctx.now_secs(),
+    };
+    insert_endpoint(&mut *tx, &e, &sealed_secret).await?;
+    let subject = Subject::created("webhook_endpoint", e.id.to_bytes());
+    events::emit_in(tx, subject, &["webhook_endpoint.created"], &e).await?;
+    Ok(e)
+}
+
+/// Applies `patch` to the endpoint (held) if the version is still
+/// `if_version` (when given) and writes `webhook_endpoint.updated`.
+pub async fn update_endpoint(
+    tx: &mut Tx<'_>,
+    id: WebhookEndpointId,
+    patch: EndpointPatch,
+    if_version: Option<i64>,
+) -> StoreResult<WebhookEndpoint> {
+    let mut e = lock_endpoint(&mut *tx, id).await?;
+    check_version(if_version, e.version)?;
+    patch.apply(&mut e)?;
+    e.version += 1;
+    save_endpoint(&mut *tx, &e).await?;
+    let subject = Subject::changed("webhook_endpoint", e.id.to_bytes());
+    events::emit_in(tx, subject, &["webhook_endpoint.updated"], &e).await?;
+    Ok(e)
+}
+
+/// Deletes the endpoint (held first) and writes `webhook_endpoint.deleted`
+/// carrying the endpoint as it was.
+pub async fn remove_endpoint(tx: &mut Tx<'_>, id: WebhookEndpointId) -> StoreResult<Deleted> {
+    let e = lock_endpoint(&mut *tx, id).await?;
+    delete_endpoint(&mut *tx, id).await?;
+    let subject = Subject::changed("webhook_endpoint", e.id.to_bytes());
+    events::emit_in(tx, subject, &["webhook_endpoint.deleted"], &e).await?;
+    Ok(Deleted {
+        id: id.to_string(),
+        object: "webhook_endpoint",
+        deleted: true,
+    })
+}
+
 /// Replaces the signing secret; the old one keeps signing until `grace_until_ms`.
 pub async fn rotate_secret(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
+    tx: &mut Tx<'_>,
     id: WebhookEndpointId,
-    sealed: &[u8],
+    sealed: Vec<u8>,
     grace_until_ms: i64,
 ) -> StoreResult<WebhookEndpoint> {
-    let mut e = lock_endpoint(&mut *conn, d, id).await?;
+    let mut e = lock_endpoint(&mut *tx, id).await?;
     query(
         "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires = $1, secret = $2, \
          version = version + 1 WHERE id = $3",
     )
     .bind(grace_until_ms)
-    .bind(sealed.to_vec())
+    .bind(sealed)
     .bind(id.to_bytes())
-    .execute(conn)
+    .execute(tx)
     .await?;
     e.version += 1;
     Ok(e)
@@ -194,10 +244,10 @@ pub async fn rotate_secret(
 /// another master key, only if they are still the ones `read` holds: a
 /// rotation in between wins, and the caller reads again. False if it lost.
 pub async fn reseal_secrets(
-    conn: &mut (impl Executor + ?Sized),
+    tx: &mut Tx<'_>,
     id: WebhookEndpointId,
-    read: &SealedSecrets,
-    resealed: &SealedSecrets,
+    read: SealedSecrets,
+    resealed: SealedSecrets,
 ) -> StoreResult<bool> {
     let sql = if read.previous.is_some() {
         "UPDATE webhook_endpoints SET secret = $1, previous_secret = $2 \
@@ -207,38 +257,32 @@ pub async fn reseal_secrets(
          WHERE id = $3 AND secret = $4 AND previous_secret IS NULL"
     };
     let mut query = query(sql)
-        .bind(resealed.current.clone())
-        .bind(resealed.previous.as_ref().map(|(s, _)| s.clone()))
+        .bind(resealed.current)
+        .bind(resealed.previous.map(|(s, _)| s))
         .bind(id.to_bytes())
-        .bind(read.current.clone());
-    if let Some((previous, _)) = &read.previous {
-        query = query.bind(previous.clone());
+        .bind(read.current);
+    if let Some((previous, _)) = read.previous {
+        query = query.bind(previous);
     }
-    Ok(query.execute(conn).await?.rows_affected() == 1)
+    Ok(query.execute(tx).await?.rows_affected() == 1)
 }
 
 /// Creates a delivery (and its job) for every enabled endpoint that wants
 /// each of `event_ids`, in the caller's transaction.
-pub async fn fan_out(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    event_ids: &[Vec<u8>],
-    now_ms: u64,
-) -> StoreResult<u64> {
+pub async fn fan_out(tx: &mut Tx<'_>, event_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64> {
     if event_ids.is_empty() {
         return Ok(0);
     }
     let endpoints = query(format!(
         "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE status = 'enabled'"
     ))
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut *tx)
     .await?;
     if endpoints.is_empty() {
         return Ok(0);
     }
     let endpoints = endpoints.iter().map(endpoint).collect::<StoreResult<Vec<_>>>()?;
-    let marks: Vec<String> = (1..=event_ids.len()).map(|i| d.placeholder(i)).collect();
+    let marks: Vec<String> = (1..=event_ids.len()).map(|i| tx.dialect.placeholder(i)).collect();
     let mut q = query(format!(
         "SELECT id, type FROM events WHERE id IN ({})",
         marks.join(", ")
@@ -246,13 +290,13 @@ pub async fn fan_out(
     for id in event_ids {
         q = q.bind(id.clone());
     }
-    let events = q.fetch_all(&mut *conn).await?;
+    let events = q.fetch_all(&mut *tx).await?;
     let mut made = 0;
     for row in &events {
         let (event_id, event_type): (Vec<u8>, String) = (row.try_get("id")?, row.try_get("type")?);
         for e in endpoints.iter().filter(|e| e.enabled_events.matches(&event_type)) {
-            let id = WebhookDeliveryId::from_uuid(ids.next(now_ms));
-            insert_delivery(&mut *conn, id, e.id, &event_id, None, now_ms).await?;
+            let id = WebhookDeliveryId::from_uuid(tx.ids.next(now_ms));
+            insert_delivery(&mut *tx, id, e.id, &event_id, None, now_ms).await?;
             made += 1;
         }
     }
@@ -312,13 +356,7 @@ pub async fn get_delivery<E: Executor + ?Sized>(
 /// Records an attempt and the delivery's new state in one transaction,
 /// and disables the endpoint (with its `webhook_endpoint.disabled` event)
 /// on a 410 or once it has failed continuously for `disable_after_ms`.
-pub async fn record_attempt(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    endpoint: WebhookEndpointId,
-    r: &AttemptRecord,
-) -> StoreResult<()> {
+pub async fn record_attempt(tx: &mut Tx<'_>, endpoint: WebhookEndpointId, r: AttemptRecord) -> StoreResult<()> {
     let a = &r.attempt;
     query(format!(
         "INSERT INTO webhook_attempts ({ATTEMPT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -331,7 +369,7 @@ pub async fn record_attempt(
     .bind(a.response_excerpt.clone())
     .bind(a.error.clone())
     .bind(a.created)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
     query(
         "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt = $2, last_status = $3 \
@@ -341,7 +379,7 @@ pub async fn record_attempt(
     .bind(r.next_attempt_ms.map(|ms| (ms / 1000) as i64))
     .bind(a.response_status)
     .bind(a.delivery.to_bytes())
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
     let mut disable = r.disable_endpoint.clone();
     if r.status == DeliveryStatus::Delivered {
@@ -349,7 +387,7 @@ pub async fn record_attempt(
         // nor locked, so its concurrent deliveries do not queue on it.
         query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
             .bind(endpoint.to_bytes())
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await?;
     } else {
         let row = query(
@@ -358,7 +396,7 @@ pub async fn record_attempt(
         )
         .bind(r.now_ms as i64)
         .bind(endpoint.to_bytes())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await?;
         let since: Option<i64> = match row {
             Some(row) => row.try_get("failing_since")?,
@@ -375,15 +413,15 @@ pub async fn record_attempt(
         }
     }
     if let Some(reason) = disable {
-        disable_endpoint(&mut *conn, d, ids, endpoint, &reason, r.now_ms).await?;
+        disable_endpoint(&mut *tx, endpoint, &reason, r.now_ms).await?;
     }
     match r.next_attempt_ms {
-        Some(at) => schedule(conn, a.delivery, endpoint, at).await,
+        Some(at) => schedule(tx, a.delivery, endpoint, at).await,
         None => {
             query("DELETE FROM jobs WHERE consumer = $1 AND message_id = $2")
                 .bind(DELIVERY_CONSUMER.to_owned())
                 .bind(a.delivery.to_bytes())
-                .execute(conn)
+                .execute(tx)
                 .await?;
             Ok(())
         }
@@ -391,23 +429,18 @@ pub async fn record_attempt(
 }
 
 /// Disables an enabled endpoint and says why in a `webhook_endpoint.disabled` event.
-async fn disable_endpoint(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    ids: &IdGenerator,
-    id: WebhookEndpointId,
-    reason: &str,
-    now_ms: u64,
-) -> StoreResult<()> {
-    let mut e = lock_endpoint(&mut *conn, d, id).await?;
+/// Written by the webhooks worker, not a request: the event's request id
+/// names the endpoint, and its time is the attempt's.
+async fn disable_endpoint(tx: &mut Tx<'_>, id: WebhookEndpointId, reason: &str, now_ms: u64) -> StoreResult<()> {
+    let mut e = lock_endpoint(&mut *tx, id).await?;
     if e.status == EndpointStatus::Disabled {
         return Ok(());
     }
     e.status = EndpointStatus::Disabled;
     e.disabled_reason = Some(reason.to_owned());
     e.version += 1;
-    save_endpoint(&mut *conn, &e).await?;
-    let ctx = crate::context::WriteContext {
+    save_endpoint(&mut *tx, &e).await?;
+    let ctx = WriteContext {
         request_id: format!("webhooks_{id}"),
         actor: None,
         now_ms,
@@ -416,26 +449,18 @@ async fn disable_endpoint(
         success_status: None,
         policy: None,
     };
-    let subject = super::events::Subject {
-        object_type: "webhook_endpoint",
-        object_id: id.to_bytes(),
-        new: false,
-    };
-    super::events::emit(conn, ids, &ctx, subject, &["webhook_endpoint.disabled"], &e).await
+    let ids = tx.ids;
+    let subject = Subject::changed("webhook_endpoint", id.to_bytes());
+    events::emit(tx, ids, &ctx, subject, &["webhook_endpoint.disabled"], &e).await
 }
 
 /// Makes a delivery pending again with an attempt due now (manual retry).
-pub async fn retry_now(
-    conn: &mut (impl Executor + ?Sized),
-    d: Dialect,
-    id: WebhookDeliveryId,
-    now_ms: u64,
-) -> StoreResult<WebhookDelivery> {
+pub async fn retry_now(tx: &mut Tx<'_>, id: WebhookDeliveryId, now_ms: u64) -> StoreResult<WebhookDelivery> {
     let sql = format!(
         "SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE id = $1{}",
-        d.lock_rows()
+        tx.dialect.lock_rows()
     );
-    let row = query(sql).bind(id.to_bytes()).fetch_optional(&mut *conn).await?;
+    let row = query(sql).bind(id.to_bytes()).fetch_optional(&mut *tx).await?;
     let mut del = match row {
         Some(row) => delivery(&row)?,
         None => {
@@ -450,8 +475,8 @@ pub async fn retry_now(
     query("UPDATE webhook_deliveries SET status = 'pending', next_attempt = $1 WHERE id = $2")
         .bind(del.next_attempt)
         .bind(id.to_bytes())
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
-    schedule(conn, id, del.endpoint, now_ms).await?;
+    schedule(tx, id, del.endpoint, now_ms).await?;
     Ok(del)
 }
