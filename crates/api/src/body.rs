@@ -39,31 +39,47 @@ pub struct BodyPace {
 }
 
 impl BodyPace {
-    fn deadline(&self, started: Instant, received: u64) -> Instant {
+    /// When a body started at `started` with `received` bytes must have
+    /// sent more; `None` when that lies beyond what a clock can hold (a
+    /// grace period set absurdly high means no deadline, not a panic).
+    fn deadline(&self, started: Instant, received: u64) -> Option<Instant> {
         let earned = Duration::from_secs_f64(received as f64 / self.min_rate.max(1) as f64);
-        started + self.grace + earned
+        started.checked_add(self.grace)?.checked_add(earned)
     }
 }
 
 /// A body that fails with [`BodyTooSlow`] when its client falls behind its
-/// [`BodyPace`]. The clock only matters while someone reads the body.
+/// [`BodyPace`]. The clock starts at the first read, not when the request
+/// arrived: until a handler asks for the body, hyper has not asked the
+/// client for it (think `Expect: 100-continue`), so time spent before that
+/// (authentication, a pool wait) is not the client's.
 pub struct PacedBody<B> {
     inner: B,
     pace: BodyPace,
-    started: Instant,
+    /// When the first read happened, and the bytes received since.
+    started: Option<Instant>,
     received: u64,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl<B> PacedBody<B> {
     pub fn new(inner: B, pace: BodyPace) -> Self {
-        let started = Instant::now();
         Self {
             inner,
             pace,
-            started,
+            started: None,
             received: 0,
-            deadline: Box::pin(tokio::time::sleep_until(pace.deadline(started, 0))),
+            deadline: None,
+        }
+    }
+
+    /// Moves the deadline to what the bytes received so far have earned.
+    fn rearm(&mut self) {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        match (self.pace.deadline(started, self.received), self.deadline.as_mut()) {
+            (Some(at), Some(sleep)) => sleep.as_mut().reset(at),
+            (Some(at), None) => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+            (None, _) => self.deadline = None,
         }
     }
 }
@@ -78,20 +94,22 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        if this.started.is_none() {
+            this.rearm();
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
-                    let next = this.pace.deadline(this.started, this.received);
-                    this.deadline.as_mut().reset(next);
+                    this.rearm();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTooSlow)))),
-                Poll::Pending => Poll::Pending,
+            Poll::Pending => match this.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Some(Err(Box::new(BodyTooSlow)))),
+                _ => Poll::Pending,
             },
         }
     }
@@ -147,5 +165,45 @@ pub fn read_error(error: &(dyn StdError + 'static)) -> ApiError {
             "malformed_json",
             format!("The request body could not be read: {error}"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use http_body_util::channel::Channel;
+
+    use super::*;
+
+    fn pace() -> BodyPace {
+        BodyPace {
+            grace: Duration::from_millis(200),
+            min_rate: 1_000_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn time_before_the_first_read_is_not_the_clients() {
+        let (mut tx, body) = Channel::<Bytes>::new(4);
+        let paced = PacedBody::new(body, pace());
+        // Longer than the grace passes before anyone reads (a slow handler).
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        tx.send_data(Bytes::from_static(b"{}")).await.unwrap();
+        drop(tx);
+        let whole = paced.collect().await.expect("the body is read whole");
+        assert_eq!(whole.to_bytes(), Bytes::from_static(b"{}"));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_fails_as_too_slow() {
+        let (mut tx, body) = Channel::<Bytes>::new(4);
+        let paced = PacedBody::new(body, pace());
+        tx.send_data(Bytes::from_static(b"{")).await.unwrap();
+        // The sender stays open and silent.
+        let error = paced.collect().await.expect_err("a stalled body fails");
+        let error: &(dyn StdError + 'static) = &*error;
+        assert!(caused_by::<BodyTooSlow>(error));
+        assert_eq!(read_error(error).status, StatusCode::REQUEST_TIMEOUT);
+        drop(tx);
     }
 }

@@ -100,7 +100,7 @@ impl Activity {
     }
 
     fn now(&self) -> u64 {
-        self.opened.elapsed().as_millis() as u64
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn read(&self, bytes: &[u8]) {
@@ -134,7 +134,9 @@ impl Activity {
             return None;
         }
         let now = self.now();
-        let past = |since: u64, limit: Duration| now.saturating_sub(since) > limit.as_millis() as u64;
+        let past = |since: u64, limit: Duration| {
+            now.saturating_sub(since) > u64::try_from(limit.as_millis()).unwrap_or(u64::MAX)
+        };
         if self.head_reading.load(Ordering::Relaxed) {
             past(self.head_started.load(Ordering::Relaxed), options.header_timeout).then_some(Expired::Head)
         } else {
@@ -191,8 +193,35 @@ impl AsyncWrite for WatchedStream {
     }
 }
 
-/// Marks a request finished when its response is ready (or abandoned).
+/// Marks a request finished when its response has been written (or abandoned).
 struct InFlight(Arc<Activity>);
+
+/// A response body that holds its request's [`InFlight`] mark until hyper
+/// has written it all and drops it.
+struct Tracked {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -296,9 +325,17 @@ async fn serve_connection(
         let mut router = router.clone();
         let req = req.map(|body| Body::new(PacedBody::new(body, pace)));
         async move {
+            // The request stays in flight until its response body has been
+            // written (or dropped), so a slow reader is never taken for idle.
             let response = tower::Service::call(&mut router, req).await;
-            drop(in_flight);
-            response
+            response.map(|response| {
+                response.map(|body| {
+                    Body::new(Tracked {
+                        body,
+                        _in_flight: in_flight,
+                    })
+                })
+            })
         }
     });
     let connection = builder.serve_connection(io, service);

@@ -40,6 +40,9 @@ pub struct AccessState {
     /// Held while the engine is rebuilt, so requests arriving together
     /// after the TTL share one compile instead of each starting a thread.
     reload: tokio::sync::Mutex<()>,
+    /// Moves on every local policy change, so an engine compiled from a
+    /// read taken before the change is not cached over it.
+    policy_generation: std::sync::atomic::AtomicU64,
     uses: Mutex<HashMap<ApiKeyId, i64>>,
 }
 
@@ -50,6 +53,7 @@ impl AccessState {
             keys: RwLock::default(),
             policies: RwLock::default(),
             reload: tokio::sync::Mutex::new(()),
+            policy_generation: std::sync::atomic::AtomicU64::new(0),
             uses: Mutex::default(),
         }
     }
@@ -64,7 +68,9 @@ impl AccessState {
     }
 
     fn forget_policies(&self) {
-        *self.policies.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut cached = self.policies.write().unwrap_or_else(|e| e.into_inner());
+        self.policy_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        *cached = None;
     }
 
     fn fresh_policies(&self) -> Option<PolicyEngine> {
@@ -221,6 +227,7 @@ impl Settle {
         if let Some(engine) = self.access.fresh_policies() {
             return Ok(engine);
         }
+        let generation = self.access.policy_generation.load(std::sync::atomic::Ordering::SeqCst);
         let stored = self.store.all_policies().await?;
         let texts: Vec<(String, String)> = stored
             .into_iter()
@@ -237,7 +244,12 @@ impl Settle {
                 "the policy set does not compile: {e}"
             )))
         })?;
-        *self.access.policies.write().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), engine.clone()));
+        let mut cached = self.access.policies.write().unwrap_or_else(|e| e.into_inner());
+        // A policy changed here while this engine compiled: it answers this
+        // request, but the next one reads the policies again.
+        if self.access.policy_generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+            *cached = Some((Instant::now(), engine.clone()));
+        }
         Ok(engine)
     }
 
@@ -422,9 +434,13 @@ impl Settle {
         Self::may_grant(caller, &permissions)?;
         // Editing a role changes every key that holds it: the caller must
         // hold what the role grants now, as well as what it will grant.
+        let mut if_version = if_version;
         if caller.is_some() {
             let current = self.role(Some(id)).await?;
             Self::may_grant(caller, &current.permissions)?;
+            // The check holds for the version it read: a concurrent edit
+            // (which might have added permissions) makes this one a 412.
+            if_version = if_version.or(Some(current.version));
         }
         let role = self.store.update_role(ctx, id, permissions, if_version).await?;
         self.access.forget_keys();

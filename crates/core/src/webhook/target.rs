@@ -105,8 +105,9 @@ fn embedded_v4(ip: Ipv6Addr) -> Embedded {
         [0, 0, 0, 0, 0, 0, hi, lo] => Embedded::One(v4(hi, lo)),
         // NAT64 well-known prefix 64:ff9b::/96
         [0x0064, 0xff9b, 0, 0, 0, 0, hi, lo] => Embedded::One(v4(hi, lo)),
-        // Local-use NAT64 64:ff9b:1::/48 (RFC 8215): a private translator
-        [0x0064, 0xff9b, 0x0001, ..] => Embedded::Local,
+        // The rest of 64:ff9b::/32, local-use NAT64 64:ff9b:1::/48 (RFC 8215)
+        // included: translators of a local network
+        [0x0064, 0xff9b, ..] => Embedded::Local,
         // 6to4 2002:a.b.c.d::/48
         [0x2002, hi, lo, ..] => Embedded::One(v4(hi, lo)),
         // Teredo 2001:0::/32: server in bits 32-63, client inverted in 96-127
@@ -133,7 +134,10 @@ fn public_v4(ip: Ipv4Addr) -> bool {
 
 fn public_v6(ip: Ipv6Addr) -> bool {
     let first = ip.segments()[0];
-    !(ip.is_loopback()
+    // Only global unicast (2000::/3) reaches the internet; everything else
+    // is loopback, link- or site-local, multicast or reserved.
+    (first & 0xe000) == 0x2000
+        && !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
@@ -213,6 +217,10 @@ mod tests {
             "64:ff9b:1::8.8.8.8",
             "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo, client 127.0.0.1
             "2001:0:a00:1:8000:63bf:f7f7:f7f7",     // Teredo, server 10.0.0.1
+            "64:ff9b::1:a00:1",                     // the rest of 64:ff9b::/32
+            "64:ff9b:2::1",
+            "fec0::1", // site-local, outside 2000::/3
+            "100::1",  // discard prefix
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must be refused");
         }
