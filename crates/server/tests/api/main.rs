@@ -31,6 +31,7 @@ mod processor;
 mod queue;
 mod rbac;
 mod registry;
+mod replay_compat;
 mod secrets;
 mod seed;
 mod statements;
