@@ -15,14 +15,19 @@ use settle_core::operations::QueueStatus;
 
 use crate::listener::ListenerStats;
 
+/// One metric in the text format: its help and type, then a line per
+/// (labels, value).
+fn metric(out: &mut String, name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in rows {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
 fn render(s: &QueueStatus) -> String {
     let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in rows {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
+    let mut gauge =
+        |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| metric(&mut out, name, help, kind, rows);
     let per = |f: &dyn Fn(&settle_core::operations::ConsumerStatus) -> f64| {
         s.consumers
             .iter()
@@ -139,7 +144,7 @@ fn render_process(out: &mut String, s: &ListenerStats) {
         settle_store::sql::statements::process_total(),
     )]);
     for (name, help, kind, value) in rows {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        metric(out, name, help, kind, vec![(String::new(), value as f64)]);
     }
 }
 

@@ -157,12 +157,7 @@ impl Settle {
             Some(c) => c,
             None => {
                 let key = self.store.api_key(id).await?.ok_or_else(invalid)?;
-                let permissions = self
-                    .store
-                    .role_by_name(&key.role)
-                    .await?
-                    .map(|r| r.permissions)
-                    .unwrap_or_default();
+                let permissions = self.role_permissions(&key.role).await?;
                 let c = CachedKey {
                     key,
                     permissions,

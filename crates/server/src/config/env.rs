@@ -8,6 +8,15 @@ use anyhow::{Context, bail};
 
 use super::*;
 
+/// An on/off setting: `true`/`1` or `false`/`0`, anything else refused.
+fn parse_flag(name: &str, value: &str) -> anyhow::Result<bool> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => bail!("{name} `{other}` is neither true nor false"),
+    }
+}
+
 impl Config {
     pub(super) fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         let ms = |name: &str| -> anyhow::Result<Option<Duration>> {
@@ -45,11 +54,7 @@ impl Config {
         }
         self.apply_http_env(env)?;
         if let Some(v) = env("SETTLE_STATEMENT_COUNT_HEADER") {
-            self.statement_header = match v.as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                other => bail!("SETTLE_STATEMENT_COUNT_HEADER `{other}` is neither true nor false"),
-            };
+            self.statement_header = parse_flag("SETTLE_STATEMENT_COUNT_HEADER", &v)?;
         }
         if let Some(d) = ms("SETTLE_IDEMPOTENCY_LOCK_TIMEOUT_MS")? {
             self.idempotency_lock_timeout = d;
@@ -108,11 +113,7 @@ impl Config {
             w.master_key = Some(key);
         }
         if let Some(v) = env("SETTLE_WEBHOOK_ALLOW_PRIVATE_TARGETS") {
-            w.allow_private_targets = match v.as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                other => bail!("SETTLE_WEBHOOK_ALLOW_PRIVATE_TARGETS `{other}` is neither true nor false"),
-            };
+            w.allow_private_targets = parse_flag("SETTLE_WEBHOOK_ALLOW_PRIVATE_TARGETS", &v)?;
         }
         if let Some(v) = env("SETTLE_WEBHOOK_RETRY_SCHEDULE") {
             w.retry_schedule = settle_domain::webhook::RetrySchedule::parse(&v)

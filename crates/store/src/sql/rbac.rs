@@ -224,6 +224,21 @@ pub async fn create_role(tx: &mut Tx<'_>, name: String, permissions: Vec<Permiss
     Ok(role)
 }
 
+/// The custom role `id`, for a change `verb` names; built-in roles are
+/// defined in code and refuse every change.
+async fn custom_role(tx: &mut Tx<'_>, id: RoleId, verb: &str) -> StoreResult<Role> {
+    let role = role_where(&mut *tx, "id", id.to_bytes(), None)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "role",
+            param: None,
+        })?;
+    if role.builtin {
+        return Err(DomainError::InvalidState(format!("built-in roles cannot be {verb}")).into());
+    }
+    Ok(role)
+}
+
 /// Replaces a custom role's permissions if the version is still
 /// `if_version` (when given). Built-in roles cannot be edited.
 pub async fn update_role(
@@ -232,15 +247,7 @@ pub async fn update_role(
     permissions: Vec<Permission>,
     if_version: Option<i64>,
 ) -> StoreResult<Role> {
-    let mut role = role_where(&mut *tx, "id", id.to_bytes(), None)
-        .await?
-        .ok_or(StoreError::NotFound {
-            what: "role",
-            param: None,
-        })?;
-    if role.builtin {
-        return Err(DomainError::InvalidState("built-in roles cannot be edited".into()).into());
-    }
+    let mut role = custom_role(tx, id, "edited").await?;
     let read_version = role.version;
     check_version(if_version, read_version)?;
     role.permissions = permissions;
@@ -254,15 +261,7 @@ pub async fn update_role(
 /// Deletes a custom role that no unrevoked API key uses. Built-in roles
 /// cannot be deleted.
 pub async fn remove_role(tx: &mut Tx<'_>, id: RoleId) -> StoreResult<Deleted> {
-    let role = role_where(&mut *tx, "id", id.to_bytes(), None)
-        .await?
-        .ok_or(StoreError::NotFound {
-            what: "role",
-            param: None,
-        })?;
-    if role.builtin {
-        return Err(DomainError::InvalidState("built-in roles cannot be deleted".into()).into());
-    }
+    let role = custom_role(tx, id, "deleted").await?;
     if role_in_use(&mut *tx, &role.name).await? {
         return Err(StoreError::InUse(format!(
             "API keys still use the role `{}`",
