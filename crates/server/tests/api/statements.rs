@@ -71,6 +71,10 @@ async fn a_payment_and_a_page_cost_what_readme_says_case(app: &TestApp) {
         expected,
         "POST /v1/payments, a page, a page after a cursor"
     );
+    // The process's own count is at /metrics, and grows with each statement.
+    let before = w.metric("settle_db_statements_total").await;
+    statements_of(&w, Method::GET, "/v1/payments?limit=100", None).await;
+    assert!(w.metric("settle_db_statements_total").await > before);
     w.finish().await;
 }
 both!(

@@ -58,16 +58,8 @@ async fn slow_and_silent_connections_are_closed_case(app: &TestApp) {
     let full = format!("GET /healthz HTTP/1.1\r\n{host}\r\n");
     let answer = String::from_utf8(closed_after(&w, full.as_bytes()).await).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let metrics = w.get("/metrics").await;
-    let text = metrics.body.as_str().unwrap_or_default().to_owned();
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-    };
-    assert!(value("settle_http_header_timeouts_total") >= 3, "{text}");
-    assert!(value("settle_http_idle_timeouts_total") >= 1, "{text}");
+    assert!(w.metric("settle_http_header_timeouts_total").await >= 3);
+    assert!(w.metric("settle_http_idle_timeouts_total").await >= 1);
     w.finish().await;
 }
 both!(
@@ -130,14 +122,7 @@ async fn past_the_connection_cap_newcomers_wait_case(app: &TestApp) {
         "{}",
         String::from_utf8_lossy(&answer)
     );
-    let metrics = w.get("/metrics").await;
-    let text = metrics.body.as_str().unwrap_or_default();
-    let reached = text
-        .lines()
-        .find_map(|l| l.strip_prefix("settle_http_connection_limit_reached_total "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    assert!(reached >= 1, "{text}");
+    assert!(w.metric("settle_http_connection_limit_reached_total").await >= 1);
     w.finish().await;
 }
 both!(

@@ -433,6 +433,17 @@ impl TestApp {
         bank
     }
 
+    /// The value of the unlabelled metric `name` at `/metrics`; panics,
+    /// with the whole page, when it is missing.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let page = self.get("/metrics").await;
+        let text = page.body.as_str().unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics: {text}"))
+    }
+
     /// Stops the server and drops its database.
     pub async fn finish(self) {
         self.stop().await.drop_db().await;
