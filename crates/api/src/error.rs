@@ -197,6 +197,12 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%reason, "database unavailable");
                 ApiError::unavailable("The database is busy or unavailable; retry shortly.")
             }
+            StoreError::StorageFault(cause) => {
+                tracing::error!(%cause, "database storage fault");
+                ApiError::unavailable(format!(
+                    "The database cannot accept writes now: {cause}. Nothing was written; retry once the cause is fixed."
+                ))
+            }
             StoreError::Internal(reason) => {
                 tracing::error!(%reason, "storage failure");
                 ApiError::internal()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use settle_store::StoreError;
 use settle_store::error::StoreResult;
-use settle_store::sql::sqlx_exec::SqlxConn;
+use settle_store::sql::sqlx_exec::{SqlxConn, SqlxPool};
 use settle_store::sql::{Dialect, SqlStore, WriteExecutor, WriteJob};
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -52,7 +52,8 @@ pub async fn open(url: &str, options: &PostgresOptions) -> Result<SqlStore, Stor
         .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     let writer = PooledWriter { pool: pool.clone() };
-    Ok(SqlStore::new(Dialect::Postgres, pool, Arc::new(writer), latest))
+    let reads = Arc::new(SqlxPool(pool.clone()));
+    Ok(SqlStore::new(Dialect::Postgres, pool, reads, Arc::new(writer), latest))
 }
 
 struct PooledWriter {

@@ -1,9 +1,16 @@
 //! SQLite backend. One file in the data directory, in WAL mode with
-//! `synchronous=FULL` (a commit survives power loss). Reads come from a pool;
-//! every write goes through one writer task that owns the only write
-//! connection, so `SQLITE_BUSY` never reaches a user, and that task commits
-//! concurrent writes together (group commit).
+//! `synchronous=FULL` (a commit survives power loss). Every write goes
+//! through one writer thread that owns the only write connection, so
+//! `SQLITE_BUSY` never reaches a user, and commits concurrent writes together
+//! (group commit); reads run on the calling thread on a pooled connection.
+//! Both use rusqlite directly: sqlx's SQLite driver hands every statement
+//! and row to a worker thread and back, which cost more than the statements.
+//! sqlx still applies the migrations and serves tools that run their own SQL.
 
+mod connection;
+mod exec;
+mod fault;
+mod reads;
 mod writer;
 
 use std::path::Path;
@@ -16,6 +23,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
+pub use connection::{READER_CACHE_KIB, WRITER_CACHE_KIB};
+pub use reads::SqliteReads;
 pub use writer::SqliteWriter;
 
 /// The SQLite schema, embedded in the binary.
@@ -42,20 +51,21 @@ impl Default for SqliteOptions {
     }
 }
 
-/// Page cache per connection, in KiB: the writer keeps more of the hot
-/// index pages (bulk seeding and busy ledgers), readers a modest share.
-const WRITER_CACHE_KIB: u32 = 65_536;
-const READER_CACHE_KIB: u32 = 16_384;
+/// How often idle connections hand their page cache back.
+const MEMORY_RELEASE_INTERVAL: Duration = Duration::from_secs(30);
 
-async fn pool(url: &str, size: u32, acquire_timeout: Duration, cache_kib: u32) -> Result<AnyPool, StoreError> {
+/// The sqlx pool for migrations and for tools that run their own SQL: small,
+/// and empty when unused.
+async fn tool_pool(url: &str, acquire_timeout: Duration) -> Result<AnyPool, StoreError> {
     sqlx::any::install_default_drivers();
     let pool = AnyPoolOptions::new()
-        .max_connections(size)
-        .min_connections(size.min(1))
+        .max_connections(2)
+        .min_connections(0)
+        .idle_timeout(Duration::from_secs(10))
         .acquire_timeout(acquire_timeout)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{cache_kib}")))
+                conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{READER_CACHE_KIB}")))
                     .await?;
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("PRAGMA synchronous = FULL").await?;
@@ -81,26 +91,43 @@ pub async fn open(data_dir: &Path, options: &SqliteOptions) -> Result<SqlStore, 
 /// Opens a database file directly; tests give each case its own file.
 pub async fn open_file(file: &Path, options: &SqliteOptions) -> Result<SqlStore, StoreError> {
     let url = format!("sqlite://{}?mode=rwc", file.display());
-    let write_pool = pool(&url, 1, options.acquire_timeout, WRITER_CACHE_KIB).await?;
+    let tools = tool_pool(&url, options.acquire_timeout).await?;
     MIGRATOR
-        .run(&write_pool)
+        .run(&tools)
         .await
         .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
-    let reads = pool(
-        &url,
-        options.read_pool_size.max(1),
-        options.acquire_timeout,
-        READER_CACHE_KIB,
-    )
-    .await?;
-    let conn = write_pool.acquire().await?;
-    let writer = SqliteWriter::start(conn, options.max_batch.max(1));
+    let writer = Arc::new(SqliteWriter::start(file.to_path_buf(), options.max_batch)?);
+    let reads = SqliteReads::new(file.to_path_buf(), options.read_pool_size, options.acquire_timeout);
+    release_memory_when_idle(&writer, &reads);
     Ok(SqlStore::new(
         Dialect::Sqlite,
-        reads,
-        Arc::new(writer),
+        tools,
+        Arc::new(reads),
+        writer,
         latest_version(),
     ))
+}
+
+/// Page caches fill under load and would stay full for the life of the
+/// process; this hands them back once the connections sit idle. It stops
+/// when the store is dropped.
+fn release_memory_when_idle(writer: &Arc<SqliteWriter>, reads: &SqliteReads) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let (writer, reads) = (Arc::downgrade(writer), reads.releaser());
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(MEMORY_RELEASE_INTERVAL);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(writer) = writer.upgrade() else { return };
+            writer.release_memory();
+            if !reads.release() {
+                return;
+            }
+        }
+    });
 }
 
 fn latest_version() -> i64 {

@@ -1,32 +1,80 @@
-//! The single SQLite writer with group commit. Writes queue on a channel;
-//! the task takes whatever has queued (up to a batch size), opens one
-//! `BEGIN IMMEDIATE` transaction, runs each write inside its own savepoint
-//! (so a write that fails rolls back alone), commits once, and only then
-//! answers every writer. While one commit is waiting on the disk, the next
-//! batch forms: under load many payments share one fsync, each still atomic.
+//! The single SQLite writer, on a thread of its own that owns the only write
+//! connection. Writes queue on a channel; the thread takes whatever has
+//! queued (up to a batch size), opens one `BEGIN IMMEDIATE` transaction, runs
+//! each write inside its own savepoint (a write that fails rolls back
+//! alone), commits once, and only then answers every writer. A whole batch
+//! runs on this thread: no hand-off per statement or row, statements
+//! prepared once, and under load many payments share one fsync.
+//!
+//! When the storage fails (disk full, file read-only, I/O error, locked by
+//! another process), the whole batch fails: every caller gets the error,
+//! nothing is retried (a failed fsync leaves the file's state unknown to the
+//! kernel's page cache, so retrying it could report a write that was lost),
+//! and the connection is reopened for the next batch, so the writer
+//! recovers by itself once the cause is gone.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures::FutureExt;
+use rusqlite::Connection;
 use settle_store::StoreError;
 use settle_store::error::StoreResult;
-use settle_store::sql::sqlx_exec::SqlxConn;
 use settle_store::sql::{WriteExecutor, WriteJob};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, Executor};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::connection::{self, Role};
+use crate::exec::ConnExec;
+use crate::fault::classify;
 
 type Reply = oneshot::Sender<StoreResult<()>>;
 
-/// Hands jobs to the writer task.
+/// Stack of the writer thread: Cedar policies are evaluated inside writes,
+/// and their evaluation recurses (the same size as the runtime's workers).
+const WRITER_STACK: usize = 16 * 1024 * 1024;
+
+/// How long writes must pause before the writer hands its page cache back.
+const IDLE_RELEASE: Duration = Duration::from_secs(30);
+
+enum Work {
+    Write(WriteJob, Reply),
+    /// Hand the page cache back to the allocator (sent when writes pause).
+    ReleaseMemory,
+}
+
+/// Hands jobs to the writer thread.
 pub struct SqliteWriter {
-    jobs: mpsc::Sender<(WriteJob, Reply)>,
+    jobs: mpsc::Sender<Work>,
 }
 
 impl SqliteWriter {
-    pub fn start(conn: PoolConnection<Any>, max_batch: usize) -> Self {
+    /// Opens the write connection on `file` and starts the writer thread.
+    pub fn start(file: PathBuf, max_batch: usize) -> StoreResult<Self> {
+        let conn = connection::open(&file, Role::Writer).map_err(|e| classify(&e).error)?;
+        let max_batch = max_batch.max(1);
         let (jobs, rx) = mpsc::channel(max_batch * 4);
-        tokio::spawn(run(conn, rx, max_batch));
-        Self { jobs }
+        let writer = Writer {
+            file,
+            conn: Some(conn),
+            max_batch,
+            last_write: Instant::now(),
+        };
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .stack_size(WRITER_STACK)
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer thread: {e}")))?;
+        Ok(Self { jobs })
+    }
+
+    /// Asks the writer to hand its page cache back when it has nothing to do.
+    pub fn release_memory(&self) {
+        let _ = self.jobs.try_send(Work::ReleaseMemory);
     }
 }
 
@@ -35,7 +83,7 @@ impl WriteExecutor for SqliteWriter {
     async fn execute(&self, job: WriteJob) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send((job, reply))
+            .send(Work::Write(job, reply))
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         answer
@@ -44,76 +92,163 @@ impl WriteExecutor for SqliteWriter {
     }
 }
 
-async fn run(mut conn: PoolConnection<Any>, mut rx: mpsc::Receiver<(WriteJob, Reply)>, max_batch: usize) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
-        commit_batch(&mut conn, &mut batch).await;
-        batch.clear();
-    }
+struct Writer {
+    file: PathBuf,
+    /// `None` after a storage fault, until a batch reopens it.
+    conn: Option<Connection>,
+    max_batch: usize,
+    last_write: Instant,
 }
 
-async fn commit_batch(conn: &mut PoolConnection<Any>, batch: &mut Vec<(WriteJob, Reply)>) {
-    if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
-        let err = StoreError::from(e);
-        for (_, reply) in batch.drain(..) {
-            let _ = reply.send(Err(err.clone()));
-        }
-        return;
-    }
-    let mut results = Vec::with_capacity(batch.len());
-    if let [(job, _)] = batch.as_mut_slice() {
-        // A lone write needs no savepoint: if it fails, the whole
-        // transaction is rolled back instead (two statements fewer).
-        let result = run_alone(conn, job).await;
-        let failed = result.is_err();
-        results.push(result);
-        if failed {
-            let _ = conn.execute("ROLLBACK").await;
-            for ((_, reply), result) in batch.drain(..).zip(results) {
-                let _ = reply.send(result);
-            }
+impl Writer {
+    /// Hands the page cache back once writes have paused for a while; a busy
+    /// writer keeps it.
+    fn release_memory_if_idle(&self) {
+        if self.last_write.elapsed() < IDLE_RELEASE {
             return;
         }
-    } else {
+        if let Some(conn) = &self.conn {
+            let _ = conn.release_memory();
+        }
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Work>) {
+        let mut batch: Vec<(WriteJob, Reply)> = Vec::with_capacity(self.max_batch);
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(work) = next.take() {
+                match work {
+                    Work::Write(job, reply) => batch.push((job, reply)),
+                    Work::ReleaseMemory => self.release_memory_if_idle(),
+                }
+                if batch.len() < self.max_batch {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(&mut batch);
+                self.last_write = Instant::now();
+            }
+        }
+    }
+
+    /// The open connection, reopened first if a fault closed it.
+    fn connection(&mut self) -> StoreResult<&mut Connection> {
+        if self.conn.is_none() {
+            let conn = connection::open(&self.file, Role::Writer).map_err(|e| classify(&e).error)?;
+            tracing::info!(file = %self.file.display(), "SQLite write connection reopened");
+            self.conn = Some(conn);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Internal("the write connection vanished".into()))
+    }
+
+    fn commit(&mut self, batch: &mut Vec<(WriteJob, Reply)>) {
+        let outcome = self.run_batch(batch);
+        let results = match outcome {
+            Ok(results) => results,
+            Err(error) => {
+                if matches!(error, StoreError::StorageFault(_)) {
+                    tracing::error!(%error, writes = batch.len(), "SQLite batch failed; reopening the connection");
+                    self.conn = None;
+                } else if let Some(conn) = &self.conn {
+                    rollback(conn);
+                }
+                vec![Err(error); batch.len()]
+            }
+        };
+        for ((_, reply), result) in batch.drain(..).zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Runs and commits one batch. `Err` fails every write of the batch;
+    /// `Ok` carries each write's own result (a failed write rolled back
+    /// alone). A storage fault anywhere fails the batch.
+    fn run_batch(&mut self, batch: &mut [(WriteJob, Reply)]) -> StoreResult<Vec<StoreResult<()>>> {
+        let conn = self.connection()?;
+        control(conn, "BEGIN IMMEDIATE")?;
+        let lone = batch.len() == 1;
+        let mut results = Vec::with_capacity(batch.len());
         for (job, _) in batch.iter_mut() {
-            results.push(run_in_savepoint(conn, job).await);
+            if !lone {
+                control(conn, "SAVEPOINT job")?;
+            }
+            let mut exec = ConnExec::new(conn);
+            let result = run_job(job, &mut exec);
+            if let Some(fault) = exec.fault() {
+                return Err(fault.clone());
+            }
+            if conn.is_autocommit() {
+                // SQLite ended the transaction itself (it does on some
+                // errors): what ran before is gone, so the batch fails.
+                return Err(StoreError::StorageFault(
+                    "SQLite rolled the transaction back on its own".into(),
+                ));
+            }
+            if !lone {
+                if result.is_err() {
+                    control(conn, "ROLLBACK TO SAVEPOINT job")?;
+                }
+                control(conn, "RELEASE SAVEPOINT job")?;
+            }
+            results.push(result);
         }
-    }
-    let commit = conn.execute("COMMIT").await;
-    if let Err(e) = commit {
-        tracing::error!(error = %e, writes = batch.len(), "SQLite group commit failed");
-        let _ = conn.execute("ROLLBACK").await;
-        let err = StoreError::from(e);
-        for r in results.iter_mut().filter(|r| r.is_ok()) {
-            *r = Err(err.clone());
+        if lone && results.iter().any(Result::is_err) {
+            // A lone write needs no savepoint: its failure rolls back the
+            // whole transaction instead (two statements fewer).
+            rollback(conn);
+            return Ok(results);
         }
-    }
-    for ((_, reply), result) in batch.drain(..).zip(results) {
-        let _ = reply.send(result);
+        if let Err(e) = control(conn, "COMMIT") {
+            // Whatever the cause, the connection is reopened: a failed
+            // commit is never retried.
+            return Err(match e {
+                StoreError::StorageFault(cause) => StoreError::StorageFault(cause),
+                other => StoreError::StorageFault(format!("the commit failed: {other}")),
+            });
+        }
+        Ok(results)
     }
 }
 
-/// Runs the only job of a batch, turning a panic into an error.
-async fn run_alone(conn: &mut PoolConnection<Any>, job: &mut WriteJob) -> StoreResult<()> {
-    let mut exec = SqlxConn(conn);
-    match std::panic::AssertUnwindSafe(job(&mut exec)).catch_unwind().await {
+/// A transaction-control statement (not counted as one of the write's).
+fn control(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.execute_batch(sql).map_err(|e| classify(&e).error)
+}
+
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+/// Runs a job to completion on this thread, turning a panic into an error.
+fn run_job(job: &mut WriteJob, exec: &mut ConnExec<'_>) -> StoreResult<()> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| block_on(job(exec)))) {
         Ok(result) => result,
         Err(_) => Err(StoreError::Internal("a write panicked".into())),
     }
 }
 
-/// Runs one job so that its failure (or panic) undoes only its own changes.
-async fn run_in_savepoint(conn: &mut PoolConnection<Any>, job: &mut WriteJob) -> StoreResult<()> {
-    conn.execute("SAVEPOINT job").await?;
-    let mut exec = SqlxConn(conn);
-    let outcome = std::panic::AssertUnwindSafe(job(&mut exec)).catch_unwind().await;
-    let result = match outcome {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::Internal("a write panicked".into())),
-    };
-    if result.is_err() {
-        conn.execute("ROLLBACK TO SAVEPOINT job").await?;
+/// Drives a future on the current thread. A write's statements complete
+/// synchronously here, so this normally polls once; if a write ever awaits
+/// something else, the thread sleeps until that wakes it.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
     }
-    conn.execute("RELEASE SAVEPOINT job").await?;
-    result
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        std::thread::park();
+    }
 }

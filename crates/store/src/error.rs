@@ -23,6 +23,12 @@ pub enum StoreError {
     /// The database cannot serve now (pool exhausted, down, busy); retrying later may work.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database's storage refused a write (disk full, file read-only,
+    /// I/O error, locked by another process). The whole transaction was
+    /// rolled back; the message names the cause for the operator and the
+    /// client, since the fix is theirs (free space, file attributes).
+    #[error("database storage fault: {0}")]
+    StorageFault(String),
     /// A transaction lost a deadlock or serialization race; the runner retries it.
     #[error("transaction conflict: {0}")]
     Retry(String),

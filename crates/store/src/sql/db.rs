@@ -259,3 +259,29 @@ pub trait Executor: Send {
         None
     }
 }
+
+#[async_trait]
+impl<E: Executor + ?Sized> Executor for Box<E> {
+    async fn run(&mut self, query: Query, fetch: Fetch) -> StoreResult<Output> {
+        (**self).run(query, fetch).await
+    }
+
+    fn request_counter(&self) -> Option<&Arc<AtomicU64>> {
+        (**self).request_counter()
+    }
+}
+
+/// Where reads outside any write transaction run. Each backend decides how:
+/// PostgreSQL takes a pooled connection per statement; SQLite runs the
+/// statement on the calling thread, on a connection of its own read pool,
+/// so a read costs no hand-off to another thread.
+#[async_trait]
+pub trait Reads: Send + Sync + 'static {
+    /// An executor for one or more reads; each statement is autocommitted.
+    fn executor(&self) -> Box<dyn Executor>;
+
+    /// Takes one connection out of the pool until the returned guard drops,
+    /// as a long-running read would: how the tests exhaust the pool to see
+    /// the 503 every other reader then gets.
+    async fn hold(&self) -> StoreResult<Box<dyn std::any::Any + Send>>;
+}

@@ -39,8 +39,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use sqlx::AnyPool;
 
-use self::db::{Executor, Value};
-use self::sqlx_exec::SqlxPool;
+use self::db::{Executor, Reads, Value};
 pub use self::tx::Tx;
 
 use crate::context::WriteContext;
@@ -190,18 +189,28 @@ pub trait WriteExecutor: Send + Sync + 'static {
 /// The [`crate::Store`] implementation both backends share.
 pub struct SqlStore {
     dialect: Dialect,
-    reads: AnyPool,
+    pool: AnyPool,
+    reads: Arc<dyn Reads>,
     writer: Arc<dyn WriteExecutor>,
     ids: Arc<IdGenerator>,
     latest_migration: i64,
 }
 
 impl SqlStore {
-    /// `reads` serves every read; `writer` runs every write; the latest
+    /// `reads` serves every read of the store; `writer` runs every write;
+    /// `pool` is a plain sqlx pool on the same database for tools that need
+    /// the driver itself (benchmarks, tests' own checks); the latest
     /// migration version is what readiness expects to find applied.
-    pub fn new(dialect: Dialect, reads: AnyPool, writer: Arc<dyn WriteExecutor>, latest_migration: i64) -> Self {
+    pub fn new(
+        dialect: Dialect,
+        pool: AnyPool,
+        reads: Arc<dyn Reads>,
+        writer: Arc<dyn WriteExecutor>,
+        latest_migration: i64,
+    ) -> Self {
         Self {
             dialect,
+            pool,
             reads,
             writer,
             ids: Arc::new(IdGenerator::new()),
@@ -209,13 +218,20 @@ impl SqlStore {
         }
     }
 
+    /// A sqlx pool on the store's database, outside the store's own read
+    /// and write paths: for benchmarks and tests that run their own SQL.
     pub fn reads(&self) -> &AnyPool {
-        &self.reads
+        &self.pool
     }
 
-    /// The read pool as an [`Executor`] of the shared SQL.
-    pub fn reader(&self) -> SqlxPool {
-        SqlxPool(self.reads.clone())
+    /// An [`Executor`] for the shared SQL's reads.
+    pub fn reader(&self) -> Box<dyn Executor> {
+        self.reads.executor()
+    }
+
+    /// Holds one read connection until the guard drops (see [`Reads::hold`]).
+    pub async fn hold_read_connection(&self) -> StoreResult<Box<dyn std::any::Any + Send>> {
+        self.reads.hold().await
     }
 
     /// Runs `op` as one write transaction for `ctx`. When the request holds

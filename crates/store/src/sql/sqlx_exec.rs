@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use sqlx::any::{AnyArguments, AnyRow, AnyTypeInfoKind};
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Column, Row as _, ValueRef as _};
 
-use super::db::{Executor, Fetch, Kind, Output, Query, Row, Value};
+use super::db::{Executor, Fetch, Kind, Output, Query, Reads, Row, Value};
 use crate::error::{StoreError, StoreResult};
 
 /// A connection inside a transaction the backend opened.
@@ -110,5 +110,16 @@ impl Executor for SqlxConn<'_> {
 impl Executor for SqlxPool {
     async fn run(&mut self, query: Query, fetch: Fetch) -> StoreResult<Output> {
         run(&self.0, query, fetch).await
+    }
+}
+
+#[async_trait]
+impl Reads for SqlxPool {
+    fn executor(&self) -> Box<dyn Executor> {
+        Box::new(self.clone())
+    }
+
+    async fn hold(&self) -> StoreResult<Box<dyn std::any::Any + Send>> {
+        Ok(Box::new(self.0.acquire().await?))
     }
 }

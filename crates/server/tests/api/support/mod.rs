@@ -19,6 +19,7 @@ use settle::config::Config;
 use settle_core::clock::SystemClock;
 use settle_core::{Settle, clock::Clock};
 use settle_store::Store;
+use settle_store::sql::SqlStore;
 use settle_store_postgres::PostgresOptions;
 use settle_store_sqlite::SqliteOptions;
 use sqlx::{Connection, Executor};
@@ -115,8 +116,11 @@ pub struct TestDb {
     pg_name: Option<String>,
     dir: Option<PathBuf>,
     pub url: Option<String>,
-    /// The store's read pool (on PostgreSQL also its write pool).
+    /// A sqlx pool on the database, for the tests' own SQL (on PostgreSQL
+    /// also the store's pool).
     pub reads: sqlx::AnyPool,
+    /// The store itself, for what only the SQL store offers.
+    pub sql: Arc<SqlStore>,
 }
 
 fn unique(prefix: &str) -> String {
@@ -147,9 +151,11 @@ impl TestDb {
                 options.read_pool_size = pool_size.unwrap_or(options.read_pool_size);
                 let store = settle_store_sqlite::open(&dir, &options).await.expect("open sqlite");
                 let reads = store.reads().clone();
+                let sql = Arc::new(store);
                 TestDb {
                     backend,
-                    store: Arc::new(store),
+                    store: sql.clone(),
+                    sql,
                     pg_name: None,
                     dir: Some(dir),
                     url: None,
@@ -168,9 +174,11 @@ impl TestDb {
                     .await
                     .expect("open postgres");
                 let reads = store.reads().clone();
+                let sql = Arc::new(store);
                 TestDb {
                     backend,
-                    store: Arc::new(store),
+                    store: sql.clone(),
+                    sql,
                     pg_name: Some(name),
                     dir: None,
                     url: Some(url),
@@ -187,6 +195,7 @@ impl TestDb {
 
     pub async fn drop_db(self) {
         drop(self.store);
+        drop(self.sql);
         if let Some(name) = self.pg_name {
             drop_pg_database(&name).await;
         }

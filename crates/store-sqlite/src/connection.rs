@@ -1,0 +1,49 @@
+//! Opening SQLite connections the way every part of the backend expects them:
+//! WAL, `synchronous=FULL` (a commit survives power loss), foreign keys on, a
+//! busy timeout for a file another process holds, and a bounded page cache
+//! (README's memory figures depend on these bounds).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// What a connection is for, which decides its page cache and statement cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The one connection that writes: hot index pages of a busy ledger.
+    Writer,
+    /// One of the read pool's connections.
+    Reader,
+}
+
+/// Page cache of the writer connection, in KiB.
+pub const WRITER_CACHE_KIB: u32 = 8_192;
+/// Page cache of each read connection, in KiB. The operating system's page
+/// cache holds the rest of the file; these only spare a system call per page.
+pub const READER_CACHE_KIB: u32 = 2_048;
+
+/// How long a statement waits for a lock another process holds before it
+/// fails with `SQLITE_BUSY` (a 503 naming the cause).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens `file` (which must exist: migrations create it) for `role`.
+pub(crate) fn open(file: &Path, role: Role) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(file, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let (cache_kib, statements) = match role {
+        Role::Writer => (WRITER_CACHE_KIB, 256),
+        Role::Reader => (READER_CACHE_KIB, 128),
+    };
+    conn.set_prepared_statement_cache_capacity(statements);
+    conn.execute_batch(&format!(
+        "PRAGMA cache_size = -{cache_kib}; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+    ))?;
+    match role {
+        Role::Writer => conn.execute_batch("PRAGMA journal_mode = WAL;")?,
+        // A read connection never writes, even by mistake.
+        Role::Reader => conn.execute_batch("PRAGMA query_only = ON;")?,
+    }
+    Ok(conn)
+}
