@@ -1,8 +1,14 @@
-//! Payment-create throughput, four ways in one run on one database:
-//! the raw baseline (SQLite: one `BEGIN IMMEDIATE` transaction per payment
-//! with the same statements; PostgreSQL: pgbench's TPC-B at the same client
-//! count), the store called directly, HTTP, and HTTP with an
-//! `Idempotency-Key` (the record costs one claim and one update).
+//! Payment create and read, each against a baseline measured in the same
+//! run on the same machine:
+//! - create: the raw baseline (SQLite: rusqlite on one thread, WAL,
+//!   `synchronous=FULL`, prepared statements, one transfer per transaction:
+//!   two balance `UPDATE`s and three `INSERT`s; PostgreSQL: pgbench's TPC-B,
+//!   scale 10, at the same client count), then the store called directly,
+//!   HTTP, and HTTP with an `Idempotency-Key`;
+//! - read: `GET /v1/payments/{id}` against a bare axum handler that returns
+//!   a fixed JSON body of the same size, over the same HTTP client.
+//!
+//! The queue and its workers run throughout, with no webhook endpoints.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,7 +24,6 @@ use settle_domain::metadata::Metadata;
 use settle_domain::money::{Amount, Currency};
 use settle_domain::payment::NewPayment;
 use settle_store::ids::IdGenerator;
-use sqlx::{Connection, Executor};
 
 use super::load::closed_loop;
 use super::target::Target;
@@ -41,7 +46,13 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     let usd = Currency::parse("usd")?;
     let open =
         |name: &str, allow_negative| NewAccount::new(name.into(), usd, allow_negative, None, Metadata::default());
-    let bank = settle.create_account(&ctx, open("bank", true)?).await?.id;
+    // Ten funding accounts, one picked at random per payment, as TPC-B at
+    // scale 10 updates one of ten branch rows.
+    let mut banks = Vec::new();
+    for i in 0..FUNDING_ACCOUNTS {
+        banks.push(settle.create_account(&ctx, open(&format!("bank{i}"), true)?).await?.id);
+    }
+    let banks = Arc::new(banks);
     let mut shops = Vec::new();
     for i in 0..clients {
         shops.push(settle.create_account(&ctx, open(&format!("shop{i}"), false)?).await?.id);
@@ -56,20 +67,24 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     let (baseline_name, baseline) = match (target.sqlite_file(), target.postgres_url()) {
         (Some(file), _) => (
             "raw SQL, one transaction per payment",
-            raw_sqlite(&file, bank, &shops, args.duration()).await?,
+            {
+                let (shops, duration) = (shops.to_vec(), args.duration());
+                let banks = banks.to_vec();
+                tokio::task::spawn_blocking(move || raw_sqlite(&file, &banks, &shops, duration)).await??
+            },
         ),
-        (_, Some(url)) => ("pgbench TPC-B, same clients", pgbench(&url, clients, args.seconds)?),
+        (_, Some(url)) => ("pgbench TPC-B, scale 10, same clients", pgbench(&url, clients, args.seconds)?),
         _ => bail!("no database"),
     };
     println!("  {baseline_name:<44} {baseline:>9.0}/s  1.00× (baseline)");
 
     let direct = {
-        let (settle, shops) = (settle.clone(), Arc::clone(&shops));
+        let (settle, banks, shops) = (settle.clone(), Arc::clone(&banks), Arc::clone(&shops));
         closed_loop(clients, args.duration(), move |c, _| {
-            let (settle, shops) = (settle.clone(), Arc::clone(&shops));
+            let (settle, bank, shop) = (settle.clone(), pick(&banks), shops[c]);
             async move {
                 let ctx = settle.context("bench", None);
-                let Ok(new) = payment(bank, shops[c], usd) else {
+                let Ok(new) = payment(bank, shop, usd) else {
                     return false;
                 };
                 settle.create_payment(&ctx, new).await.is_ok()
@@ -96,11 +111,12 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
 
     let mut rates = Vec::new();
     for with_key in [false, true] {
-        let (http, base, secret, shops) = (http.clone(), base.clone(), secret.clone(), Arc::clone(&shops));
+        let (http, base, secret) = (http.clone(), base.clone(), secret.clone());
+        let (banks, shops) = (Arc::clone(&banks), Arc::clone(&shops));
         let outcome = closed_loop(clients, args.duration(), move |c, seq| {
             let (http, base, secret) = (http.clone(), base.clone(), secret.clone());
             let body = serde_json::json!({
-                "amount": 1, "currency": "usd", "source": bank.to_string(), "destination": shops[c].to_string()
+                "amount": 1, "currency": "usd", "source": pick(&banks).to_string(), "destination": shops[c].to_string()
             });
             async move {
                 let mut req = http.post(format!("{base}/v1/payments")).bearer_auth(secret).json(&body);
@@ -123,9 +139,18 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
         "  idempotency record cost: with key / without = {}",
         ratio(rates[1], rates[0])
     );
+    reads(&http, &base, &secret, clients, args.duration()).await?;
     let _ = stop.send(());
     let _ = server.await;
     Ok(())
+}
+
+/// How many funding accounts the payments debit.
+const FUNDING_ACCOUNTS: usize = 10;
+
+/// One of `accounts`, at random.
+fn pick(accounts: &[AccountId]) -> AccountId {
+    accounts[rand::random_range(0..accounts.len())]
 }
 
 fn report(label: &str, outcome: &super::load::Outcome, baseline: f64) {
@@ -154,86 +179,124 @@ fn payment(source: AccountId, destination: AccountId, usd: Currency) -> Result<N
     )
 }
 
-/// The same writes as a payment (balances, payment, entries, its two
-/// events), as plain SQL on one connection, one durable transaction each:
-/// what SQLite does without group commit.
-async fn raw_sqlite(file: &Path, bank: AccountId, shops: &[AccountId], duration: Duration) -> anyhow::Result<f64> {
-    let mut conn = sqlx::AnyConnection::connect(&format!("sqlite://{}", file.display())).await?;
-    conn.execute("PRAGMA journal_mode = WAL").await?;
-    conn.execute("PRAGMA synchronous = FULL").await?;
-    conn.execute("PRAGMA busy_timeout = 5000").await?;
+/// One transfer per transaction, as plain SQL on one rusqlite connection
+/// with prepared statements: two balance updates, the payment, its two
+/// ledger entries, and a durable commit each. What SQLite itself can do for
+/// one writer without group commit.
+fn raw_sqlite(file: &Path, banks: &[AccountId], shops: &[AccountId], duration: Duration) -> anyhow::Result<f64> {
+    let conn = rusqlite::Connection::open(file)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
     let ids = IdGenerator::new();
     let started = Instant::now();
     let mut done = 0u64;
     while started.elapsed() < duration {
-        let shop = shops[done as usize % shops.len()];
+        let (bank, shop) = (pick(banks), shops[done as usize % shops.len()]);
         let now_ms = started.elapsed().as_millis() as u64 + 1_800_000_000_000;
+        let created = (now_ms / 1000) as i64;
         let pay = ids.next(now_ms).as_bytes().to_vec();
-        conn.execute("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = $2")
-            .bind(1i64)
-            .bind(bank.to_bytes())
-            .execute(&mut conn)
-            .await?;
-        sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
-            .bind(1i64)
-            .bind(shop.to_bytes())
-            .execute(&mut conn)
-            .await?;
-        sqlx::query(
-            "INSERT INTO payments (id, amount, currency, source_id, destination_id, customer_id, status, amount_captured, \
-             amount_refunded, description, metadata, version, created) \
-             VALUES ($1, 1, 'usd', $2, $3, NULL, 'succeeded', 1, 0, NULL, '{}', 1, $4)",
-        )
-        .bind(pay.clone())
-        .bind(bank.to_bytes())
-        .bind(shop.to_bytes())
-        .bind((now_ms / 1000) as i64)
-        .execute(&mut conn)
-        .await?;
-        sqlx::query(
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut debit = conn.prepare_cached("UPDATE accounts SET balance = balance - ?1 WHERE id = ?2")?;
+        debit.execute(rusqlite::params![1i64, bank.to_bytes().to_vec()])?;
+        let mut credit = conn.prepare_cached("UPDATE accounts SET balance = balance + ?1 WHERE id = ?2")?;
+        credit.execute(rusqlite::params![1i64, shop.to_bytes().to_vec()])?;
+        let mut payment = conn.prepare_cached(
+            "INSERT INTO payments (id, amount, currency, source_id, destination_id, customer_id, status, \
+             amount_captured, amount_refunded, description, metadata, version, created) \
+             VALUES (?1, 1, 'usd', ?2, ?3, NULL, 'succeeded', 1, 0, NULL, '{}', 1, ?4)",
+        )?;
+        payment.execute(rusqlite::params![
+            pay,
+            bank.to_bytes().to_vec(),
+            shop.to_bytes().to_vec(),
+            created
+        ])?;
+        let mut entry = conn.prepare_cached(
             "INSERT INTO ledger_entries (id, account_id, amount, payment_id, refund_id, created) \
-             VALUES ($1, $2, -1, $3, NULL, $4), ($5, $6, 1, $7, NULL, $8)",
-        )
-        .bind(ids.next(now_ms).as_bytes().to_vec())
-        .bind(bank.to_bytes())
-        .bind(pay.clone())
-        .bind((now_ms / 1000) as i64)
-        .bind(ids.next(now_ms).as_bytes().to_vec())
-        .bind(shop.to_bytes())
-        .bind(pay.clone())
-        .bind((now_ms / 1000) as i64)
-        .execute(&mut conn)
-        .await?;
-        // The payment's two events, as the store writes them.
-        let data = format!(
-            "{{\"id\":\"pay\",\"object\":\"payment\",\"amount\":1,\"status\":\"succeeded\",\"padding\":\"{}\"}}",
-            "x".repeat(300)
-        );
-        for (seq, kind) in [(1i64, "payment.created"), (2, "payment.succeeded")] {
-            sqlx::query(
-                "INSERT INTO events (id, type, object_type, object_id, sequence, data, request_id, created) \
-                 VALUES ($1, $2, 'payment', $3, $4, $5, 'bench', $6)",
-            )
-            .bind(ids.next(now_ms).as_bytes().to_vec())
-            .bind(kind)
-            .bind(pay.clone())
-            .bind(seq)
-            .bind(data.clone())
-            .bind((now_ms / 1000) as i64)
-            .execute(&mut conn)
-            .await?;
+             VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
+        )?;
+        for (account, amount) in [(bank, -1i64), (shop, 1)] {
+            entry.execute(rusqlite::params![
+                ids.next(now_ms).as_bytes().to_vec(),
+                account.to_bytes().to_vec(),
+                amount,
+                pay,
+                created
+            ])?;
         }
-        conn.execute("COMMIT").await?;
+        conn.execute_batch("COMMIT")?;
         done += 1;
     }
     Ok(done as f64 / started.elapsed().as_secs_f64())
 }
 
+/// `GET /v1/payments/{id}` against a bare axum handler answering a fixed
+/// body of the same size, on the same client and connection count.
+async fn reads(
+    http: &reqwest::Client,
+    base: &str,
+    secret: &str,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    let list: serde_json::Value = http
+        .get(format!("{base}/v1/payments?limit=1"))
+        .bearer_auth(secret)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = list["data"][0]["id"].as_str().context("no payment to read")?.to_owned();
+    let body = http
+        .get(format!("{base}/v1/payments/{id}"))
+        .bearer_auth(secret)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let fixed = axum::body::Bytes::from(body.to_vec());
+    let bare = axum::Router::new().route(
+        "/payment",
+        axum::routing::get(move || {
+            let fixed = fixed.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], fixed) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_url = format!("http://{}/payment", listener.local_addr()?);
+    let bare_server = tokio::spawn(async move { axum::serve(listener, bare).await });
+
+    let get = |url: String, auth: Option<String>| {
+        let http = http.clone();
+        closed_loop(clients, duration, move |_, _| {
+            let mut req = http.get(&url);
+            if let Some(secret) = &auth {
+                req = req.bearer_auth(secret);
+            }
+            async move {
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                    _ => false,
+                }
+            }
+        })
+    };
+    let baseline = get(bare_url, None).await;
+    println!(
+        "  {:<44} {:>9.0}/s  1.00× (baseline)",
+        "bare axum handler, fixed JSON",
+        baseline.rate()
+    );
+    let settle = get(format!("{base}/v1/payments/{id}"), Some(secret.to_owned())).await;
+    report("HTTP GET /v1/payments/{id}", &settle, baseline.rate());
+    bare_server.abort();
+    Ok(())
+}
+
 /// pgbench's TPC-B on the benchmark's own database, at the same client count.
 fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
     let init = std::process::Command::new("pgbench")
-        .args(["-i", "-q", "-s", "1", url])
+        .args(["-i", "-q", "-s", "10", url])
         .output();
     let init = init.context("pgbench is not installed (Debian: postgresql-client / postgresql)")?;
     if !init.status.success() {
