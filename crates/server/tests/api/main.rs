@@ -34,6 +34,7 @@ mod registry;
 mod replay_compat;
 mod secrets;
 mod seed;
+mod sqlite_faults;
 mod statements;
 mod tls;
 mod webhooks;

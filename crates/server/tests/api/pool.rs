@@ -14,7 +14,12 @@ async fn exhausted_pool_answers_503(backend: Backend) {
     let app = TestApp::spawn_db(db, Arc::new(SystemClock)).await;
     assert_eq!(app.get("/v1/accounts").await.status, 200);
 
-    let held = app.db.sql.hold_read_connection().await.expect("take the only connection");
+    let held = app
+        .db
+        .sql
+        .hold_read_connection()
+        .await
+        .expect("take the only connection");
     let call = app
         .client
         .get(app.url("/v1/accounts"))

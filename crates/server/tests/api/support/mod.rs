@@ -188,6 +188,25 @@ impl TestDb {
         }
     }
 
+    /// A SQLite database in `dir`, a directory the test prepared (a small
+    /// mount, say); [`TestDb::drop_db`] removes it.
+    pub async fn sqlite_in(dir: PathBuf) -> TestDb {
+        let store = settle_store_sqlite::open(&dir, &SqliteOptions::default())
+            .await
+            .expect("open sqlite");
+        let reads = store.reads().clone();
+        let sql = Arc::new(store);
+        TestDb {
+            backend: Backend::Sqlite,
+            store: sql.clone(),
+            sql,
+            pg_name: None,
+            dir: Some(dir),
+            url: None,
+            reads,
+        }
+    }
+
     /// The directory (SQLite) or URL (PostgreSQL) a `settle` process should use.
     pub fn sqlite_dir(&self) -> Option<&PathBuf> {
         self.dir.as_ref()
