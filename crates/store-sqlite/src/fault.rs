@@ -30,7 +30,8 @@ pub(crate) fn classify(e: &rusqlite::Error) -> Classified {
             "the database file is locked by another process".to_owned()
         }
         ErrorCode::SystemIoFailure => format!(
-            "an I/O error on the database file (SQLite extended code {}: {detail})",
+            "an I/O error on the database file (SQLite extended code {}: {detail}); the disk may have failed, \
+             or the file been made read-only or removed",
             failure.extended_code
         ),
         ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {

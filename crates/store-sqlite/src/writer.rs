@@ -126,7 +126,9 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
-                self.commit(&mut batch);
+                if let Some(fault) = self.commit(&mut batch) {
+                    fail_waiting(&mut rx, &fault);
+                }
                 self.last_write = Instant::now();
             }
         }
@@ -144,14 +146,18 @@ impl Writer {
             .ok_or_else(|| StoreError::Internal("the write connection vanished".into()))
     }
 
-    fn commit(&mut self, batch: &mut Vec<(WriteJob, Reply)>) {
+    /// Commits a batch and answers its writers; gives back the storage fault
+    /// that failed it, if one did.
+    fn commit(&mut self, batch: &mut Vec<(WriteJob, Reply)>) -> Option<StoreError> {
         let outcome = self.run_batch(batch);
+        let mut fault = None;
         let results = match outcome {
             Ok(results) => results,
             Err(error) => {
                 if matches!(error, StoreError::StorageFault(_)) {
                     tracing::error!(%error, writes = batch.len(), "SQLite batch failed; reopening the connection");
                     self.conn = None;
+                    fault = Some(error.clone());
                 } else if let Some(conn) = &self.conn {
                     rollback(conn);
                 }
@@ -161,6 +167,7 @@ impl Writer {
         for ((_, reply), result) in batch.drain(..).zip(results) {
             let _ = reply.send(result);
         }
+        fault
     }
 
     /// Runs and commits one batch. `Err` fails every write of the batch;
@@ -210,6 +217,27 @@ impl Writer {
             });
         }
         Ok(results)
+    }
+}
+
+/// Fails every write already waiting when a batch met a storage fault: it
+/// would meet the same one (a lock held by another process would make each
+/// batch wait out the busy timeout in turn). Writes queued after this get a
+/// fresh try on a reopened connection.
+fn fail_waiting(rx: &mut mpsc::Receiver<Work>, fault: &StoreError) {
+    let mut failed = 0usize;
+    for _ in 0..rx.len() {
+        match rx.try_recv() {
+            Ok(Work::Write(_, reply)) => {
+                let _ = reply.send(Err(fault.clone()));
+                failed += 1;
+            }
+            Ok(Work::ReleaseMemory) => {}
+            Err(_) => break,
+        }
+    }
+    if failed > 0 {
+        tracing::warn!(failed, "writes waiting behind a storage fault failed with it");
     }
 }
 
