@@ -65,15 +65,15 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     );
 
     let (baseline_name, baseline) = match (target.sqlite_file(), target.postgres_url()) {
-        (Some(file), _) => (
-            "raw SQL, one transaction per payment",
-            {
-                let (shops, duration) = (shops.to_vec(), args.duration());
-                let banks = banks.to_vec();
-                tokio::task::spawn_blocking(move || raw_sqlite(&file, &banks, &shops, duration)).await??
-            },
+        (Some(file), _) => ("raw SQL, one transaction per payment", {
+            let (shops, duration) = (shops.to_vec(), args.duration());
+            let banks = banks.to_vec();
+            tokio::task::spawn_blocking(move || raw_sqlite(&file, &banks, &shops, duration)).await??
+        }),
+        (_, Some(url)) => (
+            "pgbench TPC-B, scale 10, same clients",
+            pgbench(&url, clients, args.seconds)?,
         ),
-        (_, Some(url)) => ("pgbench TPC-B, scale 10, same clients", pgbench(&url, clients, args.seconds)?),
         _ => bail!("no database"),
     };
     println!("  {baseline_name:<44} {baseline:>9.0}/s  1.00× (baseline)");

@@ -86,6 +86,7 @@ both!(
 /// the balances, the payment, the entries and the events, and the audit
 /// row; in-process, a statement costs no round trip.
 const CREATE_SQLITE: u64 = 6;
-/// PostgreSQL: the row-lock `SELECT ... FOR UPDATE`, one statement of
-/// data-modifying CTEs for everything the payment writes, and the audit row.
-const CREATE_POSTGRES: u64 = 3;
+/// PostgreSQL: the row-lock `SELECT ... FOR UPDATE`, then one statement of
+/// data-modifying CTEs for everything the payment writes, its audit row
+/// included.
+const CREATE_POSTGRES: u64 = 2;

@@ -206,6 +206,43 @@ pub fn query(sql: impl Into<Cow<'static, str>>) -> Query {
     }
 }
 
+/// `sql` with every `$N` placeholder outside string literals renumbered
+/// `$(N + offset)`: a statement written on its own, joined into a larger one
+/// after other statements' values.
+pub fn shift_placeholders(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.char_indices().peekable();
+    let mut quoted = false;
+    while let Some((_, c)) = chars.next() {
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        if c != '$' || quoted {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(&(_, d)) = chars.peek() {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            digits.push(d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => {
+                out.push('$');
+                out.push_str(&(n + offset).to_string());
+            }
+            Err(_) => out.push('$'),
+        }
+    }
+    out
+}
+
 /// The effect of a statement run for its effect.
 #[derive(Debug, Clone, Copy)]
 pub struct Done(u64);
@@ -284,4 +321,18 @@ pub trait Reads: Send + Sync + 'static {
     /// as a long-running read would: how the tests exhaust the pool to see
     /// the 503 every other reader then gets.
     async fn hold(&self) -> StoreResult<Box<dyn std::any::Any + Send>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shift_placeholders;
+
+    #[test]
+    fn placeholders_shift_outside_string_literals_only() {
+        assert_eq!(
+            shift_placeholders("INSERT INTO t VALUES ($1, '$2', $10, $)", 3),
+            "INSERT INTO t VALUES ($4, '$2', $13, $)"
+        );
+        assert_eq!(shift_placeholders("SELECT $1", 0), "SELECT $1");
+    }
 }

@@ -130,25 +130,31 @@ impl Dialect {
     }
 
     /// The statements of one write that go together, as this dialect runs
-    /// them. `parts` are numbered in sequence (their placeholders continue
-    /// from one part to the next, as [`Dialect::placeholder`] hands them out
-    /// over the whole write). SQLite runs each part as its own statement: in
-    /// process, a statement costs no round trip. PostgreSQL runs them as one
-    /// statement of data-modifying CTEs, `WITH w0 AS (... RETURNING 1), ...
-    /// SELECT 1 AS done`, with the parts' values bound in order: one round
-    /// trip, so the rows they lock stay locked for as little time as possible.
-    pub fn combine_writes(self, parts: Vec<db::Query>) -> Vec<db::Query> {
+    /// them. Each group's placeholders are numbered from `$1` over the whole
+    /// group (a group's parts continue one another's numbering, as
+    /// [`Dialect::placeholder`] hands them out over one build). SQLite runs
+    /// each part as its own statement: in process, a statement costs no round
+    /// trip. PostgreSQL runs them all as one statement of data-modifying
+    /// CTEs, `WITH w0 AS (... RETURNING 1), ... SELECT 1 AS done`, each
+    /// group's placeholders shifted past the values of the groups before it:
+    /// one round trip, so the rows the transaction locked stay locked for as
+    /// little time as possible.
+    pub fn combine_writes(self, groups: Vec<Vec<db::Query>>) -> Vec<db::Query> {
         match self {
-            Dialect::Sqlite => parts,
-            Dialect::Postgres if parts.is_empty() => parts,
+            Dialect::Sqlite => groups.into_iter().flatten().collect(),
+            Dialect::Postgres if groups.iter().all(Vec::is_empty) => Vec::new(),
             Dialect::Postgres => {
-                let ctes: Vec<String> = parts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, part)| format!("w{i} AS ({} RETURNING 1)", part.sql))
-                    .collect();
+                let mut ctes = Vec::new();
+                let mut args = Vec::new();
+                for group in groups {
+                    let offset = args.len();
+                    for part in group {
+                        let sql = db::shift_placeholders(&part.sql, offset);
+                        ctes.push(format!("w{} AS ({sql} RETURNING 1)", ctes.len()));
+                        args.extend(part.args);
+                    }
+                }
                 let sql = format!("WITH {} SELECT 1 AS done", ctes.join(", "));
-                let args = parts.into_iter().flat_map(|part| part.args).collect();
                 vec![db::Query { sql: sql.into(), args }]
             }
         }
@@ -262,8 +268,10 @@ impl SqlStore {
                     let object = serde_json::from_slice::<serde_json::Value>(&body)
                         .ok()
                         .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned));
-                    let (ids, now_ms) = (tx.ids, tx.ctx.now_ms);
-                    rbac::insert_audit(&mut *tx, ids, draft, object, "succeeded", status.unwrap_or(0), now_ms).await?;
+                    let row = rbac::audit_row(tx.ids, draft, object, "succeeded", status.unwrap_or(0), tx.ctx.now_ms);
+                    // Rides with the write's last statement (one round trip
+                    // fewer on PostgreSQL while the rows are locked).
+                    tx.defer(vec![row]);
                 }
                 if let Some(claim) = &tx.ctx.idempotency {
                     let status = status.ok_or_else(|| {
@@ -312,6 +320,7 @@ impl SqlStore {
             Box::pin(async move {
                 let mut tx = Tx::new(exec, dialect, &ids, &ctx, counter);
                 let value = op(&mut tx).await?;
+                tx.flush().await?;
                 *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
                 Ok(())
             })

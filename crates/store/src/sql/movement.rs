@@ -2,9 +2,10 @@
 //! refund row if any, the ledger entries and the events. They are written as
 //! the dialect combines writes ([`Dialect::combine_writes`]): on SQLite each
 //! is its own statement (in-process, a statement costs no round trip); on
-//! PostgreSQL they go as one statement of data-modifying CTEs, so a payment
-//! costs BEGIN, the row-lock SELECT, this statement and COMMIT: four round
-//! trips, and the hot account rows stay locked for as little time as possible.
+//! PostgreSQL they go as one statement of data-modifying CTEs, together with
+//! the write's audit row, so a payment costs BEGIN, the row-lock SELECT, this
+//! statement and COMMIT: four round trips, and the hot account rows stay
+//! locked for as little time as possible.
 
 use settle_domain::account::Account;
 use settle_domain::ids::LedgerEntryId;
@@ -188,7 +189,8 @@ fn build(m: &Movement<'_>, ids: &IdGenerator, params: &mut Params) -> Vec<(Strin
 }
 
 /// Writes the movement inside the caller's transaction, as the dialect
-/// combines its statements (see [`Dialect::combine_writes`]).
+/// combines its statements (see [`Dialect::combine_writes`]), together with
+/// whatever else the transaction defers after it (its audit row).
 pub async fn persist(tx: &mut Tx<'_>, m: Movement<'_>) -> StoreResult<()> {
     if !balanced(m.postings) {
         return Err(StoreError::Internal("postings do not sum to zero".into()));
@@ -202,8 +204,6 @@ pub async fn persist(tx: &mut Tx<'_>, m: Movement<'_>) -> StoreResult<()> {
             args: params.values[range].iter().cloned().map(Value::from).collect(),
         })
         .collect();
-    for statement in d.combine_writes(parts) {
-        statement.execute(&mut *tx).await?;
-    }
+    tx.defer(parts);
     Ok(())
 }

@@ -5,7 +5,7 @@ use settle_domain::ids::{AuditEventId, PolicyId, RoleId};
 use settle_domain::rbac::{BUILTIN_ROLES, Permission, Role, builtin_permissions};
 
 use super::Tx;
-use super::db::{Executor, Row, query};
+use super::db::{Executor, Query, Row, query};
 use super::rows::{self, POLICY_COLS, ROLE_COLS};
 use super::store::{check_version, lost_race};
 use crate::error::{StoreError, StoreResult};
@@ -180,6 +180,22 @@ pub async fn insert_audit(
     status: u16,
     now_ms: u64,
 ) -> StoreResult<()> {
+    audit_row(ids, draft, object, outcome, status, now_ms)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The statement that adds one audit row, for a caller that runs it itself
+/// (a write defers it to ride with its last statement: [`Tx::defer`]).
+pub fn audit_row(
+    ids: &IdGenerator,
+    draft: &AuditDraft,
+    object: Option<String>,
+    outcome: &str,
+    status: u16,
+    now_ms: u64,
+) -> Query {
     query(
         "INSERT INTO audit_events (id, api_key_id, operation, permission, object, request_id, outcome, status, created) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -193,9 +209,6 @@ pub async fn insert_audit(
     .bind(outcome.to_owned())
     .bind(i64::from(status))
     .bind((now_ms / 1000) as i64)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Creates or refreshes every built-in role at start-up. Their ids come

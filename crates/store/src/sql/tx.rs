@@ -21,6 +21,9 @@ pub struct Tx<'c> {
     pub ids: &'c IdGenerator,
     pub ctx: &'c WriteContext,
     counter: Option<Arc<AtomicU64>>,
+    /// Writes whose results nobody reads, held back to go with the next
+    /// statement or the end of the transaction ([`Tx::defer`]).
+    deferred: Vec<Vec<Query>>,
 }
 
 impl<'c> Tx<'c> {
@@ -37,7 +40,32 @@ impl<'c> Tx<'c> {
             ids,
             ctx,
             counter,
+            deferred: Vec::new(),
         }
+    }
+
+    /// Holds back `parts` (placeholders numbered from `$1` over the group)
+    /// until the transaction runs its next statement or ends; then every
+    /// group held back goes as the dialect combines writes (one statement on
+    /// PostgreSQL). Order is kept: anything run later sees these writes.
+    pub fn defer(&mut self, parts: Vec<Query>) {
+        if !parts.is_empty() {
+            self.deferred.push(parts);
+        }
+    }
+
+    /// Runs what [`Tx::defer`] held back. The write runner calls it before
+    /// commit; a statement run through the transaction calls it first.
+    pub async fn flush(&mut self) -> StoreResult<()> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        let groups = std::mem::take(&mut self.deferred);
+        for statement in self.dialect.combine_writes(groups) {
+            super::statements::record(self.counter.as_ref());
+            self.exec.run(statement, Fetch::Nothing).await?;
+        }
+        Ok(())
     }
 
     /// A new time-ordered id at the write's time.
@@ -49,6 +77,7 @@ impl<'c> Tx<'c> {
 #[async_trait]
 impl Executor for Tx<'_> {
     async fn run(&mut self, query: Query, fetch: Fetch) -> StoreResult<Output> {
+        self.flush().await?;
         self.exec.run(query, fetch).await
     }
 
