@@ -41,7 +41,10 @@ pub(crate) fn open(file: &Path, role: Role) -> rusqlite::Result<Connection> {
         "PRAGMA cache_size = -{cache_kib}; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
     ))?;
     match role {
-        Role::Writer => conn.execute_batch("PRAGMA journal_mode = WAL;")?,
+        // The savepoint each write of a batch runs in journals the pages it
+        // changes; in memory, not in a temporary file (a profile of the
+        // writer showed those temporary-file writes at about 15% of its time).
+        Role::Writer => conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA temp_store = MEMORY;")?,
         // A read connection never writes, even by mistake.
         Role::Reader => conn.execute_batch("PRAGMA query_only = ON;")?,
     }
