@@ -5,6 +5,7 @@
 mod auth;
 mod depth;
 mod events;
+mod http;
 mod indexes;
 mod load;
 mod payments;

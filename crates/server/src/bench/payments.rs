@@ -25,6 +25,7 @@ use settle_domain::money::{Amount, Currency};
 use settle_domain::payment::NewPayment;
 use settle_store::ids::IdGenerator;
 
+use super::http::{Connections, Prepared};
 use super::load::closed_loop;
 use super::target::Target;
 use super::{LoadArgs, ratio};
@@ -107,23 +108,38 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build()?;
+    let addr = app_addr(&base)?;
+    let http = reqwest::Client::new();
 
     let mut rates = Vec::new();
     for with_key in [false, true] {
-        let (http, base, secret) = (http.clone(), base.clone(), secret.clone());
-        let (banks, shops) = (Arc::clone(&banks), Arc::clone(&shops));
+        let conns = Arc::new(Connections::open(addr, clients).await?);
+        // Each client's request to each funding account, built once.
+        let mut prepared = Vec::with_capacity(clients);
+        for shop in shops.iter() {
+            let mut mine = Vec::with_capacity(banks.len());
+            for bank in banks.iter() {
+                let body = serde_json::json!({
+                    "amount": 1, "currency": "usd", "source": bank.to_string(), "destination": shop.to_string()
+                });
+                mine.push(
+                    Prepared::post_json("/v1/payments", &body)?.header("authorization", format!("Bearer {secret}")),
+                );
+            }
+            prepared.push(mine);
+        }
+        let (prepared, host) = (Arc::new(prepared), Arc::new(addr.to_string()));
         let outcome = closed_loop(clients, args.duration(), move |c, seq| {
-            let (http, base, secret) = (http.clone(), base.clone(), secret.clone());
-            let body = serde_json::json!({
-                "amount": 1, "currency": "usd", "source": pick(&banks).to_string(), "destination": shops[c].to_string()
-            });
+            let (conns, prepared, host) = (Arc::clone(&conns), Arc::clone(&prepared), Arc::clone(&host));
             async move {
-                let mut req = http.post(format!("{base}/v1/payments")).bearer_auth(secret).json(&body);
+                let mine = &prepared[c];
+                let request = &mine[rand::random_range(0..mine.len())];
                 if with_key {
-                    req = req.header("idempotency-key", format!("bench-{c}-{seq}"));
+                    let keyed = request.clone().header("idempotency-key", format!("bench-{c}-{seq}"));
+                    conns.send(c, &host, &keyed).await
+                } else {
+                    conns.send(c, &host, request).await
                 }
-                matches!(req.send().await, Ok(r) if r.status().is_success())
             }
         })
         .await;
@@ -143,6 +159,11 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     let _ = stop.send(());
     let _ = server.await;
     Ok(())
+}
+
+/// The address in `http://host:port`.
+fn app_addr(base: &str) -> anyhow::Result<SocketAddr> {
+    Ok(base.trim_start_matches("http://").parse()?)
 }
 
 /// How many funding accounts the payments debit.
@@ -263,31 +284,28 @@ async fn reads(
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let bare_url = format!("http://{}/payment", listener.local_addr()?);
+    let bare_addr = listener.local_addr()?;
     let bare_server = tokio::spawn(async move { axum::serve(listener, bare).await });
 
-    let get = |url: String, auth: Option<String>| {
-        let http = http.clone();
-        closed_loop(clients, duration, move |_, _| {
-            let mut req = http.get(&url);
-            if let Some(secret) = &auth {
-                req = req.bearer_auth(secret);
-            }
-            async move {
-                match req.send().await {
-                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                    _ => false,
-                }
-            }
-        })
+    let get = |addr: SocketAddr, request: Prepared| async move {
+        let conns = Arc::new(Connections::open(addr, clients).await?);
+        let (request, host) = (Arc::new(request), Arc::new(addr.to_string()));
+        anyhow::Ok(
+            closed_loop(clients, duration, move |c, _| {
+                let (conns, request, host) = (Arc::clone(&conns), Arc::clone(&request), Arc::clone(&host));
+                async move { conns.send(c, &host, &request).await }
+            })
+            .await,
+        )
     };
-    let baseline = get(bare_url, None).await;
+    let baseline = get(bare_addr, Prepared::get("/payment")).await?;
     println!(
         "  {:<44} {:>9.0}/s  1.00× (baseline)",
         "bare axum handler, fixed JSON",
         baseline.rate()
     );
-    let settle = get(format!("{base}/v1/payments/{id}"), Some(secret.to_owned())).await;
+    let read = Prepared::get(format!("/v1/payments/{id}")).header("authorization", format!("Bearer {secret}"));
+    let settle = get(app_addr(base)?, read).await?;
     report("HTTP GET /v1/payments/{id}", &settle, baseline.rate());
     bare_server.abort();
     Ok(())
