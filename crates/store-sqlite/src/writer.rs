@@ -241,9 +241,11 @@ fn fail_waiting(rx: &mut mpsc::Receiver<Work>, fault: &StoreError) {
     }
 }
 
-/// A transaction-control statement (not counted as one of the write's).
+/// A transaction-control statement (not counted as one of the write's),
+/// prepared once: a batch runs a savepoint pair per write.
 fn control(conn: &Connection, sql: &str) -> StoreResult<()> {
-    conn.execute_batch(sql).map_err(|e| classify(&e).error)
+    let run = || conn.prepare_cached(sql)?.raw_execute();
+    run().map(drop).map_err(|e| classify(&e).error)
 }
 
 fn rollback(conn: &Connection) {

@@ -192,6 +192,20 @@ pub trait WriteExecutor: Send + Sync + 'static {
     async fn execute(&self, job: WriteJob) -> StoreResult<()>;
 }
 
+/// The top-level `id` of a JSON object, for the audit row: read without
+/// building the rest of the document (this runs inside the write, on
+/// SQLite on the writer's thread, for every audited write).
+fn object_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<IdOnly>(body).ok()?.id? {
+        serde_json::Value::String(id) => Some(id),
+        _ => None,
+    }
+}
+
 /// The [`crate::Store`] implementation both backends share.
 pub struct SqlStore {
     dialect: Dialect,
@@ -265,9 +279,7 @@ impl SqlStore {
                 let body = serde_json::to_vec(&value).map_err(|e| StoreError::Internal(e.to_string()))?;
                 let status = tx.ctx.success_status;
                 if let Some(draft) = &tx.ctx.audit {
-                    let object = serde_json::from_slice::<serde_json::Value>(&body)
-                        .ok()
-                        .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned));
+                    let object = object_id(&body);
                     let row = rbac::audit_row(tx.ids, draft, object, "succeeded", status.unwrap_or(0), tx.ctx.now_ms);
                     // Rides with the write's last statement (one round trip
                     // fewer on PostgreSQL while the rows are locked).
