@@ -116,7 +116,7 @@ async fn measure(args: &LoadArgs, target: &Target, backend: QueueBackend, nats_u
         nats_prefix: prefix.clone(),
         ..QueueConfig::default()
     };
-    let runtime = QueueRuntime::build(&queue, &crate::config::WebhookConfig::default(), &settle).await?;
+    let runtime = QueueRuntime::build(&queue, &crate::config::WebhookConfig::default(), &settle, None).await?;
     let workers = runtime.spawn(&settle);
     let ctx = settle.context("bench", None);
     let usd = Currency::parse("usd")?;

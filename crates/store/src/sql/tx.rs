@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::Dialect;
 use super::db::{Executor, Fetch, Output, Query};
+use crate::commits::Touched;
 use crate::context::WriteContext;
 use crate::error::StoreResult;
 use crate::ids::IdGenerator;
@@ -21,6 +22,9 @@ pub struct Tx<'c> {
     pub ids: &'c IdGenerator,
     pub ctx: &'c WriteContext,
     counter: Option<Arc<AtomicU64>>,
+    /// What the transaction's statements inserted that waiters care about,
+    /// announced once it has committed.
+    touched: Touched,
 }
 
 impl<'c> Tx<'c> {
@@ -37,7 +41,13 @@ impl<'c> Tx<'c> {
             ids,
             ctx,
             counter,
+            touched: Touched::default(),
         }
+    }
+
+    /// What this transaction's statements have inserted so far.
+    pub fn touched(&self) -> Touched {
+        self.touched
     }
 
     /// A new time-ordered id at the write's time.
@@ -49,7 +59,10 @@ impl<'c> Tx<'c> {
 #[async_trait]
 impl Executor for Tx<'_> {
     async fn run(&mut self, query: Query, fetch: Fetch) -> StoreResult<Output> {
-        self.exec.run(query, fetch).await
+        let touched = Touched::by_statement(&query.sql);
+        let out = self.exec.run(query, fetch).await?;
+        self.touched = self.touched.merge(touched);
+        Ok(out)
     }
 
     fn request_counter(&self) -> Option<&Arc<AtomicU64>> {
