@@ -127,7 +127,7 @@ async fn positions_follow_commit_order_case(app: &TestApp) {
                 let mut committed = Vec::new();
                 for _ in 0..ROUNDS {
                     let mut tx = pool.begin().await.unwrap();
-                    let id = insert_event(&mut *tx, "test.commit").await;
+                    let id = insert_event(&mut tx, "test.commit").await;
                     tokio::time::sleep(Duration::from_micros(rand::random_range(0..3000))).await;
                     tx.commit().await.unwrap();
                     committed.push(id);
