@@ -170,10 +170,11 @@ impl ProcessorWorker {
             };
             let claimed = match claimed {
                 Ok(claimed) => claimed,
+                // Treated as nothing claimed, so a breaker trial is given
+                // back rather than left pending.
                 Err(e) => {
                     tracing::warn!(error = %e, "processor worker could not claim; retrying");
-                    tokio::time::sleep(this.options.poll.min(RETRY_PAUSE)).await;
-                    continue;
+                    Vec::new()
                 }
             };
             if claimed.is_empty() {
