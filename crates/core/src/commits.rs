@@ -20,6 +20,12 @@ use settle_store::commits::{CommitBus, Tick};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+/// How long a busy subscriber lets commits gather before its next read,
+/// when they kept arriving while it read the last batch. An idle one reads
+/// at once; one under load trades this much latency for batches that carry
+/// many commits instead of one transaction each.
+pub const GATHER: Duration = Duration::from_millis(5);
+
 /// What a subscriber follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topic {
@@ -173,6 +179,13 @@ impl Subscription {
         self.alarm.clone()
     }
 
+    /// Whether news has arrived since the last wait returned: under load,
+    /// commits land while the subscriber is still reading, which tells it
+    /// to let the next batch gather a moment (see [`GATHER`]).
+    pub fn has_news(&self) -> bool {
+        self.rx.has_changed().unwrap_or(false)
+    }
+
     /// Waits for the next reason to read. News that arrived since the
     /// last call (while the subscriber was reading) returns at once, so
     /// nothing committed between a read and this wait is slept through.
@@ -259,12 +272,15 @@ mod tests {
     async fn news_during_a_read_is_not_slept_through() {
         let (bus, stream) = stream();
         let mut jobs = stream.subscribe(Topic::Jobs);
+        assert!(!jobs.has_news());
         // Rung before the subscriber waits (it was busy reading).
         bus.announce(Touched {
             events: false,
             jobs: true,
         });
+        assert!(jobs.has_news(), "it can tell it is behind");
         assert_eq!(jobs.wait().await, Wake::Committed);
+        assert!(!jobs.has_news());
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use settle_domain::payment::PaymentStatus;
 use settle_store::queue::{ProcessedBy, ProcessorOutcome};
 
 use crate::Settle;
-use crate::commits::Topic;
+use crate::commits::{GATHER, Topic};
 use crate::processor::{ChargeResult, ProcessorClient};
 use crate::queue::{Backoff, Breaker, FANOUT, JobQueue, Message, PROCESSOR};
 
@@ -119,8 +119,12 @@ async fn drain_fanout(settle: Settle, options: WorkerOptions, stats: Arc<WorkerS
                 stats.fanout_processed.fetch_add(n, Ordering::Relaxed);
                 // A partial batch means the backlog is gone: sleep until
                 // more commits (news that came during the drain returns at
-                // once). A full one means more may be waiting.
+                // once, after letting a batch gather). A full one means
+                // more may be waiting.
                 if n < u64::from(batch) {
+                    if n > 0 && commits.has_news() {
+                        tokio::time::sleep(GATHER).await;
+                    }
                     commits.wait().await;
                 }
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use settle_core::clock::Clock;
-use settle_core::commits::{CommitStream, Topic};
+use settle_core::commits::{CommitStream, GATHER, Topic};
 use settle_core::queue::{Backoff, EmbeddedQueue, JobQueue, RELAY};
 
 use crate::NatsQueue;
@@ -42,6 +42,8 @@ impl Relay {
                 commits.wait().await;
                 continue;
             }
+            // Commits kept coming while this batch was read: let the next gather.
+            let gather = claimed.len() < self.batch && commits.has_news();
             // Publish the whole batch, then wait for every acknowledgement.
             let mut pending = Vec::with_capacity(claimed.len());
             for message in claimed {
@@ -72,6 +74,9 @@ impl Relay {
             }
             if failed.is_empty() {
                 failures = 0;
+                if gather {
+                    tokio::time::sleep(GATHER).await;
+                }
                 continue;
             }
             failures = failures.saturating_add(1);

@@ -32,12 +32,24 @@ CREATE TABLE event_positions (
 );
 INSERT INTO event_positions (id, last) SELECT 1, COALESCE(MAX(position), 0) FROM events;
 
+-- Runs once per event, at commit; the first run numbers all of the
+-- transaction's events (the only ones without a position it can see: every
+-- committed event has one), so the counter moves once per transaction and
+-- the later runs find nothing left. Within a transaction, ids follow
+-- insertion order.
 CREATE FUNCTION events_position() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    next BIGINT;
+    mine BIGINT;
+    first BIGINT;
 BEGIN
-    UPDATE event_positions SET last = last + 1 WHERE id = 1 RETURNING last INTO next;
-    UPDATE events SET position = next WHERE id = NEW.id;
+    IF NOT EXISTS (SELECT 1 FROM events WHERE id = NEW.id AND position IS NULL) THEN
+        RETURN NULL;
+    END IF;
+    SELECT COUNT(*) INTO mine FROM events WHERE position IS NULL;
+    UPDATE event_positions SET last = last + mine WHERE id = 1 RETURNING last - mine INTO first;
+    UPDATE events SET position = first + numbered.n
+    FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM events WHERE position IS NULL) AS numbered
+    WHERE events.id = numbered.id;
     PERFORM pg_notify('settle_commits', '');
     RETURN NULL;
 END

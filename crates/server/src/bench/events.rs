@@ -68,14 +68,7 @@ pub async fn run(args: &LoadArgs, database_url: Option<String>, nats_url: &str) 
     for f in &all {
         println!(
             "  {:<28} {:>11.0} {:>8} {:>12.0} {:>8} {:>8} {:>10.1} {:>10.1}",
-            f.label,
-            f.payments_per_s,
-            f.events,
-            f.consumed_per_s,
-            f.p50_ms,
-            f.p99_ms,
-            f.paced_p50_ms,
-            f.paced_p99_ms
+            f.label, f.payments_per_s, f.events, f.consumed_per_s, f.p50_ms, f.p99_ms, f.paced_p50_ms, f.paced_p99_ms
         );
     }
     for f in all.iter().filter(|f| f.without_events.is_some()) {
@@ -168,7 +161,10 @@ async fn paced_latency(pool: &sqlx::AnyPool, committed: &[(Vec<u8>, f64)]) -> an
     .await?;
     let mut consumed = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {
-        consumed.insert(row.try_get::<Vec<u8>, _>("object_id")?, row.try_get::<i64, _>("processed")?);
+        consumed.insert(
+            row.try_get::<Vec<u8>, _>("object_id")?,
+            row.try_get::<i64, _>("processed")?,
+        );
     }
     let mut latencies: Vec<f64> = committed
         .iter()
