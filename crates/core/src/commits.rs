@@ -8,8 +8,9 @@
 //! position (the last event position it handled, or simply "whatever is
 //! ready in my queue") and reads from it, so a wake it missed or got twice
 //! changes when it reads, never what it sees. Workers attach here, and so
-//! will later faces (a gRPC `WatchEvents` stream follows
-//! [`crate::Settle::events_after`] from its cursor on each wake; a cache
+//! will later faces (a gRPC `WatchEvents` stream subscribes to
+//! [`Topic::Positions`] and follows [`crate::Settle::events_after`] from
+//! its cursor on each wake; a cache
 //! drops its entries on [`Wake::Resync`]) without touching the store.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +35,10 @@ pub enum Topic {
     Events,
     /// Jobs queued without an event: webhook deliveries and replays.
     Jobs,
+    /// Events that have their position: what a reader of the stream
+    /// (`events_after`) waits for. New events count too (on SQLite they
+    /// are numbered as they are written).
+    Positions,
 }
 
 /// Why [`Subscription::wait`] returned.
@@ -219,6 +224,7 @@ impl Subscription {
                     let news = match self.topic {
                         Topic::Events => now.events != before.events,
                         Topic::Jobs => now.jobs != before.jobs,
+                        Topic::Positions => now.positions != before.positions || now.events != before.events,
                     };
                     if news {
                         return Wake::Committed;
@@ -258,10 +264,12 @@ mod tests {
         bus.announce(Touched {
             events: false,
             jobs: true,
+            positions: false,
         });
         bus.announce(Touched {
             events: true,
             jobs: false,
+            positions: false,
         });
         assert_eq!(events.wait().await, Wake::Committed);
         // Both rings were taken in by that one wake.
@@ -277,6 +285,7 @@ mod tests {
         bus.announce(Touched {
             events: false,
             jobs: true,
+            positions: false,
         });
         assert!(jobs.has_news(), "it can tell it is behind");
         assert_eq!(jobs.wait().await, Wake::Committed);

@@ -136,6 +136,29 @@ async fn drain_fanout(settle: Settle, options: WorkerOptions, stats: Arc<WorkerS
     }
 }
 
+/// The most events one sequencer step numbers.
+const SEQUENCER_BATCH: u32 = 10_000;
+
+/// The sequencer: gives committed events their positions, in batches,
+/// whenever events commit (on PostgreSQL; SQLite numbers them as it writes
+/// them, and the step does nothing there). Every process runs one; the
+/// store's counter row makes them take turns.
+pub async fn run_sequencer(settle: Settle, poll: Duration) {
+    let mut commits = settle.commits().subscribe(Topic::Events);
+    loop {
+        match settle.store.number_events(SEQUENCER_BATCH).await {
+            Ok(n) if n >= u64::from(SEQUENCER_BATCH) => continue,
+            Ok(_) => {
+                commits.wait().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the sequencer could not number events; retrying");
+                tokio::time::sleep(poll.min(RETRY_PAUSE)).await;
+            }
+        }
+    }
+}
+
 /// Everything the processor worker needs.
 pub struct ProcessorWorker {
     pub settle: Settle,

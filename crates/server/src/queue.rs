@@ -1,8 +1,9 @@
 //! Starts the queue the configuration names and the workers that drain it:
 //! the fan-out stage, the processor worker (when a processor is
 //! configured), the outbox relay (with NATS), the sweep of old
-//! processed-message records, and on PostgreSQL the listener that hears
-//! other processes' commits.
+//! processed-message records, the sequencer that numbers committed events
+//! (PostgreSQL), and on PostgreSQL the listener that hears other
+//! processes' commits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use settle_core::queue::{
 use settle_core::tls::OutgoingTls;
 use settle_core::webhook::deliver::{DeliveryOptions, DeliveryWorker};
 use settle_core::webhook::guard::GuardOptions;
-use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_fanout};
+use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_fanout, run_sequencer};
 use settle_nats::{NatsOptions, NatsQueue, Relay};
 use tokio::task::JoinHandle;
 
@@ -139,12 +140,13 @@ impl QueueRuntime {
             base: c.retry_base,
             max: c.retry_max,
         };
-        let mut tasks = vec![tokio::spawn(run_fanout(
+        let mut tasks = vec![tokio::spawn(run_sequencer(settle.clone(), c.poll))];
+        tasks.push(tokio::spawn(run_fanout(
             settle.clone(),
             Arc::clone(&self.queue),
             options.clone(),
             Arc::clone(&self.stats),
-        ))];
+        )));
         if let Some((client, breaker)) = &self.processor {
             let worker = ProcessorWorker {
                 settle: settle.clone(),

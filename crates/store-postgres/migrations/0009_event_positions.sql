@@ -4,19 +4,17 @@
 --
 -- Transactions take their event ids (UUIDv7) when they write, and commit
 -- in another order, so neither the id nor a sequence taken at insert time
--- orders commits. The position is taken at COMMIT instead: a deferred
--- constraint trigger runs as the transaction commits, takes the one
--- counter row (`event_positions`, locked until the commit is complete),
--- numbers the transaction's events after it, and the lock passes to the
--- next committing transaction only once this one is visible. So positions
--- follow commit order exactly, a reader that sees position N sees every
--- event before it, and a transaction that fails to commit gives its
--- numbers back (no gaps). The counter is the last lock any transaction
--- takes and its holder waits for nothing, so it cannot deadlock.
---
--- The same trigger sends the commit notification: one `pg_notify` per
--- transaction at most (identical notifications of one transaction are
--- delivered once), delivered by PostgreSQL only after the commit.
+-- orders commits. Positions are given after commit instead, by a
+-- sequencer: `number_events` takes the one counter row
+-- (`event_positions`, so sequencers of several processes take turns),
+-- then numbers the committed events that have no position yet, in id
+-- order, in one transaction. Each of its statements sees every commit
+-- made before it started, so an event that commits while it runs is
+-- simply numbered by the next run: batches follow commit order, a reader
+-- that sees position N sees every position below it (a batch becomes
+-- visible at once, and only after the one before it), and there are no
+-- gaps. Writers never wait for the counter, so their commits keep sharing
+-- WAL flushes (group commit).
 ALTER TABLE events ADD COLUMN position BIGINT;
 
 -- Events written before this migration keep their id order.
@@ -32,41 +30,40 @@ CREATE TABLE event_positions (
 );
 INSERT INTO event_positions (id, last) SELECT 1, COALESCE(MAX(position), 0) FROM events;
 
--- Runs once per event, at commit; the first run numbers all of the
--- transaction's events (the only ones without a position it can see: every
--- committed event has one), so the counter moves once per transaction and
--- the later runs find nothing left. Within a transaction, ids follow
--- insertion order.
-CREATE FUNCTION events_position() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Numbers up to `most` committed events that have none; returns how many.
+CREATE FUNCTION number_events(most BIGINT) RETURNS BIGINT LANGUAGE plpgsql AS $$
 DECLARE
-    mine BIGINT;
     first BIGINT;
+    numbered BIGINT;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM events WHERE id = NEW.id AND position IS NULL) THEN
-        RETURN NULL;
+    SELECT last INTO first FROM event_positions WHERE id = 1 FOR UPDATE;
+    UPDATE events SET position = first + todo.n
+    FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM
+            (SELECT id FROM events WHERE position IS NULL ORDER BY id LIMIT most) AS waiting) AS todo
+    WHERE events.id = todo.id;
+    GET DIAGNOSTICS numbered = ROW_COUNT;
+    IF numbered > 0 THEN
+        UPDATE event_positions SET last = first + numbered WHERE id = 1;
+        PERFORM pg_notify('settle_commits', '');
     END IF;
-    SELECT COUNT(*) INTO mine FROM events WHERE position IS NULL;
-    UPDATE event_positions SET last = last + mine WHERE id = 1 RETURNING last - mine INTO first;
-    UPDATE events SET position = first + numbered.n
-    FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM events WHERE position IS NULL) AS numbered
-    WHERE events.id = numbered.id;
-    PERFORM pg_notify('settle_commits', '');
-    RETURN NULL;
+    RETURN numbered;
 END
 $$;
-CREATE CONSTRAINT TRIGGER events_position AFTER INSERT ON events
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION events_position();
 
--- Jobs inserted without an event (webhook deliveries, replays, replayed
--- dead letters) wake other processes' workers too; queued like the one
--- above, so a transaction still sends a single notification.
-CREATE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Commit notifications for other processes: one per transaction at most
+-- (PostgreSQL delivers a transaction's identical notifications once, and
+-- only after it committed). New events wake sequencers and consumers; jobs
+-- inserted without an event (webhook deliveries, replays, replayed dead
+-- letters) wake their workers.
+CREATE FUNCTION commits_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM new_jobs) THEN
+    IF EXISTS (SELECT 1 FROM new_rows) THEN
         PERFORM pg_notify('settle_commits', '');
     END IF;
     RETURN NULL;
 END
 $$;
+CREATE TRIGGER events_notify AFTER INSERT ON events
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION commits_notify();
 CREATE TRIGGER jobs_notify AFTER INSERT ON jobs
-    REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION jobs_notify();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION commits_notify();

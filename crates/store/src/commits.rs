@@ -21,18 +21,29 @@ pub struct Touched {
     /// Rows were inserted into `jobs` directly (webhook deliveries,
     /// replays, replayed dead letters).
     pub jobs: bool,
+    /// Committed events were given their positions (PostgreSQL's
+    /// sequencer; SQLite numbers events as it inserts them).
+    pub positions: bool,
 }
 
 impl Touched {
-    /// Both kinds: what a notification from another process means, since
+    /// Every kind: what a notification from another process means, since
     /// it does not say which.
     pub const ALL: Touched = Touched {
         events: true,
         jobs: true,
+        positions: true,
+    };
+
+    /// What the sequencer's commit announces.
+    pub const POSITIONS: Touched = Touched {
+        events: false,
+        jobs: false,
+        positions: true,
     };
 
     pub fn any(self) -> bool {
-        self.events || self.jobs
+        self.events || self.jobs || self.positions
     }
 
     /// What running `sql` inserts, read from the statement itself: events
@@ -43,6 +54,7 @@ impl Touched {
         Touched {
             events: sql.contains("INSERT INTO events "),
             jobs: sql.contains("INSERT INTO jobs "),
+            positions: false,
         }
     }
 
@@ -50,6 +62,7 @@ impl Touched {
         Touched {
             events: self.events || other.events,
             jobs: self.jobs || other.jobs,
+            positions: self.positions || other.positions,
         }
     }
 }
@@ -60,6 +73,7 @@ impl Touched {
 pub struct Tick {
     pub events: u64,
     pub jobs: u64,
+    pub positions: u64,
     /// Times a listener came back after losing its connection: anything
     /// may have committed meanwhile without a word.
     pub resyncs: u64,
@@ -89,6 +103,7 @@ impl CommitBus {
         self.tick.send_modify(|t| {
             t.events += u64::from(touched.events);
             t.jobs += u64::from(touched.jobs);
+            t.positions += u64::from(touched.positions);
         });
     }
 
@@ -115,7 +130,7 @@ mod tests {
             t,
             Touched {
                 events: true,
-                jobs: false
+                ..Touched::default()
             }
         );
         let t = Touched::by_statement("WITH w0 AS (INSERT INTO events (id) VALUES ($1) RETURNING 1) SELECT 1");
@@ -124,8 +139,8 @@ mod tests {
         assert_eq!(
             t,
             Touched {
-                events: false,
-                jobs: true
+                jobs: true,
+                ..Touched::default()
             }
         );
         assert!(!Touched::by_statement("UPDATE jobs SET run_at = $1").any());
@@ -141,6 +156,7 @@ mod tests {
         bus.announce(Touched {
             events: true,
             jobs: false,
+            positions: false,
         });
         assert_eq!(rx.borrow().events, 1);
         assert_eq!(rx.borrow().jobs, 0);

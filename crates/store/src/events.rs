@@ -29,8 +29,9 @@ pub struct Event {
     pub data: serde_json::Value,
     /// Orders the events of one object: 1, 2, 3...
     pub sequence: i64,
-    /// Orders all events by commit, without gaps: 1, 2, 3... Given when
-    /// the event's transaction commits, so every committed event has one.
+    /// Orders all events by commit, without gaps: 1, 2, 3... On SQLite
+    /// given as the event is written; on PostgreSQL by the sequencer just
+    /// after its transaction commits (until then `None`).
     pub position: Option<i64>,
     pub request_id: Option<String>,
     pub created: i64,
@@ -45,6 +46,11 @@ pub trait EventStore: Send + Sync {
     /// Up to `limit` events after `position`, in commit order (ascending
     /// positions): the commit stream a reader follows from its last position.
     async fn events_after(&self, position: i64, limit: u32) -> StoreResult<Page<Event>>;
+    /// Gives up to `most` committed events without a position theirs, in
+    /// one transaction; returns how many. PostgreSQL's sequencer step (see
+    /// its migration `0009`); SQLite numbers events as it writes them, so
+    /// there it does nothing.
+    async fn number_events(&self, most: u32) -> StoreResult<u64>;
     /// The bell rung after every commit that added events or jobs.
     fn commit_bus(&self) -> Arc<CommitBus>;
 

@@ -78,7 +78,7 @@ async fn insert_event(tx: &mut sqlx::AnyConnection, kind: &str) -> Vec<u8> {
 /// one stopped (no gap, no repeat); stops once `want` events of type
 /// `kind` are in. Returns (position, id, type) in the order read.
 async fn follow(settle: Settle, kind: &'static str, want: usize) -> Vec<(i64, Vec<u8>, String)> {
-    let mut commits = settle.commits().subscribe(Topic::Events);
+    let mut commits = settle.commits().subscribe(Topic::Positions);
     let mut seen = Vec::new();
     let mut last = 0;
     while seen
@@ -197,6 +197,12 @@ async fn events_page_in_commit_order_case(app: &TestApp) {
     for name in ["a", "b", "c", "d", "e"] {
         app.account(name, "usd", false).await;
     }
+    // On PostgreSQL the sequencer numbers them just after their commits.
+    eventually(Duration::from_secs(30), "five numbered events", || async {
+        let page = app.get("/v1/events?after_position=0").await;
+        (page.body["data"].as_array().map(Vec::len) == Some(5)).then_some(())
+    })
+    .await;
     let mut stream: Vec<Value> = Vec::new();
     let mut after = 0;
     loop {

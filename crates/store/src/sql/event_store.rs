@@ -10,7 +10,7 @@ use super::rows::EVENT_COLS;
 use super::store::spec;
 use super::{SqlStore, events, queue, rows};
 use crate::EventStore;
-use crate::commits::CommitBus;
+use crate::commits::{CommitBus, Touched};
 use crate::error::StoreResult;
 use crate::list::{ListQuery, Page};
 use crate::queue::{ConsumerBacklog, JobClaim, LeasedJob, Subscription};
@@ -36,6 +36,19 @@ impl EventStore for SqlStore {
 
     async fn events_after(&self, position: i64, limit: u32) -> StoreResult<Page<Event>> {
         events::after_position(&mut self.reader(), position, limit).await
+    }
+
+    async fn number_events(&self, most: u32) -> StoreResult<u64> {
+        if self.dialect == super::Dialect::Sqlite {
+            return Ok(0);
+        }
+        let numbered = self
+            .write_background(move |tx| Box::pin(events::number(tx, most)))
+            .await?;
+        if numbered > 0 {
+            self.commits.announce(Touched::POSITIONS);
+        }
+        Ok(numbered)
     }
 
     fn commit_bus(&self) -> Arc<CommitBus> {

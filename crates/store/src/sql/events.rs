@@ -166,6 +166,18 @@ pub async fn after_position(
     Ok(crate::list::Page { data, has_more })
 }
 
+/// The sequencer's step on PostgreSQL: numbers up to `most` committed
+/// events without a position (the `number_events` function of migration
+/// `0009`); returns how many.
+pub async fn number(tx: &mut Tx<'_>, most: u32) -> StoreResult<u64> {
+    let row = query("SELECT number_events($1) AS numbered")
+        .bind(i64::from(most))
+        .fetch_one(tx)
+        .await?;
+    let numbered: i64 = row.try_get("numbered")?;
+    Ok(u64::try_from(numbered).unwrap_or(0))
+}
+
 pub async fn get<E: Executor + ?Sized>(ex: &mut E, id: EventId) -> StoreResult<Option<Event>> {
     rows::by_id(ex, "events", EVENT_COLS, id.to_bytes(), "", rows::event).await
 }
