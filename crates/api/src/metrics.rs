@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use settle_core::Settle;
+use settle_core::commits::WakeStats;
 use settle_core::operations::QueueStatus;
 
 use crate::listener::ListenerStats;
@@ -148,11 +149,33 @@ fn render_process(out: &mut String, s: &ListenerStats) {
     }
 }
 
+/// Why workers woke: a commit, a listener resync, a time they set, or the
+/// safety-net poll. Polls growing while commits do not is a deaf listener.
+fn render_wakes(out: &mut String, wakes: &WakeStats) {
+    let rows = [
+        ("committed", &wakes.committed),
+        ("resync", &wakes.resync),
+        ("due", &wakes.due),
+        ("poll", &wakes.poll),
+    ]
+    .into_iter()
+    .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), n.load(Ordering::Relaxed) as f64))
+    .collect();
+    metric(
+        out,
+        "settle_commit_wakes_total",
+        "Times a worker waiting on the commit stream woke, by reason.",
+        "counter",
+        rows,
+    );
+}
+
 pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extension<Arc<ListenerStats>>) -> Response {
     match settle.queue_status().await {
         Ok(status) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], {
             let mut out = render(&status);
             render_process(&mut out, &listener);
+            render_wakes(&mut out, settle.commits().stats());
             out
         })
             .into_response(),

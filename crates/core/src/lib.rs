@@ -6,6 +6,7 @@
 mod access;
 pub mod auth;
 pub mod clock;
+pub mod commits;
 pub mod error;
 pub mod operations;
 pub mod policy;

@@ -35,6 +35,9 @@ pub struct ServiceOptions {
     /// the bound on how late a revocation or edit made by another process
     /// takes effect here.
     pub auth_cache_ttl: Duration,
+    /// The commit stream's safety net: a subscriber that hears nothing
+    /// looks again after this long (`SETTLE_COMMIT_POLL`).
+    pub commit_poll: Duration,
 }
 
 impl Default for ServiceOptions {
@@ -43,6 +46,7 @@ impl Default for ServiceOptions {
             idempotency_lock_timeout: Duration::from_secs(60),
             idempotency_retention: Duration::from_secs(24 * 3600),
             auth_cache_ttl: Duration::from_secs(5),
+            commit_poll: Duration::from_secs(1),
         }
     }
 }
@@ -56,6 +60,7 @@ pub struct Settle {
     pub(crate) access: Arc<crate::access::AccessState>,
     pub(crate) queue: Arc<std::sync::OnceLock<crate::operations::QueueHandles>>,
     pub(crate) webhooks: Arc<std::sync::OnceLock<Arc<crate::webhook::WebhookSetup>>>,
+    pub(crate) commits: crate::commits::CommitStream,
 }
 
 fn found<T>(value: Option<T>, what: &'static str) -> Result<T> {
@@ -69,7 +74,9 @@ impl Settle {
 
     pub fn with_options(store: Arc<dyn Store>, clock: Arc<dyn Clock>, options: ServiceOptions) -> Self {
         let access = Arc::new(crate::access::AccessState::new(options.auth_cache_ttl));
+        let commits = crate::commits::CommitStream::new(store.commit_bus(), options.commit_poll);
         Self {
+            commits,
             store,
             clock,
             options: Arc::new(options),
@@ -254,6 +261,17 @@ impl Settle {
     pub async fn event(&self, id: Option<EventId>) -> Result<Event> {
         let Some(id) = id else { return found(None, "event") };
         found(self.store.event(id).await?, "event")
+    }
+
+    /// Up to `limit` events after `position`, in commit order: what a
+    /// subscriber of [`Settle::commits`] reads on each wake.
+    pub async fn events_after(&self, position: i64, limit: u32) -> Result<Page<Event>> {
+        Ok(self.store.events_after(position, limit).await?)
+    }
+
+    /// The commit stream every worker and streaming face subscribes to.
+    pub fn commits(&self) -> &crate::commits::CommitStream {
+        &self.commits
     }
 
     pub async fn list_events(&self, q: &ListQuery<EventFilter>) -> Result<Page<Event>> {

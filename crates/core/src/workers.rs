@@ -14,13 +14,15 @@ use settle_domain::payment::PaymentStatus;
 use settle_store::queue::{ProcessedBy, ProcessorOutcome};
 
 use crate::Settle;
+use crate::commits::{GATHER, Topic};
 use crate::processor::{ChargeResult, ProcessorClient};
 use crate::queue::{Backoff, Breaker, FANOUT, JobQueue, Message, PROCESSOR};
 
-/// How the workers poll and give up.
+/// How the workers wait and give up.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// How long an idle worker waits before looking again.
+    /// The longest an idle worker waits without news before looking again
+    /// (the commit stream's safety net; news wakes it at once).
     pub poll: Duration,
     /// The most messages one claim takes.
     pub batch: usize,
@@ -53,27 +55,34 @@ async fn bury(queue: &dyn JobQueue, stats: &WorkerStats, message: Message) {
 
 /// The fan-out stage: records each event as consumed, in batches. On the
 /// embedded queue the job, the record and its removal share one
-/// transaction; from a broker, the record is committed before the ack.
+/// transaction, and an idle stage sleeps until events commit; from a
+/// broker, the record is committed before the ack, and an idle stage
+/// waits inside the broker's pull request for the next message.
 pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: WorkerOptions, stats: Arc<WorkerStats>) {
     if queue.backend() == "embedded" {
         return drain_fanout(settle, options, stats).await;
     }
+    let mut commits = settle.commits().subscribe(Topic::Events);
     loop {
-        let claimed = match queue.claim(FANOUT, options.batch, &[]).await {
+        let claimed = if queue.pushes() {
+            queue.claim_waiting(FANOUT, options.batch, &[], options.poll).await
+        } else {
+            queue.claim(FANOUT, options.batch, &[]).await
+        };
+        let claimed = match claimed {
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(error = %e, "fan-out could not claim; retrying");
-                tokio::time::sleep(options.poll).await;
+                tokio::time::sleep(options.poll.min(RETRY_PAUSE)).await;
                 continue;
             }
         };
         if claimed.is_empty() {
-            tokio::time::sleep(options.poll).await;
+            if !queue.pushes() {
+                commits.wait().await;
+            }
             continue;
         }
-        // A partial batch means the backlog is gone: after this one, let
-        // the next gather instead of spending a round trip per event.
-        let caught_up = claimed.len() < options.batch;
         let mut live = Vec::with_capacity(claimed.len());
         for message in claimed {
             if message.deliveries > options.max_deliveries {
@@ -93,27 +102,58 @@ pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: Worke
             }
             Err(e) => tracing::warn!(error = %e, "fan-out could not record; the messages will come back"),
         }
-        if caught_up {
-            tokio::time::sleep(options.poll).await;
-        }
     }
 }
 
+/// How long a worker pauses after a failed claim before trying again (or
+/// its poll interval, if shorter): the database or broker is in trouble,
+/// and hammering it helps nobody.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 async fn drain_fanout(settle: Settle, options: WorkerOptions, stats: Arc<WorkerStats>) {
     let batch = u32::try_from(options.batch).unwrap_or(u32::MAX);
+    let mut commits = settle.commits().subscribe(Topic::Events);
     loop {
         match settle.store.drain_fanout(batch, settle.clock.now_ms()).await {
             Ok(n) => {
                 stats.fanout_processed.fetch_add(n, Ordering::Relaxed);
-                // A partial batch means the backlog is gone: let the next
-                // one gather instead of spending a transaction per event.
+                // A partial batch means the backlog is gone: sleep until
+                // more commits (news that came during the drain returns at
+                // once, after letting a batch gather). A full one means
+                // more may be waiting.
                 if n < u64::from(batch) {
-                    tokio::time::sleep(options.poll).await;
+                    if n > 0 && commits.has_news() {
+                        tokio::time::sleep(GATHER).await;
+                    }
+                    commits.wait().await;
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "fan-out could not drain; retrying");
-                tokio::time::sleep(options.poll).await;
+                tokio::time::sleep(options.poll.min(RETRY_PAUSE)).await;
+            }
+        }
+    }
+}
+
+/// The most events one sequencer step numbers.
+const SEQUENCER_BATCH: u32 = 10_000;
+
+/// The sequencer: gives committed events their positions, in batches,
+/// whenever events commit (on PostgreSQL; SQLite numbers them as it writes
+/// them, and the step does nothing there). Every process runs one; the
+/// store's counter row makes them take turns.
+pub async fn run_sequencer(settle: Settle, poll: Duration) {
+    let mut commits = settle.commits().subscribe(Topic::Events);
+    loop {
+        match settle.store.number_events(SEQUENCER_BATCH).await {
+            Ok(n) if n >= u64::from(SEQUENCER_BATCH) => continue,
+            Ok(_) => {
+                commits.wait().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the sequencer could not number events; retrying");
+                tokio::time::sleep(poll.min(RETRY_PAUSE)).await;
             }
         }
     }
@@ -128,6 +168,9 @@ pub struct ProcessorWorker {
     pub backoff: Backoff,
     pub options: WorkerOptions,
     pub stats: Arc<WorkerStats>,
+    /// The earliest retry this worker handed back (Unix ms), so the wait
+    /// after it ends when it is due rather than at the next poll.
+    pub next_retry: std::sync::Mutex<Option<u64>>,
 }
 
 impl ProcessorWorker {
@@ -135,6 +178,8 @@ impl ProcessorWorker {
     /// and works on up to `options.batch` of them at once.
     pub async fn run(self) {
         let this = Arc::new(self);
+        let mut commits = this.settle.commits().subscribe(Topic::Events);
+        let pushes = this.queue.pushes();
         loop {
             let room = match this.breaker.permits() {
                 None => this.options.batch,
@@ -145,8 +190,15 @@ impl ProcessorWorker {
                 }
                 Some(trial) => trial,
             };
-            let claimed = match this.queue.claim(PROCESSOR, room, &[]).await {
+            let claimed = if pushes && room > 1 {
+                this.queue.claim_waiting(PROCESSOR, room, &[], this.options.poll).await
+            } else {
+                this.queue.claim(PROCESSOR, room, &[]).await
+            };
+            let claimed = match claimed {
                 Ok(claimed) => claimed,
+                // Treated as nothing claimed, so a breaker trial is given
+                // back rather than left pending.
                 Err(e) => {
                     tracing::warn!(error = %e, "processor worker could not claim; retrying");
                     Vec::new()
@@ -156,7 +208,11 @@ impl ProcessorWorker {
                 if room == 1 {
                     this.breaker.abandon_trial();
                 }
-                tokio::time::sleep(this.options.poll).await;
+                // A broker that pushes has waited already. Retries this
+                // worker scheduled ring the alarm (see `later`).
+                if !pushes || room == 1 {
+                    this.wait_for_news(&mut commits).await;
+                }
                 continue;
             }
             let work = claimed.into_iter().map(|m| {
@@ -167,6 +223,17 @@ impl ProcessorWorker {
                 let _ = task.await;
             }
         }
+    }
+
+    /// Sleeps until a payment commits or a retry this worker scheduled is
+    /// due (whichever comes first, and at the latest the poll interval).
+    async fn wait_for_news(&self, commits: &mut crate::commits::Subscription) {
+        let due = self.next_retry.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(at_ms) = due {
+            let now = self.settle.clock.now_ms();
+            commits.alarm().within(Duration::from_millis(at_ms.saturating_sub(now)));
+        }
+        commits.wait().await;
     }
 
     async fn handle(&self, message: Message) {
@@ -225,6 +292,9 @@ impl ProcessorWorker {
         let at = self.settle.clock.now_ms().saturating_add(delay.as_millis() as u64);
         if let Err(e) = self.queue.retry(message, at, error).await {
             tracing::warn!(error = %e, "could not reschedule a charge; it comes back after its lease");
+            return;
         }
+        let mut next = self.next_retry.lock().unwrap_or_else(|e| e.into_inner());
+        *next = Some(next.map_or(at, |t| t.min(at)));
     }
 }

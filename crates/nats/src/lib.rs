@@ -30,6 +30,10 @@ use tokio::sync::OnceCell;
 
 pub use relay::Relay;
 
+/// The longest a claim holds a pull request open waiting for a message;
+/// longer waits are cut into requests of this length.
+const MAX_HELD_REQUEST: Duration = Duration::from_secs(30);
+
 /// Where and how to use NATS.
 #[derive(Debug, Clone)]
 pub struct NatsOptions {
@@ -234,9 +238,56 @@ fn decode(payload: &[u8]) -> QueueResult<Event> {
         event_type: v["type"].as_str().unwrap_or_default().to_owned(),
         data: v["data"].clone(),
         sequence: v["sequence"].as_i64().unwrap_or_default(),
+        position: v["position"].as_i64(),
         request_id: v["request_id"].as_str().map(str::to_owned),
         created: v["created"].as_i64().unwrap_or_default(),
     })
+}
+
+/// The messages of one pull request, as consumers see them: those of a
+/// busy key are handed back for a moment and unreadable ones terminated.
+async fn take(
+    consumer: &str,
+    mut batch: impl futures::Stream<Item = Result<jetstream::Message, impl std::fmt::Display>> + Unpin,
+    skip_keys: &[String],
+) -> QueueResult<Vec<Message>> {
+    let mut out = Vec::new();
+    // A request lost with the connection would wait forever: give up on it
+    // and take what arrived. Held-open requests expire on the broker's side
+    // well before this.
+    let limit = Duration::from_secs(5) + MAX_HELD_REQUEST;
+    while let Ok(Some(next)) = tokio::time::timeout(limit, batch.next()).await {
+        let msg = next.map_err(broker)?;
+        let info = msg.info().map_err(broker)?;
+        let deliveries = u32::try_from(info.delivered).unwrap_or(u32::MAX);
+        let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
+        let key = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Settle-Key"))
+            .map(|v| v.to_string());
+        if let Some(k) = &key
+            && skip_keys.contains(k)
+        {
+            // Its key is busy: back in a moment, without holding anything up.
+            msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await
+                .map_err(broker)?;
+            continue;
+        }
+        let event = match decode(&msg.payload) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable message terminated");
+                msg.ack_with(AckKind::Term).await.map_err(broker)?;
+                continue;
+            }
+        };
+        let mut message = Message::new(consumer.to_owned(), event, deliveries, published, Box::new(msg));
+        message.key = key;
+        out.push(message);
+    }
+    Ok(out)
 }
 
 fn nats_message(message: Message) -> QueueResult<jetstream::Message> {
@@ -254,46 +305,41 @@ impl JobQueue for NatsQueue {
     }
 
     async fn claim(&self, consumer: &str, max: usize, skip_keys: &[String]) -> QueueResult<Vec<Message>> {
-        let streams = self.streams().await?;
-        let pull = streams
-            .consumers
-            .get(consumer)
-            .ok_or_else(|| broker(format!("no consumer named {consumer}")))?;
-        let mut batch = pull.fetch().max_messages(max).messages().await.map_err(broker)?;
-        let mut out = Vec::new();
-        // A fetch whose request was lost with the connection would wait
-        // forever: give up on it and take what arrived.
-        while let Ok(Some(next)) = tokio::time::timeout(Duration::from_secs(5), batch.next()).await {
-            let msg = next.map_err(broker)?;
-            let info = msg.info().map_err(broker)?;
-            let deliveries = u32::try_from(info.delivered).unwrap_or(u32::MAX);
-            let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
-            let key = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("Settle-Key"))
-                .map(|v| v.to_string());
-            if let Some(k) = &key
-                && skip_keys.contains(k)
-            {
-                // Its key is busy: back in a moment, without holding anything up.
-                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await
-                    .map_err(broker)?;
-                continue;
-            }
-            let event = match decode(&msg.payload) {
-                Ok(event) => event,
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable message terminated");
-                    msg.ack_with(AckKind::Term).await.map_err(broker)?;
-                    continue;
-                }
-            };
-            let mut message = Message::new(consumer.to_owned(), event, deliveries, published, Box::new(msg));
-            message.key = key;
-            out.push(message);
+        let pull = self.pull(consumer).await?;
+        let batch = pull.fetch().max_messages(max).messages().await.map_err(broker)?;
+        take(consumer, batch, skip_keys).await
+    }
+
+    fn pushes(&self) -> bool {
+        true
+    }
+
+    /// One pull request for a single message, which the broker holds open
+    /// until a message arrives (its push is the wake-up) or `wait` passes;
+    /// then whatever else is ready, without waiting. A request for one
+    /// message is complete once it is answered, so nothing is left in
+    /// flight to be redelivered after the ack wait.
+    async fn claim_waiting(
+        &self,
+        consumer: &str,
+        max: usize,
+        skip_keys: &[String],
+        wait: Duration,
+    ) -> QueueResult<Vec<Message>> {
+        let pull = self.pull(consumer).await?;
+        let first = pull
+            .batch()
+            .max_messages(1)
+            .expires(wait.clamp(Duration::from_millis(10), MAX_HELD_REQUEST))
+            .messages()
+            .await
+            .map_err(broker)?;
+        let mut out = take(consumer, first, skip_keys).await?;
+        if out.is_empty() || max <= 1 {
+            return Ok(out);
         }
+        let rest = pull.fetch().max_messages(max - 1).messages().await.map_err(broker)?;
+        out.extend(take(consumer, rest, skip_keys).await?);
         Ok(out)
     }
 
@@ -359,6 +405,14 @@ impl JobQueue for NatsQueue {
 }
 
 impl NatsQueue {
+    async fn pull(&self, consumer: &str) -> QueueResult<&PullConsumer> {
+        self.streams()
+            .await?
+            .consumers
+            .get(consumer)
+            .ok_or_else(|| broker(format!("no consumer named {consumer}")))
+    }
+
     async fn consumer_backlogs(&self) -> QueueResult<Vec<ConsumerBacklog>> {
         let streams = self.streams().await?;
         let mut consumers = Vec::new();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use settle_core::clock::Clock;
+use settle_core::commits::{CommitStream, GATHER, Topic};
 use settle_core::queue::{Backoff, EmbeddedQueue, JobQueue, RELAY};
 
 use crate::NatsQueue;
@@ -17,6 +18,9 @@ pub struct Relay {
     pub outbox: Arc<EmbeddedQueue>,
     pub nats: Arc<NatsQueue>,
     pub clock: Arc<dyn Clock>,
+    /// Wakes the relay when events commit (here, or in another process
+    /// sharing the database); its poll is the safety net.
+    pub commits: CommitStream,
     pub poll: Duration,
     pub batch: usize,
     pub backoff: Backoff,
@@ -25,6 +29,7 @@ pub struct Relay {
 impl Relay {
     pub async fn run(self) {
         let mut failures = 0u32;
+        let mut commits = self.commits.subscribe(Topic::Events);
         loop {
             let claimed = match self.outbox.claim(RELAY, self.batch, &[]).await {
                 Ok(c) => c,
@@ -34,11 +39,11 @@ impl Relay {
                 }
             };
             if claimed.is_empty() {
-                tokio::time::sleep(self.poll).await;
+                commits.wait().await;
                 continue;
             }
-            // Caught up after this batch: let the next one gather.
-            let caught_up = claimed.len() < self.batch;
+            // Commits kept coming while this batch was read: let the next gather.
+            let gather = claimed.len() < self.batch && commits.has_news();
             // Publish the whole batch, then wait for every acknowledgement.
             let mut pending = Vec::with_capacity(claimed.len());
             for message in claimed {
@@ -69,8 +74,8 @@ impl Relay {
             }
             if failed.is_empty() {
                 failures = 0;
-                if caught_up {
-                    tokio::time::sleep(self.poll).await;
+                if gather {
+                    tokio::time::sleep(GATHER).await;
                 }
                 continue;
             }

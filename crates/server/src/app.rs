@@ -98,11 +98,12 @@ impl Application {
             idempotency_lock_timeout: config.idempotency_lock_timeout,
             idempotency_retention: config.idempotency_retention,
             auth_cache_ttl: config.auth_cache_ttl,
+            commit_poll: config.queue.poll,
         };
         let settle = Settle::with_options(store, clock, options);
         let keys = crate::master_key::load(config.webhooks.master_key.as_deref(), &config.data_dir)?;
         settle.attach_webhooks(config.webhooks.setup(keys));
-        let queue = QueueRuntime::build(&config.queue, &config.webhooks, &settle).await?;
+        let queue = QueueRuntime::build(&config.queue, &config.webhooks, &settle, config.commit_listener_url()).await?;
         let stats = Arc::new(settle_api::ListenerStats::default());
         let router = settle_api::app(
             settle.clone(),

@@ -316,7 +316,7 @@ async fn verify(store: &settle_store::sql::SqlStore) -> anyhow::Result<()> {
 
 async fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<()> {
     let settle = Settle::new(open_store(config).await?, Arc::new(SystemClock));
-    let runtime = crate::queue::QueueRuntime::build(&config.queue, &config.webhooks, &settle).await?;
+    let runtime = crate::queue::QueueRuntime::build(&config.queue, &config.webhooks, &settle, None).await?;
     match command {
         QueueCommand::Status => {
             println!("{}", serde_json::to_string_pretty(&settle.queue_status().await?)?);

@@ -1,7 +1,9 @@
 //! Starts the queue the configuration names and the workers that drain it:
 //! the fan-out stage, the processor worker (when a processor is
-//! configured), the outbox relay (with NATS), and the sweep of old
-//! processed-message records.
+//! configured), the outbox relay (with NATS), the sweep of old
+//! processed-message records, the sequencer that numbers committed events
+//! (PostgreSQL), and on PostgreSQL the listener that hears other
+//! processes' commits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +18,7 @@ use settle_core::queue::{
 use settle_core::tls::OutgoingTls;
 use settle_core::webhook::deliver::{DeliveryOptions, DeliveryWorker};
 use settle_core::webhook::guard::GuardOptions;
-use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_fanout};
+use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_fanout, run_sequencer};
 use settle_nats::{NatsOptions, NatsQueue, Relay};
 use tokio::task::JoinHandle;
 
@@ -25,6 +27,8 @@ use crate::config::{QueueBackend, QueueConfig, WebhookConfig};
 /// The queue of this process, ready to have its workers started.
 pub struct QueueRuntime {
     config: QueueConfig,
+    /// PostgreSQL's commit listener connects here (none on SQLite).
+    listen_url: Option<String>,
     webhooks: WebhookConfig,
     queue: Arc<dyn JobQueue>,
     outbox: Arc<EmbeddedQueue>,
@@ -46,7 +50,14 @@ pub fn nats_options(config: &QueueConfig) -> NatsOptions {
 impl QueueRuntime {
     /// Subscribes the database's outbox for the chosen backend and attaches
     /// the queue to `settle` (for `/v1/queue` and `/metrics`).
-    pub async fn build(config: &QueueConfig, webhooks: &WebhookConfig, settle: &Settle) -> anyhow::Result<Self> {
+    /// `listen_url` is where PostgreSQL's commit listener connects, so that
+    /// other processes' commits wake this one's workers.
+    pub async fn build(
+        config: &QueueConfig,
+        webhooks: &WebhookConfig,
+        settle: &Settle,
+        listen_url: Option<String>,
+    ) -> anyhow::Result<Self> {
         let store = Arc::clone(settle.store());
         let outbox = Arc::new(EmbeddedQueue::new(Arc::clone(&store), settle.clock(), config.lease));
         let (queue, nats): (Arc<dyn JobQueue>, _) = match config.backend {
@@ -93,6 +104,7 @@ impl QueueRuntime {
         Ok(Self {
             webhooks: webhooks.clone(),
             config: config.clone(),
+            listen_url,
             queue,
             outbox,
             nats,
@@ -128,12 +140,13 @@ impl QueueRuntime {
             base: c.retry_base,
             max: c.retry_max,
         };
-        let mut tasks = vec![tokio::spawn(run_fanout(
+        let mut tasks = vec![tokio::spawn(run_sequencer(settle.clone(), c.poll))];
+        tasks.push(tokio::spawn(run_fanout(
             settle.clone(),
             Arc::clone(&self.queue),
             options.clone(),
             Arc::clone(&self.stats),
-        ))];
+        )));
         if let Some((client, breaker)) = &self.processor {
             let worker = ProcessorWorker {
                 settle: settle.clone(),
@@ -146,6 +159,7 @@ impl QueueRuntime {
                     ..options.clone()
                 },
                 stats: Arc::clone(&self.stats),
+                next_retry: std::sync::Mutex::default(),
             };
             tasks.push(tokio::spawn(worker.run()));
         } else {
@@ -156,6 +170,7 @@ impl QueueRuntime {
                 outbox: Arc::clone(&self.outbox),
                 nats: Arc::clone(nats),
                 clock: settle.clock(),
+                commits: settle.commits().clone(),
                 poll: c.poll,
                 batch: 256,
                 backoff: Backoff {
@@ -171,7 +186,6 @@ impl QueueRuntime {
             timeout: w.timeout,
             per_endpoint: w.max_in_flight,
             lease: c.lease,
-            poll: c.poll,
             allow_private_targets: w.allow_private_targets,
             disable_after: w.disable_after,
             guard: GuardOptions {
@@ -190,12 +204,22 @@ impl QueueRuntime {
         tasks.push(tokio::spawn(settle_core::webhook::deliver::run_replays(
             settle.clone(),
             c.lease,
-            c.poll,
         )));
+        if let Some(url) = &self.listen_url {
+            // Other processes' commits, heard on a connection of its own.
+            tasks.push(tokio::spawn(settle_store_postgres::listener::listen(
+                url.clone(),
+                settle.store().commit_bus(),
+                LISTENER_RETRY,
+            )));
+        }
         tasks.push(tokio::spawn(reap_processed(settle.clone(), c.processed_retention)));
         tasks
     }
 }
+
+/// How long the commit listener waits before connecting again.
+const LISTENER_RETRY: Duration = Duration::from_millis(250);
 
 /// Forgets processed-message records older than any redelivery can be.
 async fn reap_processed(settle: Settle, retention: Duration) {

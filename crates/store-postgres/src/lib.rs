@@ -4,6 +4,8 @@
 //! deadlock or serialization race is retried a few times before the client
 //! sees a 503.
 
+pub mod listener;
+
 use std::sync::Arc;
 use std::time::Duration;
 

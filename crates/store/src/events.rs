@@ -1,9 +1,12 @@
 //! Events and the queue that carries them to consumers: the contract, and its record types (queue types live in [`crate::queue`]).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::Serialize;
 use settle_domain::ids::EventId;
 
+use crate::commits::CommitBus;
 use crate::error::StoreResult;
 use crate::list::{ListQuery, Page};
 use crate::queue::{ConsumerBacklog, JobClaim, LeasedJob, Subscription};
@@ -26,6 +29,10 @@ pub struct Event {
     pub data: serde_json::Value,
     /// Orders the events of one object: 1, 2, 3...
     pub sequence: i64,
+    /// Orders all events by commit, without gaps: 1, 2, 3... On SQLite
+    /// given as the event is written; on PostgreSQL by the sequencer just
+    /// after its transaction commits (until then `None`).
+    pub position: Option<i64>,
     pub request_id: Option<String>,
     pub created: i64,
 }
@@ -36,6 +43,16 @@ pub trait EventStore: Send + Sync {
     async fn list_events(&self, q: &ListQuery<EventFilter>) -> StoreResult<Page<Event>>;
     /// The events with these ids that exist, in id order.
     async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>>;
+    /// Up to `limit` events after `position`, in commit order (ascending
+    /// positions): the commit stream a reader follows from its last position.
+    async fn events_after(&self, position: i64, limit: u32) -> StoreResult<Page<Event>>;
+    /// Gives up to `most` committed events without a position theirs, in
+    /// one transaction; returns how many. PostgreSQL's sequencer step (see
+    /// its migration `0009`); SQLite numbers events as it writes them, so
+    /// there it does nothing.
+    async fn number_events(&self, most: u32) -> StoreResult<u64>;
+    /// The bell rung after every commit that added events or jobs.
+    fn commit_bus(&self) -> Arc<CommitBus>;
 
     /// Makes the queue's subscriptions exactly `subs`; run at start-up.
     async fn register_consumers(&self, subs: &[Subscription]) -> StoreResult<()>;

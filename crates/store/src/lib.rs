@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod commits;
 pub mod context;
 pub mod error;
 pub mod events;

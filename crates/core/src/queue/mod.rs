@@ -138,6 +138,24 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Leases up to `max` ready messages of `consumer`, leaving aside
     /// messages whose key is in `skip_keys`. May return fewer, or none.
     async fn claim(&self, consumer: &str, max: usize, skip_keys: &[String]) -> QueueResult<Vec<Message>>;
+    /// Whether the backend itself pushes new messages to a waiting claim
+    /// ([`JobQueue::claim_waiting`]). When false, an idle consumer waits on
+    /// the commit stream instead.
+    fn pushes(&self) -> bool {
+        false
+    }
+    /// [`JobQueue::claim`], but with nothing ready, waits up to `wait` for
+    /// the first message to arrive. Backends that do not push answer at once.
+    async fn claim_waiting(
+        &self,
+        consumer: &str,
+        max: usize,
+        skip_keys: &[String],
+        wait: std::time::Duration,
+    ) -> QueueResult<Vec<Message>> {
+        let _ = wait;
+        self.claim(consumer, max, skip_keys).await
+    }
     /// Acknowledges messages whose effect is committed.
     async fn ack(&self, messages: Vec<Message>) -> QueueResult<()>;
     /// Hands a message back to run again not before `not_before_ms`.

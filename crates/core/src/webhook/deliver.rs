@@ -25,6 +25,7 @@ use super::guard::{EndpointGuard, Gate, GuardOptions, Outcome};
 use super::signing::{SigningSecret, signature};
 use super::target;
 use crate::Settle;
+use crate::commits::{Alarm, Topic};
 use crate::tls::OutgoingTls;
 
 /// Tunables of delivery, each with the SPEC default.
@@ -38,7 +39,6 @@ pub struct DeliveryOptions {
     /// Requests in flight in all.
     pub global: usize,
     pub lease: Duration,
-    pub poll: Duration,
     pub allow_private_targets: bool,
     /// An endpoint whose attempts all failed for this long is disabled.
     pub disable_after: Duration,
@@ -57,7 +57,6 @@ impl Default for DeliveryOptions {
             per_endpoint: 4,
             global: 64,
             lease: Duration::from_secs(30),
-            poll: Duration::from_millis(20),
             allow_private_targets: false,
             disable_after: Duration::from_secs(5 * 24 * 3600),
             guard: GuardOptions::default(),
@@ -112,6 +111,9 @@ pub struct DeliveryWorker {
     /// request (bounded by the timeout) and its lease holds.
     waiting: Mutex<HashMap<String, VecDeque<LeasedJob>>>,
     guards: Mutex<HashMap<String, Arc<EndpointGuard>>>,
+    /// Wakes the claim loop when a slot frees, a retry comes due or a
+    /// breaker cools down: times only this process knows.
+    alarm: Alarm,
 }
 
 impl DeliveryWorker {
@@ -138,6 +140,7 @@ impl DeliveryWorker {
             in_flight: Arc::default(),
             waiting: Mutex::default(),
             guards: Mutex::default(),
+            alarm: Alarm::default(),
         })
     }
 
@@ -193,6 +196,8 @@ impl DeliveryWorker {
         for job in handed_back {
             let _ = self.settle.store.retry_job(&job, now, "endpoint breaker open").await;
         }
+        // A slot is free: jobs handed back for want of one can go now.
+        self.alarm.within(Duration::ZERO);
     }
 
     fn guard(&self, key: &str) -> Arc<EndpointGuard> {
@@ -216,6 +221,10 @@ impl DeliveryWorker {
 
     pub async fn run(self) {
         let this = Arc::new(self);
+        let mut commits = this
+            .settle
+            .commits()
+            .subscribe_with_alarm(Topic::Jobs, this.alarm.clone());
         loop {
             let total: usize = {
                 let map = this.lock();
@@ -224,7 +233,8 @@ impl DeliveryWorker {
             };
             let room = this.options.global.saturating_sub(total);
             if room == 0 {
-                tokio::time::sleep(this.options.poll).await;
+                // A finishing request rings the alarm.
+                commits.wait().await;
                 continue;
             }
             // Only now: asking turns a cooled-down breaker half-open, and
@@ -324,7 +334,7 @@ impl DeliveryWorker {
                 this.guard(key).abandon_trial(now);
             }
             if started == 0 {
-                tokio::time::sleep(this.options.poll).await;
+                commits.wait().await;
             }
         }
     }
@@ -465,10 +475,14 @@ impl DeliveryWorker {
         } else {
             Outcome::Unreachable
         };
+        if let Some(at) = next {
+            self.alarm.within(Duration::from_millis(at.saturating_sub(now_ms)));
+        }
         if self
             .guard(&endpoint.id.to_string())
             .record(outcome, started, Instant::now())
         {
+            self.alarm.within(self.options.guard.cooldown);
             tracing::warn!(
                 endpoint = %endpoint.id,
                 cooldown_ms = self.options.guard.cooldown.as_millis() as u64,
@@ -541,9 +555,11 @@ fn tls_cause<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rus
 }
 
 /// Works through replays a page at a time. A page and its cursor commit
-/// together, so a crash resumes where it stopped (after the lease).
-pub async fn run_replays(settle: Settle, lease: Duration, poll: Duration) {
+/// together, so a crash resumes where it stopped (after the lease). Idle,
+/// it sleeps until jobs commit (a new replay queues one).
+pub async fn run_replays(settle: Settle, lease: Duration) {
     use settle_store::sql::webhook_replays::REPLAY_CONSUMER;
+    let mut commits = settle.commits().subscribe(Topic::Jobs);
     loop {
         let claim = JobClaim {
             consumer: REPLAY_CONSUMER.to_owned(),
@@ -555,7 +571,7 @@ pub async fn run_replays(settle: Settle, lease: Duration, poll: Duration) {
         };
         let jobs = settle.store.claim_jobs(&claim).await.unwrap_or_default();
         if jobs.is_empty() {
-            tokio::time::sleep(poll).await;
+            commits.wait().await;
             continue;
         }
         for job in jobs {

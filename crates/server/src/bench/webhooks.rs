@@ -361,7 +361,7 @@ async fn measure(run: &Run<'_>, target: &Target, receiver: &Receiver) -> anyhow:
         nats_prefix: prefix.clone(),
         ..QueueConfig::default()
     };
-    let runtime = QueueRuntime::build(&queue, run.webhooks, &settle).await?;
+    let runtime = QueueRuntime::build(&queue, run.webhooks, &settle, None).await?;
     let ctx = settle.context("bench", None);
     for i in 0..run.endpoints {
         let new = NewWebhookEndpoint::new(

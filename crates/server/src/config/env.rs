@@ -37,6 +37,9 @@ impl Config {
         if let Some(v) = env("DATABASE_URL").filter(|v| !v.is_empty()) {
             self.database_url = Some(v);
         }
+        if let Some(v) = env("SETTLE_DB_LISTEN_URL").filter(|v| !v.is_empty()) {
+            self.database_listen_url = Some(v);
+        }
         if let Some(v) = env("SETTLE_LOG_FORMAT") {
             self.log_format = parse_log_format(&v)?;
         }
@@ -202,6 +205,11 @@ impl Config {
         }
         if let Some(d) = ms("SETTLE_QUEUE_POLL_MS")? {
             q.poll = d.max(Duration::from_millis(1));
+        }
+        if let Some(v) = env("SETTLE_QUEUE_POLL") {
+            q.poll = parse_duration(&v)
+                .context("SETTLE_QUEUE_POLL")?
+                .max(Duration::from_millis(1));
         }
         if let Some(n) = number("SETTLE_QUEUE_MAX_DELIVERIES")? {
             q.max_deliveries = u32::try_from(n.max(1)).unwrap_or(u32::MAX);

@@ -24,6 +24,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `None` selects the embedded SQLite database in `data_dir`.
     pub database_url: Option<String>,
+    /// Where PostgreSQL's commit listener connects (`SETTLE_DB_LISTEN_URL`);
+    /// `None` uses `database_url`. A pooler in transaction mode (PgBouncer)
+    /// cannot LISTEN, so this may point at PostgreSQL itself.
+    pub database_listen_url: Option<String>,
     pub log_format: LogFormat,
     /// Database connections; `None` takes the backend's default (SQLite: 8
     /// readers plus the writer; PostgreSQL: 16).
@@ -147,7 +151,10 @@ pub struct QueueConfig {
     /// How long a claimed job stays with a worker before another may take
     /// it (`SETTLE_QUEUE_LEASE`, e.g. `30s`): the most a crash delays work.
     pub lease: Duration,
-    /// How long an idle worker waits before looking again.
+    /// The safety net under the commit stream: a worker that heard of no
+    /// commit looks again after this long (`SETTLE_QUEUE_POLL`, `queue_poll`).
+    /// Commits wake workers at once; this only bounds how late a missed
+    /// notification is noticed.
     pub poll: Duration,
     /// Deliveries before a message goes to the dead letters.
     pub max_deliveries: u32,
@@ -176,7 +183,7 @@ impl Default for QueueConfig {
             nats_url: "nats://127.0.0.1:4222".into(),
             nats_prefix: "settle".into(),
             lease: Duration::from_secs(30),
-            poll: Duration::from_millis(20),
+            poll: Duration::from_secs(1),
             max_deliveries: 25,
             processed_retention: Duration::from_secs(7 * 24 * 3600),
             processor_url: None,
@@ -215,6 +222,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./settle-data"),
             database_url: None,
+            database_listen_url: None,
             log_format: LogFormat::Text,
             db_pool_size: None,
             db_acquire_timeout: Duration::from_secs(3),
@@ -229,6 +237,16 @@ impl Default for Config {
             queue: QueueConfig::default(),
             webhooks: WebhookConfig::default(),
         }
+    }
+}
+
+impl Config {
+    /// The URL PostgreSQL's commit listener connects to; `None` on SQLite,
+    /// whose only writer is this process (its commits ring in process).
+    pub fn commit_listener_url(&self) -> Option<String> {
+        let url = self.database_url.as_deref()?;
+        let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        postgres.then(|| self.database_listen_url.clone().unwrap_or_else(|| url.to_owned()))
     }
 }
 
@@ -252,6 +270,10 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_listen_url",
+                &self.database_listen_url.as_deref().map(redact_url),
+            )
             .field("log_format", &self.log_format)
             .field("db_pool_size", &self.db_pool_size)
             .field("db_acquire_timeout", &self.db_acquire_timeout)
@@ -276,6 +298,7 @@ struct FileLayer {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    database_listen_url: Option<String>,
     log_format: Option<String>,
     db_pool_size: Option<u32>,
     db_acquire_timeout_ms: Option<u64>,
@@ -289,6 +312,7 @@ struct FileLayer {
     idempotency_lock_timeout_ms: Option<u64>,
     idempotency_retention_secs: Option<u64>,
     idempotency_reap_interval_secs: Option<u64>,
+    queue_poll: Option<String>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -349,6 +373,12 @@ impl Config {
         }
         if f.database_url.is_some() {
             self.database_url = f.database_url;
+        }
+        if f.database_listen_url.is_some() {
+            self.database_listen_url = f.database_listen_url;
+        }
+        if let Some(v) = f.queue_poll {
+            self.queue.poll = parse_duration(&v).context("queue_poll")?.max(Duration::from_millis(1));
         }
         if let Some(v) = f.log_format {
             self.log_format = parse_log_format(&v)?;

@@ -105,3 +105,42 @@ fn debug_hides_the_password() {
     assert!(!shown.contains("hunter2"));
     assert!(shown.contains("app:***@db"));
 }
+
+#[test]
+fn commit_stream_settings() {
+    let c = Config::load(None, &env_of(&[]), &FlagLayer::default()).unwrap();
+    assert_eq!(c.queue.poll, Duration::from_secs(1), "the safety net's default");
+    assert_eq!(c.commit_listener_url(), None, "SQLite has no listener");
+
+    let dir = std::env::temp_dir().join(format!("settle-config-poll-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("settle.toml");
+    std::fs::write(&file, "queue_poll = \"5s\"\n").unwrap();
+    let c = Config::load(Some(&file), &env_of(&[]), &FlagLayer::default()).unwrap();
+    assert_eq!(c.queue.poll, Duration::from_secs(5));
+    let env = env_of(&[("SETTLE_QUEUE_POLL", "250ms")]);
+    let c = Config::load(Some(&file), &env, &FlagLayer::default()).unwrap();
+    assert_eq!(
+        c.queue.poll,
+        Duration::from_millis(250),
+        "the environment wins over the file"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let env = env_of(&[("DATABASE_URL", "postgres://u:hunter2@db/settle")]);
+    let c = Config::load(None, &env, &FlagLayer::default()).unwrap();
+    assert_eq!(
+        c.commit_listener_url().as_deref(),
+        Some("postgres://u:hunter2@db/settle")
+    );
+    let env = env_of(&[
+        ("DATABASE_URL", "postgres://u:hunter2@bouncer/settle"),
+        ("SETTLE_DB_LISTEN_URL", "postgres://u:hunter2@db/settle"),
+    ]);
+    let c = Config::load(None, &env, &FlagLayer::default()).unwrap();
+    assert_eq!(
+        c.commit_listener_url().as_deref(),
+        Some("postgres://u:hunter2@db/settle")
+    );
+    assert!(!format!("{c:?}").contains("hunter2"), "no password in Debug");
+}

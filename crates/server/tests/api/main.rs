@@ -9,6 +9,7 @@ mod support;
 
 mod browser;
 mod cli;
+mod commits;
 mod concurrency;
 mod contract;
 mod crash;

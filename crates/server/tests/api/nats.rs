@@ -5,75 +5,17 @@
 //! drain to the consumer, every one of them.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use settle::config::{Config, QueueBackend};
 use settle_core::clock::SystemClock;
 use sqlx::Row;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
-use crate::support::{TestApp, TestDb, both, delete_nats_streams, eventually, nats_available, nats_prefix, nats_url};
-
-/// Forwards connections to NATS until cut; while cut, it closes every
-/// open connection and refuses new ones.
-struct Proxy {
-    addr: SocketAddr,
-    open: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let open = Arc::new(AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (o, l) = (Arc::clone(&open), Arc::clone(&links));
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !o.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                l.lock().unwrap().push(link);
-            }
-        });
-        Proxy {
-            addr,
-            open,
-            links,
-            accept,
-        }
-    }
-
-    fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
-}
+use crate::support::{
+    Proxy, TestApp, TestDb, both, delete_nats_streams, eventually, nats_available, nats_prefix, nats_url,
+};
 
 async fn count(db: &TestDb, sql: &str) -> i64 {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT CAST(({sql}) AS BIGINT) AS n")))

@@ -35,7 +35,7 @@ fn claim(consumer: &str, now_ms: u64, skip: &[&str]) -> JobClaim {
     }
 }
 
-async fn open_account(store: &dyn Store, now_ms: u64, name: &str) {
+pub(crate) async fn open_account(store: &dyn Store, now_ms: u64, name: &str) {
     let ctx = settle_store::WriteContext {
         request_id: "test".into(),
         actor: None,

@@ -1,5 +1,7 @@
 //! [`crate::EventStore`] for [`SqlStore`]: events and the queue.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use settle_domain::ids::EventId;
 
@@ -8,6 +10,7 @@ use super::rows::EVENT_COLS;
 use super::store::spec;
 use super::{SqlStore, events, queue, rows};
 use crate::EventStore;
+use crate::commits::{CommitBus, Touched};
 use crate::error::StoreResult;
 use crate::list::{ListQuery, Page};
 use crate::queue::{ConsumerBacklog, JobClaim, LeasedJob, Subscription};
@@ -29,6 +32,27 @@ impl EventStore for SqlStore {
 
     async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>> {
         events::by_ids(&mut self.reader(), self.dialect, ids).await
+    }
+
+    async fn events_after(&self, position: i64, limit: u32) -> StoreResult<Page<Event>> {
+        events::after_position(&mut self.reader(), position, limit).await
+    }
+
+    async fn number_events(&self, most: u32) -> StoreResult<u64> {
+        if self.dialect == super::Dialect::Sqlite {
+            return Ok(0);
+        }
+        let numbered = self
+            .write_background(move |tx| Box::pin(events::number(tx, most)))
+            .await?;
+        if numbered > 0 {
+            self.commits.announce(Touched::POSITIONS);
+        }
+        Ok(numbered)
+    }
+
+    fn commit_bus(&self) -> Arc<CommitBus> {
+        SqlStore::commit_bus(self)
     }
 
     async fn register_consumers(&self, subs: &[Subscription]) -> StoreResult<()> {

@@ -144,6 +144,40 @@ pub async fn emit_in<T: Serialize>(
     emit(tx, ids, ctx, subject, types, object).await
 }
 
+/// The commit stream's page: events after a position, in position order
+/// (served by `events_position`).
+pub const AFTER_POSITION_SQL: &str = "SELECT id, type, data, sequence, position, request_id, created FROM events \
+     WHERE position > $1 ORDER BY position LIMIT $2";
+
+/// Up to `limit` events after `position`, in commit order.
+pub async fn after_position(
+    conn: &mut (impl Executor + ?Sized),
+    position: i64,
+    limit: u32,
+) -> StoreResult<crate::list::Page<Event>> {
+    let rows = query(AFTER_POSITION_SQL)
+        .bind(position)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(conn)
+        .await?;
+    let mut data = rows.iter().map(rows::event).collect::<StoreResult<Vec<_>>>()?;
+    let has_more = data.len() > limit as usize;
+    data.truncate(limit as usize);
+    Ok(crate::list::Page { data, has_more })
+}
+
+/// The sequencer's step on PostgreSQL: numbers up to `most` committed
+/// events without a position (the `number_events` function of migration
+/// `0009`); returns how many.
+pub async fn number(tx: &mut Tx<'_>, most: u32) -> StoreResult<u64> {
+    let row = query("SELECT number_events($1) AS numbered")
+        .bind(i64::from(most))
+        .fetch_one(tx)
+        .await?;
+    let numbered: i64 = row.try_get("numbered")?;
+    Ok(u64::try_from(numbered).unwrap_or(0))
+}
+
 pub async fn get<E: Executor + ?Sized>(ex: &mut E, id: EventId) -> StoreResult<Option<Event>> {
     rows::by_id(ex, "events", EVENT_COLS, id.to_bytes(), "", rows::event).await
 }

@@ -42,6 +42,7 @@ use sqlx::AnyPool;
 use self::db::{Executor, Reads, Value};
 pub use self::tx::Tx;
 
+use crate::commits::{CommitBus, Touched};
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
 use crate::idempotency::StoredResponse;
@@ -214,6 +215,8 @@ pub struct SqlStore {
     writer: Arc<dyn WriteExecutor>,
     ids: Arc<IdGenerator>,
     latest_migration: i64,
+    /// Rung after each write that committed events or jobs.
+    commits: Arc<CommitBus>,
 }
 
 impl SqlStore {
@@ -235,7 +238,14 @@ impl SqlStore {
             writer,
             ids: Arc::new(IdGenerator::new()),
             latest_migration,
+            commits: Arc::default(),
         }
+    }
+
+    /// The bell this store rings after each commit that added events or
+    /// jobs; a listener for other processes' commits rings it too.
+    pub fn commit_bus(&self) -> Arc<CommitBus> {
+        Arc::clone(&self.commits)
     }
 
     /// A sqlx pool on the store's database, outside the store's own read
@@ -316,7 +326,7 @@ impl SqlStore {
         T: Send + 'static,
         F: for<'t, 'c> Fn(&'t mut Tx<'c>) -> BoxFuture<'t, StoreResult<T>> + Send + Sync + 'static,
     {
-        let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
+        let slot: Arc<Mutex<Option<(T, Touched)>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
         let (dialect, ids, ctx) = (self.dialect, Arc::clone(&self.ids), Arc::new(ctx.clone()));
         let counter = statements::current();
@@ -333,12 +343,16 @@ impl SqlStore {
                 let mut tx = Tx::new(exec, dialect, &ids, &ctx, counter);
                 let value = op(&mut tx).await?;
                 tx.flush().await?;
-                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some((value, tx.touched()));
                 Ok(())
             })
         });
         self.writer.execute(job).await?;
         let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        value.ok_or_else(|| StoreError::Internal("write finished without a result".into()))
+        let (value, touched) = value.ok_or_else(|| StoreError::Internal("write finished without a result".into()))?;
+        // Only now: `execute` returns once COMMIT has, so whoever wakes
+        // finds what it was woken for.
+        self.commits.announce(touched);
+        Ok(value)
     }
 }

@@ -4,7 +4,7 @@
 
 use super::customers::IN_USE_SQL;
 use super::entries::SUM_SQL;
-use super::events::LAST_SEQUENCE_SQL;
+use super::events::{AFTER_POSITION_SQL, LAST_SEQUENCE_SQL};
 use super::idempotency::REAP_SQL;
 use super::list::{FilterValue, list_sql};
 use super::queue::{REAP_PROCESSED_SQL, ready_sql};
@@ -171,6 +171,13 @@ pub fn query_paths() -> Vec<QueryPath> {
         id(),
         Some("events_object_id"),
     ));
+    paths.push(QueryPath {
+        name: "events after a position (the commit stream)".into(),
+        sql: AFTER_POSITION_SQL.into(),
+        binds: vec![FilterValue::Int(1), FilterValue::Int(101)],
+        index: Some("events_position"),
+        ordered: true,
+    });
     paths.push(one("role by name", ROLE_BY_NAME_SQL, text("admin"), Some("roles_name")));
     paths.push(one(
         "role still used by a key",

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::Dialect;
 use super::db::{Executor, Fetch, Output, Query};
+use crate::commits::Touched;
 use crate::context::WriteContext;
 use crate::error::StoreResult;
 use crate::ids::IdGenerator;
@@ -24,6 +25,9 @@ pub struct Tx<'c> {
     /// Writes whose results nobody reads, held back to go with the next
     /// statement or the end of the transaction ([`Tx::defer`]).
     deferred: Vec<Vec<Query>>,
+    /// What the transaction's statements inserted that waiters care about,
+    /// announced once it has committed.
+    touched: Touched,
 }
 
 impl<'c> Tx<'c> {
@@ -41,6 +45,7 @@ impl<'c> Tx<'c> {
             ctx,
             counter,
             deferred: Vec::new(),
+            touched: Touched::default(),
         }
     }
 
@@ -63,9 +68,16 @@ impl<'c> Tx<'c> {
         let groups = std::mem::take(&mut self.deferred);
         for statement in self.dialect.combine_writes(groups) {
             super::statements::record(self.counter.as_ref());
+            let touched = Touched::by_statement(&statement.sql);
             self.exec.run(statement, Fetch::Nothing).await?;
+            self.touched = self.touched.merge(touched);
         }
         Ok(())
+    }
+
+    /// What this transaction's statements have inserted so far.
+    pub fn touched(&self) -> Touched {
+        self.touched
     }
 
     /// A new time-ordered id at the write's time.
@@ -78,7 +90,10 @@ impl<'c> Tx<'c> {
 impl Executor for Tx<'_> {
     async fn run(&mut self, query: Query, fetch: Fetch) -> StoreResult<Output> {
         self.flush().await?;
-        self.exec.run(query, fetch).await
+        let touched = Touched::by_statement(&query.sql);
+        let out = self.exec.run(query, fetch).await?;
+        self.touched = self.touched.merge(touched);
+        Ok(out)
     }
 
     fn request_counter(&self) -> Option<&Arc<AtomicU64>> {

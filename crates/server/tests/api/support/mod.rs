@@ -336,6 +336,10 @@ impl TestApp {
             statement_header: true,
             ..config
         };
+        // The app hears other processes' commits on the test's database.
+        if config.database_url.is_none() {
+            config.database_url = db.url.clone();
+        }
         // A key of the test's own, so nothing is written to the working directory.
         if config.webhooks.master_key.is_none() {
             config.webhooks.master_key = Some(settle_core::secrets::MasterKeys::generate_text());
@@ -510,5 +514,7 @@ pub async fn run_config(backend: Backend, mut config: Config, case: impl AsyncFn
 }
 
 mod processes;
+mod proxy;
 
 pub use processes::*;
+pub use proxy::Proxy;

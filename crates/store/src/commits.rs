@@ -1,0 +1,164 @@
+//! Where the store says, in process, that a write has committed something
+//! someone may be waiting for: new events (in the commit order their
+//! positions give) or new jobs. It is a bell, not a channel of data: a
+//! waiter that hears it reads from its own position, so a ring it missed
+//! (or one rung twice) changes nothing but when it reads.
+//!
+//! The store rings it after a write transaction's COMMIT returned, never
+//! before, so whoever wakes finds the data. Other processes ring it from
+//! the outside: PostgreSQL's listener on a notification, and on a
+//! reconnect with [`CommitBus::resync`], since notifications sent while it
+//! was away are lost.
+
+use tokio::sync::watch;
+
+/// What one committed write added, as far as waiters care.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Rows were inserted into `events` (and so, by the outbox trigger,
+    /// jobs for the consumers subscribed to them).
+    pub events: bool,
+    /// Rows were inserted into `jobs` directly (webhook deliveries,
+    /// replays, replayed dead letters).
+    pub jobs: bool,
+    /// Committed events were given their positions (PostgreSQL's
+    /// sequencer; SQLite numbers events as it inserts them).
+    pub positions: bool,
+}
+
+impl Touched {
+    /// Every kind: what a notification from another process means, since
+    /// it does not say which.
+    pub const ALL: Touched = Touched {
+        events: true,
+        jobs: true,
+        positions: true,
+    };
+
+    /// What the sequencer's commit announces.
+    pub const POSITIONS: Touched = Touched {
+        events: false,
+        jobs: false,
+        positions: true,
+    };
+
+    pub fn any(self) -> bool {
+        self.events || self.jobs || self.positions
+    }
+
+    /// What running `sql` inserts, read from the statement itself: events
+    /// are written by several pieces of SQL (a statement per event on
+    /// SQLite, one statement of data-modifying CTEs on PostgreSQL), and the
+    /// transaction layer is the one place all of them pass.
+    pub fn by_statement(sql: &str) -> Touched {
+        Touched {
+            events: sql.contains("INSERT INTO events "),
+            jobs: sql.contains("INSERT INTO jobs "),
+            positions: false,
+        }
+    }
+
+    pub fn merge(self, other: Touched) -> Touched {
+        Touched {
+            events: self.events || other.events,
+            jobs: self.jobs || other.jobs,
+            positions: self.positions || other.positions,
+        }
+    }
+}
+
+/// How many times each kind of news has been announced. Waiters compare
+/// what they saw last with the current tick; counters only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tick {
+    pub events: u64,
+    pub jobs: u64,
+    pub positions: u64,
+    /// Times a listener came back after losing its connection: anything
+    /// may have committed meanwhile without a word.
+    pub resyncs: u64,
+}
+
+/// The bell. One per store; cheap to ring when nobody listens.
+#[derive(Debug)]
+pub struct CommitBus {
+    tick: watch::Sender<Tick>,
+}
+
+impl Default for CommitBus {
+    fn default() -> Self {
+        Self {
+            tick: watch::Sender::new(Tick::default()),
+        }
+    }
+}
+
+impl CommitBus {
+    /// Rings for what a committed write added; nothing when it added none
+    /// of it, so a worker's own empty claims never wake it again.
+    pub fn announce(&self, touched: Touched) {
+        if !touched.any() {
+            return;
+        }
+        self.tick.send_modify(|t| {
+            t.events += u64::from(touched.events);
+            t.jobs += u64::from(touched.jobs);
+            t.positions += u64::from(touched.positions);
+        });
+    }
+
+    /// Tells every waiter it may have missed news and must read again.
+    pub fn resync(&self) {
+        self.tick.send_modify(|t| t.resyncs += 1);
+    }
+
+    /// A receiver of every tick from now on (it starts having seen the
+    /// current one).
+    pub fn subscribe(&self) -> watch::Receiver<Tick> {
+        self.tick.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_read_for_what_they_insert() {
+        let t = Touched::by_statement("INSERT INTO events (id, type) VALUES ($1, $2)");
+        assert_eq!(
+            t,
+            Touched {
+                events: true,
+                ..Touched::default()
+            }
+        );
+        let t = Touched::by_statement("WITH w0 AS (INSERT INTO events (id) VALUES ($1) RETURNING 1) SELECT 1");
+        assert!(t.events);
+        let t = Touched::by_statement("INSERT INTO jobs (consumer, message_id) VALUES ($1, $2)");
+        assert_eq!(
+            t,
+            Touched {
+                jobs: true,
+                ..Touched::default()
+            }
+        );
+        assert!(!Touched::by_statement("UPDATE jobs SET run_at = $1").any());
+        assert!(!Touched::by_statement("INSERT INTO events_archive (id) VALUES ($1)").any());
+    }
+
+    #[test]
+    fn empty_writes_ring_nothing() {
+        let bus = CommitBus::default();
+        let rx = bus.subscribe();
+        bus.announce(Touched::default());
+        assert!(!rx.has_changed().unwrap());
+        bus.announce(Touched {
+            events: true,
+            jobs: false,
+            positions: false,
+        });
+        assert_eq!(rx.borrow().events, 1);
+        assert_eq!(rx.borrow().jobs, 0);
+    }
+}
