@@ -252,6 +252,14 @@ async fn run_deaf(backend: Backend, case: impl AsyncFnOnce(&TestApp)) {
     run_config(backend, deaf_poll(), case).await;
 }
 
+/// A commit by another Settle process: its write, then its sequencer's
+/// run, which numbers the new events and announces them (a payment's own
+/// transaction sends no notification; see migration 0009).
+async fn commit_elsewhere(other: &dyn Store, name: &str) {
+    open_account(other, SystemClock.now_ms(), name).await;
+    other.number_events(1_000).await.unwrap();
+}
+
 /// With the poll at a minute, a commit is consumed because it was
 /// announced: after it, the fan-out has consumed it and no worker has yet
 /// been woken by its poll. On PostgreSQL, a commit by another process
@@ -270,7 +278,7 @@ async fn an_idle_worker_wakes_on_commit_case(app: &TestApp) {
                 .await
                 .unwrap(),
         );
-        open_account(other.as_ref(), SystemClock.now_ms(), "elsewhere").await;
+        commit_elsewhere(other.as_ref(), "elsewhere").await;
         all_consumed(&app.db, "a commit of another process").await;
     }
     assert_eq!(wakes.poll.load(Ordering::Relaxed), 0, "no worker waited for its poll");
@@ -315,7 +323,7 @@ async fn cut_listener_case(app: &TestApp, proxy: &Proxy, url: &str) {
         (count(&app.db, LISTENING).await == 1).then_some(())
     })
     .await;
-    open_account(&other, SystemClock.now_ms(), "before").await;
+    commit_elsewhere(&other, "before").await;
     all_consumed(&app.db, "a commit heard through the proxy").await;
 
     let resyncs = wakes.resync.load(Ordering::Relaxed);
@@ -325,7 +333,7 @@ async fn cut_listener_case(app: &TestApp, proxy: &Proxy, url: &str) {
     })
     .await;
     for i in 0..5 {
-        open_account(&other, SystemClock.now_ms(), &format!("during {i}")).await;
+        commit_elsewhere(&other, &format!("during {i}")).await;
     }
     let noticed = wakes.resync.load(Ordering::Relaxed);
     proxy.restore();
