@@ -27,19 +27,29 @@ pub const READER_CACHE_KIB: u32 = 2_048;
 /// fails with `SQLITE_BUSY` (a 503 naming the cause).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The settings every connection to the file gets, rusqlite's and the
+/// sqlx tool pool's alike (`journal_mode`, kept in the file, aside).
+pub(crate) fn settings(cache_kib: u32) -> [String; 4] {
+    [
+        format!("PRAGMA cache_size = -{cache_kib}"),
+        "PRAGMA foreign_keys = ON".to_owned(),
+        "PRAGMA synchronous = FULL".to_owned(),
+        format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis()),
+    ]
+}
+
 /// Opens `file` (which must exist: migrations create it) for `role`.
 pub(crate) fn open(file: &Path, role: Role) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(file, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
     let (cache_kib, statements) = match role {
         Role::Writer => (WRITER_CACHE_KIB, 256),
         Role::Reader => (READER_CACHE_KIB, 128),
     };
     conn.set_prepared_statement_cache_capacity(statements);
-    conn.execute_batch(&format!(
-        "PRAGMA cache_size = -{cache_kib}; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
-    ))?;
+    for setting in settings(cache_kib) {
+        conn.execute_batch(&setting)?;
+    }
     match role {
         // The savepoint each write of a batch runs in journals the pages it
         // changes; in memory, not in a temporary file (a profile of the

@@ -65,12 +65,10 @@ async fn tool_pool(url: &str, acquire_timeout: Duration) -> Result<AnyPool, Stor
         .acquire_timeout(acquire_timeout)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{READER_CACHE_KIB}")))
-                    .await?;
                 conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA synchronous = FULL").await?;
-                conn.execute("PRAGMA foreign_keys = ON").await?;
-                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                for setting in connection::settings(READER_CACHE_KIB) {
+                    conn.execute(sqlx::AssertSqlSafe(setting)).await?;
+                }
                 Ok(())
             })
         })

@@ -102,13 +102,12 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     let mut config = config;
     config.webhooks.master_key = Some(settle_core::secrets::MasterKeys::generate_text());
     let app = Application::with_store(&config, Arc::clone(&store), Arc::new(SystemClock)).await?;
-    let base = format!("http://{}", app.local_addr()?);
+    let addr = app.local_addr()?;
     let (_, secret) = settle.create_api_key(&ctx, None, "bench".into(), "admin", None).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-    let addr = app_addr(&base)?;
     let http = reqwest::Client::new();
 
     let mut rates = Vec::new();
@@ -155,15 +154,10 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
         "  idempotency record cost: with key / without = {}",
         ratio(rates[1], rates[0])
     );
-    reads(&http, &base, &secret, clients, args.duration()).await?;
+    reads(&http, addr, &secret, clients, args.duration()).await?;
     let _ = stop.send(());
     let _ = server.await;
     Ok(())
-}
-
-/// The address in `http://host:port`.
-fn app_addr(base: &str) -> anyhow::Result<SocketAddr> {
-    Ok(base.trim_start_matches("http://").parse()?)
 }
 
 /// How many funding accounts the payments debit.
@@ -255,13 +249,13 @@ fn raw_sqlite(file: &Path, banks: &[AccountId], shops: &[AccountId], duration: D
 /// body of the same size, on the same client and connection count.
 async fn reads(
     http: &reqwest::Client,
-    base: &str,
+    addr: SocketAddr,
     secret: &str,
     clients: usize,
     duration: Duration,
 ) -> anyhow::Result<()> {
     let list: serde_json::Value = http
-        .get(format!("{base}/v1/payments?limit=1"))
+        .get(format!("http://{addr}/v1/payments?limit=1"))
         .bearer_auth(secret)
         .send()
         .await?
@@ -269,7 +263,7 @@ async fn reads(
         .await?;
     let id = list["data"][0]["id"].as_str().context("no payment to read")?.to_owned();
     let body = http
-        .get(format!("{base}/v1/payments/{id}"))
+        .get(format!("http://{addr}/v1/payments/{id}"))
         .bearer_auth(secret)
         .send()
         .await?
@@ -305,7 +299,7 @@ async fn reads(
         baseline.rate()
     );
     let read = Prepared::get(format!("/v1/payments/{id}")).header("authorization", format!("Bearer {secret}"));
-    let settle = get(app_addr(base)?, read).await?;
+    let settle = get(addr, read).await?;
     report("HTTP GET /v1/payments/{id}", &settle, baseline.rate());
     bare_server.abort();
     Ok(())

@@ -19,9 +19,8 @@ use settle_core::clock::{Clock, SystemClock};
 use settle_core::commits::Topic;
 use settle_store::Store;
 use settle_store_postgres::PostgresOptions;
-use sqlx::Row;
 
-use crate::queue::open_account;
+use crate::queue::{count, open_account};
 use crate::support::{
     Backend, Proxy, TestApp, TestDb, both, delete_nats_streams, eventually, nats_available, nats_prefix, nats_url,
     postgres_available, run, run_config, runtime,
@@ -29,14 +28,6 @@ use crate::support::{
 
 const UNCONSUMED: &str = "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM events e WHERE NOT EXISTS \
      (SELECT 1 FROM processed_messages m WHERE m.consumer = 'fanout' AND m.message_id = e.id)";
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&db.reads)
-        .await
-        .unwrap();
-    row.try_get::<i64, _>(0).unwrap()
-}
 
 /// Waits until the fan-out has consumed every committed event.
 async fn all_consumed(db: &TestDb, what: &str) {

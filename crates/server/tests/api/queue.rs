@@ -16,7 +16,8 @@ use sqlx::Row;
 
 use crate::support::{TestApp, TestDb, both, eventually};
 
-async fn count(db: &TestDb, sql: &str) -> i64 {
+/// A single-integer query's answer, read outside the store.
+pub(crate) async fn count(db: &TestDb, sql: &str) -> i64 {
     let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_one(&db.reads)
         .await

@@ -67,12 +67,19 @@ impl<'c> Tx<'c> {
         }
         let groups = std::mem::take(&mut self.deferred);
         for statement in self.dialect.combine_writes(groups) {
+            // Counted here: it does not pass through `Query`'s methods.
             super::statements::record(self.counter.as_ref());
-            let touched = Touched::by_statement(&statement.sql);
-            self.exec.run(statement, Fetch::Nothing).await?;
-            self.touched = self.touched.merge(touched);
+            self.run_noting(statement, Fetch::Nothing).await?;
         }
         Ok(())
+    }
+
+    /// Runs one statement on the connection, noting what it inserted.
+    async fn run_noting(&mut self, query: Query, fetch: Fetch) -> StoreResult<Output> {
+        let touched = Touched::by_statement(&query.sql);
+        let out = self.exec.run(query, fetch).await?;
+        self.touched = self.touched.merge(touched);
+        Ok(out)
     }
 
     /// What this transaction's statements have inserted so far.
@@ -90,10 +97,7 @@ impl<'c> Tx<'c> {
 impl Executor for Tx<'_> {
     async fn run(&mut self, query: Query, fetch: Fetch) -> StoreResult<Output> {
         self.flush().await?;
-        let touched = Touched::by_statement(&query.sql);
-        let out = self.exec.run(query, fetch).await?;
-        self.touched = self.touched.merge(touched);
-        Ok(out)
+        self.run_noting(query, fetch).await
     }
 
     fn request_counter(&self) -> Option<&Arc<AtomicU64>> {
