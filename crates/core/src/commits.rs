@@ -39,6 +39,9 @@ pub enum Topic {
     /// (`events_after`) waits for. New events count too (on SQLite they
     /// are numbered as they are written).
     Positions,
+    /// Webhook endpoints changed (edited, disabled, rotated, deleted):
+    /// what keeps their decrypted secrets in memory follows this.
+    Endpoints,
 }
 
 /// Why [`Subscription::wait`] returned.
@@ -225,6 +228,7 @@ impl Subscription {
                         Topic::Events => now.events != before.events,
                         Topic::Jobs => now.jobs != before.jobs,
                         Topic::Positions => now.positions != before.positions || now.events != before.events,
+                        Topic::Endpoints => now.endpoints != before.endpoints,
                     };
                     if news {
                         return Wake::Committed;
@@ -265,11 +269,13 @@ mod tests {
             events: false,
             jobs: true,
             positions: false,
+            endpoints: false,
         });
         bus.announce(Touched {
             events: true,
             jobs: false,
             positions: false,
+            endpoints: false,
         });
         assert_eq!(events.wait().await, Wake::Committed);
         // Both rings were taken in by that one wake.
@@ -286,6 +292,7 @@ mod tests {
             events: false,
             jobs: true,
             positions: false,
+            endpoints: false,
         });
         assert!(jobs.has_news(), "it can tell it is behind");
         assert_eq!(jobs.wait().await, Wake::Committed);

@@ -184,7 +184,8 @@ impl QueueRuntime {
         let delivery = DeliveryOptions {
             schedule: w.retry_schedule.clone(),
             timeout: w.timeout,
-            per_endpoint: w.max_in_flight,
+            per_endpoint: DeliveryOptions::default().per_endpoint.min(w.max_in_flight),
+            max_per_endpoint: w.max_in_flight,
             lease: c.lease,
             allow_private_targets: w.allow_private_targets,
             disable_after: w.disable_after,

@@ -17,6 +17,9 @@ use sqlx::postgres::PgListener;
 /// The channel the triggers notify.
 pub const CHANNEL: &str = "settle_commits";
 
+/// The payload of the `webhook_endpoints_notify` trigger's notification.
+pub const ENDPOINTS_PAYLOAD: &str = "endpoints";
+
 /// Listens on `url` for as long as the task runs, reconnecting after
 /// `retry` whenever the connection is lost or cannot be made. Abort the
 /// task to stop it.
@@ -44,8 +47,10 @@ pub async fn listen(url: String, bus: Arc<CommitBus>, retry: Duration) {
 async fn follow(listener: &mut PgListener, bus: &CommitBus) -> String {
     loop {
         match listener.try_recv().await {
-            // A notification does not say what its transaction added.
-            Ok(Some(_)) => bus.announce(Touched::ALL),
+            // A changed endpoint says so; any other notification is about
+            // events or jobs, without saying which.
+            Ok(Some(n)) if n.payload() == ENDPOINTS_PAYLOAD => bus.announce(Touched::ENDPOINTS),
+            Ok(Some(_)) => bus.announce(Touched::QUEUE),
             Ok(None) => return "connection closed".to_owned(),
             Err(e) => return e.to_string(),
         }

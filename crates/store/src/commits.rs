@@ -24,6 +24,11 @@ pub struct Touched {
     /// Committed events were given their positions (PostgreSQL's
     /// sequencer; SQLite numbers events as it inserts them).
     pub positions: bool,
+    /// A webhook endpoint's address, events, status or secrets changed, or
+    /// it was deleted: whoever keeps it (decrypted secrets included) in
+    /// memory drops it. Said by the write itself ([`Touched::ENDPOINTS`]),
+    /// not read from its SQL.
+    pub endpoints: bool,
 }
 
 impl Touched {
@@ -33,6 +38,16 @@ impl Touched {
         events: true,
         jobs: true,
         positions: true,
+        endpoints: true,
+    };
+
+    /// What another process's commit of events or jobs announces (its
+    /// notification carries no payload).
+    pub const QUEUE: Touched = Touched {
+        events: true,
+        jobs: true,
+        positions: true,
+        endpoints: false,
     };
 
     /// What the sequencer's commit announces.
@@ -40,10 +55,19 @@ impl Touched {
         events: false,
         jobs: false,
         positions: true,
+        endpoints: false,
+    };
+
+    /// What a change to a webhook endpoint announces.
+    pub const ENDPOINTS: Touched = Touched {
+        events: false,
+        jobs: false,
+        positions: false,
+        endpoints: true,
     };
 
     pub fn any(self) -> bool {
-        self.events || self.jobs || self.positions
+        self.events || self.jobs || self.positions || self.endpoints
     }
 
     /// What running `sql` inserts, read from the statement itself: events
@@ -55,6 +79,7 @@ impl Touched {
             events: sql.contains("INSERT INTO events "),
             jobs: sql.contains("INSERT INTO jobs "),
             positions: false,
+            endpoints: false,
         }
     }
 
@@ -63,6 +88,7 @@ impl Touched {
             events: self.events || other.events,
             jobs: self.jobs || other.jobs,
             positions: self.positions || other.positions,
+            endpoints: self.endpoints || other.endpoints,
         }
     }
 }
@@ -74,6 +100,7 @@ pub struct Tick {
     pub events: u64,
     pub jobs: u64,
     pub positions: u64,
+    pub endpoints: u64,
     /// Times a listener came back after losing its connection: anything
     /// may have committed meanwhile without a word.
     pub resyncs: u64,
@@ -104,6 +131,7 @@ impl CommitBus {
             t.events += u64::from(touched.events);
             t.jobs += u64::from(touched.jobs);
             t.positions += u64::from(touched.positions);
+            t.endpoints += u64::from(touched.endpoints);
         });
     }
 
@@ -157,6 +185,7 @@ mod tests {
             events: true,
             jobs: false,
             positions: false,
+            endpoints: false,
         });
         assert_eq!(rx.borrow().events, 1);
         assert_eq!(rx.borrow().jobs, 0);

@@ -83,8 +83,17 @@ pub trait WebhookStore: Send + Sync {
         delivery: WebhookDeliveryId,
         q: &ListQuery<()>,
     ) -> StoreResult<Page<WebhookAttempt>>;
-    /// Records an attempt, the delivery's new state and its next job.
-    async fn record_webhook_attempt(&self, endpoint: WebhookEndpointId, record: &AttemptRecord) -> StoreResult<()>;
+    /// Deliveries by id, for a claimed batch (one read, not one per job).
+    async fn webhook_deliveries(&self, ids: &[WebhookDeliveryId]) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Endpoints with their sealed secrets, for a delivery worker filling
+    /// its cache of ready-to-sign endpoints.
+    async fn webhook_signing_endpoints(
+        &self,
+        ids: &[WebhookEndpointId],
+    ) -> StoreResult<Vec<(WebhookEndpoint, SealedSecrets)>>;
+    /// Records attempts, the deliveries' new states and their next jobs,
+    /// all in one transaction.
+    async fn record_webhook_attempts(&self, records: Vec<(WebhookEndpointId, AttemptRecord)>) -> StoreResult<()>;
     /// Starts a replay of an endpoint's events created in `[since_ms, until_ms)`.
     async fn create_webhook_replay(
         &self,

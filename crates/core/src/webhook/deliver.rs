@@ -1,31 +1,42 @@
-//! The delivery worker. It claims delivery jobs, leaving aside endpoints
-//! already at their in-flight limit or paused by their breaker (see
-//! [`super::guard`]: only unreachable receivers are slowed or paused), so a
-//! slow or dead receiver holds back only its own deliveries; a global cap
-//! bounds all requests at once. Each
-//! attempt is signed with the endpoint's secrets, sent with a timeout and
-//! no redirects, and recorded with the delivery's next step: delivered on
-//! a 2xx; the endpoint disabled on 410; otherwise another attempt after the
-//! schedule's next delay (scaled by a random factor in [0.8, 1.2], and at
-//! least the receiver's `Retry-After` up to a day), or failed at its end.
+//! The delivery worker. It claims delivery jobs in batches, leaving aside
+//! endpoints already at their in-flight limit or paused by their breaker
+//! (see [`super::guard`]: only unreachable receivers are slowed or paused),
+//! so a slow or dead receiver holds back only its own deliveries; a global
+//! cap bounds all requests at once. A claimed batch is read in two
+//! statements (its deliveries, its events), each event is serialized once
+//! however many endpoints get it, and endpoints come signed-ready from
+//! memory ([`super::signers`]). Each attempt is signed, sent on a kept-alive
+//! connection with a timeout and no redirects, and its record handed to
+//! [`super::recorder`], which writes the records of many attempts in one
+//! transaction: delivered on a 2xx; the endpoint disabled on 410; otherwise
+//! another attempt after the schedule's next delay (scaled by a random
+//! factor in [0.8, 1.2], and at least the receiver's `Retry-After` up to a
+//! day), or failed at its end.
+//!
+//! The worker sleeps until jobs commit (the commit stream), a slot frees,
+//! a retry comes due or a breaker cools down; it never polls on a timer
+//! except the stream's safety net.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rand::Rng;
-use settle_domain::ids::{WebhookAttemptId, WebhookDeliveryId};
-use settle_domain::webhook::{DeliveryStatus, EndpointStatus, RetrySchedule, WebhookAttempt};
+use settle_domain::ids::{EventId, WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
+use settle_domain::webhook::{DeliveryStatus, EndpointStatus, RetrySchedule, WebhookAttempt, WebhookDelivery};
 use settle_store::queue::{JobClaim, LeasedJob};
 use settle_store::sql::webhooks::DELIVERY_CONSUMER;
 use settle_store::webhooks::AttemptRecord;
 
 use super::guard::{EndpointGuard, Gate, GuardOptions, Outcome};
-use super::signing::{SigningSecret, signature};
+use super::recorder::Recorder;
+use super::signers::{Signer, Signers};
+use super::signing::signature;
 use super::target;
 use crate::Settle;
-use crate::commits::{Alarm, Topic};
+use crate::commits::{Alarm, GATHER, Topic};
 use crate::tls::OutgoingTls;
 
 /// Tunables of delivery, each with the SPEC default.
@@ -33,9 +44,11 @@ use crate::tls::OutgoingTls;
 pub struct DeliveryOptions {
     pub schedule: RetrySchedule,
     pub timeout: Duration,
-    /// Requests in flight to one endpoint, at most: its adaptive limit
-    /// starts here and grows back to it.
+    /// Requests in flight to an endpoint at first: its limit grows from
+    /// here, one per round of fast answers, up to `max_per_endpoint`.
     pub per_endpoint: usize,
+    /// Requests in flight to one endpoint, at most.
+    pub max_per_endpoint: usize,
     /// Requests in flight in all.
     pub global: usize,
     pub lease: Duration,
@@ -55,7 +68,8 @@ impl Default for DeliveryOptions {
             schedule: RetrySchedule::default(),
             timeout: Duration::from_secs(15),
             per_endpoint: 4,
-            global: 64,
+            max_per_endpoint: 64,
+            global: 256,
             lease: Duration::from_secs(30),
             allow_private_targets: false,
             disable_after: Duration::from_secs(5 * 24 * 3600),
@@ -67,6 +81,8 @@ impl Default for DeliveryOptions {
 
 const EXCERPT: usize = 4096;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The most jobs one claim takes.
+const CLAIM_MAX: usize = 512;
 
 /// Resolves names for outgoing webhook requests and refuses non-public
 /// addresses at connection time (DNS may have changed since the URL was saved).
@@ -90,10 +106,19 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
+/// A claimed delivery with everything its attempt needs, read in bulk.
+struct Ready {
+    job: LeasedJob,
+    delivery: WebhookDelivery,
+    signer: Arc<Signer>,
+    /// The event's JSON, shared by every endpoint that gets it.
+    body: Bytes,
+}
+
 /// What the claim loop does with a claimed job.
 enum Admission {
     /// A slot is free: send now.
-    Start(LeasedJob),
+    Start(Ready),
     /// Held in the endpoint's line for its next free slot.
     InLine,
     /// No room: back to the queue.
@@ -109,11 +134,24 @@ pub struct DeliveryWorker {
     /// process and started as its requests finish, without another claim.
     /// At most one cap's worth per endpoint, so none waits longer than one
     /// request (bounded by the timeout) and its lease holds.
-    waiting: Mutex<HashMap<String, VecDeque<LeasedJob>>>,
+    waiting: Mutex<HashMap<String, VecDeque<Ready>>>,
     guards: Mutex<HashMap<String, Arc<EndpointGuard>>>,
+    signers: Arc<Signers>,
+    recorder: Option<Recorder>,
     /// Wakes the claim loop when a slot frees, a retry comes due or a
     /// breaker cools down: times only this process knows.
     alarm: Alarm,
+}
+
+/// Aborts a helper task when the worker that started it is dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl DeliveryWorker {
@@ -126,6 +164,7 @@ impl DeliveryWorker {
             // Endpoints often share a host (one receiver, many paths): keep
             // as many idle connections as requests can be in flight.
             .pool_max_idle_per_host(options.global)
+            .tcp_nodelay(true)
             .user_agent(concat!("settle-webhooks/", env!("CARGO_PKG_VERSION")));
         if !options.allow_private_targets {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
@@ -140,6 +179,8 @@ impl DeliveryWorker {
             in_flight: Arc::default(),
             waiting: Mutex::default(),
             guards: Mutex::default(),
+            signers: Arc::default(),
+            recorder: None,
             alarm: Alarm::default(),
         })
     }
@@ -148,22 +189,17 @@ impl DeliveryWorker {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<LeasedJob>>> {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Ready>>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `job`, then the endpoint's waiting jobs one after another while
     /// its breaker stays closed and its limit still has room for this slot;
     /// holds one of the endpoint's slots throughout.
-    async fn work(self: Arc<Self>, key: String, mut job: LeasedJob) {
+    async fn work(self: Arc<Self>, key: String, mut job: Ready) {
         let guard = self.guard(&key);
         let handed_back = loop {
-            if !self.attempt(job).await && guard.is_half_open() {
-                // No request went out (nothing to send, or a read failed), so
-                // a trial got no answer: let the next one go, or the
-                // endpoint would wait half-open forever.
-                guard.abandon_trial(Instant::now());
-            }
+            self.attempt(job).await;
             // `flowing`, not `gate`: asking the gate would start a trial.
             let flowing = guard.flowing();
             // Both locks, in the claim loop's order, so a job put in line
@@ -193,8 +229,12 @@ impl DeliveryWorker {
             };
         };
         let now = self.settle.clock.now_ms();
-        for job in handed_back {
-            let _ = self.settle.store.retry_job(&job, now, "endpoint breaker open").await;
+        for ready in handed_back {
+            let _ = self
+                .settle
+                .store
+                .retry_job(&ready.job, now, "endpoint breaker open")
+                .await;
         }
         // A slot is free: jobs handed back for want of one can go now.
         self.alarm.within(Duration::ZERO);
@@ -206,6 +246,7 @@ impl DeliveryWorker {
             Arc::new(EndpointGuard::new(
                 self.options.guard,
                 self.options.per_endpoint,
+                self.options.max_per_endpoint,
                 Instant::now(),
             ))
         }))
@@ -219,7 +260,11 @@ impl DeliveryWorker {
         map.iter().map(|(key, g)| (key.clone(), g.gate(now))).collect()
     }
 
-    pub async fn run(self) {
+    pub async fn run(mut self) {
+        let (recorder, writing) = Recorder::start(Arc::clone(&self.settle.store), self.options.global);
+        self.recorder = Some(recorder);
+        let following = tokio::spawn(Arc::clone(&self.signers).follow(self.settle.commits().clone()));
+        let _helpers = AbortOnDrop(vec![writing, following]);
         let this = Arc::new(self);
         let mut commits = this
             .settle
@@ -246,24 +291,30 @@ impl DeliveryWorker {
                 Some(Gate::Wait) => 0,
                 None => this.options.per_endpoint,
             };
-            // Endpoints paused by their breaker or at their limit sit out the claim.
-            let skip_keys: Vec<String> = {
+            // Endpoints paused by their breaker or at their limit sit out
+            // the claim; the others can take a slot's and a line's worth.
+            let (skip_keys, free) = {
                 let map = this.lock();
-                let mut keys: Vec<String> = gates
-                    .iter()
-                    .filter(|(_, g)| **g == Gate::Wait)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                keys.extend(
-                    map.iter()
-                        .filter(|(k, n)| **n >= cap_of(k.as_str()) && gates.get(*k) != Some(&Gate::Wait))
-                        .map(|(k, _)| k.clone()),
-                );
-                keys
+                let waiting = this.waiting();
+                let mut skip = Vec::new();
+                // Room for endpoints this worker has not seen yet.
+                let mut free = this.options.per_endpoint;
+                for (key, gate) in &gates {
+                    let cap = cap_of(key);
+                    let held = map.get(key).copied().unwrap_or(0);
+                    let line = waiting.get(key).map_or(0, VecDeque::len);
+                    if *gate == Gate::Wait || held >= cap {
+                        skip.push(key.clone());
+                    } else {
+                        free += (cap - held) + cap.saturating_sub(line);
+                    }
+                }
+                (skip, free)
             };
+            let max = room.min(free).min(CLAIM_MAX);
             let claim = JobClaim {
                 consumer: DELIVERY_CONSUMER.to_owned(),
-                max: u32::try_from(room.min(this.options.per_endpoint * 8)).unwrap_or(64),
+                max: u32::try_from(max).unwrap_or(u32::MAX),
                 skip_keys,
                 now_ms: this.settle.clock.now_ms(),
                 lease_ms: this.options.lease.as_millis() as u64,
@@ -276,44 +327,21 @@ impl DeliveryWorker {
                     Vec::new()
                 }
             };
-            // A claim may hold several jobs of one endpoint: beyond its limit,
-            // they go back at once.
+            let claimed = jobs.len();
+            let ready = this.prepare(jobs).await;
+            // A claim may hold several jobs of one endpoint: beyond its limit
+            // and its line, they go back at once.
             let mut started = 0;
-            let mut tried: Vec<String> = Vec::new();
-            for job in jobs {
-                let key = job.key.clone().unwrap_or_default();
+            let mut tried: HashSet<String> = HashSet::new();
+            for job in ready {
+                let key = job.job.key.clone().unwrap_or_default();
                 let trial = gates.get(&key) == Some(&Gate::Trial);
                 let cap = cap_of(&key);
-                // At its limit, a job waits in the endpoint's line for the
-                // next free slot if there is room (not behind a breaker's
-                // trial); otherwise it goes back to the queue.
-                let admission = {
-                    let mut map = this.lock();
-                    let n = map.entry(key.clone()).or_insert(0);
-                    if *n < cap {
-                        *n += 1;
-                        Admission::Start(job)
-                    } else {
-                        if *n == 0 {
-                            map.remove(&key);
-                        }
-                        let mut waiting = this.waiting();
-                        let line = waiting.entry(key.clone()).or_default();
-                        if !trial && line.len() < cap {
-                            line.push_back(job);
-                            Admission::InLine
-                        } else {
-                            if line.is_empty() {
-                                waiting.remove(&key);
-                            }
-                            Admission::Back(job)
-                        }
-                    }
-                };
+                let admission = this.admit(&key, cap, trial, job);
                 match admission {
                     Admission::Start(job) => {
                         if trial {
-                            tried.push(key.clone());
+                            tried.insert(key.clone());
                         }
                         started += 1;
                         tokio::spawn(Arc::clone(&this).work(key, job));
@@ -330,79 +358,141 @@ impl DeliveryWorker {
                 }
             }
             let now = Instant::now();
-            for (key, _) in gates.iter().filter(|(k, g)| **g == Gate::Trial && !tried.contains(k)) {
+            for (key, _) in gates.iter().filter(|(k, g)| **g == Gate::Trial && !tried.contains(*k)) {
                 this.guard(key).abandon_trial(now);
             }
-            if started == 0 {
-                commits.wait().await;
+            if claimed >= max && started > 0 {
+                // A full claim: more may be ready.
+                continue;
             }
+            if started > 0 && commits.has_news() {
+                // Under load: let the next claim gather more than one commit's jobs.
+                tokio::time::sleep(GATHER).await;
+            }
+            commits.wait().await;
         }
     }
 
-    /// One attempt of a claimed delivery. True when a request went out and
-    /// its outcome reached the endpoint's guard.
-    async fn attempt(&self, job: LeasedJob) -> bool {
+    /// At its limit, a job waits in the endpoint's line for the next free
+    /// slot if there is room (not behind a breaker's trial); otherwise it
+    /// goes back to the queue.
+    fn admit(&self, key: &str, cap: usize, trial: bool, job: Ready) -> Admission {
+        let mut map = self.lock();
+        let n = map.entry(key.to_owned()).or_insert(0);
+        if *n < cap {
+            *n += 1;
+            return Admission::Start(job);
+        }
+        if *n == 0 {
+            map.remove(key);
+        }
+        let mut waiting = self.waiting();
+        let line = waiting.entry(key.to_owned()).or_default();
+        if !trial && line.len() < cap {
+            line.push_back(job);
+            Admission::InLine
+        } else {
+            if line.is_empty() {
+                waiting.remove(key);
+            }
+            Admission::Back(job.job)
+        }
+    }
+
+    /// Reads what a claimed batch needs in bulk: its deliveries in one
+    /// statement, its endpoints from memory (the missing ones in one
+    /// more), its events in one, each serialized once. Jobs with nothing
+    /// left to send (delivered meanwhile, endpoint deleted or disabled)
+    /// are finished; on a failed read the batch waits for its lease.
+    async fn prepare(&self, jobs: Vec<LeasedJob>) -> Vec<Ready> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
         let store = &self.settle.store;
-        let Some(id) = WebhookDeliveryId::from_bytes(&job.message_id) else {
-            let _ = store.finish_jobs(std::slice::from_ref(&job)).await;
-            return false;
-        };
-        let delivery = match store.webhook_delivery(id).await {
-            Ok(Some(d)) if d.status == DeliveryStatus::Pending => d,
-            Ok(_) => {
-                let _ = store.finish_jobs(std::slice::from_ref(&job)).await;
-                return false;
+        let mut done = Vec::new();
+        let mut claimed = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match WebhookDeliveryId::from_bytes(&job.message_id) {
+                Some(id) => claimed.push((id, job)),
+                None => done.push(job),
             }
+        }
+        let ids: Vec<WebhookDeliveryId> = claimed.iter().map(|(id, _)| *id).collect();
+        let deliveries: HashMap<WebhookDeliveryId, WebhookDelivery> = match store.webhook_deliveries(&ids).await {
+            Ok(found) => found.into_iter().map(|d| (d.id, d)).collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read a delivery; its lease will bring it back");
-                return false;
+                tracing::warn!(error = %e, "cannot read claimed deliveries; their leases will bring them back");
+                return Vec::new();
             }
         };
-        let endpoint = match store.webhook_endpoint(delivery.endpoint).await {
-            Ok(Some(e)) if e.status == EndpointStatus::Enabled => e,
-            Ok(_) => {
-                // Deleted or disabled: nothing to send; a replay can resend later.
-                let _ = store.finish_jobs(std::slice::from_ref(&job)).await;
-                return false;
-            }
+        let mut endpoint_ids: Vec<WebhookEndpointId> = deliveries.values().map(|d| d.endpoint).collect();
+        endpoint_ids.sort_unstable();
+        endpoint_ids.dedup();
+        let signers = match self.signers.get(&self.settle, &endpoint_ids).await {
+            Ok(signers) => signers,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read an endpoint; retrying after the lease");
-                return false;
+                tracing::warn!(error = %e, "cannot read endpoints; the leases will bring their deliveries back");
+                return Vec::new();
             }
         };
-        let (event, secrets) = match (
-            store.event(delivery.event).await,
-            store.webhook_secrets(endpoint.id).await,
-        ) {
-            (Ok(Some(event)), Ok(Some(secrets))) => (event, secrets),
-            _ => {
-                tracing::warn!(delivery = %id, "cannot load a delivery's event or secrets; retrying later");
-                return false;
+        let sendable = |d: &WebhookDelivery| {
+            d.status == DeliveryStatus::Pending
+                && signers
+                    .get(&d.endpoint)
+                    .is_some_and(|s| s.endpoint.status == EndpointStatus::Enabled)
+        };
+        let mut event_ids: Vec<EventId> = deliveries.values().filter(|d| sendable(d)).map(|d| d.event).collect();
+        event_ids.sort_unstable();
+        event_ids.dedup();
+        let bodies: HashMap<EventId, Bytes> = match store.events_by_ids(&event_ids).await {
+            Ok(events) => events
+                .into_iter()
+                .filter_map(|e| serde_json::to_vec(&e).ok().map(|body| (e.id, Bytes::from(body))))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read events; the leases will bring their deliveries back");
+                return Vec::new();
             }
         };
-        let Ok(setup) = self.settle.webhook_setup() else {
-            return false;
-        };
+        let mut ready = Vec::with_capacity(claimed.len());
+        for (id, job) in claimed {
+            let Some(delivery) = deliveries.get(&id).filter(|d| sendable(d)) else {
+                // Delivered, failed or gone; or its endpoint deleted or
+                // disabled: nothing to send (a replay can resend later).
+                done.push(job);
+                continue;
+            };
+            let (Some(signer), Some(body)) = (signers.get(&delivery.endpoint), bodies.get(&delivery.event)) else {
+                tracing::warn!(delivery = %id, "cannot load a delivery's event; retrying after the lease");
+                continue;
+            };
+            ready.push(Ready {
+                job,
+                delivery: delivery.clone(),
+                signer: Arc::clone(signer),
+                body: body.clone(),
+            });
+        }
+        if !done.is_empty() {
+            let _ = store.finish_jobs(&done).await;
+        }
+        ready
+    }
+
+    /// One attempt of a claimed delivery: sent, and its outcome given to
+    /// the endpoint's guard and to the recorder.
+    async fn attempt(&self, ready: Ready) {
+        let Ready {
+            job: _,
+            delivery,
+            signer,
+            body,
+        } = ready;
+        let id = delivery.id;
+        let endpoint = &signer.endpoint;
         let now_ms = self.settle.clock.now_ms();
-        let mut keys: Vec<SigningSecret> = Vec::new();
-        let open = |sealed: &[u8]| setup.keys.open(sealed).ok().and_then(SigningSecret::from_bytes);
-        if let Some(current) = open(&secrets.current) {
-            keys.push(current);
-        }
-        if let Some((previous, until)) = &secrets.previous
-            && *until > now_ms as i64
-            && let Some(previous) = open(previous)
-        {
-            keys.push(previous);
-        }
-        if keys.is_empty() {
-            tracing::warn!(endpoint = %endpoint.id, "cannot open the endpoint's secret (master key rotated out?)");
-            return false;
-        }
-        let body = serde_json::to_vec(&event).unwrap_or_default();
         let timestamp = (now_ms / 1000) as i64;
         let message_id = id.to_string();
-        let refs: Vec<&SigningSecret> = keys.iter().collect();
         let request_id = format!("req_wh_{}", uuid_suffix());
         let started = Instant::now();
         let literal_refused = match (self.options.allow_private_targets, target::parse(&endpoint.url)) {
@@ -423,7 +513,10 @@ impl DeliveryWorker {
                 .header("content-type", "application/json")
                 .header("webhook-id", &message_id)
                 .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signature(&refs, &message_id, timestamp, &body))
+                .header(
+                    "webhook-signature",
+                    signature(&signer.keys(now_ms), &message_id, timestamp, &body),
+                )
                 .header("request-id", &request_id)
                 .body(body)
                 .send()
@@ -511,10 +604,14 @@ impl DeliveryWorker {
             disable_after_ms: self.options.disable_after.as_millis() as u64,
             now_ms,
         };
-        if let Err(e) = store.record_webhook_attempt(endpoint.id, &record).await {
-            tracing::warn!(error = %e, delivery = %id, "cannot record an attempt; the lease will bring it back");
+        match &self.recorder {
+            Some(recorder) => recorder.record(endpoint.id, record).await,
+            None => {
+                if let Err(e) = self.settle.store.record_webhook_attempts(vec![(endpoint.id, record)]).await {
+                    tracing::warn!(error = %e, delivery = %id, "cannot record an attempt; the lease will bring it back");
+                }
+            }
         }
-        true
     }
 }
 

@@ -12,9 +12,12 @@
 //!   only once the window holds a minimum of requests, so scattered
 //!   failures never open it; after its cooldown one trial request decides
 //!   (half-open);
-//! - concurrency that adapts (AIMD, as TCP does): halved on a transport
-//!   failure, once per episode, and grown back by one per round of
-//!   answers, up to the configured cap.
+//! - concurrency that adapts (AIMD, as TCP does): it starts low, grows by
+//!   one per round of fast answers (no slower than twice the endpoint's
+//!   best recent answer, plus a little) up to the configured cap, and is
+//!   halved on a transport failure, once per episode. A receiver that
+//!   slows down as it gets more requests stops the growth, as in TCP
+//!   Vegas, before it fails.
 //!
 //! Time is passed in (`now`), so the logic is tested without sleeping.
 
@@ -148,6 +151,45 @@ struct Inner {
     /// When the limit was last halved: failures of requests started before
     /// then belong to the same episode and do not halve it again.
     cut_at: Option<Instant>,
+    /// The fastest answer of this period and of the last one: what "fast"
+    /// is measured against, so it follows a receiver that changed.
+    fastest: Fastest,
+}
+
+/// The endpoint's best answer time over the last one or two breaker windows.
+#[derive(Debug)]
+struct Fastest {
+    period: Duration,
+    started: Instant,
+    now: Option<Duration>,
+    before: Option<Duration>,
+}
+
+/// An answer this much slower than the best still counts as fast: a
+/// loopback receiver's best is tens of microseconds, and scheduling noise
+/// alone is more.
+const FAST_SLACK: Duration = Duration::from_millis(5);
+
+impl Fastest {
+    fn new(period: Duration, now: Instant) -> Self {
+        Self {
+            period,
+            started: now,
+            now: None,
+            before: None,
+        }
+    }
+
+    /// Takes an answer's time; says whether it was fast.
+    fn answer(&mut self, took: Duration, at: Instant) -> bool {
+        if at.saturating_duration_since(self.started) >= self.period {
+            self.before = self.now.take();
+            self.started = at;
+        }
+        self.now = Some(self.now.map_or(took, |t| t.min(took)));
+        let best = [self.now, self.before].into_iter().flatten().min().unwrap_or(took);
+        took <= best * 2 + FAST_SLACK
+    }
 }
 
 /// One endpoint's breaker and adaptive concurrency.
@@ -159,8 +201,9 @@ pub struct EndpointGuard {
 }
 
 impl EndpointGuard {
-    /// `ceiling` is the most requests in flight the endpoint ever gets.
-    pub fn new(options: GuardOptions, ceiling: usize, now: Instant) -> Self {
+    /// The endpoint starts with `start` requests in flight; `ceiling` is
+    /// the most it ever gets.
+    pub fn new(options: GuardOptions, start: usize, ceiling: usize, now: Instant) -> Self {
         let ceiling = ceiling.max(1);
         Self {
             options,
@@ -168,9 +211,10 @@ impl EndpointGuard {
             inner: Mutex::new(Inner {
                 breaker: Breaker::Closed,
                 window: Window::new(options.window, now),
-                limit: ceiling,
+                limit: start.clamp(1, ceiling),
                 answers: 0,
                 cut_at: None,
+                fastest: Fastest::new(options.window, now),
             }),
         }
     }
@@ -210,7 +254,8 @@ impl EndpointGuard {
         let mut inner = self.lock();
         match outcome {
             Outcome::Answered => {
-                if inner.limit < self.ceiling {
+                let fast = inner.fastest.answer(now.saturating_duration_since(started), now);
+                if fast && inner.limit < self.ceiling {
                     inner.answers += 1;
                     if inner.answers >= inner.limit {
                         inner.limit += 1;
@@ -285,7 +330,7 @@ mod tests {
     #[test]
     fn answers_never_open_it_nor_shrink_concurrency() {
         let t0 = Instant::now();
-        let g = EndpointGuard::new(OPTIONS, 4, t0);
+        let g = EndpointGuard::new(OPTIONS, 4, 4, t0);
         // A thousand answers in a row (think 500s at once) change nothing.
         for i in 0..1000 {
             assert!(!g.record(Outcome::Answered, at(t0, i), at(t0, i)));
@@ -296,7 +341,7 @@ mod tests {
     #[test]
     fn opens_on_the_failure_rate_over_the_window_with_a_minimum_of_requests() {
         let t0 = Instant::now();
-        let g = EndpointGuard::new(OPTIONS, 4, t0);
+        let g = EndpointGuard::new(OPTIONS, 4, 4, t0);
         // Nine failures alone are under the minimum of requests.
         for i in 0..9 {
             assert!(!g.record(Outcome::Unreachable, at(t0, i), at(t0, i)));
@@ -307,7 +352,7 @@ mod tests {
         assert_eq!(g.gate(at(t0, 10)), Gate::Wait);
 
         // Under the rate: 4 failures in 10 requests.
-        let g = EndpointGuard::new(OPTIONS, 4, t0);
+        let g = EndpointGuard::new(OPTIONS, 4, 4, t0);
         for i in 0..6 {
             g.record(Outcome::Answered, at(t0, i), at(t0, i));
         }
@@ -322,7 +367,7 @@ mod tests {
     #[test]
     fn old_failures_leave_the_window() {
         let t0 = Instant::now();
-        let g = EndpointGuard::new(OPTIONS, 4, t0);
+        let g = EndpointGuard::new(OPTIONS, 4, 4, t0);
         for i in 0..9 {
             g.record(Outcome::Unreachable, at(t0, i), at(t0, i));
         }
@@ -335,7 +380,7 @@ mod tests {
     #[test]
     fn half_open_trial_closes_on_an_answer_and_reopens_on_a_failure() {
         let t0 = Instant::now();
-        let g = EndpointGuard::new(OPTIONS, 4, t0);
+        let g = EndpointGuard::new(OPTIONS, 4, 4, t0);
         for i in 0..10 {
             g.record(Outcome::Unreachable, at(t0, i), at(t0, i));
         }
@@ -358,7 +403,7 @@ mod tests {
     #[test]
     fn concurrency_halves_once_per_episode_and_grows_back_by_one_per_round() {
         let t0 = Instant::now();
-        let g = EndpointGuard::new(OPTIONS, 8, t0);
+        let g = EndpointGuard::new(OPTIONS, 8, 8, t0);
         // Four requests out at 0 ms all time out at 100 ms: one halving.
         for _ in 0..4 {
             g.record(Outcome::Unreachable, at(t0, 0), at(t0, 100));
@@ -377,5 +422,34 @@ mod tests {
             g.record(Outcome::Answered, at(t0, 400 + i), at(t0, 400 + i));
         }
         assert_eq!(g.flowing(), Some(8));
+    }
+
+    #[test]
+    fn concurrency_starts_low_and_grows_only_while_answers_stay_fast() {
+        let t0 = Instant::now();
+        let g = EndpointGuard::new(OPTIONS, 4, 64, t0);
+        assert_eq!(g.gate(t0), Gate::Send(4));
+        // Answers in 1 ms each: rounds of 4, 5 and 6 grow it by one each.
+        let mut t = 0;
+        for _ in 0..(4 + 5 + 6) {
+            g.record(Outcome::Answered, at(t0, t), at(t0, t + 1));
+            t += 1;
+        }
+        assert_eq!(g.flowing(), Some(7));
+        // The receiver slows to 100 ms an answer: no more growth.
+        for _ in 0..100 {
+            g.record(Outcome::Answered, at(t0, t), at(t0, t + 100));
+            t += 1;
+        }
+        assert_eq!(g.flowing(), Some(7));
+        // Fast again: growth resumes, up to the ceiling and no further.
+        for _ in 0..10_000 {
+            g.record(Outcome::Answered, at(t0, t), at(t0, t + 1));
+            t += 1;
+        }
+        assert_eq!(g.flowing(), Some(64));
+        // A timeout halves it.
+        g.record(Outcome::Unreachable, at(t0, t), at(t0, t + 15_000));
+        assert_eq!(g.flowing(), Some(32));
     }
 }

@@ -6,7 +6,9 @@
 
 pub mod deliver;
 pub mod guard;
+mod recorder;
 mod service;
+pub mod signers;
 pub mod signing;
 pub mod target;
 

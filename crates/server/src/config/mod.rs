@@ -65,8 +65,9 @@ pub struct WebhookConfig {
     /// `SETTLE_WEBHOOK_RETRY_SCHEDULE`, e.g. `5s,5m,30m`.
     pub retry_schedule: settle_domain::webhook::RetrySchedule,
     pub timeout: Duration,
-    /// Requests in flight to one endpoint, at most (its limit shrinks
-    /// while the receiver is unreachable and grows back to this).
+    /// Requests in flight to one endpoint, at most. Each endpoint starts
+    /// at 4 (or this, if lower); its limit grows by one per round of fast
+    /// answers up to this and halves while the receiver is unreachable.
     pub max_in_flight: usize,
     /// How long a rotated-out secret keeps signing.
     pub secret_grace: Duration,
@@ -102,7 +103,7 @@ impl Default for WebhookConfig {
             allow_private_targets: false,
             retry_schedule: settle_domain::webhook::RetrySchedule::default(),
             timeout: Duration::from_secs(15),
-            max_in_flight: 4,
+            max_in_flight: 64,
             secret_grace: Duration::from_secs(24 * 3600),
             disable_after: Duration::from_secs(5 * 24 * 3600),
             breaker_window: Duration::from_secs(30),

@@ -82,6 +82,12 @@ impl<'c> Tx<'c> {
         Ok(out)
     }
 
+    /// Says what this transaction changed beyond what its statements show
+    /// (a webhook endpoint's change), announced with the rest at commit.
+    pub fn touch(&mut self, touched: Touched) {
+        self.touched = self.touched.merge(touched);
+    }
+
     /// What this transaction's statements have inserted so far.
     pub fn touched(&self) -> Touched {
         self.touched

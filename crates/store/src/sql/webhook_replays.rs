@@ -7,7 +7,7 @@ use settle_domain::webhook::WebhookReplay;
 
 use super::Tx;
 use super::db::{Executor, Row, query};
-use super::webhooks::{bytes_id, get_endpoint, insert_delivery, lock_endpoint};
+use super::webhooks::{NewDelivery, bytes_id, get_endpoint, insert_deliveries, lock_endpoint};
 use crate::error::StoreResult;
 
 pub const REPLAY_COLS: &str = "id, endpoint_id, since_ms, until_ms, status, deliveries, created";
@@ -111,17 +111,21 @@ pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u
         .bind(i64::from(page))
         .fetch_all(&mut *tx)
         .await?;
-    let mut made = 0i64;
+    let mut new = Vec::new();
     let mut last = None;
     for e in &events {
         let (event_id, event_type): (Vec<u8>, String) = (e.try_get("id")?, e.try_get("type")?);
         if endpoint.enabled_events.matches(&event_type) {
-            let delivery = WebhookDeliveryId::from_uuid(tx.ids.next(now_ms));
-            insert_delivery(&mut *tx, delivery, endpoint.id, &event_id, Some(id), now_ms).await?;
-            made += 1;
+            new.push(NewDelivery {
+                id: WebhookDeliveryId::from_uuid(tx.ids.next(now_ms)),
+                endpoint: endpoint.id,
+                event: event_id.clone(),
+            });
         }
         last = Some(event_id);
     }
+    let made = new.len() as i64;
+    insert_deliveries(&mut *tx, &new, Some(id), now_ms).await?;
     let done = events.len() < page as usize;
     query(
         "UPDATE webhook_replays SET cursor = COALESCE($1, cursor), deliveries = deliveries + $2, status = $3 \

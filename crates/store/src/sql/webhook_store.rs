@@ -124,9 +124,22 @@ impl WebhookStore for SqlStore {
         .await
     }
 
-    async fn record_webhook_attempt(&self, endpoint: WebhookEndpointId, record: &AttemptRecord) -> StoreResult<()> {
-        let record = record.clone();
-        self.write_background(move |tx| Box::pin(webhooks::record_attempt(tx, endpoint, record.clone())))
+    async fn webhook_deliveries(&self, ids: &[WebhookDeliveryId]) -> StoreResult<Vec<WebhookDelivery>> {
+        webhooks::deliveries_by_ids(&mut self.reader(), self.dialect, ids).await
+    }
+
+    async fn webhook_signing_endpoints(
+        &self,
+        ids: &[WebhookEndpointId],
+    ) -> StoreResult<Vec<(WebhookEndpoint, SealedSecrets)>> {
+        webhooks::signing_endpoints(&mut self.reader(), self.dialect, ids).await
+    }
+
+    async fn record_webhook_attempts(&self, records: Vec<(WebhookEndpointId, AttemptRecord)>) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.write_background(move |tx| Box::pin(webhooks::record_attempts(tx, records.clone())))
             .await
     }
 

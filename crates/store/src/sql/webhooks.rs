@@ -12,6 +12,7 @@ use super::Tx;
 use super::db::{Executor, Row, query};
 use super::events::{self, Subject};
 use super::store::check_version;
+use crate::commits::Touched;
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
 use crate::records::Deleted;
@@ -200,6 +201,7 @@ pub async fn update_endpoint(
     patch.apply(&mut e)?;
     e.version += 1;
     save_endpoint(&mut *tx, &e).await?;
+    tx.touch(Touched::ENDPOINTS);
     let subject = Subject::changed("webhook_endpoint", e.id.to_bytes());
     events::emit_in(tx, subject, &["webhook_endpoint.updated"], &e).await?;
     Ok(e)
@@ -210,6 +212,7 @@ pub async fn update_endpoint(
 pub async fn remove_endpoint(tx: &mut Tx<'_>, id: WebhookEndpointId) -> StoreResult<Deleted> {
     let e = lock_endpoint(&mut *tx, id).await?;
     delete_endpoint(&mut *tx, id).await?;
+    tx.touch(Touched::ENDPOINTS);
     let subject = Subject::changed("webhook_endpoint", e.id.to_bytes());
     events::emit_in(tx, subject, &["webhook_endpoint.deleted"], &e).await?;
     Ok(Deleted {
@@ -234,8 +237,9 @@ pub async fn rotate_secret(
     .bind(grace_until_ms)
     .bind(sealed)
     .bind(id.to_bytes())
-    .execute(tx)
+    .execute(&mut *tx)
     .await?;
+    tx.touch(Touched::ENDPOINTS);
     e.version += 1;
     Ok(e)
 }
@@ -264,7 +268,11 @@ pub async fn reseal_secrets(
     if let Some((previous, _)) = read.previous {
         query = query.bind(previous);
     }
-    Ok(query.execute(tx).await?.rows_affected() == 1)
+    let swapped = query.execute(&mut *tx).await?.rows_affected() == 1;
+    if swapped {
+        tx.touch(Touched::ENDPOINTS);
+    }
+    Ok(swapped)
 }
 
 /// Creates a delivery (and its job) for every enabled endpoint that wants
@@ -282,48 +290,102 @@ pub async fn fan_out(tx: &mut Tx<'_>, event_ids: &[Vec<u8>], now_ms: u64) -> Sto
         return Ok(0);
     }
     let endpoints = endpoints.iter().map(endpoint).collect::<StoreResult<Vec<_>>>()?;
-    let marks: Vec<String> = (1..=event_ids.len()).map(|i| tx.dialect.placeholder(i)).collect();
-    let mut q = query(format!(
-        "SELECT id, type FROM events WHERE id IN ({})",
-        marks.join(", ")
-    ));
-    for id in event_ids {
-        q = q.bind(id.clone());
-    }
-    let events = q.fetch_all(&mut *tx).await?;
-    let mut made = 0;
-    for row in &events {
-        let (event_id, event_type): (Vec<u8>, String) = (row.try_get("id")?, row.try_get("type")?);
-        for e in endpoints.iter().filter(|e| e.enabled_events.matches(&event_type)) {
-            let id = WebhookDeliveryId::from_uuid(tx.ids.next(now_ms));
-            insert_delivery(&mut *tx, id, e.id, &event_id, None, now_ms).await?;
-            made += 1;
+    let mut new = Vec::new();
+    for chunk in event_ids.chunks(CHUNK) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| tx.dialect.placeholder(i)).collect();
+        let mut q = query(format!(
+            "SELECT id, type FROM events WHERE id IN ({})",
+            marks.join(", ")
+        ));
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            let (event_id, event_type): (Vec<u8>, String) = (row.try_get("id")?, row.try_get("type")?);
+            for e in endpoints.iter().filter(|e| e.enabled_events.matches(&event_type)) {
+                new.push(NewDelivery {
+                    id: WebhookDeliveryId::from_uuid(tx.ids.next(now_ms)),
+                    endpoint: e.id,
+                    event: event_id.clone(),
+                });
+            }
         }
     }
-    Ok(made)
+    insert_deliveries(tx, &new, None, now_ms).await?;
+    Ok(new.len() as u64)
 }
 
-pub(super) async fn insert_delivery(
-    conn: &mut (impl Executor + ?Sized),
-    id: WebhookDeliveryId,
-    endpoint: WebhookEndpointId,
-    event_id: &[u8],
+/// Rows per multi-row statement: a few thousand bind parameters at most.
+const CHUNK: usize = 250;
+
+/// A delivery to create: one event for one endpoint.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: WebhookDeliveryId,
+    pub endpoint: WebhookEndpointId,
+    pub event: Vec<u8>,
+}
+
+/// `n` rows of `cols` bind parameters each, numbered in order from `$1`.
+fn value_rows(d: super::Dialect, n: usize, cols: usize) -> String {
+    (0..n)
+        .map(|r| {
+            let marks: Vec<String> = (1..=cols).map(|c| d.placeholder(r * cols + c)).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `n` bind parameters for an `IN` list, numbered from `$first`.
+fn in_list(d: super::Dialect, first: usize, n: usize) -> String {
+    (first..first + n).map(|i| d.placeholder(i)).collect::<Vec<_>>().join(", ")
+}
+
+/// Creates pending deliveries, each with its job due now: two statements
+/// per [`CHUNK`] deliveries, however many.
+pub(super) async fn insert_deliveries(
+    tx: &mut Tx<'_>,
+    new: &[NewDelivery],
     replay: Option<WebhookReplayId>,
     now_ms: u64,
 ) -> StoreResult<()> {
-    query(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt, replay_id, created) \
-         VALUES ($1, $2, $3, 'pending', 0, $4, $5, $6)",
-    )
-    .bind(id.to_bytes())
-    .bind(endpoint.to_bytes())
-    .bind(event_id.to_vec())
-    .bind((now_ms / 1000) as i64)
-    .bind(replay.map(|r| r.to_bytes()))
-    .bind((now_ms / 1000) as i64)
-    .execute(&mut *conn)
-    .await?;
-    schedule(conn, id, endpoint, now_ms).await
+    let d = tx.dialect;
+    let now_s = (now_ms / 1000) as i64;
+    for chunk in new.chunks(CHUNK) {
+        let mut q = query(format!(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt, replay_id, \
+             created) VALUES {}",
+            value_rows(d, chunk.len(), 8)
+        ));
+        for n in chunk {
+            q = q
+                .bind(n.id.to_bytes())
+                .bind(n.endpoint.to_bytes())
+                .bind(n.event.clone())
+                .bind("pending")
+                .bind(0i64)
+                .bind(now_s)
+                .bind(replay.map(|r| r.to_bytes()))
+                .bind(now_s);
+        }
+        q.execute(&mut *tx).await?;
+        let mut q = query(format!(
+            "INSERT INTO jobs (consumer, message_id, job_key, run_at, created) VALUES {} \
+             ON CONFLICT (consumer, message_id) DO UPDATE SET run_at = excluded.run_at, lease_token = NULL",
+            value_rows(d, chunk.len(), 5)
+        ));
+        for n in chunk {
+            q = q
+                .bind(DELIVERY_CONSUMER)
+                .bind(n.id.to_bytes())
+                .bind(n.endpoint.to_string())
+                .bind(now_ms as i64)
+                .bind(now_ms as i64);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 /// Queues a delivery's next attempt at `at_ms` (or moves the queued one).
@@ -390,14 +452,17 @@ pub async fn record_attempt(tx: &mut Tx<'_>, endpoint: WebhookEndpointId, r: Att
             .execute(&mut *tx)
             .await?;
     } else {
-        let row = query(
-            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
-             RETURNING failing_since",
-        )
-        .bind(r.now_ms as i64)
-        .bind(endpoint.to_bytes())
-        .fetch_optional(&mut *tx)
-        .await?;
+        // Written only when it starts failing: later failures leave the
+        // row as it is.
+        query("UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL")
+            .bind(r.now_ms as i64)
+            .bind(endpoint.to_bytes())
+            .execute(&mut *tx)
+            .await?;
+        let row = query("SELECT failing_since FROM webhook_endpoints WHERE id = $1")
+            .bind(endpoint.to_bytes())
+            .fetch_optional(&mut *tx)
+            .await?;
         let since: Option<i64> = match row {
             Some(row) => row.try_get("failing_since")?,
             None => None,
@@ -428,6 +493,136 @@ pub async fn record_attempt(tx: &mut Tx<'_>, endpoint: WebhookEndpointId, r: Att
     }
 }
 
+/// Records a batch of attempts in the caller's transaction. Deliveries
+/// that arrived (the common case) go together: their attempts in one
+/// statement, their new state in one per status code answered, their
+/// jobs' removal in one, and only endpoints marked failing are written.
+/// Anything else (a retry to schedule, a failure, a 410) goes one by one
+/// through [`record_attempt`].
+pub async fn record_attempts(tx: &mut Tx<'_>, records: Vec<(WebhookEndpointId, AttemptRecord)>) -> StoreResult<()> {
+    let (arrived, other): (Vec<_>, Vec<_>) = records
+        .into_iter()
+        .partition(|(_, r)| r.status == DeliveryStatus::Delivered && r.disable_endpoint.is_none());
+    for (endpoint, r) in other {
+        record_attempt(&mut *tx, endpoint, r).await?;
+    }
+    let d = tx.dialect;
+    for chunk in arrived.chunks(CHUNK) {
+        let mut q = query(format!(
+            "INSERT INTO webhook_attempts ({ATTEMPT_COLS}) VALUES {}",
+            value_rows(d, chunk.len(), 8)
+        ));
+        for (_, r) in chunk {
+            let a = &r.attempt;
+            q = q
+                .bind(a.id.to_bytes())
+                .bind(a.delivery.to_bytes())
+                .bind(a.duration_ms)
+                .bind(a.request_id.clone())
+                .bind(a.response_status)
+                .bind(a.response_excerpt.clone())
+                .bind(a.error.clone())
+                .bind(a.created);
+        }
+        q.execute(&mut *tx).await?;
+        let mut codes: Vec<Option<i64>> = chunk.iter().map(|(_, r)| r.attempt.response_status).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        for code in codes {
+            let ids: Vec<Vec<u8>> = chunk
+                .iter()
+                .filter(|(_, r)| r.attempt.response_status == code)
+                .map(|(_, r)| r.attempt.delivery.to_bytes())
+                .collect();
+            let mut q = query(format!(
+                "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, next_attempt = NULL, \
+                 last_status = {} WHERE id IN ({})",
+                d.placeholder(1),
+                in_list(d, 2, ids.len())
+            ))
+            .bind(code);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let mut endpoints: Vec<Vec<u8>> = chunk.iter().map(|(e, _)| e.to_bytes()).collect();
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        let mut q = query(format!(
+            "UPDATE webhook_endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN ({})",
+            in_list(d, 1, endpoints.len())
+        ));
+        for id in endpoints {
+            q = q.bind(id);
+        }
+        q.execute(&mut *tx).await?;
+        let mut q = query(format!(
+            "DELETE FROM jobs WHERE consumer = {} AND message_id IN ({})",
+            d.placeholder(1),
+            in_list(d, 2, chunk.len())
+        ))
+        .bind(DELIVERY_CONSUMER);
+        for (_, r) in chunk {
+            q = q.bind(r.attempt.delivery.to_bytes());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Deliveries by id, one statement per [`CHUNK`]; missing ones are left out.
+pub async fn deliveries_by_ids<E: Executor + ?Sized>(
+    ex: &mut E,
+    d: super::Dialect,
+    ids: &[WebhookDeliveryId],
+) -> StoreResult<Vec<WebhookDelivery>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = query(format!(
+            "SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE id IN ({})",
+            in_list(d, 1, chunk.len())
+        ));
+        for id in chunk {
+            q = q.bind(id.to_bytes());
+        }
+        for row in q.fetch_all(&mut *ex).await? {
+            out.push(delivery(&row)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Endpoints with their sealed signing secrets, in one statement; missing
+/// ones are left out.
+pub async fn signing_endpoints<E: Executor + ?Sized>(
+    ex: &mut E,
+    d: super::Dialect,
+    ids: &[WebhookEndpointId],
+) -> StoreResult<Vec<(WebhookEndpoint, SealedSecrets)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = query(format!(
+            "SELECT {ENDPOINT_COLS}, secret, previous_secret, previous_secret_expires FROM webhook_endpoints \
+             WHERE id IN ({})",
+            in_list(d, 1, chunk.len())
+        ));
+        for id in chunk {
+            q = q.bind(id.to_bytes());
+        }
+        for row in q.fetch_all(&mut *ex).await? {
+            let previous: Option<Vec<u8>> = row.try_get("previous_secret")?;
+            let expires: Option<i64> = row.try_get("previous_secret_expires")?;
+            let sealed = SealedSecrets {
+                current: row.try_get("secret")?,
+                previous: previous.zip(expires),
+            };
+            out.push((endpoint(&row)?, sealed));
+        }
+    }
+    Ok(out)
+}
+
 /// Disables an enabled endpoint and says why in a `webhook_endpoint.disabled` event.
 /// Written by the webhooks worker, not a request: the event's request id
 /// names the endpoint, and its time is the attempt's.
@@ -440,6 +635,7 @@ async fn disable_endpoint(tx: &mut Tx<'_>, id: WebhookEndpointId, reason: &str, 
     e.disabled_reason = Some(reason.to_owned());
     e.version += 1;
     save_endpoint(&mut *tx, &e).await?;
+    tx.touch(Touched::ENDPOINTS);
     let ctx = WriteContext {
         request_id: format!("webhooks_{id}"),
         actor: None,
