@@ -607,7 +607,12 @@ impl DeliveryWorker {
         match &self.recorder {
             Some(recorder) => recorder.record(endpoint.id, record).await,
             None => {
-                if let Err(e) = self.settle.store.record_webhook_attempts(vec![(endpoint.id, record)]).await {
+                if let Err(e) = self
+                    .settle
+                    .store
+                    .record_webhook_attempts(vec![(endpoint.id, record)])
+                    .await
+                {
                     tracing::warn!(error = %e, delivery = %id, "cannot record an attempt; the lease will bring it back");
                 }
             }

@@ -39,4 +39,5 @@ mod sqlite_faults;
 mod statements;
 mod tls;
 mod webhooks;
+mod webhooks_fast;
 mod webhooks_flaky;

@@ -21,7 +21,7 @@ use crate::support::{Resp, TestApp, TestDb, both, eventually};
 
 /// One request as the receiver saw it.
 #[derive(Clone)]
-struct Received {
+pub(crate) struct Received {
     headers: HeaderMap,
     body: Vec<u8>,
 }
@@ -29,13 +29,13 @@ struct Received {
 /// Answers each message's n-th request with `script[n]` (the last entry
 /// repeats), and records everything.
 #[derive(Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     script: Vec<u16>,
-    seen: Vec<Received>,
+    pub(crate) seen: Vec<Received>,
     per_message: HashMap<String, usize>,
 }
 
-type Shared = Arc<Mutex<Receiver>>;
+pub(crate) type Shared = Arc<Mutex<Receiver>>;
 
 async fn receive(
     State(shared): State<Shared>,
@@ -70,7 +70,7 @@ async fn receive(
     (StatusCode::from_u16(status).unwrap(), out, format!("answer {status}"))
 }
 
-async fn receiver(script: &[u16]) -> (String, Shared) {
+pub(crate) async fn receiver(script: &[u16]) -> (String, Shared) {
     let shared: Shared = Arc::new(Mutex::new(Receiver {
         script: script.to_vec(),
         ..Receiver::default()
@@ -100,10 +100,10 @@ pub(crate) async fn webhook_app_with(
     // Short breaker pauses, so a receiver that never answers on purpose
     // stalls nothing for long.
     config.webhooks.breaker_cooldown = Duration::from_millis(50);
+    config.queue.poll = Duration::from_millis(10);
     adjust(&mut config);
     config.webhooks.allow_private_targets = allow_private;
     config.webhooks.retry_schedule = RetrySchedule::parse(schedule).unwrap();
-    config.queue.poll = Duration::from_millis(10);
     let db = TestDb::create(app.db.backend).await;
     TestApp::spawn_config(db, Arc::new(SystemClock), config).await
 }
@@ -146,7 +146,7 @@ pub(crate) async fn settled(w: &TestApp, endpoint: &str, n: usize, status: &str)
     .await
 }
 
-fn verifies(secret: &str, r: &Received) -> bool {
+pub(crate) fn verifies(secret: &str, r: &Received) -> bool {
     standardwebhooks::Webhook::new(secret)
         .unwrap()
         .verify(&r.body, &r.headers)

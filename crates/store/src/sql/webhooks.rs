@@ -339,7 +339,10 @@ fn value_rows(d: super::Dialect, n: usize, cols: usize) -> String {
 
 /// `n` bind parameters for an `IN` list, numbered from `$first`.
 fn in_list(d: super::Dialect, first: usize, n: usize) -> String {
-    (first..first + n).map(|i| d.placeholder(i)).collect::<Vec<_>>().join(", ")
+    (first..first + n)
+        .map(|i| d.placeholder(i))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Creates pending deliveries, each with its job due now: two statements
