@@ -17,6 +17,7 @@ use crate::Settle;
 use crate::commits::{GATHER, Topic};
 use crate::processor::{ChargeResult, ProcessorClient};
 use crate::queue::{Backoff, Breaker, FANOUT, JobQueue, Message, PROCESSOR};
+use crate::webhook::handoff::Handoff;
 
 /// How the workers wait and give up.
 #[derive(Debug, Clone)]
@@ -58,9 +59,17 @@ async fn bury(queue: &dyn JobQueue, stats: &WorkerStats, message: Message) {
 /// transaction, and an idle stage sleeps until events commit; from a
 /// broker, the record is committed before the ack, and an idle stage
 /// waits inside the broker's pull request for the next message.
-pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: WorkerOptions, stats: Arc<WorkerStats>) {
+/// On the embedded queue, new deliveries are leased to `handoff`'s
+/// delivery worker as far as it has room (see [`crate::webhook::handoff`]).
+pub async fn run_fanout(
+    settle: Settle,
+    queue: Arc<dyn JobQueue>,
+    options: WorkerOptions,
+    stats: Arc<WorkerStats>,
+    handoff: Option<Arc<Handoff>>,
+) {
     if queue.backend() == "embedded" {
-        return drain_fanout(settle, options, stats).await;
+        return drain_fanout(settle, options, stats, handoff).await;
     }
     let mut commits = settle.commits().subscribe(Topic::Events);
     loop {
@@ -110,12 +119,18 @@ pub async fn run_fanout(settle: Settle, queue: Arc<dyn JobQueue>, options: Worke
 /// and hammering it helps nobody.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-async fn drain_fanout(settle: Settle, options: WorkerOptions, stats: Arc<WorkerStats>) {
+async fn drain_fanout(settle: Settle, options: WorkerOptions, stats: Arc<WorkerStats>, handoff: Option<Arc<Handoff>>) {
     let batch = u32::try_from(options.batch).unwrap_or(u32::MAX);
     let mut commits = settle.commits().subscribe(Topic::Events);
     loop {
-        match settle.store.drain_fanout(batch, settle.clock.now_ms()).await {
-            Ok(n) => {
+        let now = settle.clock.now_ms();
+        let lease = handoff.as_ref().and_then(|h| h.lease(now));
+        match settle.store.drain_fanout(batch, now, lease).await {
+            Ok(drained) => {
+                let n = drained.events;
+                if let Some(h) = &handoff {
+                    h.give(drained.leased);
+                }
                 stats.fanout_processed.fetch_add(n, Ordering::Relaxed);
                 // A partial batch means the backlog is gone: sleep until
                 // more commits (news that came during the drain returns at

@@ -18,6 +18,7 @@ use settle_core::queue::{
 use settle_core::tls::OutgoingTls;
 use settle_core::webhook::deliver::{DeliveryOptions, DeliveryWorker};
 use settle_core::webhook::guard::GuardOptions;
+use settle_core::webhook::handoff::Handoff;
 use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_fanout, run_sequencer};
 use settle_nats::{NatsOptions, NatsQueue, Relay};
 use tokio::task::JoinHandle;
@@ -141,11 +142,15 @@ impl QueueRuntime {
             max: c.retry_max,
         };
         let mut tasks = vec![tokio::spawn(run_sequencer(settle.clone(), c.poll))];
+        // New deliveries go from the fan-out to this process's delivery
+        // worker without a claim.
+        let handoff = Handoff::new(c.lease);
         tasks.push(tokio::spawn(run_fanout(
             settle.clone(),
             Arc::clone(&self.queue),
             options.clone(),
             Arc::clone(&self.stats),
+            Some(Arc::clone(&handoff)),
         )));
         if let Some((client, breaker)) = &self.processor {
             let worker = ProcessorWorker {
@@ -199,7 +204,7 @@ impl QueueRuntime {
             ..DeliveryOptions::default()
         };
         match DeliveryWorker::new(settle.clone(), delivery) {
-            Ok(worker) => tasks.push(tokio::spawn(worker.run())),
+            Ok(worker) => tasks.push(tokio::spawn(worker.with_handoff(handoff).run())),
             Err(e) => tracing::error!(error = %e, "webhook deliveries cannot start"),
         }
         tasks.push(tokio::spawn(settle_core::webhook::deliver::run_replays(

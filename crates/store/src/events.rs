@@ -9,7 +9,7 @@ use settle_domain::ids::EventId;
 use crate::commits::CommitBus;
 use crate::error::StoreResult;
 use crate::list::{ListQuery, Page};
-use crate::queue::{ConsumerBacklog, JobClaim, LeasedJob, Subscription};
+use crate::queue::{ConsumerBacklog, FanoutDrained, FanoutLease, JobClaim, LeasedJob, Subscription};
 
 /// Events can be filtered by type or by the object they are about.
 #[derive(Debug, Clone)]
@@ -69,8 +69,9 @@ pub trait EventStore: Send + Sync {
     /// Each consumer's backlog and dead letters.
     async fn queue_backlog(&self) -> StoreResult<Vec<ConsumerBacklog>>;
     /// Takes up to `max` ready fan-out jobs and applies them (processed
-    /// records, webhook deliveries) in one transaction; returns how many.
-    async fn drain_fanout(&self, max: u32, now_ms: u64) -> StoreResult<u64>;
+    /// records, webhook deliveries) in one transaction, leasing new
+    /// deliveries to the caller as `lease` allows.
+    async fn drain_fanout(&self, max: u32, now_ms: u64, lease: Option<FanoutLease>) -> StoreResult<FanoutDrained>;
     /// Applies the fan-out to events consumed from a broker, once each;
     /// returns how many were new.
     async fn fan_out_events(&self, event_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64>;

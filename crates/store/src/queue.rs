@@ -27,6 +27,28 @@ pub struct JobClaim {
     pub token: i64,
 }
 
+/// Deliveries the fan-out may lease to this process's delivery worker as
+/// it creates them, so they go out without waiting for a claim: the jobs
+/// are written already leased (`until_ms`, `token`), exactly as a claim
+/// would leave them, and a crash before they are sent brings them back
+/// after the lease like any claimed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FanoutLease {
+    pub token: i64,
+    pub until_ms: u64,
+    /// Leases at most this many; the rest wait in the queue for a claim.
+    pub most: u32,
+}
+
+/// What one fan-out transaction did.
+#[derive(Debug, Default)]
+pub struct FanoutDrained {
+    /// Events consumed.
+    pub events: u64,
+    /// Delivery jobs leased to the caller (see [`FanoutLease`]).
+    pub leased: Vec<LeasedJob>,
+}
+
 /// A job leased to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeasedJob {

@@ -31,6 +31,7 @@ use settle_store::sql::webhooks::DELIVERY_CONSUMER;
 use settle_store::webhooks::AttemptRecord;
 
 use super::guard::{EndpointGuard, Gate, GuardOptions, Outcome};
+use super::handoff::Handoff;
 use super::recorder::Recorder;
 use super::signers::{Signer, Signers};
 use super::signing::signature;
@@ -138,6 +139,7 @@ pub struct DeliveryWorker {
     guards: Mutex<HashMap<String, Arc<EndpointGuard>>>,
     signers: Arc<Signers>,
     recorder: Option<Recorder>,
+    handoff: Option<Arc<Handoff>>,
     /// Wakes the claim loop when a slot frees, a retry comes due or a
     /// breaker cools down: times only this process knows.
     alarm: Alarm,
@@ -181,8 +183,15 @@ impl DeliveryWorker {
             guards: Mutex::default(),
             signers: Arc::default(),
             recorder: None,
+            handoff: None,
             alarm: Alarm::default(),
         })
+    }
+
+    /// Takes new deliveries straight from this process's fan-out.
+    pub fn with_handoff(mut self, handoff: Arc<Handoff>) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
@@ -265,12 +274,19 @@ impl DeliveryWorker {
         self.recorder = Some(recorder);
         let following = tokio::spawn(Arc::clone(&self.signers).follow(self.settle.commits().clone()));
         let _helpers = AbortOnDrop(vec![writing, following]);
+        let mut handed_rx = self.handoff.as_ref().and_then(|h| h.receiver());
         let this = Arc::new(self);
         let mut commits = this
             .settle
             .commits()
             .subscribe_with_alarm(Topic::Jobs, this.alarm.clone());
+        let mut handed: Vec<LeasedJob> = Vec::new();
         loop {
+            if let Some(rx) = handed_rx.as_mut() {
+                while let Ok(more) = rx.try_recv() {
+                    handed.extend(more);
+                }
+            }
             let total: usize = {
                 let map = this.lock();
                 let held: usize = this.waiting().values().map(VecDeque::len).sum();
@@ -278,8 +294,9 @@ impl DeliveryWorker {
             };
             let room = this.options.global.saturating_sub(total);
             if room == 0 {
+                this.offer(0);
                 // A finishing request rings the alarm.
-                commits.wait().await;
+                wait(&mut commits, handed_rx.as_mut(), &mut handed).await;
                 continue;
             }
             // Only now: asking turns a cooled-down breaker half-open, and
@@ -312,22 +329,29 @@ impl DeliveryWorker {
                 (skip, free)
             };
             let max = room.min(free).min(CLAIM_MAX);
-            let claim = JobClaim {
-                consumer: DELIVERY_CONSUMER.to_owned(),
-                max: u32::try_from(max).unwrap_or(u32::MAX),
-                skip_keys,
-                now_ms: this.settle.clock.now_ms(),
-                lease_ms: this.options.lease.as_millis() as u64,
-                token: rand::random(),
-            };
-            let jobs = match this.settle.store.claim_jobs(&claim).await {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    tracing::warn!(error = %e, "delivery worker could not claim; retrying");
-                    Vec::new()
+            // Deliveries the fan-out handed over go first, without a claim.
+            let from_fanout = !handed.is_empty();
+            let jobs = if from_fanout {
+                std::mem::take(&mut handed)
+            } else {
+                let claim = JobClaim {
+                    consumer: DELIVERY_CONSUMER.to_owned(),
+                    max: u32::try_from(max).unwrap_or(u32::MAX),
+                    skip_keys,
+                    now_ms: this.settle.clock.now_ms(),
+                    lease_ms: this.options.lease.as_millis() as u64,
+                    token: rand::random(),
+                };
+                match this.settle.store.claim_jobs(&claim).await {
+                    Ok(jobs) => jobs,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "delivery worker could not claim; retrying");
+                        Vec::new()
+                    }
                 }
             };
             let claimed = jobs.len();
+            this.offer(max.saturating_sub(claimed));
             let ready = this.prepare(jobs).await;
             // A claim may hold several jobs of one endpoint: beyond its limit
             // and its line, they go back at once.
@@ -361,15 +385,22 @@ impl DeliveryWorker {
             for (key, _) in gates.iter().filter(|(k, g)| **g == Gate::Trial && !tried.contains(*k)) {
                 this.guard(key).abandon_trial(now);
             }
-            if claimed >= max && started > 0 {
-                // A full claim: more may be ready.
+            if from_fanout || (claimed >= max && started > 0) {
+                // Handed over, or a full claim: more may be ready in the queue.
                 continue;
             }
             if started > 0 && commits.has_news() {
                 // Under load: let the next claim gather more than one commit's jobs.
                 tokio::time::sleep(GATHER).await;
             }
-            commits.wait().await;
+            wait(&mut commits, handed_rx.as_mut(), &mut handed).await;
+        }
+    }
+
+    /// Tells the fan-out how many new deliveries this worker can take now.
+    fn offer(&self, room: usize) {
+        if let Some(handoff) = &self.handoff {
+            handoff.set_room(room);
         }
     }
 
@@ -616,6 +647,26 @@ impl DeliveryWorker {
                     tracing::warn!(error = %e, delivery = %id, "cannot record an attempt; the lease will bring it back");
                 }
             }
+        }
+    }
+}
+
+/// Sleeps until jobs commit (or the worker's alarm rings) or the fan-out
+/// hands deliveries over.
+async fn wait(
+    commits: &mut crate::commits::Subscription,
+    handed_rx: Option<&mut tokio::sync::mpsc::UnboundedReceiver<Vec<LeasedJob>>>,
+    handed: &mut Vec<LeasedJob>,
+) {
+    match handed_rx {
+        Some(rx) => {
+            tokio::select! {
+                _ = commits.wait() => {}
+                got = rx.recv() => handed.extend(got.unwrap_or_default()),
+            }
+        }
+        None => {
+            commits.wait().await;
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod deliver;
 pub mod guard;
+pub mod handoff;
 mod recorder;
 mod service;
 pub mod signers;

@@ -13,7 +13,7 @@ use crate::EventStore;
 use crate::commits::{CommitBus, Touched};
 use crate::error::StoreResult;
 use crate::list::{ListQuery, Page};
-use crate::queue::{ConsumerBacklog, JobClaim, LeasedJob, Subscription};
+use crate::queue::{ConsumerBacklog, FanoutDrained, FanoutLease, JobClaim, LeasedJob, Subscription};
 use crate::records::{Event, EventFilter};
 
 #[async_trait]
@@ -98,8 +98,8 @@ impl EventStore for SqlStore {
         queue::backlog(&mut self.reader()).await
     }
 
-    async fn drain_fanout(&self, max: u32, now_ms: u64) -> StoreResult<u64> {
-        self.write_background(move |tx| Box::pin(queue::drain_fanout(tx, max, now_ms)))
+    async fn drain_fanout(&self, max: u32, now_ms: u64, lease: Option<FanoutLease>) -> StoreResult<FanoutDrained> {
+        self.write_background(move |tx| Box::pin(queue::drain_fanout(tx, max, now_ms, lease)))
             .await
     }
 

@@ -7,7 +7,7 @@
 use super::db::{Executor, Value, query};
 use super::{Dialect, Tx};
 use crate::error::StoreResult;
-use crate::queue::{ConsumerBacklog, FANOUT_CONSUMER, JobClaim, LeasedJob, Subscription};
+use crate::queue::{ConsumerBacklog, FANOUT_CONSUMER, FanoutDrained, FanoutLease, JobClaim, LeasedJob, Subscription};
 
 /// The ready jobs of one consumer, oldest first (served by `jobs_ready`).
 pub fn ready_sql(d: Dialect, skip_keys: usize) -> String {
@@ -66,8 +66,14 @@ pub async fn claim(tx: &mut Tx<'_>, claim: JobClaim) -> StoreResult<Vec<LeasedJo
 /// Takes up to `max` ready fan-out jobs and applies them, in one
 /// transaction: the fan-out's whole effect is in this database, so the
 /// job, the effect and the record commit together, no lease is needed and
-/// nothing can run twice. Returns how many it took.
-pub async fn drain_fanout(tx: &mut Tx<'_>, max: u32, now_ms: u64) -> StoreResult<u64> {
+/// nothing can run twice. New deliveries are leased to the caller as
+/// `lease` allows.
+pub async fn drain_fanout(
+    tx: &mut Tx<'_>,
+    max: u32,
+    now_ms: u64,
+    lease: Option<FanoutLease>,
+) -> StoreResult<FanoutDrained> {
     let consumer = FANOUT_CONSUMER;
     let sql = format!(
         "DELETE FROM jobs WHERE (consumer, message_id) IN ({}) RETURNING message_id",
@@ -83,9 +89,11 @@ pub async fn drain_fanout(tx: &mut Tx<'_>, max: u32, now_ms: u64) -> StoreResult
         .iter()
         .map(|r| r.try_get::<Vec<u8>, _>("message_id"))
         .collect::<Result<Vec<_>, _>>()?;
-    let taken = message_ids.len() as u64;
-    fan_out(tx, message_ids, now_ms).await?;
-    Ok(taken)
+    let events = message_ids.len() as u64;
+    let d = tx.dialect;
+    let new = mark_all_processed(&mut *tx, d, FANOUT_CONSUMER, &message_ids, now_ms).await?;
+    let leased = super::webhooks::fan_out(tx, &new, now_ms, lease).await?;
+    Ok(FanoutDrained { events, leased })
 }
 
 /// The fan-out's effect for consumed events: its processed-message
@@ -94,7 +102,7 @@ pub async fn drain_fanout(tx: &mut Tx<'_>, max: u32, now_ms: u64) -> StoreResult
 pub async fn fan_out(tx: &mut Tx<'_>, event_ids: Vec<Vec<u8>>, now_ms: u64) -> StoreResult<u64> {
     let d = tx.dialect;
     let new = mark_all_processed(&mut *tx, d, FANOUT_CONSUMER, &event_ids, now_ms).await?;
-    super::webhooks::fan_out(tx, &new, now_ms).await?;
+    super::webhooks::fan_out(tx, &new, now_ms, None).await?;
     Ok(new.len() as u64)
 }
 

@@ -125,7 +125,7 @@ pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u
         last = Some(event_id);
     }
     let made = new.len() as i64;
-    insert_deliveries(&mut *tx, &new, Some(id), now_ms).await?;
+    insert_deliveries(&mut *tx, &new, Some(id), now_ms, None).await?;
     let done = events.len() < page as usize;
     query(
         "UPDATE webhook_replays SET cursor = COALESCE($1, cursor), deliveries = deliveries + $2, status = $3 \

@@ -15,6 +15,7 @@ use super::store::check_version;
 use crate::commits::Touched;
 use crate::context::WriteContext;
 use crate::error::{StoreError, StoreResult};
+use crate::queue::{FanoutLease, LeasedJob};
 use crate::records::Deleted;
 use crate::webhooks::{AttemptRecord, SealedSecrets};
 
@@ -276,10 +277,16 @@ pub async fn reseal_secrets(
 }
 
 /// Creates a delivery (and its job) for every enabled endpoint that wants
-/// each of `event_ids`, in the caller's transaction.
-pub async fn fan_out(tx: &mut Tx<'_>, event_ids: &[Vec<u8>], now_ms: u64) -> StoreResult<u64> {
+/// each of `event_ids`, in the caller's transaction; the first ones, as
+/// `lease` allows, are leased to the caller.
+pub async fn fan_out(
+    tx: &mut Tx<'_>,
+    event_ids: &[Vec<u8>],
+    now_ms: u64,
+    lease: Option<FanoutLease>,
+) -> StoreResult<Vec<LeasedJob>> {
     if event_ids.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let endpoints = query(format!(
         "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE status = 'enabled'"
@@ -287,7 +294,7 @@ pub async fn fan_out(tx: &mut Tx<'_>, event_ids: &[Vec<u8>], now_ms: u64) -> Sto
     .fetch_all(&mut *tx)
     .await?;
     if endpoints.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let endpoints = endpoints.iter().map(endpoint).collect::<StoreResult<Vec<_>>>()?;
     let mut new = Vec::new();
@@ -311,8 +318,24 @@ pub async fn fan_out(tx: &mut Tx<'_>, event_ids: &[Vec<u8>], now_ms: u64) -> Sto
             }
         }
     }
-    insert_deliveries(tx, &new, None, now_ms).await?;
-    Ok(new.len() as u64)
+    let most = lease.map_or(0, |l| (l.most as usize).min(new.len()));
+    let (leased, queued) = new.split_at(most);
+    if let Some(lease) = lease.filter(|_| most > 0) {
+        insert_deliveries(&mut *tx, leased, None, now_ms, Some(lease)).await?;
+    }
+    insert_deliveries(tx, queued, None, now_ms, None).await?;
+    let leased = leased
+        .iter()
+        .map(|n| LeasedJob {
+            consumer: DELIVERY_CONSUMER.to_owned(),
+            message_id: n.id.to_bytes(),
+            key: Some(n.endpoint.to_string()),
+            deliveries: 1,
+            token: lease.map_or(0, |l| l.token),
+            created_ms: now_ms as i64,
+        })
+        .collect();
+    Ok(leased)
 }
 
 /// Rows per multi-row statement: a few thousand bind parameters at most.
@@ -345,14 +368,20 @@ fn in_list(d: super::Dialect, first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Creates pending deliveries, each with its job due now: two statements
-/// per [`CHUNK`] deliveries, however many.
+/// Creates pending deliveries, each with its job due now (or leased, as
+/// a claim would leave it): two statements per [`CHUNK`] deliveries,
+/// however many.
 pub(super) async fn insert_deliveries(
     tx: &mut Tx<'_>,
     new: &[NewDelivery],
     replay: Option<WebhookReplayId>,
     now_ms: u64,
+    lease: Option<FanoutLease>,
 ) -> StoreResult<()> {
+    let (run_at, token, handed) = match lease {
+        Some(l) => (l.until_ms as i64, Some(l.token), 1i64),
+        None => (now_ms as i64, None, 0),
+    };
     let d = tx.dialect;
     let now_s = (now_ms / 1000) as i64;
     for chunk in new.chunks(CHUNK) {
@@ -374,17 +403,18 @@ pub(super) async fn insert_deliveries(
         }
         q.execute(&mut *tx).await?;
         let mut q = query(format!(
-            "INSERT INTO jobs (consumer, message_id, job_key, run_at, created) VALUES {} \
-             ON CONFLICT (consumer, message_id) DO UPDATE SET run_at = excluded.run_at, lease_token = NULL",
-            value_rows(d, chunk.len(), 5)
+            "INSERT INTO jobs (consumer, message_id, job_key, run_at, created, lease_token, deliveries) VALUES {}",
+            value_rows(d, chunk.len(), 7)
         ));
         for n in chunk {
             q = q
                 .bind(DELIVERY_CONSUMER)
                 .bind(n.id.to_bytes())
                 .bind(n.endpoint.to_string())
+                .bind(run_at)
                 .bind(now_ms as i64)
-                .bind(now_ms as i64);
+                .bind(token)
+                .bind(handed);
         }
         q.execute(&mut *tx).await?;
     }
