@@ -44,6 +44,19 @@ pub enum Topic {
     Endpoints,
 }
 
+impl Topic {
+    /// Whether the bell rang for this topic between two ticks (news of
+    /// other topics, a worker's own commit included, is not news here).
+    fn news(self, before: Tick, now: Tick) -> bool {
+        match self {
+            Topic::Events => now.events != before.events,
+            Topic::Jobs => now.jobs != before.jobs,
+            Topic::Positions => now.positions != before.positions || now.events != before.events,
+            Topic::Endpoints => now.endpoints != before.endpoints,
+        }
+    }
+}
+
 /// Why [`Subscription::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
@@ -191,7 +204,8 @@ impl Subscription {
     /// commits land while the subscriber is still reading, which tells it
     /// to let the next batch gather a moment (see [`GATHER`]).
     pub fn has_news(&self) -> bool {
-        self.rx.has_changed().unwrap_or(false)
+        let now = *self.rx.borrow();
+        now.resyncs != self.seen.resyncs || self.topic.news(self.seen, now)
     }
 
     /// Waits for the next reason to read. News that arrived since the
@@ -224,13 +238,7 @@ impl Subscription {
                     if now.resyncs != before.resyncs {
                         return Wake::Resync;
                     }
-                    let news = match self.topic {
-                        Topic::Events => now.events != before.events,
-                        Topic::Jobs => now.jobs != before.jobs,
-                        Topic::Positions => now.positions != before.positions || now.events != before.events,
-                        Topic::Endpoints => now.endpoints != before.endpoints,
-                    };
-                    if news {
+                    if self.topic.news(before, now) {
                         return Wake::Committed;
                     }
                 }
@@ -297,6 +305,28 @@ mod tests {
         assert!(jobs.has_news(), "it can tell it is behind");
         assert_eq!(jobs.wait().await, Wake::Committed);
         assert!(!jobs.has_news());
+    }
+
+    #[tokio::test]
+    async fn its_own_commit_of_another_topic_is_no_news() {
+        let (bus, stream) = stream();
+        let events = stream.subscribe(Topic::Events);
+        // The fan-out's own commit inserts jobs: no reason for it to wait
+        // for more events to gather.
+        bus.announce(Touched {
+            events: false,
+            jobs: true,
+            positions: false,
+            endpoints: false,
+        });
+        assert!(!events.has_news());
+        bus.announce(Touched {
+            events: true,
+            jobs: false,
+            positions: false,
+            endpoints: false,
+        });
+        assert!(events.has_news());
     }
 
     #[tokio::test]

@@ -79,3 +79,18 @@ impl Handoff {
         self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_is_leased_once_and_none_without_a_worker() {
+        let h = Handoff::new(Duration::from_secs(30));
+        assert_eq!(h.lease(1_000), None, "a worker that said nothing gets nothing");
+        h.set_room(5);
+        let lease = h.lease(1_000).unwrap();
+        assert_eq!((lease.most, lease.until_ms), (5, 31_000));
+        assert_eq!(h.lease(1_000), None, "the room was taken");
+    }
+}
