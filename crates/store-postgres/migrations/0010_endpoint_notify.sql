@@ -12,3 +12,16 @@ $$;
 CREATE TRIGGER webhook_endpoints_notify
     AFTER UPDATE OF url, enabled_events, status, secret, previous_secret, previous_secret_expires OR DELETE
     ON webhook_endpoints FOR EACH STATEMENT EXECUTE FUNCTION endpoints_notify();
+
+-- Delivery jobs the fan-out writes already leased to its own process's
+-- worker (handed over in memory) are nobody else's business: only jobs
+-- that wait for a claim are announced, so a fan-out whose deliveries were
+-- all handed over commits without NOTIFY's database-wide lock.
+CREATE OR REPLACE FUNCTION commits_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_trigger_depth() = 1 AND EXISTS (SELECT 1 FROM new_rows WHERE lease_token IS NULL) THEN
+        PERFORM pg_notify('settle_commits', '');
+    END IF;
+    RETURN NULL;
+END
+$$;
