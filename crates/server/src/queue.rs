@@ -37,6 +37,9 @@ pub struct QueueRuntime {
     processor: Option<(ProcessorClient, Arc<Breaker>)>,
     stats: Arc<WorkerStats>,
     tls: OutgoingTls,
+    /// New deliveries go from the fan-out to this process's delivery
+    /// worker without a claim.
+    handoff: Arc<Handoff>,
 }
 
 pub fn nats_options(config: &QueueConfig) -> NatsOptions {
@@ -111,6 +114,7 @@ impl QueueRuntime {
             nats,
             processor,
             stats,
+            handoff: Handoff::new(config.lease),
             tls,
         })
     }
@@ -131,6 +135,14 @@ impl QueueRuntime {
     /// Starts the workers; abort the handles to stop them (a job they held
     /// comes back after its lease).
     pub fn spawn(&self, settle: &Settle) -> Vec<JoinHandle<()>> {
+        let mut tasks = self.spawn_without_delivery(settle);
+        tasks.extend(self.spawn_delivery(settle));
+        tasks
+    }
+
+    /// Every worker but webhook delivery: deliveries pile up as pending, so
+    /// a benchmark can time the delivery worker alone on a backlog.
+    pub fn spawn_without_delivery(&self, settle: &Settle) -> Vec<JoinHandle<()>> {
         let c = &self.config;
         let options = WorkerOptions {
             poll: c.poll,
@@ -142,15 +154,12 @@ impl QueueRuntime {
             max: c.retry_max,
         };
         let mut tasks = vec![tokio::spawn(run_sequencer(settle.clone(), c.poll))];
-        // New deliveries go from the fan-out to this process's delivery
-        // worker without a claim.
-        let handoff = Handoff::new(c.lease);
         tasks.push(tokio::spawn(run_fanout(
             settle.clone(),
             Arc::clone(&self.queue),
             options.clone(),
             Arc::clone(&self.stats),
-            Some(Arc::clone(&handoff)),
+            Some(Arc::clone(&self.handoff)),
         )));
         if let Some((client, breaker)) = &self.processor {
             let worker = ProcessorWorker {
@@ -185,28 +194,6 @@ impl QueueRuntime {
             };
             tasks.push(tokio::spawn(relay.run()));
         }
-        let w = &self.webhooks;
-        let delivery = DeliveryOptions {
-            schedule: w.retry_schedule.clone(),
-            timeout: w.timeout,
-            per_endpoint: DeliveryOptions::default().per_endpoint.min(w.max_in_flight),
-            max_per_endpoint: w.max_in_flight,
-            lease: c.lease,
-            allow_private_targets: w.allow_private_targets,
-            disable_after: w.disable_after,
-            guard: GuardOptions {
-                window: w.breaker_window,
-                min_requests: w.breaker_min_requests,
-                failure_percent: w.breaker_failure_percent,
-                cooldown: w.breaker_cooldown,
-            },
-            tls: self.tls.clone(),
-            ..DeliveryOptions::default()
-        };
-        match DeliveryWorker::new(settle.clone(), delivery) {
-            Ok(worker) => tasks.push(tokio::spawn(worker.with_handoff(handoff).run())),
-            Err(e) => tracing::error!(error = %e, "webhook deliveries cannot start"),
-        }
         tasks.push(tokio::spawn(settle_core::webhook::deliver::run_replays(
             settle.clone(),
             c.lease,
@@ -221,6 +208,48 @@ impl QueueRuntime {
         }
         tasks.push(tokio::spawn(reap_processed(settle.clone(), c.processed_retention)));
         tasks
+    }
+
+    /// The webhook delivery worker `settle serve` runs, not started.
+    pub fn delivery_worker(&self, settle: &Settle) -> Result<DeliveryWorker, String> {
+        DeliveryWorker::new(
+            settle.clone(),
+            delivery_options(&self.webhooks, &self.config, self.tls.clone()),
+        )
+        .map(|worker| worker.with_handoff(Arc::clone(&self.handoff)))
+    }
+
+    /// Starts the webhook delivery worker; none (said in the log) if it cannot.
+    fn spawn_delivery(&self, settle: &Settle) -> Option<JoinHandle<()>> {
+        match self.delivery_worker(settle) {
+            Ok(worker) => Some(tokio::spawn(worker.run())),
+            Err(e) => {
+                tracing::error!(error = %e, "webhook deliveries cannot start");
+                None
+            }
+        }
+    }
+}
+
+/// The delivery worker's settings from the configuration, as `settle serve`
+/// runs it; settings the configuration does not name keep their defaults.
+pub fn delivery_options(w: &WebhookConfig, queue: &QueueConfig, tls: OutgoingTls) -> DeliveryOptions {
+    DeliveryOptions {
+        schedule: w.retry_schedule.clone(),
+        timeout: w.timeout,
+        per_endpoint: DeliveryOptions::default().per_endpoint.min(w.max_in_flight),
+        max_per_endpoint: w.max_in_flight,
+        lease: queue.lease,
+        allow_private_targets: w.allow_private_targets,
+        disable_after: w.disable_after,
+        guard: GuardOptions {
+            window: w.breaker_window,
+            min_requests: w.breaker_min_requests,
+            failure_percent: w.breaker_failure_percent,
+            cooldown: w.breaker_cooldown,
+        },
+        tls,
+        ..DeliveryOptions::default()
     }
 }
 

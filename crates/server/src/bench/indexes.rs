@@ -19,7 +19,7 @@ const INDEXES: [&str; 6] = [
 async fn rate(database_url: Option<String>, drop: &[&str], payments: usize) -> anyhow::Result<f64> {
     let target = Target::create(database_url).await?;
     let result = async {
-        let store = target.open_sql_store().await?;
+        let store = target.open_sql_store(None).await?;
         for index in drop {
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {index}")))
                 .execute(store.reads())

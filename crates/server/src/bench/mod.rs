@@ -28,10 +28,11 @@ pub enum BenchCommand {
     /// embedded queue (SQLite; PostgreSQL with DATABASE_URL) and NATS
     /// JetStream (NATS_URL), and payment throughput with events vs without.
     Events(LoadArgs),
-    /// Webhook deliveries per second to a local receiver answering 200 at
-    /// once, with 1, 10 and 100 endpoints, and commit-to-receipt p50/p99, on
-    /// the embedded queue and NATS, against the receiver's raw HTTP rate.
-    Webhooks(LoadArgs),
+    /// Webhook delivery against the receiver's raw rate: end to end from
+    /// payments through HTTP, payment cost of an endpoint, backlog drain to
+    /// 1 and 10 endpoints, and paced commit → receipt p50/p99, on the
+    /// embedded queue (SQLite; PostgreSQL with DATABASE_URL) and NATS.
+    Webhooks(webhooks::WebhookArgs),
     /// Page cost at depth on the configured (already seeded) database:
     /// keyset vs OFFSET at the start, 1M and 9M, with and without filters.
     Depth {
@@ -72,15 +73,7 @@ pub async fn run(command: BenchCommand, config: &crate::config::Config) -> anyho
         BenchCommand::Payments(args) => payments::run(&args, config.database_url.clone()).await,
         BenchCommand::Auth(args) => auth::run(&args, config.database_url.clone()).await,
         BenchCommand::Events(args) => events::run(&args, config.database_url.clone(), &config.queue.nats_url).await,
-        BenchCommand::Webhooks(args) => {
-            webhooks::run(
-                &args,
-                config.database_url.clone(),
-                config.db_pool_size,
-                &config.queue.nats_url,
-            )
-            .await
-        }
+        BenchCommand::Webhooks(args) => webhooks::run(&args, config).await,
         BenchCommand::Depth { runs } => {
             let store = crate::app::open_sql_store(config).await?;
             depth::run(&store, runs).await

@@ -60,31 +60,27 @@ impl Target {
         }
     }
 
-    /// The SQL store itself, with default pool sizes.
-    pub async fn open_sql_store(&self) -> anyhow::Result<settle_store::sql::SqlStore> {
-        match self {
-            Target::Sqlite { dir } => Ok(settle_store_sqlite::open(dir, &Default::default()).await?),
-            Target::Postgres { .. } => {
-                let url = self.postgres_url().unwrap_or_default();
-                Ok(settle_store_postgres::open(&url, &Default::default()).await?)
-            }
-        }
-    }
-
-    pub async fn open_store(&self, pool_size: Option<u32>) -> anyhow::Result<Arc<dyn Store>> {
+    /// The SQL store itself, for benchmarks that also run their own SQL
+    /// through its tool pool; `pool_size` as `settle serve` takes it (none:
+    /// the store's default).
+    pub async fn open_sql_store(&self, pool_size: Option<u32>) -> anyhow::Result<settle_store::sql::SqlStore> {
         match self {
             Target::Sqlite { dir } => {
                 let mut options = settle_store_sqlite::SqliteOptions::default();
                 options.read_pool_size = pool_size.unwrap_or(options.read_pool_size);
-                Ok(Arc::new(settle_store_sqlite::open(dir, &options).await?))
+                Ok(settle_store_sqlite::open(dir, &options).await?)
             }
             Target::Postgres { .. } => {
                 let url = self.postgres_url().unwrap_or_default();
                 let mut options = settle_store_postgres::PostgresOptions::default();
                 options.pool_size = pool_size.unwrap_or(options.pool_size);
-                Ok(Arc::new(settle_store_postgres::open(&url, &options).await?))
+                Ok(settle_store_postgres::open(&url, &options).await?)
             }
         }
+    }
+
+    pub async fn open_store(&self, pool_size: Option<u32>) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(Arc::new(self.open_sql_store(pool_size).await?))
     }
 
     pub async fn remove(self) {
