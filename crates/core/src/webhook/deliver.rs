@@ -281,6 +281,9 @@ impl DeliveryWorker {
             .commits()
             .subscribe_with_alarm(Topic::Jobs, this.alarm.clone());
         let mut handed: Vec<LeasedJob> = Vec::new();
+        // Whether this round follows a full claim or a hand-over at once,
+        // rather than a wake.
+        let mut again = false;
         loop {
             if let Some(rx) = handed_rx.as_mut() {
                 while let Ok(more) = rx.try_recv() {
@@ -310,12 +313,11 @@ impl DeliveryWorker {
             };
             // Endpoints paused by their breaker or at their limit sit out
             // the claim; the others can take a slot's and a line's worth.
-            let (skip_keys, free) = {
+            let (skip_keys, free_known) = {
                 let map = this.lock();
                 let waiting = this.waiting();
                 let mut skip = Vec::new();
-                // Room for endpoints this worker has not seen yet.
-                let mut free = this.options.per_endpoint;
+                let mut free = 0;
                 for (key, gate) in &gates {
                     let cap = cap_of(key);
                     let held = map.get(key).copied().unwrap_or(0);
@@ -328,9 +330,20 @@ impl DeliveryWorker {
                 }
                 (skip, free)
             };
-            let max = room.min(free).min(CLAIM_MAX);
+            // Room for endpoints this worker has not seen yet, too.
+            let max = room.min(free_known + this.options.per_endpoint).min(CLAIM_MAX);
             // Deliveries the fan-out handed over go first, without a claim.
             let from_fanout = !handed.is_empty();
+            if !from_fanout && again && free_known == 0 && !gates.is_empty() {
+                // Straight after a full claim every known endpoint is busy:
+                // claiming now would walk their whole backlog (skipped by
+                // key) to find none. A freed slot or new jobs wake us.
+                again = false;
+                this.offer(0);
+                wait(&mut commits, handed_rx.as_mut(), &mut handed).await;
+                continue;
+            }
+            again = false;
             let jobs = if from_fanout {
                 std::mem::take(&mut handed)
             } else {
@@ -387,6 +400,7 @@ impl DeliveryWorker {
             }
             if from_fanout || (claimed >= max && started > 0) {
                 // Handed over, or a full claim: more may be ready in the queue.
+                again = true;
                 continue;
             }
             if started > 0 && commits.has_news() {
