@@ -100,8 +100,10 @@ pub async fn run(args: &WebhookArgs, config: &Config) -> anyhow::Result<()> {
         "  payments: through the HTTP API (POST /v1/payments on keep-alive connections), server, queue and workers as `settle serve` runs them"
     );
     println!(
-        "  delivery settings as configured: {} in flight per endpoint, {} in all, timeout {} s; database pool: {}",
+        "  delivery settings as configured: {} in flight per endpoint at first, growing to {}, {} in all, timeout {} s; \
+         database pool: {}",
         delivery.per_endpoint,
+        delivery.max_per_endpoint,
         delivery.global,
         delivery.timeout.as_secs(),
         base.db_pool_size
