@@ -480,11 +480,15 @@ impl DeliveryWorker {
                 return Vec::new();
             }
         };
+        // An endpoint missing from the signers could not have its secret
+        // opened (a master key rotated out): its deliveries wait for their
+        // lease, never finished. A deleted endpoint's deliveries are gone
+        // with it, and a disabled one's have nothing to send.
         let sendable = |d: &WebhookDelivery| {
             d.status == DeliveryStatus::Pending
                 && signers
                     .get(&d.endpoint)
-                    .is_some_and(|s| s.endpoint.status == EndpointStatus::Enabled)
+                    .is_none_or(|s| s.endpoint.status == EndpointStatus::Enabled)
         };
         let mut event_ids: Vec<EventId> = deliveries.values().filter(|d| sendable(d)).map(|d| d.event).collect();
         event_ids.sort_unstable();
@@ -508,7 +512,7 @@ impl DeliveryWorker {
                 continue;
             };
             let (Some(signer), Some(body)) = (signers.get(&delivery.endpoint), bodies.get(&delivery.event)) else {
-                tracing::warn!(delivery = %id, "cannot load a delivery's event; retrying after the lease");
+                tracing::warn!(delivery = %id, "cannot load a delivery's event or open its endpoint's secret; retrying after the lease");
                 continue;
             };
             ready.push(Ready {

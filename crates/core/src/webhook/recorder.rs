@@ -46,9 +46,25 @@ async fn write(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(WebhookEndpointId,
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let records = std::mem::take(&mut batch);
-        let n = records.len();
-        if let Err(e) = store.record_webhook_attempts(records).await {
-            tracing::warn!(error = %e, attempts = n, "cannot record attempts; their leases will bring the deliveries back");
+        if records.len() > 1 {
+            match store.record_webhook_attempts(records.clone()).await {
+                Ok(()) => continue,
+                // One bad record (a delivery deleted with its endpoint
+                // while its request was out) must not send the rest again:
+                // each on its own, so only that one fails.
+                Err(e) => {
+                    tracing::warn!(error = %e, attempts = records.len(), "a batch of attempts failed; recording them one by one")
+                }
+            }
         }
+        for record in records {
+            record_one(store.as_ref(), record).await;
+        }
+    }
+}
+
+async fn record_one(store: &dyn Store, record: (WebhookEndpointId, AttemptRecord)) {
+    if let Err(e) = store.record_webhook_attempts(vec![record]).await {
+        tracing::warn!(error = %e, "cannot record an attempt; its lease will bring the delivery back");
     }
 }
