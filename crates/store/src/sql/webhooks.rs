@@ -453,19 +453,7 @@ pub async fn get_delivery<E: Executor + ?Sized>(
 /// on a 410 or once it has failed continuously for `disable_after_ms`.
 pub async fn record_attempt(tx: &mut Tx<'_>, endpoint: WebhookEndpointId, r: AttemptRecord) -> StoreResult<()> {
     let a = &r.attempt;
-    query(format!(
-        "INSERT INTO webhook_attempts ({ATTEMPT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    ))
-    .bind(a.id.to_bytes())
-    .bind(a.delivery.to_bytes())
-    .bind(a.duration_ms)
-    .bind(a.request_id.clone())
-    .bind(a.response_status)
-    .bind(a.response_excerpt.clone())
-    .bind(a.error.clone())
-    .bind(a.created)
-    .execute(&mut *tx)
-    .await?;
+    insert_attempts(&mut *tx, &[a]).await?;
     query(
         "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt = $2, last_status = $3 \
          WHERE id = $4",
@@ -526,6 +514,27 @@ pub async fn record_attempt(tx: &mut Tx<'_>, endpoint: WebhookEndpointId, r: Att
     }
 }
 
+/// Inserts attempts (at most [`CHUNK`]) in one statement.
+async fn insert_attempts(tx: &mut Tx<'_>, attempts: &[&WebhookAttempt]) -> StoreResult<()> {
+    let mut q = query(format!(
+        "INSERT INTO webhook_attempts ({ATTEMPT_COLS}) VALUES {}",
+        value_rows(tx.dialect, attempts.len(), 8)
+    ));
+    for a in attempts {
+        q = q
+            .bind(a.id.to_bytes())
+            .bind(a.delivery.to_bytes())
+            .bind(a.duration_ms)
+            .bind(a.request_id.clone())
+            .bind(a.response_status)
+            .bind(a.response_excerpt.clone())
+            .bind(a.error.clone())
+            .bind(a.created);
+    }
+    q.execute(tx).await?;
+    Ok(())
+}
+
 /// Records a batch of attempts in the caller's transaction. Deliveries
 /// that arrived (the common case) go together: their attempts in one
 /// statement, their new state in one per status code answered, their
@@ -541,23 +550,8 @@ pub async fn record_attempts(tx: &mut Tx<'_>, records: Vec<(WebhookEndpointId, A
     }
     let d = tx.dialect;
     for chunk in arrived.chunks(CHUNK) {
-        let mut q = query(format!(
-            "INSERT INTO webhook_attempts ({ATTEMPT_COLS}) VALUES {}",
-            value_rows(d, chunk.len(), 8)
-        ));
-        for (_, r) in chunk {
-            let a = &r.attempt;
-            q = q
-                .bind(a.id.to_bytes())
-                .bind(a.delivery.to_bytes())
-                .bind(a.duration_ms)
-                .bind(a.request_id.clone())
-                .bind(a.response_status)
-                .bind(a.response_excerpt.clone())
-                .bind(a.error.clone())
-                .bind(a.created);
-        }
-        q.execute(&mut *tx).await?;
+        let attempts: Vec<&WebhookAttempt> = chunk.iter().map(|(_, r)| &r.attempt).collect();
+        insert_attempts(&mut *tx, &attempts).await?;
         let mut codes: Vec<Option<i64>> = chunk.iter().map(|(_, r)| r.attempt.response_status).collect();
         codes.sort_unstable();
         codes.dedup();
