@@ -13,6 +13,7 @@ mod health;
 pub mod idempotency;
 pub mod listener;
 mod metrics;
+pub mod openapi;
 pub mod registry;
 mod request;
 mod rest;
