@@ -1,11 +1,12 @@
-//! The error shape of SPEC "Errors", and the one mapping from service errors
-//! to it. A handler returns an [`ApiError`]; the request-context middleware
+//! The REST side of SPEC "Errors": the shape and the mapping are decided in
+//! core ([`Failure`]); this adds what only HTTP has (closing a connection
+//! whose body was left unread). A handler returns an [`ApiError`]; the request-context middleware
 //! renders it with the request id, so every error body carries one.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use settle_core::ServiceError;
+use settle_core::pipeline::Failure;
 use settle_domain::DomainError;
 use settle_store::StoreError;
 
@@ -75,16 +76,13 @@ impl ApiError {
 
     /// The final response, body and headers, for the request `request_id`.
     pub fn render(&self, request_id: &str) -> Response {
-        let body = ErrorBody {
-            error: ErrorObject {
-                kind: self.kind,
-                code: self.code,
-                message: &self.message,
-                param: self.param.as_deref(),
-                request_id,
-            },
-        };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let body = Failure::from(self.clone()).body(request_id);
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
+            .into_response();
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -99,22 +97,6 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorObject<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorObject<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    code: &'static str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    param: Option<&'a str>,
-    request_id: &'a str,
-}
-
 impl IntoResponse for ApiError {
     /// Deferred: the request-context middleware calls [`ApiError::render`].
     fn into_response(self) -> Response {
@@ -124,106 +106,47 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<Failure> for ApiError {
+    fn from(f: Failure) -> Self {
+        Self {
+            status: StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            kind: f.kind,
+            code: f.code,
+            message: f.message,
+            param: f.param,
+            retry_after: f.retry_after,
+            close_connection: false,
+        }
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self {
+            status: e.status.as_u16(),
+            kind: e.kind,
+            code: e.code,
+            message: e.message,
+            param: e.param,
+            retry_after: e.retry_after,
+        }
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
-        let unprocessable = |code| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request_error",
-                code,
-                e.to_string(),
-            )
-        };
-        match &e {
-            DomainError::InvalidParameter { param, message } => ApiError::invalid("parameter_invalid", param, message),
-            DomainError::InsufficientFunds { .. } => unprocessable("insufficient_funds"),
-            DomainError::CurrencyMismatch { .. } => unprocessable("currency_mismatch"),
-            DomainError::AmountTooLarge(_) => unprocessable("amount_too_large"),
-            DomainError::BalanceOverflow(_) => unprocessable("balance_overflow"),
-            DomainError::InvalidPolicy(m) => ApiError {
-                param: Some("policy".into()),
-                ..ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_request_error",
-                    "policy_invalid",
-                    format!("The policy is not valid: {m}"),
-                )
-            },
-            DomainError::InvalidState(m) => {
-                ApiError::new(StatusCode::CONFLICT, "invalid_request_error", "invalid_state", m)
-            }
-        }
+        Failure::from(e).into()
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound { what, param: None } => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "resource_missing",
-                format!("No such {what}."),
-            ),
-            StoreError::NotFound {
-                what,
-                param: Some(param),
-            } => ApiError::invalid(
-                "resource_missing",
-                param,
-                format!("No such {what}: `{param}` names nothing."),
-            ),
-            StoreError::Domain(d) => d.into(),
-            StoreError::VersionConflict { .. } => ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "invalid_request_error",
-                "version_conflict",
-                e.to_string(),
-            ),
-            StoreError::InUse(m) => ApiError::new(StatusCode::CONFLICT, "invalid_request_error", "resource_in_use", m),
-            StoreError::PolicyDenied(reason) => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "policy_denied",
-                format!("An attribute policy forbids this operation: {reason}"),
-            ),
-            StoreError::ClaimLost => ApiError::new(
-                StatusCode::CONFLICT,
-                "idempotency_error",
-                "idempotency_key_in_use",
-                "This request ran past the idempotency lock timeout and another request took its key; nothing was changed.",
-            ),
-            StoreError::Unavailable(reason) | StoreError::Retry(reason) => {
-                tracing::warn!(%reason, "database unavailable");
-                ApiError::unavailable("The database is busy or unavailable; retry shortly.")
-            }
-            StoreError::StorageFault(cause) => {
-                tracing::error!(%cause, "database storage fault");
-                ApiError::unavailable(format!(
-                    "The database cannot accept writes now: {cause}. Nothing was written; retry once the cause is fixed."
-                ))
-            }
-            StoreError::Internal(reason) => {
-                tracing::error!(%reason, "storage failure");
-                ApiError::internal()
-            }
-        }
+        Failure::from(e).into()
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Store(s) => s.into(),
-            ServiceError::Unauthenticated { code, message } => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", code, message)
-            }
-            ServiceError::Forbidden(p) => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "permission_denied",
-                format!("This API key's role lacks the `{p}` permission."),
-            ),
-        }
+        Failure::from(e).into()
     }
 }

@@ -1,25 +1,16 @@
-//! Extractors that turn bad input into the right 400, never a 500: JSON
-//! bodies (with the failing field named), list query strings, `If-Match`.
+//! Parsing that turns bad input into the right 400, never a 500: JSON
+//! bodies (with the failing field named), list query strings, headers that
+//! must not repeat.
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{ETAG, IF_MATCH};
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
 use settle_store::list::{DEFAULT_LIMIT, MAX_LIMIT};
-use settle_store::{CreatedRange, Cursor, ListQuery, Page};
+use settle_store::{CreatedRange, Cursor, ListQuery};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-
-/// A JSON body. An empty body reads as `{}`, so action routes such as
-/// `/capture` accept no body at all.
-pub struct JsonBody<T>(pub T);
 
 fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = e.path().to_string();
@@ -75,31 +66,25 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     )
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| crate::body::read_error(&rejection))?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        let mut de = serde_json::Deserializer::from_slice(text);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
-        de.end().map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "malformed_json",
-                format!("The body is not valid JSON: {e}"),
-            )
-        })?;
-        refuse_nul_in_json(text)?;
-        Ok(JsonBody(value))
-    }
+/// A JSON body into `T`, the failing field named; an empty body reads as `{}`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    de.end().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "malformed_json",
+            format!("The body is not valid JSON: {e}"),
+        )
+    })?;
+    refuse_nul_in_json(text)?;
+    Ok(value)
 }
 
 /// A NUL character is refused in every text a client sends: PostgreSQL
@@ -178,95 +163,34 @@ pub fn single_header<'a, K: axum::http::header::AsHeaderName>(
     Ok(first)
 }
 
-/// `If-Match: "3"` (or `W/"3"`, `3`); `*` or no header means any version.
-pub struct IfMatch(pub Option<i64>);
-
-impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = single_header(&parts.headers, IF_MATCH, "If-Match")? else {
-            return Ok(IfMatch(None));
-        };
-        let bad = || {
-            ApiError::invalid(
-                "parameter_invalid",
-                "If-Match",
-                "`If-Match` must be an ETag such as \"3\".",
-            )
-        };
-        let text = value.to_str().map_err(|_| bad())?.trim();
-        if text == "*" {
-            return Ok(IfMatch(None));
-        }
-        let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-        text.parse::<i64>().map(|v| IfMatch(Some(v))).map_err(|_| bad())
-    }
-}
-
-/// Objects edited with optimistic locking: their version is their `ETag`.
-pub trait Versioned: Serialize {
-    fn version(&self) -> i64;
-}
-
-macro_rules! versioned {
-    ($($t:ty),*) => {
-        $(impl Versioned for $t {
-            fn version(&self) -> i64 {
-                self.version
-            }
-        })*
-    };
-}
-
-versioned!(
-    settle_domain::account::Account,
-    settle_domain::customer::Customer,
-    settle_domain::payment::Payment,
-    settle_domain::rbac::Role,
-    settle_domain::webhook::WebhookEndpoint,
-    settle_store::records::StoredPolicy
-);
-
-/// A JSON object response with its `ETag` (the version).
-pub fn with_etag<T: Versioned>(value: T) -> Response {
-    let version = value.version();
-    json_with_etag(value, version)
-}
-
-/// Any JSON body with the `ETag` of `version` (for a versioned object shown
-/// with something extra, such as a secret given once).
-pub fn json_with_etag<T: Serialize>(value: T, version: i64) -> Response {
-    let mut response = axum::Json(value).into_response();
-    if let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\"")) {
-        response.headers_mut().insert(ETAG, tag);
-    }
-    response
-}
-
-/// `{"object": "list", "data", "has_more", "url"}`, in that order.
-#[derive(Serialize)]
-struct ListBody<'a, T> {
-    object: &'static str,
-    data: Vec<T>,
-    has_more: bool,
-    url: &'a str,
-}
-
-pub fn list_response<T: Serialize>(page: Page<T>, url: &str) -> Response {
-    axum::Json(ListBody {
-        object: "list",
-        data: page.data,
-        has_more: page.has_more,
-        url,
-    })
-    .into_response()
-}
-
 /// A parsed list query string: the common parameters plus at most one filter.
 pub struct ListRequest {
     pub query: ListQuery<()>,
     pub filter: Option<(String, String)>,
+    /// `expand[]` paths, in the order given.
+    pub expand: Vec<String>,
+}
+
+/// Whether a query key names an expansion (`expand[]`, `expand[0]`, or
+/// `expand`), which may repeat.
+fn is_expand(key: &str) -> bool {
+    key == "expand" || (key.starts_with("expand[") && key.ends_with(']'))
+}
+
+/// The `expand[]` paths of a query string.
+pub fn expand_paths(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
+        ApiError::invalid(
+            "parameter_invalid",
+            "query",
+            format!("The query string is malformed: {e}"),
+        )
+    })?;
+    Ok(pairs
+        .into_iter()
+        .filter(|(k, _)| is_expand(k))
+        .map(|(_, v)| v)
+        .collect())
 }
 
 impl ListRequest {
@@ -282,7 +206,15 @@ impl ListRequest {
             )
         })?;
         let mut seen = BTreeMap::new();
+        let mut expand = Vec::new();
         for (k, v) in pairs {
+            if is_expand(&k) {
+                if v.contains('\0') {
+                    return Err(nul_error("expand"));
+                }
+                expand.push(v);
+                continue;
+            }
             if k.contains('\0') {
                 return Err(nul_error("query"));
             }
@@ -363,52 +295,6 @@ impl ListRequest {
             (None, None) => None,
         };
         query.created = created;
-        Ok(Self { query, filter })
-    }
-
-    /// The same query with the resource's typed filter.
-    pub fn with_filter<F>(&self, filter: Option<F>) -> ListQuery<F> {
-        ListQuery {
-            limit: self.query.limit,
-            cursor: self.query.cursor,
-            filter,
-            created: self.query.created,
-        }
-    }
-}
-
-/// An id given in a body (e.g. `source`) that is malformed names nothing:
-/// 400 `resource_missing` with the field.
-pub fn body_ref<T>(param: &'static str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T, ApiError> {
-    parse(text).ok_or_else(|| ApiError::invalid("resource_missing", param, format!("`{param}` names nothing.")))
-}
-
-/// For optional fields that have no meaning for `null` (numbers such as
-/// `amount_to_capture`): absent takes the default, an explicit `null` is a
-/// 400 naming the field, so a client's bug never silently becomes "all".
-pub fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    Option::<T>::deserialize(d)?
-        .map(Some)
-        .ok_or_else(|| serde::de::Error::custom("null is not allowed here; leave the field out for its default"))
-}
-
-/// For PATCH fields where `null` clears and absence keeps: `Some(None)` vs `None`.
-pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-/// An id from the path. Whatever the path holds (even bytes that are not
-/// UTF-8) is an id that names nothing rather than a parsing error, so the
-/// client gets the same 404 as for an unknown id.
-pub struct PathId(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for PathId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(id)) => Ok(PathId(id)),
-            Err(_) => Ok(PathId(String::new())),
-        }
+        Ok(Self { query, filter, expand })
     }
 }

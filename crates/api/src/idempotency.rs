@@ -1,69 +1,23 @@
-//! `Idempotency-Key` on every mutating route, Stripe's contract. The claim is
-//! taken (and committed) before the handler runs, so a concurrent duplicate
-//! gets 409 at once; the operation's own transaction stores the success
-//! response; an error the operation itself answered is stored here; a
-//! failure before the operation started (parsing, validation), a permission
-//! or policy denial (even one the store makes once amounts are resolved) or
-//! a 5xx releases the key so the client can fix and resend.
+//! The REST side of `Idempotency-Key` (Stripe's contract; the rules live in
+//! the operation pipeline): the header, replaying a stored answer as the
+//! response it was, and the version 1 fingerprint records stored before
+//! operations were typed still match.
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::body::Body;
 use axum::http::header::{CONTENT_TYPE, ETAG};
 use axum::http::{HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use settle_core::Settle;
-use settle_core::auth::Principal;
-use settle_store::idempotency::{ClaimOutcome, IdempotencyClaim, StoredResponse};
+use settle_core::pipeline::canonical_json;
+use settle_store::idempotency::StoredResponse;
 use sha2::{Digest, Sha256};
-
-use crate::MAX_BODY_BYTES;
-use crate::error::ApiError;
-use crate::request::RequestId;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 
-fn idempotency_error(status: StatusCode, code: &'static str, message: &str) -> ApiError {
-    ApiError::new(status, "idempotency_error", code, message)
-}
-
-/// 1..255 printable ASCII characters.
-fn parse_key(value: &HeaderValue) -> Result<String, ApiError> {
-    let bad = || {
-        ApiError::invalid(
-            "parameter_invalid",
-            "Idempotency-Key",
-            "`Idempotency-Key` must be 1 to 255 printable ASCII characters.",
-        )
-    };
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
-        return Err(bad());
-    }
-    String::from_utf8(bytes.to_vec()).map_err(|_| bad())
-}
-
-/// JSON with object keys sorted at every depth, so key order and whitespace
-/// do not make two requests differ.
-fn canonical(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
-        other => other.to_string(),
-    }
-}
-
-/// "Same parameters": method, path (with its ids) and the canonical body.
+/// Version 1 of "the same parameters", from before operations were typed:
+/// method, path (with its ids) and the canonical body. Kept so that records
+/// stored under it still replay (see `settle_core::pipeline::fingerprint`).
 pub fn request_hash(method: &Method, path: &str, body: &[u8]) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(method.as_str().as_bytes());
@@ -74,14 +28,15 @@ pub fn request_hash(method: &Method, path: &str, body: &[u8]) -> Vec<u8> {
         h.update(b"{}");
     } else {
         match serde_json::from_slice::<Value>(body) {
-            Ok(value) => h.update(canonical(&value).as_bytes()),
+            Ok(value) => h.update(canonical_json(&value).as_bytes()),
             Err(_) => h.update(body),
         }
     }
     h.finalize().to_vec()
 }
 
-fn replay(stored: StoredResponse) -> Response {
+/// The stored answer of an earlier request with the same key, byte for byte.
+pub fn replay(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let json = status
         .is_success()
@@ -108,101 +63,6 @@ fn replay(stored: StoredResponse) -> Response {
     }
     response
 }
-
-pub async fn idempotency(State(settle): State<Settle>, req: Request, next: Next) -> Response {
-    let value = match crate::extract::single_header(req.headers(), HEADER, "Idempotency-Key") {
-        Ok(Some(value)) => value.clone(),
-        Ok(None) => return next.run(req).await,
-        Err(e) => return e.into_response(),
-    };
-    let key = match parse_key(&value) {
-        Ok(key) => key,
-        Err(e) => return e.into_response(),
-    };
-    let Some(principal) = req.extensions().get::<Principal>().cloned() else {
-        tracing::error!("idempotency layer ran before authentication");
-        return ApiError::internal().into_response();
-    };
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
-    let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(e) => return crate::body::read_error(&e).into_response(),
-    };
-    let hash = request_hash(&parts.method, parts.uri.path(), &bytes);
-    match settle.claim_idempotency(principal.key, &key, hash).await {
-        Err(e) => ApiError::from(e).into_response(),
-        Ok(ClaimOutcome::Replay(stored)) => replay(stored),
-        Ok(ClaimOutcome::Mismatch) => idempotency_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
-            "This Idempotency-Key was used with a different method, path or body.",
-        )
-        .into_response(),
-        Ok(ClaimOutcome::InFlight) => idempotency_error(
-            StatusCode::CONFLICT,
-            "idempotency_key_in_use",
-            "A request with this Idempotency-Key is still running; retry later.",
-        )
-        .into_response(),
-        Ok(ClaimOutcome::Claimed(claim)) => {
-            let mut req = Request::from_parts(parts, Body::from(Bytes::clone(&bytes)));
-            req.extensions_mut().insert(claim.clone());
-            let response = next.run(req).await;
-            settle_claim(&settle, &claim, response, &request_id).await
-        }
-    }
-}
-
-/// Decides what becomes of the claim once the handler answered.
-async fn settle_claim(settle: &Settle, claim: &IdempotencyClaim, mut response: Response, request_id: &str) -> Response {
-    let error = response.extensions_mut().remove::<ApiError>();
-    let stored_by_operation = claim.started() && response.status().is_success();
-    if stored_by_operation {
-        return response;
-    }
-    match error {
-        Some(error)
-            if claim.started()
-                && !error.status.is_server_error()
-                && error.kind != "idempotency_error"
-                && error.kind != "permission_error" =>
-        {
-            let mut rendered = error.render(request_id);
-            let (parts, body) = rendered.into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-            let stored = StoredResponse {
-                status: parts.status.as_u16(),
-                body: bytes.to_vec(),
-            };
-            if let Err(e) = settle.complete_idempotency(claim, &stored).await {
-                tracing::warn!(error = %e, "could not store an idempotent error response");
-            }
-            rendered = Response::from_parts(parts, Body::from(bytes));
-            rendered.extensions_mut().extend(response.extensions().clone());
-            rendered.extensions_mut().insert(Rendered);
-            rendered.extensions_mut().insert(error);
-            rendered
-        }
-        error => {
-            if let Err(e) = settle.release_idempotency(claim).await {
-                tracing::warn!(error = %e, "could not release an idempotency claim; it expires with the lock timeout");
-            }
-            if let Some(error) = error {
-                response.extensions_mut().insert(error);
-            }
-            response
-        }
-    }
-}
-
-/// Marks an error response already rendered (and stored) here.
-#[derive(Debug, Clone, Copy)]
-pub struct Rendered;
 
 #[cfg(test)]
 mod tests {
@@ -233,14 +93,5 @@ mod tests {
             request_hash(&Method::POST, "/x", b""),
             request_hash(&Method::POST, "/x", b" {} ")
         );
-    }
-
-    #[test]
-    fn key_rules() {
-        assert!(parse_key(&HeaderValue::from_static("abc-123")).is_ok());
-        assert!(parse_key(&HeaderValue::from_static("")).is_err());
-        let long = "k".repeat(256);
-        assert!(parse_key(&HeaderValue::from_str(&long).unwrap()).is_err());
-        assert!(parse_key(&HeaderValue::from_str(&"k".repeat(255)).unwrap()).is_ok());
     }
 }

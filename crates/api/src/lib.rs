@@ -1,14 +1,13 @@
-//! The REST face of Settle. Thin by design: handlers turn JSON into domain
-//! types, call [`settle_core::Settle`], and turn the answer back into JSON.
-//! Every route is declared once in [`registry`] with the permission it
-//! needs; the router, the permission guard and the tests all read that one
-//! list.
+//! The REST face of Settle. Thin by design: each route reads its
+//! operation's typed input from the path, query and body, runs it through
+//! the operation pipeline in core ([`settle_core::Settle::execute`]), and
+//! turns the outcome back into JSON. Every route is one operation of the
+//! operation registry, listed once in [`registry`].
 
 mod body;
 mod dashboard;
 pub mod error;
 mod extract;
-mod guard;
 mod health;
 pub mod idempotency;
 pub mod listener;
@@ -58,9 +57,10 @@ impl Default for ApiOptions {
 /// the layers every request passes (request id, error rendering, logging,
 /// panic catching, body limit).
 pub fn app(settle: Settle, options: &ApiOptions) -> Router {
-    registry::build(settle.clone())
+    registry::build()
         .merge(health::router(settle.clone()))
         .merge(dashboard::router())
+        .merge(openapi::router())
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,30 +1,92 @@
-//! The one list of routes: method, path, operation name and the permission
-//! each needs. The router is built from it, the guard enforces it, and tests
-//! enumerate it; a route cannot exist without a permission.
+//! The REST routes of the operation registry: each operation of
+//! [`settle_core::pipeline::registry`] at one method and path. The router
+//! is built from this list and tests enumerate it against the operation
+//! registry, so no operation lacks a route and no route lacks an operation
+//! (and with it, a permission).
 
 use std::collections::BTreeMap;
 
 use axum::Router;
+use axum::extract::State;
 use axum::handler::Handler;
 use axum::http::Method;
+use axum::response::Response;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use settle_core::Settle;
-use settle_domain::rbac::{Action, Permission, Resource};
+use settle_core::ops;
+use settle_core::ops::accounts::ListAccounts;
+use settle_core::ops::customers::ListCustomers;
+use settle_core::ops::events::ListEvents;
+use settle_core::ops::payments::ListPayments;
+use settle_core::ops::refunds::ListRefunds;
+use settle_core::ops::webhooks::ListWebhookDeliveries;
+use settle_core::pipeline::OperationSpec;
+use settle_core::pipeline::registry as op;
+use settle_domain::rbac::Permission;
+use utoipa::PartialSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 
-use crate::guard::{GuardState, guard};
-use crate::idempotency::idempotency;
+use crate::request::RouteName;
 use crate::rest::{accounts, api_keys, customers, events, payments, policies, queue, refunds, roles, webhooks};
 
-/// One REST operation.
+/// One operation at one REST method and path, with what the API document
+/// says of its wire format.
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
+    pub spec: &'static OperationSpec,
+    /// The operation's name (the spec's, repeated for tests and logs).
     pub operation: &'static str,
     pub permission: Permission,
+    /// The schema of the JSON body, from the operation's input type.
+    pub body: Option<fn() -> RefOr<Schema>>,
+    pub answer: Answer,
     handler: MethodRouter<Settle>,
 }
 
-fn route<H, T>(method: Method, path: &'static str, operation: &'static str, permission: Permission, handler: H) -> Route
+/// What a route answers with on success, by schema name (see
+/// [`crate::openapi::schemas::components`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    Object(&'static str),
+    /// A page of these, and the equality filters the list takes.
+    List(&'static str, &'static [&'static str]),
+    /// A text document.
+    Text(&'static str),
+}
+
+impl Route {
+    fn body<T: PartialSchema>(self) -> Self {
+        Self {
+            body: Some(T::schema),
+            ..self
+        }
+    }
+
+    fn returns(self, object: &'static str) -> Self {
+        Self {
+            answer: Answer::Object(object),
+            ..self
+        }
+    }
+
+    fn lists(self, item: &'static str, filters: &'static [&'static str]) -> Self {
+        Self {
+            answer: Answer::List(item, filters),
+            ..self
+        }
+    }
+
+    fn returns_text(self, schema: &'static str) -> Self {
+        Self {
+            answer: Answer::Text(schema),
+            ..self
+        }
+    }
+}
+
+fn route<H, T>(method: Method, path: &'static str, spec: &'static OperationSpec, handler: H) -> Route
 where
     H: Handler<T, Settle>,
     T: 'static,
@@ -38,320 +100,222 @@ where
     Route {
         method,
         path,
-        operation,
-        permission,
+        spec,
+        operation: spec.name,
+        permission: spec.permission,
+        body: None,
+        answer: Answer::Object("Deleted"),
         handler,
     }
-}
-
-const fn read(resource: Resource) -> Permission {
-    Permission::new(resource, Action::Read)
-}
-
-const fn write(resource: Resource) -> Permission {
-    Permission::new(resource, Action::Write)
 }
 
 /// Every `/v1` route Settle serves.
 pub fn routes() -> Vec<Route> {
     use Method as M;
-    use Resource::*;
     vec![
-        route(
-            M::POST,
-            "/v1/accounts",
-            "create_account",
-            write(Accounts),
-            accounts::create,
-        ),
-        route(M::GET, "/v1/accounts", "list_accounts", read(Accounts), accounts::list),
-        route(
-            M::GET,
-            "/v1/accounts/{id}",
-            "retrieve_account",
-            read(Accounts),
-            accounts::retrieve,
-        ),
-        route(
-            M::PATCH,
-            "/v1/accounts/{id}",
-            "update_account",
-            write(Accounts),
-            accounts::update,
-        ),
+        route(M::POST, "/v1/accounts", &op::CREATE_ACCOUNT, accounts::create)
+            .body::<ops::accounts::CreateAccount>()
+            .returns("Account"),
+        route(M::GET, "/v1/accounts", &op::LIST_ACCOUNTS, accounts::list).lists("Account", ListAccounts::FILTERS),
+        route(M::GET, "/v1/accounts/{id}", &op::RETRIEVE_ACCOUNT, accounts::retrieve).returns("Account"),
+        route(M::PATCH, "/v1/accounts/{id}", &op::UPDATE_ACCOUNT, accounts::update)
+            .body::<ops::accounts::UpdateAccount>()
+            .returns("Account"),
         route(
             M::GET,
             "/v1/accounts/{id}/entries",
-            "list_ledger_entries",
-            read(Accounts),
+            &op::LIST_LEDGER_ENTRIES,
             accounts::entries,
-        ),
-        route(
-            M::POST,
-            "/v1/customers",
-            "create_customer",
-            write(Customers),
-            customers::create,
-        ),
-        route(
-            M::GET,
-            "/v1/customers",
-            "list_customers",
-            read(Customers),
-            customers::list,
-        ),
+        )
+        .lists("LedgerEntry", &[]),
+        route(M::POST, "/v1/customers", &op::CREATE_CUSTOMER, customers::create)
+            .body::<ops::customers::CreateCustomer>()
+            .returns("Customer"),
+        route(M::GET, "/v1/customers", &op::LIST_CUSTOMERS, customers::list).lists("Customer", ListCustomers::FILTERS),
         route(
             M::GET,
             "/v1/customers/{id}",
-            "retrieve_customer",
-            read(Customers),
+            &op::RETRIEVE_CUSTOMER,
             customers::retrieve,
-        ),
-        route(
-            M::PATCH,
-            "/v1/customers/{id}",
-            "update_customer",
-            write(Customers),
-            customers::update,
-        ),
-        route(
-            M::DELETE,
-            "/v1/customers/{id}",
-            "delete_customer",
-            write(Customers),
-            customers::remove,
-        ),
-        route(
-            M::POST,
-            "/v1/payments",
-            "create_payment",
-            write(Payments),
-            payments::create,
-        ),
-        route(M::GET, "/v1/payments", "list_payments", read(Payments), payments::list),
-        route(
-            M::GET,
-            "/v1/payments/{id}",
-            "retrieve_payment",
-            read(Payments),
-            payments::retrieve,
-        ),
+        )
+        .returns("Customer"),
+        route(M::PATCH, "/v1/customers/{id}", &op::UPDATE_CUSTOMER, customers::update)
+            .body::<ops::customers::UpdateCustomer>()
+            .returns("Customer"),
+        route(M::DELETE, "/v1/customers/{id}", &op::DELETE_CUSTOMER, customers::remove).returns("Deleted"),
+        route(M::POST, "/v1/payments", &op::CREATE_PAYMENT, payments::create)
+            .body::<ops::payments::CreatePayment>()
+            .returns("Payment"),
+        route(M::GET, "/v1/payments", &op::LIST_PAYMENTS, payments::list).lists("Payment", ListPayments::FILTERS),
+        route(M::GET, "/v1/payments/{id}", &op::RETRIEVE_PAYMENT, payments::retrieve).returns("Payment"),
         route(
             M::POST,
             "/v1/payments/{id}/capture",
-            "capture_payment",
-            write(Payments),
+            &op::CAPTURE_PAYMENT,
             payments::capture,
-        ),
+        )
+        .body::<ops::payments::CapturePayment>()
+        .returns("Payment"),
         route(
             M::POST,
             "/v1/payments/{id}/cancel",
-            "cancel_payment",
-            write(Payments),
+            &op::CANCEL_PAYMENT,
             payments::cancel,
-        ),
-        route(M::POST, "/v1/refunds", "create_refund", write(Refunds), refunds::create),
-        route(M::GET, "/v1/refunds", "list_refunds", read(Refunds), refunds::list),
-        route(
-            M::GET,
-            "/v1/refunds/{id}",
-            "retrieve_refund",
-            read(Refunds),
-            refunds::retrieve,
-        ),
-        route(M::GET, "/v1/events", "list_events", read(Events), events::list),
-        route(
-            M::GET,
-            "/v1/events/{id}",
-            "retrieve_event",
-            read(Events),
-            events::retrieve,
-        ),
+        )
+        .body::<ops::payments::CancelPayment>()
+        .returns("Payment"),
+        route(M::POST, "/v1/refunds", &op::CREATE_REFUND, refunds::create)
+            .body::<ops::refunds::CreateRefund>()
+            .returns("Refund"),
+        route(M::GET, "/v1/refunds", &op::LIST_REFUNDS, refunds::list).lists("Refund", ListRefunds::FILTERS),
+        route(M::GET, "/v1/refunds/{id}", &op::RETRIEVE_REFUND, refunds::retrieve).returns("Refund"),
+        route(M::GET, "/v1/events", &op::LIST_EVENTS, events::list).lists("Event", ListEvents::FILTERS),
+        route(M::GET, "/v1/events/{id}", &op::RETRIEVE_EVENT, events::retrieve).returns("Event"),
         route(
             M::POST,
             "/v1/webhook_endpoints",
-            "create_webhook_endpoint",
-            write(Webhooks),
+            &op::CREATE_WEBHOOK_ENDPOINT,
             webhooks::create,
-        ),
+        )
+        .body::<ops::webhooks::CreateWebhookEndpoint>()
+        .returns("WebhookEndpoint"),
         route(
             M::GET,
             "/v1/webhook_endpoints",
-            "list_webhook_endpoints",
-            read(Webhooks),
+            &op::LIST_WEBHOOK_ENDPOINTS,
             webhooks::list,
-        ),
+        )
+        .lists("WebhookEndpoint", &[]),
         route(
             M::GET,
             "/v1/webhook_endpoints/{id}",
-            "retrieve_webhook_endpoint",
-            read(Webhooks),
+            &op::RETRIEVE_WEBHOOK_ENDPOINT,
             webhooks::retrieve,
-        ),
+        )
+        .returns("WebhookEndpoint"),
         route(
             M::PATCH,
             "/v1/webhook_endpoints/{id}",
-            "update_webhook_endpoint",
-            write(Webhooks),
+            &op::UPDATE_WEBHOOK_ENDPOINT,
             webhooks::update,
-        ),
+        )
+        .body::<ops::webhooks::UpdateWebhookEndpoint>()
+        .returns("WebhookEndpoint"),
         route(
             M::DELETE,
             "/v1/webhook_endpoints/{id}",
-            "delete_webhook_endpoint",
-            write(Webhooks),
+            &op::DELETE_WEBHOOK_ENDPOINT,
             webhooks::remove,
-        ),
+        )
+        .returns("Deleted"),
         route(
             M::POST,
             "/v1/webhook_endpoints/{id}/rotate_secret",
-            "rotate_webhook_secret",
-            write(Webhooks),
+            &op::ROTATE_WEBHOOK_SECRET,
             webhooks::rotate_secret,
-        ),
+        )
+        .returns("WebhookEndpoint"),
         route(
             M::POST,
             "/v1/webhook_endpoints/{id}/replay",
-            "replay_webhooks",
-            write(Webhooks),
+            &op::REPLAY_WEBHOOKS,
             webhooks::replay,
-        ),
+        )
+        .body::<ops::webhooks::ReplayWebhooks>()
+        .returns("WebhookReplay"),
         route(
             M::GET,
             "/v1/webhook_endpoints/{id}/replay",
-            "list_webhook_replays",
-            read(Webhooks),
+            &op::LIST_WEBHOOK_REPLAYS,
             webhooks::replays,
-        ),
+        )
+        .lists("WebhookReplay", &[]),
         route(
             M::GET,
             "/v1/webhook_endpoints/{id}/deliveries",
-            "list_webhook_deliveries",
-            read(Webhooks),
+            &op::LIST_WEBHOOK_DELIVERIES,
             webhooks::deliveries,
-        ),
+        )
+        .lists("WebhookDelivery", ListWebhookDeliveries::FILTERS),
         route(
             M::GET,
             "/v1/webhook_deliveries/{id}",
-            "retrieve_webhook_delivery",
-            read(Webhooks),
+            &op::RETRIEVE_WEBHOOK_DELIVERY,
             webhooks::delivery,
-        ),
+        )
+        .returns("WebhookDelivery"),
         route(
             M::GET,
             "/v1/webhook_deliveries/{id}/attempts",
-            "list_webhook_attempts",
-            read(Webhooks),
+            &op::LIST_WEBHOOK_ATTEMPTS,
             webhooks::attempts,
-        ),
+        )
+        .lists("WebhookAttempt", &[]),
         route(
             M::POST,
             "/v1/webhook_deliveries/{id}/retry",
-            "retry_webhook_delivery",
-            write(Webhooks),
+            &op::RETRY_WEBHOOK_DELIVERY,
             webhooks::retry,
-        ),
-        route(
-            M::POST,
-            "/v1/api_keys",
-            "create_api_key",
-            write(ApiKeys),
-            api_keys::create,
-        ),
-        route(M::GET, "/v1/api_keys", "list_api_keys", read(ApiKeys), api_keys::list),
-        route(
-            M::GET,
-            "/v1/api_keys/{id}",
-            "retrieve_api_key",
-            read(ApiKeys),
-            api_keys::retrieve,
-        ),
-        route(
-            M::DELETE,
-            "/v1/api_keys/{id}",
-            "revoke_api_key",
-            write(ApiKeys),
-            api_keys::revoke,
-        ),
-        route(M::POST, "/v1/roles", "create_role", write(Roles), roles::create),
-        route(M::GET, "/v1/roles", "list_roles", read(Roles), roles::list),
-        route(M::GET, "/v1/roles/{id}", "retrieve_role", read(Roles), roles::retrieve),
-        route(M::PATCH, "/v1/roles/{id}", "update_role", write(Roles), roles::update),
-        route(M::DELETE, "/v1/roles/{id}", "delete_role", write(Roles), roles::remove),
-        route(
-            M::POST,
-            "/v1/policies",
-            "create_policy",
-            write(Policies),
-            policies::create,
-        ),
-        route(M::GET, "/v1/policies", "list_policies", read(Policies), policies::list),
-        route(
-            M::GET,
-            "/v1/policies/schema",
-            "policy_schema",
-            read(Policies),
-            policies::schema,
-        ),
-        route(
-            M::GET,
-            "/v1/policies/{id}",
-            "retrieve_policy",
-            read(Policies),
-            policies::retrieve,
-        ),
-        route(
-            M::PATCH,
-            "/v1/policies/{id}",
-            "update_policy",
-            write(Policies),
-            policies::update,
-        ),
-        route(
-            M::DELETE,
-            "/v1/policies/{id}",
-            "delete_policy",
-            write(Policies),
-            policies::remove,
-        ),
+        )
+        .returns("WebhookDelivery"),
+        route(M::POST, "/v1/api_keys", &op::CREATE_API_KEY, api_keys::create)
+            .body::<ops::api_keys::CreateApiKey>()
+            .returns("ApiKey"),
+        route(M::GET, "/v1/api_keys", &op::LIST_API_KEYS, api_keys::list).lists("ApiKey", &[]),
+        route(M::GET, "/v1/api_keys/{id}", &op::RETRIEVE_API_KEY, api_keys::retrieve).returns("ApiKey"),
+        route(M::DELETE, "/v1/api_keys/{id}", &op::REVOKE_API_KEY, api_keys::revoke).returns("ApiKey"),
+        route(M::POST, "/v1/roles", &op::CREATE_ROLE, roles::create)
+            .body::<ops::roles::CreateRole>()
+            .returns("Role"),
+        route(M::GET, "/v1/roles", &op::LIST_ROLES, roles::list).lists("Role", &[]),
+        route(M::GET, "/v1/roles/{id}", &op::RETRIEVE_ROLE, roles::retrieve).returns("Role"),
+        route(M::PATCH, "/v1/roles/{id}", &op::UPDATE_ROLE, roles::update)
+            .body::<ops::roles::UpdateRole>()
+            .returns("Role"),
+        route(M::DELETE, "/v1/roles/{id}", &op::DELETE_ROLE, roles::remove).returns("Deleted"),
+        route(M::POST, "/v1/policies", &op::CREATE_POLICY, policies::create)
+            .body::<ops::policies::CreatePolicy>()
+            .returns("Policy"),
+        route(M::GET, "/v1/policies", &op::LIST_POLICIES, policies::list).lists("Policy", &[]),
+        route(M::GET, "/v1/policies/schema", &op::POLICY_SCHEMA, policies::schema).returns_text("PolicySchema"),
+        route(M::GET, "/v1/policies/{id}", &op::RETRIEVE_POLICY, policies::retrieve).returns("Policy"),
+        route(M::PATCH, "/v1/policies/{id}", &op::UPDATE_POLICY, policies::update)
+            .body::<ops::policies::UpdatePolicy>()
+            .returns("Policy"),
+        route(M::DELETE, "/v1/policies/{id}", &op::DELETE_POLICY, policies::remove).returns("Deleted"),
         route(
             M::GET,
             "/v1/audit_events",
-            "list_audit_events",
-            read(Audit),
+            &op::LIST_AUDIT_EVENTS,
             policies::audit_events,
-        ),
-        route(M::GET, "/v1/queue", "queue_summary", read(Queue), queue::summary),
+        )
+        .lists("AuditEvent", &[]),
+        route(M::GET, "/v1/queue", &op::QUEUE_SUMMARY, queue::summary).returns("Queue"),
     ]
 }
 
-/// The `/v1` router, each operation behind the guard of its permission.
-pub fn build(settle: Settle) -> Router<Settle> {
+/// The `/v1` router. Every rule a request obeys (authentication,
+/// permission, policies, idempotency, deadline, audit) is applied by the
+/// operation pipeline each handler calls; the router only names the route
+/// for the log line.
+pub fn build() -> Router<Settle> {
     let mut by_path: BTreeMap<&'static str, MethodRouter<Settle>> = BTreeMap::new();
     for r in routes() {
-        let state = GuardState {
-            settle: settle.clone(),
-            permission: r.permission,
-            path: r.path,
-            operation: r.operation,
-            write: r.method != Method::GET,
-        };
-        let handler = if r.method == Method::GET {
-            r.handler
-        } else {
-            r.handler
-                .route_layer(axum::middleware::from_fn_with_state(settle.clone(), idempotency))
-        };
-        // Layers added last run first: the guard authenticates before the
-        // idempotency layer claims a key in that key's scope.
-        let guarded = handler.route_layer(axum::middleware::from_fn_with_state(state, guard));
+        let named = r
+            .handler
+            .route_layer(axum::middleware::map_response_with_state(r.path, name_route));
         let merged = match by_path.remove(r.path) {
-            Some(existing) => existing.merge(guarded),
-            None => guarded,
+            Some(existing) => existing.merge(named),
+            None => named,
         };
         by_path.insert(r.path, merged);
     }
     by_path
         .into_iter()
         .fold(Router::new(), |router, (path, methods)| router.route(path, methods))
+}
+
+async fn name_route(State(path): State<&'static str>, mut response: Response) -> Response {
+    response.extensions_mut().insert(RouteName(path));
+    response
 }

@@ -24,6 +24,10 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone)]
 pub struct RouteName(pub &'static str);
 
+/// When the request arrived: operations count their deadline from here.
+#[derive(Debug, Clone, Copy)]
+pub struct Received(pub Instant);
+
 fn new_request_id() -> String {
     format!(
         "req_{}",
@@ -43,15 +47,14 @@ pub async fn request_context(State(options): State<ContextOptions>, mut req: Req
     let request_id = new_request_id();
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    req.extensions_mut().insert(Received(started));
     let statements = Arc::new(AtomicU64::new(0));
     let work = tokio::time::timeout(options.timeout, next.run(req));
     let mut response = match settle_store::sql::statements::scope(Arc::clone(&statements), work).await {
         Ok(response) => response,
         Err(_) => ApiError::unavailable("The request took too long and was abandoned; retry shortly.").into_response(),
     };
-    if response.extensions().get::<crate::idempotency::Rendered>().is_some() {
-        // Already rendered and stored by the idempotency layer.
-    } else if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         let route = response.extensions().get::<RouteName>().cloned();
         response = error.render(&request_id);
         if let Some(route) = route {

@@ -120,7 +120,7 @@ fn denied(permission: Permission) -> ServiceError {
 }
 
 /// Whether a policy applies: `enabled` (loaded) or `disabled` (kept only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyStatus {
     Enabled,

@@ -38,6 +38,9 @@ pub struct ServiceOptions {
     /// The commit stream's safety net: a subscriber that hears nothing
     /// looks again after this long (`SETTLE_COMMIT_POLL`).
     pub commit_poll: Duration,
+    /// How long an operation may take, counted from when its request
+    /// arrived (`SETTLE_REQUEST_TIMEOUT_MS`); a client may ask for less.
+    pub operation_budget: Duration,
 }
 
 impl Default for ServiceOptions {
@@ -47,6 +50,7 @@ impl Default for ServiceOptions {
             idempotency_retention: Duration::from_secs(24 * 3600),
             auth_cache_ttl: Duration::from_secs(5),
             commit_poll: Duration::from_secs(1),
+            operation_budget: Duration::from_secs(30),
         }
     }
 }
@@ -109,15 +113,30 @@ impl Settle {
             audit: None,
             success_status: None,
             policy: None,
+            deadline: None,
         }
     }
 
     /// Claims `key` for `api_key` and this request, or says why not.
     pub async fn claim_idempotency(&self, api_key: ApiKeyId, key: &str, request_hash: Vec<u8>) -> Result<ClaimOutcome> {
+        self.claim_idempotency_as(api_key, key, request_hash, None).await
+    }
+
+    /// Claims `key` with the request's fingerprint, accepting a record
+    /// stored under `legacy_hash`, the fingerprint an earlier version gave
+    /// the same request.
+    pub async fn claim_idempotency_as(
+        &self,
+        api_key: ApiKeyId,
+        key: &str,
+        request_hash: Vec<u8>,
+        legacy_hash: Option<Vec<u8>>,
+    ) -> Result<ClaimOutcome> {
         let req = ClaimRequest {
             api_key,
             key: key.to_owned(),
             request_hash,
+            legacy_hash,
             now_ms: self.clock.now_ms(),
             lock_timeout_ms: self.options.idempotency_lock_timeout.as_millis() as u64,
         };

@@ -99,6 +99,7 @@ impl Application {
             idempotency_retention: config.idempotency_retention,
             auth_cache_ttl: config.auth_cache_ttl,
             commit_poll: config.queue.poll,
+            operation_budget: config.request_timeout,
         };
         let settle = Settle::with_options(store, clock, options);
         let keys = crate::master_key::load(config.webhooks.master_key.as_deref(), &config.data_dir)?;
@@ -108,7 +109,9 @@ impl Application {
         let router = settle_api::app(
             settle.clone(),
             &ApiOptions {
-                request_timeout: config.request_timeout,
+                // The pipeline's own deadline answers first (504, nothing
+                // started); this outer cut is the backstop for the rest.
+                request_timeout: config.request_timeout + std::time::Duration::from_secs(2),
                 listener: Arc::clone(&stats),
                 statement_header: config.statement_header,
             },

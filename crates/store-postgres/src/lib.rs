@@ -7,7 +7,7 @@
 pub mod listener;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use settle_store::StoreError;
@@ -64,11 +64,28 @@ struct PooledWriter {
 
 #[async_trait]
 impl WriteExecutor for PooledWriter {
-    async fn execute(&self, mut job: WriteJob) -> StoreResult<()> {
+    async fn execute(&self, mut job: WriteJob, deadline: Option<Instant>) -> StoreResult<()> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = match deadline {
+                None => self.pool.begin().await?,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(StoreError::DeadlineExceeded);
+                    }
+                    // The statements of this transaction may take what is
+                    // left of the request's budget, and no more; set with
+                    // BEGIN in one round trip.
+                    let ms = left.as_millis().max(1);
+                    self.pool
+                        .begin_with(sqlx::AssertSqlSafe(format!(
+                            "BEGIN; SET LOCAL statement_timeout = {ms}"
+                        )))
+                        .await?
+                }
+            };
             let result = match job(&mut SqlxConn(&mut tx)).await {
                 Ok(()) => tx.commit().await.map_err(StoreError::from),
                 Err(e) => Err(e),

@@ -42,7 +42,7 @@ const WRITER_STACK: usize = 16 * 1024 * 1024;
 const IDLE_RELEASE: Duration = Duration::from_secs(30);
 
 enum Work {
-    Write(WriteJob, Reply),
+    Write(WriteJob, Reply, Option<Instant>),
     /// Hand the page cache back to the allocator (sent when writes pause).
     ReleaseMemory,
 }
@@ -80,10 +80,10 @@ impl SqliteWriter {
 
 #[async_trait]
 impl WriteExecutor for SqliteWriter {
-    async fn execute(&self, job: WriteJob) -> StoreResult<()> {
+    async fn execute(&self, job: WriteJob, deadline: Option<Instant>) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Work::Write(job, reply))
+            .send(Work::Write(job, reply, deadline))
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         answer
@@ -118,7 +118,12 @@ impl Writer {
             let mut next = Some(first);
             while let Some(work) = next.take() {
                 match work {
-                    Work::Write(job, reply) => batch.push((job, reply)),
+                    // Checked before the batch opens: refusing a write
+                    // inside a batch would fail its neighbours too.
+                    Work::Write(_, reply, Some(deadline)) if Instant::now() >= deadline => {
+                        let _ = reply.send(Err(StoreError::DeadlineExceeded));
+                    }
+                    Work::Write(job, reply, _) => batch.push((job, reply)),
                     Work::ReleaseMemory => self.release_memory_if_idle(),
                 }
                 if batch.len() < self.max_batch {
@@ -228,7 +233,7 @@ fn fail_waiting(rx: &mut mpsc::Receiver<Work>, fault: &StoreError) {
     let mut failed = 0usize;
     for _ in 0..rx.len() {
         match rx.try_recv() {
-            Ok(Work::Write(_, reply)) => {
+            Ok(Work::Write(_, reply, _)) => {
                 let _ = reply.send(Err(fault.clone()));
                 failed += 1;
             }

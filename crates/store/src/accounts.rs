@@ -26,6 +26,9 @@ pub enum CustomerFilter {
 pub trait AccountStore: Send + Sync {
     async fn create_account(&self, ctx: &WriteContext, new: NewAccount) -> StoreResult<Account>;
     async fn account(&self, id: AccountId) -> StoreResult<Option<Account>>;
+    /// The accounts with these ids that exist, in one statement (for
+    /// `expand[]`: one load per page, never one per object).
+    async fn accounts_by_ids(&self, ids: &[AccountId]) -> StoreResult<Vec<Account>>;
     /// Applies `patch` if the stored version equals `if_version` (when given).
     async fn update_account(
         &self,
@@ -38,6 +41,8 @@ pub trait AccountStore: Send + Sync {
 
     async fn create_customer(&self, ctx: &WriteContext, new: NewCustomer) -> StoreResult<Customer>;
     async fn customer(&self, id: CustomerId) -> StoreResult<Option<Customer>>;
+    /// The customers with these ids that exist, in one statement.
+    async fn customers_by_ids(&self, ids: &[CustomerId]) -> StoreResult<Vec<Customer>>;
     async fn update_customer(
         &self,
         ctx: &WriteContext,

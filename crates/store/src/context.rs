@@ -31,6 +31,10 @@ pub struct WriteContext {
     /// Attribute policies the store evaluates once an operation's resource
     /// is resolved inside the transaction (e.g. the real refund amount).
     pub policy: Option<std::sync::Arc<dyn PolicyCheck>>,
+    /// When the request stops waiting: a write not begun by then is not
+    /// begun (on SQLite, checked before its batch opens; on PostgreSQL the
+    /// transaction's statements get what is left as their timeout).
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// An attribute-policy decision, asked by the store with the resolved resource.
@@ -60,6 +64,7 @@ impl WriteContext {
             audit: None,
             success_status: None,
             policy: None,
+            deadline: None,
         }
     }
 

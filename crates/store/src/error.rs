@@ -36,6 +36,11 @@ pub enum StoreError {
     /// timeout); its transaction was rolled back.
     #[error("the idempotency key was claimed by another request")]
     ClaimLost,
+    /// The request's deadline passed before its write began; nothing was
+    /// written (a write that began is never cut short: it commits or fails
+    /// on its own).
+    #[error("the request's deadline passed before the write began")]
+    DeadlineExceeded,
     /// An attribute policy forbade the operation; nothing was written.
     #[error("{0}")]
     PolicyDenied(String),
@@ -54,6 +59,10 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 // PostgreSQL: deadlock_detected, serialization_failure.
                 Some("40P01") | Some("40001") => StoreError::Retry(db.message().to_owned()),
+                // PostgreSQL query_canceled: the transaction's statement
+                // timeout, set from the request's deadline, ran out; the
+                // transaction rolled back.
+                Some("57014") => StoreError::DeadlineExceeded,
                 // PostgreSQL foreign_key_violation: a referenced row vanished under
                 // a concurrent transaction; rerunning sees the committed state.
                 Some("23503") => StoreError::Retry(db.message().to_owned()),

@@ -43,8 +43,12 @@ impl IdempotencyClaim {
 pub struct ClaimRequest {
     pub api_key: ApiKeyId,
     pub key: String,
-    /// SHA-256 of method, path and canonical body: "the same parameters".
+    /// "The same parameters": a versioned fingerprint of the operation and
+    /// its typed input (see `settle_core::pipeline::fingerprint`).
     pub request_hash: Vec<u8>,
+    /// The same request's fingerprint as an earlier version computed it,
+    /// if the face can tell: a record stored under it still replays.
+    pub legacy_hash: Option<Vec<u8>>,
     pub now_ms: u64,
     /// An in-flight claim older than this is presumed dead and may be taken over.
     pub lock_timeout_ms: u64,

@@ -82,7 +82,7 @@ impl<F> ListQuery<F> {
 }
 
 /// One page, newest first.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub has_more: bool,

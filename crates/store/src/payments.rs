@@ -46,12 +46,16 @@ pub trait PaymentStore: Send + Sync {
     /// Locks both accounts, checks funds, writes the payment and its entries.
     async fn create_payment(&self, ctx: &WriteContext, new: NewPayment) -> StoreResult<Payment>;
     async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>>;
+    /// The payments with these ids that exist, in one statement.
+    async fn payments_by_ids(&self, ids: &[PaymentId]) -> StoreResult<Vec<Payment>>;
     async fn capture_payment(&self, ctx: &WriteContext, id: PaymentId, amount: Option<Amount>) -> StoreResult<Payment>;
     async fn cancel_payment(&self, ctx: &WriteContext, id: PaymentId) -> StoreResult<Payment>;
     async fn list_payments(&self, q: &ListQuery<PaymentFilter>) -> StoreResult<Page<Payment>>;
 
     async fn create_refund(&self, ctx: &WriteContext, new: NewRefund) -> StoreResult<Refund>;
     async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>>;
+    /// The refunds with these ids that exist, in one statement.
+    async fn refunds_by_ids(&self, ids: &[RefundId]) -> StoreResult<Vec<Refund>>;
     async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> StoreResult<Page<Refund>>;
 
     async fn list_entries(&self, q: &ListQuery<EntryFilter>) -> StoreResult<Page<LedgerEntry>>;

@@ -2,46 +2,29 @@
 //! or, with `after_position`, the commit stream: oldest first, in commit
 //! order, from a position a reader saw last.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
+use axum::response::Response;
 use settle_core::Settle;
-use settle_domain::ids::{EventId, decode_base32};
+use settle_core::ops::events::{ListEvents, RetrieveEvent};
+use settle_domain::ids::EventId;
 use settle_store::list::{DEFAULT_LIMIT, MAX_LIMIT};
-use settle_store::records::{Event, EventFilter};
 
+use super::serve::{Rest, RestInput};
 use crate::error::ApiError;
-use crate::extract::{ListRequest, PathId, list_response};
 
-/// The 16 bytes of any prefixed object id (`pay_...`, `acct_...`).
-fn object_bytes(text: &str) -> Option<Vec<u8>> {
-    let (prefix, rest) = text.split_once('_')?;
-    const PREFIXES: [&str; 6] = ["acct", "cus", "pay", "re", "we", "evt"];
-    PREFIXES.contains(&prefix).then_some(())?;
-    decode_base32(rest).map(|v| v.to_be_bytes().to_vec())
-}
-
-pub async fn list(State(settle): State<Settle>, RawQuery(raw): RawQuery) -> Result<axum::response::Response, ApiError> {
-    if let Some(stream) = StreamRequest::parse(raw.as_deref())? {
-        return Ok(list_response(
-            settle.events_after(stream.after, stream.limit).await?,
-            "/v1/events",
-        ));
-    }
-    let req = ListRequest::parse(raw.as_deref(), &["type", "object"], |t| {
-        EventId::parse(t).map(|i| i.uuid())
-    })?;
-    let filter = match &req.filter {
-        None => None,
-        Some((key, value)) if key == "type" => Some(EventFilter::Type(value.clone())),
-        Some((_, value)) => {
-            Some(EventFilter::Object(object_bytes(value).ok_or_else(|| {
-                ApiError::invalid("resource_missing", "object", "`object` names nothing.")
-            })?))
+pub async fn list(State(settle): State<Settle>, rest: Rest) -> Response {
+    rest.serve(&settle, |r| {
+        if let Some(stream) = StreamRequest::parse(r.query())? {
+            return Ok(ListEvents::After {
+                position: stream.after,
+                limit: stream.limit,
+            });
         }
-    };
-    Ok(list_response(
-        settle.list_events(&req.with_filter(filter)).await?,
-        "/v1/events",
-    ))
+        Ok(ListEvents::Page(
+            r.list(ListEvents::FILTERS, |t| EventId::parse(t).map(|i| i.uuid()))?,
+        ))
+    })
+    .await
 }
 
 /// `?after_position=N[&limit=L]`: the events committed after position N,
@@ -115,6 +98,6 @@ impl StreamRequest {
     }
 }
 
-pub async fn retrieve(State(settle): State<Settle>, PathId(id): PathId) -> Result<axum::Json<Event>, ApiError> {
-    Ok(axum::Json(settle.event(EventId::parse(&id)).await?))
+pub async fn retrieve(State(settle): State<Settle>, rest: Rest) -> Response {
+    rest.serve(&settle, RestInput::path_only::<RetrieveEvent>).await
 }

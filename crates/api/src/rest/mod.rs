@@ -1,4 +1,5 @@
-//! One module per resource: its request types and its handlers.
+//! One module per resource: each route reads its operation's input from
+//! the request and hands it to the pipeline ([`serve`]).
 
 pub mod accounts;
 pub mod api_keys;
@@ -9,15 +10,5 @@ pub mod policies;
 pub mod queue;
 pub mod refunds;
 pub mod roles;
+pub mod serve;
 pub mod webhooks;
-
-use std::collections::BTreeMap;
-
-use settle_domain::metadata::Metadata;
-
-use crate::error::ApiError;
-
-/// Metadata from a create request; absent means empty.
-pub fn metadata(map: Option<BTreeMap<String, String>>) -> Result<Metadata, ApiError> {
-    Ok(Metadata::parse(map.unwrap_or_default())?)
-}

@@ -2,11 +2,12 @@
 //! pending age per consumer, relay lag, dead letters, processor breaker.
 
 use axum::extract::State;
+use axum::response::Response;
 use settle_core::Settle;
-use settle_core::operations::QueueStatus;
+use settle_core::ops::queue::QueueSummary;
 
-use crate::error::ApiError;
+use super::serve::Rest;
 
-pub async fn summary(State(settle): State<Settle>) -> Result<axum::Json<QueueStatus>, ApiError> {
-    Ok(axum::Json(settle.queue_status().await?))
+pub async fn summary(State(settle): State<Settle>, rest: Rest) -> Response {
+    rest.serve(&settle, |_| Ok(QueueSummary)).await
 }

@@ -62,6 +62,7 @@ fn context() -> WriteContext {
         audit: None,
         success_status: None,
         policy: None,
+        deadline: None,
     }
 }
 

@@ -45,6 +45,7 @@ pub(crate) async fn open_account(store: &dyn Store, now_ms: u64, name: &str) {
         audit: None,
         success_status: None,
         policy: None,
+        deadline: None,
     };
     let new = NewAccount::new(
         name.into(),

@@ -26,6 +26,19 @@ impl AccountStore for SqlStore {
         accounts::get(&mut self.reader(), id).await
     }
 
+    async fn accounts_by_ids(&self, ids: &[AccountId]) -> StoreResult<Vec<Account>> {
+        let ids = ids.iter().map(|id| id.to_bytes()).collect();
+        rows::by_ids(
+            &mut self.reader(),
+            self.dialect,
+            "accounts",
+            ACCOUNT_COLS,
+            ids,
+            rows::account,
+        )
+        .await
+    }
+
     async fn update_account(
         &self,
         ctx: &WriteContext,
@@ -59,6 +72,19 @@ impl AccountStore for SqlStore {
 
     async fn customer(&self, id: CustomerId) -> StoreResult<Option<Customer>> {
         customers::get(&mut self.reader(), id).await
+    }
+
+    async fn customers_by_ids(&self, ids: &[CustomerId]) -> StoreResult<Vec<Customer>> {
+        let ids = ids.iter().map(|id| id.to_bytes()).collect();
+        rows::by_ids(
+            &mut self.reader(),
+            self.dialect,
+            "customers",
+            CUSTOMER_COLS,
+            ids,
+            rows::customer,
+        )
+        .await
     }
 
     async fn update_customer(

@@ -50,7 +50,7 @@ pub async fn claim(tx: &mut Tx<'_>, req: ClaimRequest, token: Vec<u8>) -> StoreR
         return Ok(ClaimOutcome::InFlight);
     };
     let hash: Vec<u8> = row.try_get("request_hash")?;
-    if hash != req.request_hash {
+    if hash != req.request_hash && req.legacy_hash.as_ref() != Some(&hash) {
         return Ok(ClaimOutcome::Mismatch);
     }
     let status: Option<i64> = row.try_get("response_status")?;

@@ -190,7 +190,9 @@ pub type WriteJob = Box<dyn for<'c> FnMut(&'c mut dyn Executor) -> BoxFuture<'c,
 /// returning. The backend crates provide one each.
 #[async_trait]
 pub trait WriteExecutor: Send + Sync + 'static {
-    async fn execute(&self, job: WriteJob) -> StoreResult<()>;
+    /// `deadline`: a job not begun by then answers
+    /// [`StoreError::DeadlineExceeded`] without running.
+    async fn execute(&self, job: WriteJob, deadline: Option<std::time::Instant>) -> StoreResult<()>;
 }
 
 /// The top-level `id` of a JSON object, for the audit row: read without
@@ -328,6 +330,7 @@ impl SqlStore {
     {
         let slot: Arc<Mutex<Option<(T, Touched)>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
+        let ctx_deadline = ctx.deadline;
         let (dialect, ids, ctx) = (self.dialect, Arc::clone(&self.ids), Arc::new(ctx.clone()));
         let counter = statements::current();
         let op = Arc::new(op);
@@ -347,7 +350,7 @@ impl SqlStore {
                 Ok(())
             })
         });
-        self.writer.execute(job).await?;
+        self.writer.execute(job, ctx_deadline).await?;
         let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         let (value, touched) = value.ok_or_else(|| StoreError::Internal("write finished without a result".into()))?;
         // Only now: `execute` returns once COMMIT has, so whoever wakes

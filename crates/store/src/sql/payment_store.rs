@@ -29,6 +29,19 @@ impl PaymentStore for SqlStore {
         payments::get(&mut self.reader(), id).await
     }
 
+    async fn payments_by_ids(&self, ids: &[PaymentId]) -> StoreResult<Vec<Payment>> {
+        let ids = ids.iter().map(|id| id.to_bytes()).collect();
+        rows::by_ids(
+            &mut self.reader(),
+            self.dialect,
+            "payments",
+            PAYMENT_COLS,
+            ids,
+            rows::payment,
+        )
+        .await
+    }
+
     async fn capture_payment(&self, ctx: &WriteContext, id: PaymentId, amount: Option<Amount>) -> StoreResult<Payment> {
         self.write(ctx, move |tx| Box::pin(payments::capture(tx, id, amount)))
             .await
@@ -60,6 +73,19 @@ impl PaymentStore for SqlStore {
 
     async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
         payments::get_refund(&mut self.reader(), id).await
+    }
+
+    async fn refunds_by_ids(&self, ids: &[RefundId]) -> StoreResult<Vec<Refund>> {
+        let ids = ids.iter().map(|id| id.to_bytes()).collect();
+        rows::by_ids(
+            &mut self.reader(),
+            self.dialect,
+            "refunds",
+            REFUND_COLS,
+            ids,
+            rows::refund,
+        )
+        .await
     }
 
     async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> StoreResult<Page<Refund>> {

@@ -48,6 +48,32 @@ where
     row.as_ref().map(decode).transpose()
 }
 
+/// The rows of `table` whose primary key is one of `ids`, decoded, in one
+/// statement (none for no ids).
+pub async fn by_ids<E, T>(
+    ex: &mut E,
+    dialect: super::Dialect,
+    table: &str,
+    columns: &str,
+    ids: Vec<Vec<u8>>,
+    decode: fn(&Row) -> StoreResult<T>,
+) -> StoreResult<Vec<T>>
+where
+    E: Executor + ?Sized,
+{
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| dialect.placeholder(i)).collect();
+    let sql = format!("SELECT {columns} FROM {table} WHERE id IN ({})", marks.join(", "));
+    let mut q = query(sql);
+    for id in ids {
+        q = q.bind(id);
+    }
+    let found = q.fetch_all(ex).await?;
+    found.iter().map(decode).collect()
+}
+
 fn corrupt(what: &str, col: &str) -> StoreError {
     StoreError::Internal(format!("stored {what}.{col} is not valid"))
 }

@@ -671,6 +671,7 @@ async fn disable_endpoint(tx: &mut Tx<'_>, id: WebhookEndpointId, reason: &str, 
         audit: None,
         success_status: None,
         policy: None,
+        deadline: None,
     };
     let ids = tx.ids;
     let subject = Subject::changed("webhook_endpoint", id.to_bytes());

@@ -377,7 +377,7 @@ async fn rendered_errors_and_lists_match() {
         data: vec![payment(None, None)],
         has_more: true,
     };
-    let list = body(crate::extract::list_response(page, "/v1/payments")).await;
+    let list = body(crate::rest::serve::Render::render(page, "/v1/payments")).await;
     let root = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "components": document()["components"],

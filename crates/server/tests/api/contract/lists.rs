@@ -169,6 +169,7 @@ async fn list_payments_created_range_case(app: &TestApp) {
         audit: None,
         success_status: None,
         policy: None,
+        deadline: None,
     };
     let bank = open(store, &at(t0), "bank", usd(), true).await;
     let shop = open(store, &at(t0), "shop", usd(), false).await;

@@ -1,0 +1,279 @@
+//! The one pipeline every operation runs through, whichever face (REST
+//! today; GraphQL and gRPC next) received it: authentication, the
+//! permission check, attribute policies on the typed input, idempotency
+//! (claim, replay, release), a deadline, the write with its events and
+//! audit row, and a typed outcome or a [`Failure`]. A face translates its
+//! wire format into an [`Operation`] and the outcome back; it decides no
+//! rule of its own.
+
+mod deadline;
+mod failure;
+mod fingerprint;
+pub mod registry;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use settle_domain::rbac::{Action, Permission, Resource};
+use settle_store::WriteContext;
+use settle_store::idempotency::{ClaimOutcome, IdempotencyClaim, StoredResponse};
+use settle_store::records::AuditDraft;
+
+pub use deadline::parse_timeout_ms;
+pub use failure::Failure;
+pub use fingerprint::{canonical_json, fingerprint, parse_idempotency_key};
+
+use crate::auth::Principal;
+use crate::policy::{PolicyEngine, ResourceAttrs};
+use crate::service::Settle;
+
+/// What the pipeline knows of an operation before its input is read: the
+/// name it is registered under, the one permission it needs, and a line
+/// for the API document.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OperationSpec {
+    pub name: &'static str,
+    pub permission: Permission,
+    pub summary: &'static str,
+}
+
+impl OperationSpec {
+    /// Writes take idempotency keys and leave an audit row.
+    pub fn is_write(&self) -> bool {
+        self.permission.action == Action::Write
+    }
+
+    /// Money movement is checked against policies by the store once its
+    /// amounts are resolved inside the transaction (a refund's real amount,
+    /// a payment's accounts as locked); everything else up front.
+    fn policy_in_store(&self) -> bool {
+        self.is_write() && matches!(self.permission.resource, Resource::Payments | Resource::Refunds)
+    }
+}
+
+/// One operation with its typed input. `Serialize` gives the input's
+/// canonical form, which idempotency fingerprints ("the same parameters").
+pub trait Operation: Serialize + Send + Sized + 'static {
+    type Output: Serialize + Send + 'static;
+    const SPEC: &'static OperationSpec;
+
+    /// The attributes Cedar policies see for this input (ids it names).
+    fn attributes(&self) -> ResourceAttrs {
+        ResourceAttrs::default()
+    }
+
+    /// The operation itself, given what the pipeline established.
+    fn run(self, settle: &Settle, ctx: &OperationContext)
+    -> impl Future<Output = Result<Self::Output, Failure>> + Send;
+}
+
+/// The request around an operation, as a face received it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The API key's secret; `None` when the request carried none.
+    pub credential: Option<String>,
+    pub request_id: String,
+    /// The client's idempotency key, unparsed (writes only; reads ignore it).
+    pub idempotency_key: Option<String>,
+    /// A budget shorter than the configured one, if the client sent one.
+    pub timeout: Option<Duration>,
+    /// When the face received the request: the deadline counts from here.
+    pub received: Instant,
+}
+
+impl Call {
+    pub fn new(request_id: impl Into<String>, credential: Option<String>) -> Self {
+        Self {
+            credential,
+            request_id: request_id.into(),
+            idempotency_key: None,
+            timeout: None,
+            received: Instant::now(),
+        }
+    }
+}
+
+/// An operation's typed input as a face built it.
+#[derive(Debug)]
+pub struct Input<O> {
+    pub op: O,
+    /// The fingerprint an earlier version gave this same request, so an
+    /// idempotency record stored before the fingerprint changed still
+    /// replays; only a face that had requests before can tell.
+    pub legacy_fingerprint: Option<Vec<u8>>,
+}
+
+impl<O> Input<O> {
+    pub fn new(op: O) -> Self {
+        Self {
+            op,
+            legacy_fingerprint: None,
+        }
+    }
+}
+
+/// What an operation gave back: its fresh result, or the answer an earlier
+/// request with the same idempotency key stored, replayed as it was.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    Done(T),
+    Replayed(StoredResponse),
+}
+
+/// What an operation runs with: who asks, the context its write carries
+/// (idempotency claim, audit draft, policies, deadline), and its deadline.
+pub struct OperationContext {
+    pub principal: Principal,
+    pub deadline: Instant,
+    /// The policies in force for this request (expansion checks each
+    /// object it shows against them).
+    pub(crate) engine: PolicyEngine,
+    write: WriteContext,
+}
+
+impl OperationContext {
+    /// The context of this operation's write, for the store.
+    pub fn write(&self) -> &WriteContext {
+        &self.write
+    }
+}
+
+impl Settle {
+    /// Runs `O` for `call`. `input` builds the typed input (reading a
+    /// body if the face has one); it is called after authentication and the
+    /// permission check, so a caller without the permission learns nothing
+    /// about the shape of the input and sends no body for nothing.
+    pub async fn execute<O, F, Fut>(&self, call: Call, input: F) -> Result<Outcome<O::Output>, Failure>
+    where
+        O: Operation,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<Input<O>, Failure>> + Send,
+    {
+        let spec = O::SPEC;
+        let secret = call.credential.as_deref().ok_or_else(|| {
+            Failure::new(
+                401,
+                "authentication_error",
+                "api_key_missing",
+                "Provide an API key: `Authorization: Bearer sk_...`.",
+            )
+        })?;
+        let principal = self.authenticate(secret).await?;
+        let audit = spec.is_write().then(|| AuditDraft {
+            api_key: Some(principal.key),
+            operation: spec.name,
+            permission: spec.permission.to_string(),
+            request_id: call.request_id.clone(),
+        });
+        let result = self.admitted(&call, principal, audit.clone(), input).await;
+        if let (Some(draft), Err(failure)) = (&audit, &result) {
+            self.record_failed_write(draft, failure.code, failure.status).await;
+        }
+        result
+    }
+
+    async fn admitted<O, F, Fut>(
+        &self,
+        call: &Call,
+        principal: Principal,
+        audit: Option<AuditDraft>,
+        input: F,
+    ) -> Result<Outcome<O::Output>, Failure>
+    where
+        O: Operation,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<Input<O>, Failure>> + Send,
+    {
+        let spec = O::SPEC;
+        if !principal.allows(spec.permission) {
+            return Err(crate::ServiceError::Forbidden(spec.permission).into());
+        }
+        let deadline = deadline::of(call, self.options.operation_budget);
+        let engine = self.policy_engine().await?;
+        let Input { op, legacy_fingerprint } = input().await?;
+        if !spec.policy_in_store() {
+            self.check_policy(&engine, &principal, spec.permission, &op.attributes())?;
+        }
+        deadline::ensure_not_passed(deadline)?;
+        let claim = match (spec.is_write(), &call.idempotency_key) {
+            (true, Some(key)) => {
+                let key = parse_idempotency_key(key)?;
+                let hash = fingerprint(spec.name, &op)?;
+                match self
+                    .claim_idempotency_as(principal.key, &key, hash, legacy_fingerprint)
+                    .await?
+                {
+                    ClaimOutcome::Claimed(claim) => Some(claim),
+                    ClaimOutcome::Replay(stored) => return Ok(Outcome::Replayed(stored)),
+                    ClaimOutcome::Mismatch => {
+                        return Err(Failure::new(
+                            422,
+                            "idempotency_error",
+                            "idempotency_key_reused",
+                            "This Idempotency-Key was used with a different operation or parameters.",
+                        ));
+                    }
+                    ClaimOutcome::InFlight => {
+                        return Err(Failure::new(
+                            409,
+                            "idempotency_error",
+                            "idempotency_key_in_use",
+                            "A request with this Idempotency-Key is still running; retry later.",
+                        ));
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut write = self.request_context(&call.request_id, &principal, Some(engine.clone()), audit);
+        write.idempotency = claim.clone();
+        // Every face records 200 for a successful write (Stripe's
+        // convention, also for creation); replays answer the same.
+        write.success_status = Some(200);
+        write.deadline = Some(deadline);
+        let ctx = OperationContext {
+            principal,
+            deadline,
+            engine,
+            write,
+        };
+        let result = if spec.is_write() {
+            // A write is never cut short from outside: the store refuses
+            // to begin it past the deadline, and once begun it commits or
+            // fails as a whole.
+            op.run(self, &ctx).await
+        } else {
+            tokio::time::timeout_at(deadline.into(), op.run(self, &ctx))
+                .await
+                .unwrap_or_else(|_| Err(deadline::passed_while_reading()))
+        };
+        if let Some(claim) = &claim {
+            self.settle_claim(claim, &result, &call.request_id).await;
+        }
+        result.map(Outcome::Done)
+    }
+
+    /// What becomes of an idempotency claim once its operation answered: a
+    /// success was stored by the operation's own transaction; a final
+    /// refusal is stored here for replays; anything else releases the key.
+    async fn settle_claim<T>(&self, claim: &IdempotencyClaim, result: &Result<T, Failure>, request_id: &str) {
+        match result {
+            Ok(_) if claim.started() => {}
+            Err(failure) if claim.started() && failure.is_final_answer() => {
+                let stored = StoredResponse {
+                    status: failure.status,
+                    body: failure.body(request_id),
+                };
+                if let Err(e) = self.complete_idempotency(claim, &stored).await {
+                    tracing::warn!(error = %e, "could not store an idempotent error response");
+                }
+            }
+            _ => {
+                if let Err(e) = self.release_idempotency(claim).await {
+                    tracing::warn!(error = %e, "could not release an idempotency claim; it expires with the lock timeout");
+                }
+            }
+        }
+    }
+}
