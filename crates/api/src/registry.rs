@@ -23,7 +23,7 @@ use settle_core::ops::webhooks::ListWebhookDeliveries;
 use settle_core::pipeline::OperationSpec;
 use settle_core::pipeline::registry as op;
 use settle_domain::rbac::Permission;
-use utoipa::PartialSchema;
+use utoipa::{PartialSchema, ToSchema};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 
@@ -41,7 +41,11 @@ pub struct Route {
     pub permission: Permission,
     /// The schema of the JSON body, from the operation's input type.
     pub body: Option<fn() -> RefOr<Schema>>,
+    /// The named schemas that body refers to.
+    pub body_schemas: Option<fn(&mut Vec<(String, RefOr<Schema>)>)>,
     pub answer: Answer,
+    /// Whether the answer's relations can be expanded with `expand[]`.
+    pub expands: bool,
     handler: MethodRouter<Settle>,
 }
 
@@ -57,9 +61,10 @@ pub enum Answer {
 }
 
 impl Route {
-    fn body<T: PartialSchema>(self) -> Self {
+    fn body<T: ToSchema>(self) -> Self {
         Self {
-            body: Some(T::schema),
+            body: Some(<T as PartialSchema>::schema),
+            body_schemas: Some(<T as ToSchema>::schemas),
             ..self
         }
     }
@@ -76,6 +81,10 @@ impl Route {
             answer: Answer::List(item, filters),
             ..self
         }
+    }
+
+    fn expands(self) -> Self {
+        Self { expands: true, ..self }
     }
 
     fn returns_text(self, schema: &'static str) -> Self {
@@ -104,7 +113,9 @@ where
         operation: spec.name,
         permission: spec.permission,
         body: None,
+        body_schemas: None,
         answer: Answer::Object("Deleted"),
+        expands: false,
         handler,
     }
 }
@@ -116,8 +127,12 @@ pub fn routes() -> Vec<Route> {
         route(M::POST, "/v1/accounts", &op::CREATE_ACCOUNT, accounts::create)
             .body::<ops::accounts::CreateAccount>()
             .returns("Account"),
-        route(M::GET, "/v1/accounts", &op::LIST_ACCOUNTS, accounts::list).lists("Account", ListAccounts::FILTERS),
-        route(M::GET, "/v1/accounts/{id}", &op::RETRIEVE_ACCOUNT, accounts::retrieve).returns("Account"),
+        route(M::GET, "/v1/accounts", &op::LIST_ACCOUNTS, accounts::list)
+            .lists("Account", ListAccounts::FILTERS)
+            .expands(),
+        route(M::GET, "/v1/accounts/{id}", &op::RETRIEVE_ACCOUNT, accounts::retrieve)
+            .returns("Account")
+            .expands(),
         route(M::PATCH, "/v1/accounts/{id}", &op::UPDATE_ACCOUNT, accounts::update)
             .body::<ops::accounts::UpdateAccount>()
             .returns("Account"),
@@ -127,7 +142,8 @@ pub fn routes() -> Vec<Route> {
             &op::LIST_LEDGER_ENTRIES,
             accounts::entries,
         )
-        .lists("LedgerEntry", &[]),
+        .lists("LedgerEntry", &[])
+        .expands(),
         route(M::POST, "/v1/customers", &op::CREATE_CUSTOMER, customers::create)
             .body::<ops::customers::CreateCustomer>()
             .returns("Customer"),
@@ -146,8 +162,12 @@ pub fn routes() -> Vec<Route> {
         route(M::POST, "/v1/payments", &op::CREATE_PAYMENT, payments::create)
             .body::<ops::payments::CreatePayment>()
             .returns("Payment"),
-        route(M::GET, "/v1/payments", &op::LIST_PAYMENTS, payments::list).lists("Payment", ListPayments::FILTERS),
-        route(M::GET, "/v1/payments/{id}", &op::RETRIEVE_PAYMENT, payments::retrieve).returns("Payment"),
+        route(M::GET, "/v1/payments", &op::LIST_PAYMENTS, payments::list)
+            .lists("Payment", ListPayments::FILTERS)
+            .expands(),
+        route(M::GET, "/v1/payments/{id}", &op::RETRIEVE_PAYMENT, payments::retrieve)
+            .returns("Payment")
+            .expands(),
         route(
             M::POST,
             "/v1/payments/{id}/capture",
@@ -167,8 +187,12 @@ pub fn routes() -> Vec<Route> {
         route(M::POST, "/v1/refunds", &op::CREATE_REFUND, refunds::create)
             .body::<ops::refunds::CreateRefund>()
             .returns("Refund"),
-        route(M::GET, "/v1/refunds", &op::LIST_REFUNDS, refunds::list).lists("Refund", ListRefunds::FILTERS),
-        route(M::GET, "/v1/refunds/{id}", &op::RETRIEVE_REFUND, refunds::retrieve).returns("Refund"),
+        route(M::GET, "/v1/refunds", &op::LIST_REFUNDS, refunds::list)
+            .lists("Refund", ListRefunds::FILTERS)
+            .expands(),
+        route(M::GET, "/v1/refunds/{id}", &op::RETRIEVE_REFUND, refunds::retrieve)
+            .returns("Refund")
+            .expands(),
         route(M::GET, "/v1/events", &op::LIST_EVENTS, events::list).lists("Event", ListEvents::FILTERS),
         route(M::GET, "/v1/events/{id}", &op::RETRIEVE_EVENT, events::retrieve).returns("Event"),
         route(

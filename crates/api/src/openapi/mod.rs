@@ -8,6 +8,7 @@ pub mod schemas;
 use axum::Router;
 use axum::http::Method;
 use settle_core::Settle;
+use settle_core::pipeline::MAX_TIMEOUT_MS;
 use settle_store::list::MAX_LIMIT;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -92,6 +93,10 @@ fn errors(route: &Route) -> Vec<(&'static str, &'static str)> {
     if route.method == Method::PATCH {
         codes.push(("412", "`If-Match` names an older version."));
     }
+    codes.push((
+        "408",
+        "The budget this request set with `Settle-Timeout-Ms` passed first; nothing changed.",
+    ));
     codes.push(("429", "Too many requests; retry after `Retry-After`."));
     codes.push((
         "503",
@@ -152,7 +157,7 @@ fn parameters(route: &Route) -> Vec<Parameter> {
         out.push(parameter(
             "Idempotency-Key",
             ParameterIn::Header,
-            string().min_length(Some(1)).max_length(Some(255)),
+            string().pattern(Some("^[\\x20-\\x7e]{1,255}$")),
             "Makes a retry safe: the same key with the same parameters answers what the first request answered, for 24 hours.",
         ));
     }
@@ -160,15 +165,15 @@ fn parameters(route: &Route) -> Vec<Parameter> {
         out.push(parameter(
             "If-Match",
             ParameterIn::Header,
-            string(),
+            string().pattern(Some(r#"^(\*|(W/)?"?[0-9]+(-[0-9a-f]+)?"?)$"#)),
             "The version (`ETag`) the edit is based on; an older one is refused with 412.",
         ));
     }
     out.push(parameter(
         "Settle-Timeout-Ms",
         ParameterIn::Header,
-        integer().minimum(Some(1)),
-        "This request's budget in milliseconds, if shorter than the server's: an operation not started by then is not started (504).",
+        integer().minimum(Some(1)).maximum(Some(MAX_TIMEOUT_MS)),
+        "This request's budget in milliseconds, if shorter than the server's: an operation not started by then is not started (408).",
     ));
     if let Answer::List(_, filters) = route.answer {
         out.push(parameter(
@@ -177,17 +182,24 @@ fn parameters(route: &Route) -> Vec<Parameter> {
             integer().minimum(Some(1)).maximum(Some(MAX_LIMIT)),
             "Objects per page (default 10).",
         ));
+        let cursor = || match route.answer {
+            Answer::List(item, _) => match schemas::id_prefix_of(item) {
+                Some(prefix) => string().pattern(Some(schemas::id_pattern(prefix))),
+                None => string(),
+            },
+            _ => string(),
+        };
         out.push(parameter(
             "starting_after",
             ParameterIn::Query,
-            string(),
+            cursor(),
             "The page after this object (the last id of the previous page).",
         ));
         out.push(parameter(
             "ending_before",
             ParameterIn::Query,
-            string(),
-            "The page before this object (the first id of the next page).",
+            cursor(),
+            "The page before this object (the first id of the next page); not with `starting_after`.",
         ));
         for bound in ["gte", "gt", "lte", "lt"] {
             out.push(parameter(
@@ -270,6 +282,16 @@ pub fn document() -> OpenApi {
         paths.add_path_operation(route.path, vec![http_method(&route.method)], operation(&route));
     }
     let mut components = schemas::components();
+    // The schemas the request bodies refer to (e.g. a policy's status).
+    for route in routes() {
+        if let Some(nested) = route.body_schemas {
+            let mut found = Vec::new();
+            nested(&mut found);
+            for (name, schema) in found {
+                components.schemas.insert(name, schema);
+            }
+        }
+    }
     components.add_security_scheme(
         "api_key",
         SecurityScheme::Http(

@@ -174,7 +174,30 @@ fn nullable_one_of(values: &[&str]) -> ObjectBuilder {
 
 /// An id as the API shows it: prefix, `_`, then a UUIDv7 as 26 Crockford
 /// base32 characters, upper case, the first at most `7` (128 bits in 130).
-fn id_pattern(prefixes: &str) -> String {
+/// The id prefix of the objects a schema describes (for cursors), if any.
+pub fn id_prefix_of(schema_name: &str) -> Option<&'static str> {
+    use settle_domain::ids::*;
+    Some(match schema_name {
+        "Account" => AccountId::PREFIX,
+        "Customer" => CustomerId::PREFIX,
+        "Payment" => PaymentId::PREFIX,
+        "Refund" => RefundId::PREFIX,
+        "LedgerEntry" => LedgerEntryId::PREFIX,
+        "Event" => EventId::PREFIX,
+        "WebhookEndpoint" => WebhookEndpointId::PREFIX,
+        "WebhookDelivery" => WebhookDeliveryId::PREFIX,
+        "WebhookAttempt" => WebhookAttemptId::PREFIX,
+        "WebhookReplay" => WebhookReplayId::PREFIX,
+        "ApiKey" => ApiKeyId::PREFIX,
+        "Role" => RoleId::PREFIX,
+        "Policy" => PolicyId::PREFIX,
+        "AuditEvent" => AuditEventId::PREFIX,
+        _ => return None,
+    })
+}
+
+/// What ids with `prefixes` look like (Crockford base32 of a UUIDv7).
+pub fn id_pattern(prefixes: &str) -> String {
     format!("^{prefixes}_[0-7][0-9A-HJKMNP-TV-Z]{{25}}$")
 }
 
@@ -184,6 +207,17 @@ fn id(prefix: &str) -> ObjectBuilder {
 
 fn nullable_id(prefix: &str) -> ObjectBuilder {
     nullable_string().pattern(Some(id_pattern(prefix)))
+}
+
+/// A field that holds an object's id, or the object itself when the
+/// request asked for it with `expand[]`.
+fn expandable(id: ObjectBuilder, object: &str) -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(id)
+        .item(object_ref(object))
+        .description(Some(format!(
+            "The {object}'s id, or the {object} itself when named in `expand[]`."
+        )))
 }
 
 fn currency() -> ObjectBuilder {
@@ -229,7 +263,7 @@ fn account() -> ObjectBuilder {
                 "Funded by an external processor: payments from it wait in `processing` for its answer.",
             )),
         )
-        .field("customer", nullable_id("cus"))
+        .field("customer", expandable(nullable_id("cus"), "Customer"))
         .field("metadata", metadata())
         .field("version", version())
         .field("created", created())
@@ -252,9 +286,9 @@ fn payment() -> ObjectBuilder {
         .field("object", constant("payment"))
         .field("amount", amount())
         .field("currency", currency())
-        .field("source", id("acct"))
-        .field("destination", id("acct"))
-        .field("customer", nullable_id("cus"))
+        .field("source", expandable(id("acct"), "Account"))
+        .field("destination", expandable(id("acct"), "Account"))
+        .field("customer", expandable(nullable_id("cus"), "Customer"))
         .field(
             "status",
             one_of_strings(settle_domain::payment::PaymentStatus::ALL.map(|s| s.as_str())),
@@ -271,7 +305,7 @@ fn refund() -> ObjectBuilder {
     object("Moves captured money of a payment back from its destination to its source.")
         .field("id", id("re"))
         .field("object", constant("refund"))
-        .field("payment", id("pay"))
+        .field("payment", expandable(id("pay"), "Payment"))
         .field("amount", amount())
         .field("currency", currency())
         .field(
@@ -286,7 +320,7 @@ fn ledger_entry() -> ObjectBuilder {
     object("One signed line of the double-entry ledger, so every balance can be audited back to its movements.")
         .field("id", id("le"))
         .field("object", constant("ledger_entry"))
-        .field("account", id("acct"))
+        .field("account", expandable(id("acct"), "Account"))
         .field(
             "amount",
             integer()
@@ -294,8 +328,8 @@ fn ledger_entry() -> ObjectBuilder {
                 .maximum(Some(MAX_SAFE))
                 .description(Some("Negative when money leaves the account.")),
         )
-        .field("payment", nullable_id("pay"))
-        .field("refund", nullable_id("re"))
+        .field("payment", expandable(nullable_id("pay"), "Payment"))
+        .field("refund", expandable(nullable_id("re"), "Refund"))
         .field("created", created())
 }
 

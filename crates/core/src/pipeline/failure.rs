@@ -108,10 +108,14 @@ impl Failure {
     /// Whether an idempotent request that failed this way keeps the answer
     /// for its replays: an answer the operation itself gave (a 4xx of the
     /// operation's rules) is final; a refusal of the key itself, of
-    /// permission or policy, or a server-side failure is not, so the client
-    /// may fix the cause and send again with the same key.
+    /// permission or policy, a deadline that passed (nothing was done), or
+    /// a server-side failure is not, so the client may fix the cause and
+    /// send again with the same key.
     pub fn is_final_answer(&self) -> bool {
-        self.status < 500 && self.kind != "idempotency_error" && self.kind != "permission_error"
+        self.status < 500
+            && self.kind != "idempotency_error"
+            && self.kind != "permission_error"
+            && self.code != "deadline_exceeded"
     }
 }
 

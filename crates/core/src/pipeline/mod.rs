@@ -20,7 +20,7 @@ use settle_store::WriteContext;
 use settle_store::idempotency::{ClaimOutcome, IdempotencyClaim, StoredResponse};
 use settle_store::records::AuditDraft;
 
-pub use deadline::parse_timeout_ms;
+pub use deadline::{Deadline, MAX_TIMEOUT_MS, parse_timeout_ms};
 pub use failure::Failure;
 pub use fingerprint::{canonical_json, fingerprint, parse_idempotency_key};
 
@@ -189,13 +189,13 @@ impl Settle {
         if !principal.allows(spec.permission) {
             return Err(crate::ServiceError::Forbidden(spec.permission).into());
         }
-        let deadline = deadline::of(call, self.options.operation_budget);
+        let deadline = Deadline::of(call, self.options.operation_budget);
         let engine = self.policy_engine().await?;
         let Input { op, legacy_fingerprint } = input().await?;
         if !spec.policy_in_store() {
             self.check_policy(&engine, &principal, spec.permission, &op.attributes())?;
         }
-        deadline::ensure_not_passed(deadline)?;
+        deadline.ensure_not_passed()?;
         let claim = match (spec.is_write(), &call.idempotency_key) {
             (true, Some(key)) => {
                 let key = parse_idempotency_key(key)?;
@@ -231,10 +231,10 @@ impl Settle {
         // Every face records 200 for a successful write (Stripe's
         // convention, also for creation); replays answer the same.
         write.success_status = Some(200);
-        write.deadline = Some(deadline);
+        write.deadline = Some(deadline.at);
         let ctx = OperationContext {
             principal,
-            deadline,
+            deadline: deadline.at,
             engine,
             write,
         };
@@ -244,10 +244,11 @@ impl Settle {
             // fails as a whole.
             op.run(self, &ctx).await
         } else {
-            tokio::time::timeout_at(deadline.into(), op.run(self, &ctx))
+            tokio::time::timeout_at(deadline.at.into(), op.run(self, &ctx))
                 .await
-                .unwrap_or_else(|_| Err(deadline::passed_while_reading()))
+                .unwrap_or_else(|_| Err(deadline.passed("while reading; nothing was changed")))
         };
+        let result = result.map_err(|failure| deadline.explain(failure));
         if let Some(claim) = &claim {
             self.settle_claim(claim, &result, &call.request_id).await;
         }

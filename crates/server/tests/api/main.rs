@@ -25,6 +25,7 @@ mod migrations;
 mod nats;
 mod optimistic;
 mod pagination;
+mod pipeline;
 mod plans;
 mod policies;
 mod pool;

@@ -1,7 +1,7 @@
-//! The route registry is the one list of routes, and every route in it is
-//! guarded: well-formed entries, a permission matching each method and
-//! resource, and, over HTTP, 401 without a key and 403 naming the permission
-//! for a role that lacks it.
+//! The route registry is the operation registry at REST paths, and every
+//! route in it is guarded: well-formed entries, one route per operation, a
+//! permission matching each method and resource, and, over HTTP, 401
+//! without a key and 403 naming the permission for a role that lacks it.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -78,6 +78,24 @@ fn every_route_is_under_v1() {
     for r in &all {
         assert!(r.path.starts_with("/v1/"), "{} is not under /v1", describe(r));
         assert!(!r.path.ends_with('/'), "{} has a trailing slash", describe(r));
+    }
+}
+
+/// The REST routes are the operation registry's, one each: no operation
+/// without a route, no route outside the pipeline's registry.
+#[test]
+fn every_operation_has_exactly_one_route() {
+    let ops: Vec<&str> = settle_core::pipeline::registry::ALL.iter().map(|o| o.name).collect();
+    let mut routed: Vec<&str> = routes().iter().map(|r| r.operation).collect();
+    routed.sort_unstable();
+    let mut registered = ops.clone();
+    registered.sort_unstable();
+    assert_eq!(routed, registered);
+    for r in routes() {
+        let spec = settle_core::pipeline::registry::by_name(r.operation).unwrap();
+        assert!(std::ptr::eq(spec, r.spec), "{} routes to another spec", describe(&r));
+        assert_eq!(spec.permission, r.permission, "{}", describe(&r));
+        assert!(!spec.summary.is_empty(), "{} has no summary", describe(&r));
     }
 }
 
