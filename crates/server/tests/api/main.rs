@@ -23,6 +23,7 @@ mod http_payments;
 mod idempotency;
 mod migrations;
 mod nats;
+mod openapi;
 mod optimistic;
 mod pagination;
 mod pipeline;
