@@ -23,9 +23,9 @@ use settle_core::ops::webhooks::ListWebhookDeliveries;
 use settle_core::pipeline::OperationSpec;
 use settle_core::pipeline::registry as op;
 use settle_domain::rbac::Permission;
-use utoipa::{PartialSchema, ToSchema};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::request::RouteName;
 use crate::rest::{accounts, api_keys, customers, events, payments, policies, queue, refunds, roles, webhooks};

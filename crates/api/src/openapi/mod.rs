@@ -13,7 +13,7 @@ use settle_store::list::MAX_LIMIT;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     Content, HeaderBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, Paths, RefOr, Required, Response,
@@ -175,6 +175,19 @@ fn parameters(route: &Route) -> Vec<Parameter> {
         integer().minimum(Some(1)).maximum(Some(MAX_TIMEOUT_MS)),
         "This request's budget in milliseconds, if shorter than the server's: an operation not started by then is not started (408).",
     ));
+    if route.expands {
+        out.push(
+            ParameterBuilder::new()
+                .name("expand[]")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .schema(Some(ArrayBuilder::new().items(string()).max_items(Some(20))))
+                .description(Some(
+                    "Relations to show as whole objects instead of ids, e.g. `customer`, `source.customer`; on a list prefixed `data.`; up to 4 levels.",
+                ))
+                .build(),
+        );
+    }
     if let Answer::List(_, filters) = route.answer {
         out.push(parameter(
             "limit",

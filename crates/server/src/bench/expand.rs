@@ -74,7 +74,8 @@ async fn seed(http: &reqwest::Client, server: &Server) -> anyhow::Result<()> {
         let shop = post(http, server, "/v1/accounts", account(format!("shop {i}"))).await?;
         let fund = json!({"amount": 10_000, "currency": "usd", "source": bank, "destination": source});
         post(http, server, "/v1/payments", fund).await?;
-        let pay = json!({"amount": 500, "currency": "usd", "source": source, "destination": shop, "customer": customer});
+        let pay =
+            json!({"amount": 500, "currency": "usd", "source": source, "destination": shop, "customer": customer});
         post(http, server, "/v1/payments", pay).await?;
     }
     Ok(())
@@ -105,7 +106,11 @@ async fn get(http: &reqwest::Client, server: &Server, path: &str) -> Option<(Val
 async fn n_plus_one(http: &reqwest::Client, server: &Server, page: &str) -> Option<u64> {
     let (body, mut statements) = get(http, server, page).await?;
     for payment in body["data"].as_array()? {
-        for (field, collection) in [("customer", "customers"), ("source", "accounts"), ("destination", "accounts")] {
+        for (field, collection) in [
+            ("customer", "customers"),
+            ("source", "accounts"),
+            ("destination", "accounts"),
+        ] {
             if let Some(id) = payment[field].as_str() {
                 statements += get(http, server, &format!("/v1/{collection}/{id}")).await?.1;
             }

@@ -60,7 +60,9 @@ impl Blocker {
                 Blocker(conn)
             }
             Backend::Postgres => {
-                let mut conn = sqlx::AnyConnection::connect(app.db.url.as_deref().unwrap()).await.unwrap();
+                let mut conn = sqlx::AnyConnection::connect(app.db.url.as_deref().unwrap())
+                    .await
+                    .unwrap();
                 conn.execute("BEGIN").await.unwrap();
                 let id = AccountId::parse(account).unwrap().to_bytes();
                 sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
@@ -171,7 +173,12 @@ async fn blocked_write_is_refused(app: &TestApp, budget: Budget) {
     // The client's own budget is the client's to lengthen (a 4xx); the
     // server's is the server's (504, retry later).
     late.assert_error(status, kind, "deadline_exceeded");
-    assert_eq!(late.headers.contains_key("retry-after"), status == 504, "{:?}", late.headers);
+    assert_eq!(
+        late.headers.contains_key("retry-after"),
+        status == 504,
+        "{:?}",
+        late.headers
+    );
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "the refusal waited for the lock to go: {:?}",
@@ -179,7 +186,11 @@ async fn blocked_write_is_refused(app: &TestApp, budget: Budget) {
     );
     let first = first.await.unwrap();
     let first_amount = if first_commits {
-        assert_eq!(first.status, 200, "a write begun before its deadline commits: {}", first.body);
+        assert_eq!(
+            first.status, 200,
+            "a write begun before its deadline commits: {}",
+            first.body
+        );
         100
     } else {
         first.assert_error(504, "api_error", "deadline_exceeded");
@@ -192,7 +203,12 @@ async fn blocked_write_is_refused(app: &TestApp, budget: Budget) {
     assert_eq!(shop_now.body["balance"], first_amount, "{}", shop_now.body);
     let payments = app.get(&format!("/v1/payments?destination={shop}")).await;
     let written = usize::from(first_commits);
-    assert_eq!(payments.body["data"].as_array().unwrap().len(), written, "{}", payments.body);
+    assert_eq!(
+        payments.body["data"].as_array().unwrap().len(),
+        written,
+        "{}",
+        payments.body
+    );
     let again = post_with(app, "/v1/payments", &[("idempotency-key", "deadline-1")], pay(200)).await;
     assert_eq!(again.status, 200, "{}", again.body);
     assert!(!again.headers.contains_key("idempotent-replayed"));
@@ -239,4 +255,7 @@ async fn same_typed_input_is_the_same_request_case(app: &TestApp) {
     let shop_now = app.get(&format!("/v1/accounts/{shop}")).await;
     assert_eq!(shop_now.body["balance"], 500, "one effect: {}", shop_now.body);
 }
-both!(same_typed_input_is_the_same_request, same_typed_input_is_the_same_request_case);
+both!(
+    same_typed_input_is_the_same_request,
+    same_typed_input_is_the_same_request_case
+);
