@@ -73,6 +73,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     } else {
         bytes
     };
+    // serde would also read a struct from an array of its fields in
+    // order; the API takes objects only.
+    let starts_as_object = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !starts_as_object && serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok() {
+        return Err(ApiError::invalid(
+            "parameter_invalid",
+            "body",
+            "The body must be a JSON object.",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
     de.end().map_err(|e| {

@@ -18,6 +18,9 @@ use crate::pipeline::registry::{CREATE_ACCOUNT, LIST_ACCOUNTS, LIST_LEDGER_ENTRI
 use crate::pipeline::{Failure, Operation, OperationContext, OperationSpec};
 use crate::policy::ResourceAttrs;
 
+/// Opens an account in one currency; `allow_negative` for funding sources (a
+/// bank, a card network) that may go below zero, `processor` for accounts an
+/// external processor settles.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
@@ -74,6 +77,8 @@ impl Operation for RetrieveAccount {
     }
 }
 
+/// Renames an account or edits its metadata; `null` in `metadata` removes that
+/// key. Balances only move through payments and refunds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAccount {

@@ -10,6 +10,8 @@ use crate::Settle;
 use crate::pipeline::registry::{CREATE_API_KEY, LIST_API_KEYS, RETRIEVE_API_KEY, REVOKE_API_KEY};
 use crate::pipeline::{Failure, Operation, OperationContext, OperationSpec};
 
+/// A new key with a role; the caller can only grant permissions it holds
+/// itself. The secret is in this answer only.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {

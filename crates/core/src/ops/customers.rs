@@ -16,6 +16,7 @@ use crate::pipeline::registry::{CREATE_CUSTOMER, DELETE_CUSTOMER, LIST_CUSTOMERS
 use crate::pipeline::{Failure, Operation, OperationContext, OperationSpec};
 use crate::policy::ResourceAttrs;
 
+/// A customer accounts and payments can belong to.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
@@ -46,6 +47,8 @@ by_id!(
     |settle, ctx, id| settle.delete_customer(ctx.write(), CustomerId::parse(&id))
 );
 
+/// Edits a customer; `null` clears `name` or `email`, and removes a metadata
+/// key.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCustomer {

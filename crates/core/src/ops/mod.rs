@@ -94,7 +94,8 @@ pub fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<
         .ok_or_else(|| serde::de::Error::custom("null is not allowed here; leave the field out for its default"))
 }
 
-/// For PATCH fields where `null` clears and absence keeps: `Some(None)` vs `None`.
+/// For PATCH fields where `null` clears and absence keeps: `Some(None)` vs
+/// `None`.
 pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }

@@ -21,6 +21,9 @@ fn yes() -> bool {
     true
 }
 
+/// Moves `amount` (minor units) from `source` to `destination`; `capture:
+/// false` holds it against the source's available balance until captured or
+/// canceled.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePayment {
@@ -85,6 +88,8 @@ by_id!(
     |settle, ctx, id| settle.cancel_payment(ctx.write(), PaymentId::parse(&id))
 );
 
+/// Captures a held payment, all of it or `amount_to_capture`; what is not
+/// captured goes back to the source's available balance.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapturePayment {

@@ -14,6 +14,8 @@ use crate::pipeline::{Failure, Operation, OperationContext, OperationSpec};
 use crate::policy::ResourceAttrs;
 use crate::{PolicyEdit, PolicyStatus, Settle};
 
+/// A Cedar policy, validated against `GET /v1/policies/schema` before it is
+/// stored and applied.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePolicy {
@@ -58,6 +60,8 @@ plain_list!(
     |settle, query| settle.list_audit_events(&query)
 );
 
+/// Edits, enables or disables a policy; a new text is validated before it
+/// applies.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePolicy {

@@ -15,6 +15,8 @@ use crate::pipeline::registry::{CREATE_REFUND, LIST_REFUNDS, RETRIEVE_REFUND};
 use crate::pipeline::{Failure, Operation, OperationContext, OperationSpec};
 use crate::policy::ResourceAttrs;
 
+/// Refunds a payment, all that is left or `amount`, never beyond what was
+/// captured.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefund {

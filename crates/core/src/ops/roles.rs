@@ -12,6 +12,7 @@ use crate::pipeline::registry::{CREATE_ROLE, DELETE_ROLE, LIST_ROLES, RETRIEVE_R
 use crate::pipeline::{Failure, Operation, OperationContext, OperationSpec};
 use crate::policy::ResourceAttrs;
 
+/// A custom role from `resource:action` permissions the caller holds itself.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
@@ -48,6 +49,8 @@ plain_list!(
     |settle, query| settle.list_roles(&query)
 );
 
+/// Replaces a custom role's permissions; every key holding it changes at once,
+/// so the caller must hold what it grants now and after.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRole {

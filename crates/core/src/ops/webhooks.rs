@@ -25,6 +25,8 @@ use crate::pipeline::registry::{
 use crate::pipeline::{Failure, Operation, OperationContext, OperationSpec};
 use crate::policy::ResourceAttrs;
 
+/// Registers a public HTTPS or HTTP URL for the event types it wants (`*` for
+/// all); the signing secret is in this answer only.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookEndpoint {
@@ -105,6 +107,8 @@ impl Operation for RotateWebhookSecret {
     }
 }
 
+/// Edits an endpoint; `status: disabled` stops deliveries until it is enabled
+/// again.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookEndpoint {
