@@ -210,7 +210,10 @@ impl Rest {
             .await;
         match outcome {
             Ok(Outcome::Done(output)) => output.render(&list_path),
-            Ok(Outcome::Replayed(stored)) => idempotency::replay(stored),
+            Ok(Outcome::Replayed {
+                response,
+                secret_omitted,
+            }) => idempotency::replay(response, secret_omitted),
             Err(failure) => {
                 let unread = unread.lock().unwrap_or_else(|e| e.into_inner()).take();
                 unread.unwrap_or_else(|| failure.into()).into_response()

@@ -25,6 +25,7 @@ pub struct CreateApiKey {
 impl Operation for CreateApiKey {
     type Output = WithSecret<ApiKey>;
     const SPEC: &'static OperationSpec = &CREATE_API_KEY;
+    const SHOWS_SECRET: bool = true;
 
     async fn run(self, settle: &Settle, ctx: &OperationContext) -> Result<Self::Output, Failure> {
         let (object, secret) = settle

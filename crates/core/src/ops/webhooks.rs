@@ -39,6 +39,7 @@ pub struct CreateWebhookEndpoint {
 impl Operation for CreateWebhookEndpoint {
     type Output = WithSecret<WebhookEndpoint>;
     const SPEC: &'static OperationSpec = &CREATE_WEBHOOK_ENDPOINT;
+    const SHOWS_SECRET: bool = true;
 
     async fn run(self, settle: &Settle, ctx: &OperationContext) -> Result<Self::Output, Failure> {
         let new = NewWebhookEndpoint::new(
@@ -94,6 +95,7 @@ impl Targeted for RotateWebhookSecret {
 impl Operation for RotateWebhookSecret {
     type Output = WithSecret<WebhookEndpoint>;
     const SPEC: &'static OperationSpec = &ROTATE_WEBHOOK_SECRET;
+    const SHOWS_SECRET: bool = true;
 
     fn attributes(&self) -> ResourceAttrs {
         object_attributes(Resource::Webhooks, &self.id)

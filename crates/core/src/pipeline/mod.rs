@@ -57,6 +57,9 @@ impl OperationSpec {
 pub trait Operation: Serialize + Send + Sized + 'static {
     type Output: Serialize + Send + 'static;
     const SPEC: &'static OperationSpec;
+    /// The fresh answer carries a secret that is stored nowhere (a new API
+    /// key, an endpoint's signing secret): its replay cannot show it.
+    const SHOWS_SECRET: bool = false;
 
     /// The attributes Cedar policies see for this input (ids it names).
     fn attributes(&self) -> ResourceAttrs {
@@ -118,7 +121,11 @@ impl<O> Input<O> {
 #[derive(Debug)]
 pub enum Outcome<T> {
     Done(T),
-    Replayed(StoredResponse),
+    Replayed {
+        response: StoredResponse,
+        /// The first answer showed a secret this one lacks.
+        secret_omitted: bool,
+    },
 }
 
 /// What an operation runs with: who asks, the context its write carries
@@ -205,7 +212,13 @@ impl Settle {
                     .await?
                 {
                     ClaimOutcome::Claimed(claim) => Some(claim),
-                    ClaimOutcome::Replay(stored) => return Ok(Outcome::Replayed(stored)),
+                    ClaimOutcome::Replay(response) => {
+                        let secret_omitted = O::SHOWS_SECRET && (200..300).contains(&response.status);
+                        return Ok(Outcome::Replayed {
+                            response,
+                            secret_omitted,
+                        });
+                    }
                     ClaimOutcome::Mismatch => {
                         return Err(Failure::new(
                             422,

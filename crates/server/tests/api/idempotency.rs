@@ -473,3 +473,62 @@ async fn secrets_are_never_stored_case(app: &TestApp) {
         1
     );
 }
+
+// A webhook endpoint's signing secret is shown once too (at creation and
+// at rotation); a replay of either says it is left out. The pipeline knows
+// which operations show a secret; the replay does not guess from the JSON.
+both!(
+    endpoint_secrets_are_omitted_from_replays,
+    endpoint_secrets_are_omitted_from_replays_case
+);
+async fn endpoint_secrets_are_omitted_from_replays_case(app: &TestApp) {
+    let body = json!({"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]}).to_string();
+    let first = send(
+        app,
+        &app.admin_key,
+        "/v1/webhook_endpoints",
+        Some("new-endpoint"),
+        &body,
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", String::from_utf8_lossy(&first.bytes));
+    assert!(first.json()["secret"].as_str().is_some_and(|s| s.starts_with("whsec_")));
+    let id = first.json()["id"].as_str().unwrap().to_owned();
+    let rotate = format!("/v1/webhook_endpoints/{id}/rotate_secret");
+    let rotated = send(app, &app.admin_key, &rotate, Some("rotate-1"), "").await;
+    assert_eq!(rotated.status, 200);
+    assert!(rotated.json()["secret"].is_string());
+    for (path, key, body) in [
+        ("/v1/webhook_endpoints", "new-endpoint", body.as_str()),
+        (rotate.as_str(), "rotate-1", ""),
+    ] {
+        let replay = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&app.admin_key)
+            .header("idempotency-key", key)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replay.headers()["idempotent-replayed"], "true", "{path}");
+        assert_eq!(replay.headers()["idempotent-secret-omitted"], "true", "{path}");
+        let replayed: Value = replay.json().await.unwrap();
+        assert_eq!(replayed["id"], id.as_str());
+        assert!(replayed.get("secret").is_none(), "{path}: {replayed}");
+    }
+    // A replay of an operation that shows no secret says nothing of one.
+    let customer = send(app, &app.admin_key, "/v1/customers", Some("cus-1"), "{}").await;
+    assert_eq!(customer.status, 200);
+    let again = app
+        .client
+        .post(app.url("/v1/customers"))
+        .bearer_auth(&app.admin_key)
+        .header("idempotency-key", "cus-1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert!(again.headers().get("idempotent-secret-omitted").is_none());
+}
