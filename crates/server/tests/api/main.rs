@@ -15,6 +15,7 @@ mod contract;
 mod crash;
 mod dashboard;
 mod events;
+mod expand;
 mod hardening;
 mod http_accounts;
 mod http_customers;
