@@ -42,12 +42,15 @@ pub struct Route {
     /// The schema of the JSON body, from the operation's input type.
     pub body: Option<fn() -> RefOr<Schema>>,
     /// The named schemas that body refers to.
-    pub body_schemas: Option<fn(&mut Vec<(String, RefOr<Schema>)>)>,
+    pub body_schemas: Option<NamedSchemas>,
     pub answer: Answer,
     /// Whether the answer's relations can be expanded with `expand[]`.
     pub expands: bool,
     handler: MethodRouter<Settle>,
 }
+
+/// Adds the named schemas a type refers to (utoipa's `ToSchema::schemas`).
+pub type NamedSchemas = fn(&mut Vec<(String, RefOr<Schema>)>);
 
 /// What a route answers with on success, by schema name (see
 /// [`crate::openapi::schemas::components`]).

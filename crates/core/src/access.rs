@@ -104,6 +104,7 @@ impl PolicyCheck for PolicyGate {
             destination: Some(r.destination.clone()),
             payment: Some(r.payment.clone()),
             account: None,
+            id: None,
         };
         let key = self.principal.key.to_string();
         let who = PolicyPrincipal {

@@ -18,7 +18,7 @@
 //!     `currency: String`, `source: String`, `destination: String`, `payment: String`.
 //!   - `Account` (accounts:*): `account: String`, `currency: String`.
 //!   - `Object` (customers, events, webhooks, api_keys, roles, policies, audit,
-//!     queue): `id: String`.
+//!     queue): `id: String`, the object's id (`""` for creations and lists).
 //!
 //!   Attributes are resolved before evaluation (a full refund's `amount` is the
 //!   amount it will actually refund). An attribute not known yet (e.g. `payment`
@@ -81,6 +81,9 @@ pub struct ResourceAttrs {
     pub payment: Option<String>,
     /// Account id text; `Account.account`.
     pub account: Option<String>,
+    /// The id of the object acted on, for the kinds without attributes of
+    /// their own (customers, webhooks, keys, ...); `Object.id`.
+    pub id: Option<String>,
 }
 
 /// Who asks: the authenticated key, as Cedar's `ApiKey` principal.
@@ -450,7 +453,7 @@ fn resource(kind: Resource, a: &ResourceAttrs) -> (&'static str, &str, HashMap<S
         | Resource::Roles
         | Resource::Policies
         | Resource::Audit
-        | Resource::Queue => ("Object", "", HashMap::from([attr("id", string(None))])),
+        | Resource::Queue => ("Object", "", HashMap::from([attr("id", string(a.id.as_deref()))])),
     }
 }
 

@@ -177,6 +177,7 @@ impl Rest {
             Ok(call) => call,
             Err(e) => return e.into_response(),
         };
+
         let keyed = call.idempotency_key.is_some();
         let path = parts.uri.path().to_owned();
         let method = parts.method.clone();
@@ -203,6 +204,13 @@ impl Rest {
                     headers: parts.headers,
                     body: bytes,
                 };
+                if !O::EXPANDS && !crate::extract::expand_paths(input.query())?.is_empty() {
+                    return Err(Failure::invalid(
+                        "parameter_invalid",
+                        "expand",
+                        format!("`{}` has nothing to expand.", O::SPEC.name),
+                    ));
+                }
                 let op = build(&input).map_err(Failure::from)?;
                 let legacy_fingerprint = keyed.then(|| idempotency::request_hash(&method, &path, &input.body));
                 Ok(Input { op, legacy_fingerprint })

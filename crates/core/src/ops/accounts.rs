@@ -66,6 +66,7 @@ pub struct RetrieveAccount {
 impl Operation for RetrieveAccount {
     type Output = Shown<Account>;
     const SPEC: &'static OperationSpec = &RETRIEVE_ACCOUNT;
+    const EXPANDS: bool = true;
 
     fn attributes(&self) -> ResourceAttrs {
         object_attributes(Resource::Accounts, &self.id)
@@ -124,6 +125,7 @@ impl ListAccounts {
 impl Operation for ListAccounts {
     type Output = Listed<Account>;
     const SPEC: &'static OperationSpec = &LIST_ACCOUNTS;
+    const EXPANDS: bool = true;
 
     async fn run(self, settle: &Settle, ctx: &OperationContext) -> Result<Self::Output, Failure> {
         let filter = match &self.0.filter {
@@ -145,6 +147,7 @@ pub struct ListLedgerEntries {
 impl Operation for ListLedgerEntries {
     type Output = Listed<LedgerEntry>;
     const SPEC: &'static OperationSpec = &LIST_LEDGER_ENTRIES;
+    const EXPANDS: bool = true;
 
     fn attributes(&self) -> ResourceAttrs {
         object_attributes(Resource::Accounts, &self.id)

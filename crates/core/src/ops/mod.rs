@@ -73,14 +73,20 @@ pub fn invalid(param: &'static str, message: impl Into<String>) -> Failure {
 }
 
 /// The attributes a policy sees for an operation on one object named by
-/// id: `account` always (Cedar's `resource.account`), and `payment` for
-/// every resource but accounts, as the guard gave them before operations
-/// were typed.
+/// id: `account` always (Cedar's `resource.account`), `payment` for every
+/// resource but accounts, as the guard gave them before operations were
+/// typed, and `id` (`resource.id` of the kinds without attributes of
+/// their own, such as a customer).
 pub fn object_attributes(resource: Resource, id: &str) -> ResourceAttrs {
     let id = (!id.is_empty()).then(|| id.to_owned());
     ResourceAttrs {
         account: id.clone(),
-        payment: if resource == Resource::Accounts { None } else { id },
+        payment: if resource == Resource::Accounts {
+            None
+        } else {
+            id.clone()
+        },
+        id,
         ..ResourceAttrs::default()
     }
 }

@@ -71,6 +71,7 @@ pub struct RetrievePayment {
 impl Operation for RetrievePayment {
     type Output = Shown<Payment>;
     const SPEC: &'static OperationSpec = &RETRIEVE_PAYMENT;
+    const EXPANDS: bool = true;
 
     fn attributes(&self) -> ResourceAttrs {
         object_attributes(Resource::Payments, &self.id)
@@ -137,6 +138,7 @@ impl ListPayments {
 impl Operation for ListPayments {
     type Output = Listed<Payment>;
     const SPEC: &'static OperationSpec = &LIST_PAYMENTS;
+    const EXPANDS: bool = true;
 
     async fn run(self, settle: &Settle, ctx: &OperationContext) -> Result<Self::Output, Failure> {
         let filter = match &self.0.filter {

@@ -62,6 +62,7 @@ pub struct RetrieveRefund {
 impl Operation for RetrieveRefund {
     type Output = Shown<Refund>;
     const SPEC: &'static OperationSpec = &RETRIEVE_REFUND;
+    const EXPANDS: bool = true;
 
     fn attributes(&self) -> ResourceAttrs {
         object_attributes(Resource::Refunds, &self.id)
@@ -84,6 +85,7 @@ impl ListRefunds {
 impl Operation for ListRefunds {
     type Output = Listed<Refund>;
     const SPEC: &'static OperationSpec = &LIST_REFUNDS;
+    const EXPANDS: bool = true;
 
     async fn run(self, settle: &Settle, ctx: &OperationContext) -> Result<Self::Output, Failure> {
         let filter = match &self.0.filter {

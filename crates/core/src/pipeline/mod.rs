@@ -60,6 +60,9 @@ pub trait Operation: Serialize + Send + Sized + 'static {
     /// The fresh answer carries a secret that is stored nowhere (a new API
     /// key, an endpoint's signing secret): its replay cannot show it.
     const SHOWS_SECRET: bool = false;
+    /// Its answer's relations can be expanded (`expand[]`); a face refuses
+    /// an expansion asked of any other operation rather than ignore it.
+    const EXPANDS: bool = false;
 
     /// The attributes Cedar policies see for this input (ids it names).
     fn attributes(&self) -> ResourceAttrs {

@@ -427,26 +427,9 @@ async fn policy_customers_case(app: &TestApp) {
     assert_eq!(r.body["customer"]["id"], f.customer.as_str());
 }
 
-// Ignored: a policy cannot single out one customer. Customers are Cedar
-// `Object`s whose `id` the engine always sets to "" (`policy::resource`),
-// and `resource.account` does not validate on them (422 `policy_invalid`),
-// so the customer is served, name and email included, on GET and in an
-// expansion alike. Remove the `ignore`s once policies see the customer's id.
-mod policy_forbids_one_expanded_customer {
-    use crate::support::{Backend, run, runtime};
-
-    #[test]
-    #[ignore = "policies cannot see a customer's id: `resource.id` is always \"\""]
-    fn sqlite() {
-        runtime().block_on(run(Backend::Sqlite, super::policy_one_customer_case))
-    }
-
-    #[test]
-    #[ignore = "policies cannot see a customer's id: `resource.id` is always \"\""]
-    fn postgres() {
-        runtime().block_on(run(Backend::Postgres, super::policy_one_customer_case))
-    }
-}
+// A policy can single out one customer by its id (`resource.id`): that
+// customer is refused on GET and in an expansion alike, the others not.
+both!(policy_forbids_one_expanded_customer, policy_one_customer_case);
 
 async fn policy_one_customer_case(app: &TestApp) {
     let hidden = fixture(app, 1).await;
@@ -608,3 +591,35 @@ async fn etag_case(app: &TestApp) {
     r.assert_error(412, "invalid_request_error", "version_conflict");
     assert_eq!(ok(app, &account).await.body["name"], "first");
 }
+
+/// An operation whose answer has nothing to expand refuses `expand[]`
+/// instead of ignoring it (a client would believe it got what it asked).
+async fn expand_where_nothing_expands_case(app: &TestApp) {
+    let f = fixture(app, 1).await;
+    for path in [
+        format!("/v1/customers/{}?expand[]=account", f.customer),
+        "/v1/customers?expand[]=data.x".to_owned(),
+        "/v1/events?expand[]=data.object".to_owned(),
+    ] {
+        let r = app.get(&path).await;
+        r.assert_error(400, "invalid_request_error", "parameter_invalid");
+        assert_eq!(r.body["error"]["param"], "expand", "{path}: {}", r.body);
+    }
+    let r = app
+        .post(
+            "/v1/customers?expand[]=customer",
+            serde_json::json!({"name": "not created"}),
+        )
+        .await;
+    r.assert_error(400, "invalid_request_error", "parameter_invalid");
+    let customers = ok(app, "/v1/customers?limit=100").await;
+    assert!(
+        customers.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "not created"),
+        "a refused request changes nothing"
+    );
+}
+both!(expand_where_nothing_expands, expand_where_nothing_expands_case);
