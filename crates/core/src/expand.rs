@@ -183,19 +183,35 @@ impl Settle {
             for (slot, id) in &wanted {
                 by_kind.entry(slot.kind).or_default().push(id.clone());
             }
-            let mut loaded: HashMap<(Kind, String), Value> = HashMap::new();
+            // Each object with how many fields it goes into: the last one
+            // takes it, the others a copy (most objects fill one field).
+            let mut uses: HashMap<(Kind, &str), usize> = HashMap::new();
+            for (slot, id) in &wanted {
+                *uses.entry((slot.kind, id.as_str())).or_default() += 1;
+            }
+            let mut loaded: HashMap<(Kind, String), (Value, usize)> = HashMap::new();
             for (kind, ids) in by_kind {
                 for (id, object) in self.load_for_expansion(ctx, kind, ids).await? {
-                    loaded.insert((kind, id), object);
+                    let n = uses.get(&(kind, id.as_str())).copied().unwrap_or(0);
+                    loaded.insert((kind, id), (object, n));
                 }
             }
             let mut next_level = Vec::new();
             for (slot, id) in wanted {
-                let Some(object) = loaded.get(&(slot.kind, id)) else {
-                    continue; // gone since: the id stays
+                let key = (slot.kind, id);
+                let object = match loaded.get_mut(&key) {
+                    None => continue, // gone since: the id stays
+                    Some((object, left)) if *left > 1 => {
+                        *left -= 1;
+                        object.clone()
+                    }
+                    Some(_) => match loaded.remove(&key) {
+                        Some((object, _)) => object,
+                        None => continue,
+                    },
                 };
                 if let Some(field) = objects[slot.top].pointer_mut(&slot.pointer) {
-                    *field = object.clone();
+                    *field = object;
                 }
                 if !slot.below.0.is_empty() {
                     next_level.push(slot);
@@ -225,25 +241,21 @@ impl Settle {
                 self.store
                     .accounts_by_ids(&ids.iter().filter_map(|i| AccountId::parse(i)).collect::<Vec<_>>())
                     .await?,
-                |a| a.id.to_string(),
             ),
             Kind::Customer => json_by_id(
                 self.store
                     .customers_by_ids(&ids.iter().filter_map(|i| CustomerId::parse(i)).collect::<Vec<_>>())
                     .await?,
-                |c| c.id.to_string(),
             ),
             Kind::Payment => json_by_id(
                 self.store
                     .payments_by_ids(&ids.iter().filter_map(|i| PaymentId::parse(i)).collect::<Vec<_>>())
                     .await?,
-                |p| p.id.to_string(),
             ),
             Kind::Refund => json_by_id(
                 self.store
                     .refunds_by_ids(&ids.iter().filter_map(|i| RefundId::parse(i)).collect::<Vec<_>>())
                     .await?,
-                |r| r.id.to_string(),
             ),
             Kind::LedgerEntry => Ok(Vec::new()),
         }?;
@@ -259,13 +271,15 @@ impl Settle {
     }
 }
 
-fn json_by_id<T: Serialize>(objects: Vec<T>, id: fn(&T) -> String) -> Result<Vec<(String, Value)>, Failure> {
+/// Each object's JSON by the id it shows (read back from the JSON: no
+/// second formatting of the id).
+fn json_by_id<T: Serialize>(objects: Vec<T>) -> Result<Vec<(String, Value)>, Failure> {
     objects
         .iter()
         .map(|o| {
-            serde_json::to_value(o)
-                .map(|v| (id(o), v))
-                .map_err(|_| Failure::internal())
+            let json = serde_json::to_value(o).map_err(|_| Failure::internal())?;
+            let id = json.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            Ok((id, json))
         })
         .collect()
 }
