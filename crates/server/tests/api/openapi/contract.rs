@@ -1,255 +1,10 @@
-//! The published API description against the running server, on both
-//! databases: `/openapi.json` names every registered operation at its
-//! method and path with the headers and error answers each one takes; the
-//! Swagger UI at `/docs/` loads with no network but this server; and every
-//! operation, driven to a success and to a failure, answers JSON that the
-//! document's own schema for that status accepts. A client generated from
-//! the document is only as good as this agreement, and nothing else checks
-//! it against live answers.
+//! Every operation driven to a success and to a failure through HTTP, each
+//! answer checked against the document's own schema for its status, plain
+//! and expanded.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+#![allow(clippy::wildcard_imports)]
 
-use reqwest::Method;
-use serde_json::{Value, json};
-use settle::config::Config;
-use settle_api::registry::{Answer, Route, routes};
-use settle_core::pipeline::registry::ALL;
-
-use crate::support::{self, Backend, Resp, TestApp, both, eventually};
-
-/// The document as the server serves it, without an API key: the docs page
-/// fetches it from a browser that has none.
-async fn served_document(app: &TestApp) -> Value {
-    let r = app.call(Method::GET, "/openapi.json", None, None).await;
-    assert_eq!(r.status, 200, "/openapi.json: {}", r.body);
-    let content_type = header(&r, "content-type");
-    assert!(
-        content_type.starts_with("application/json"),
-        "/openapi.json is served as `{content_type}`"
-    );
-    assert!(r.body.is_object(), "/openapi.json is not a JSON object: {}", r.body);
-    r.body
-}
-
-fn header(r: &Resp, name: &str) -> String {
-    r.headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn method_of(route: &Route) -> Method {
-    Method::from_bytes(route.method.as_str().as_bytes()).unwrap()
-}
-
-/// The document's operation object for a route (JSON null when missing).
-fn operation_of<'d>(doc: &'d Value, route: &Route) -> &'d Value {
-    &doc["paths"][route.path][route.method.as_str().to_lowercase()]
-}
-
-fn describe(route: &Route) -> String {
-    format!("{} {} ({})", route.method, route.path, route.operation)
-}
-
-/// Whether the operation documents a parameter `name` in `place`.
-fn has_parameter(op: &Value, name: &str, place: &str) -> bool {
-    op["parameters"].as_array().is_some_and(|all| {
-        all.iter()
-            .any(|p| p["in"] == place && p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-    })
-}
-
-/// Every `$ref` in `value`, so a dangling one is caught before a client
-/// generator trips on it.
-fn refs<'v>(value: &'v Value, out: &mut Vec<&'v str>) {
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map {
-                match (key.as_str(), inner) {
-                    ("$ref", Value::String(target)) => out.push(target),
-                    _ => refs(inner, out),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
-        _ => {}
-    }
-}
-
-#[test]
-fn every_operation_is_documented() {
-    support::runtime().block_on(support::run(Backend::Sqlite, every_operation_is_documented_case))
-}
-
-async fn every_operation_is_documented_case(app: &TestApp) {
-    let doc = served_document(app).await;
-    let generated = serde_json::to_value(settle_api::openapi::document()).unwrap();
-    assert!(
-        doc == generated,
-        "/openapi.json is not the document built from the registry"
-    );
-
-    let version = doc["openapi"].as_str().unwrap_or_default();
-    assert!(version.starts_with("3.1."), "`openapi` is `{version}`, not 3.1.x");
-
-    // The three lists agree: core's operations, the REST routes, the document.
-    let mut documented = Vec::new();
-    for (path, item) in doc["paths"].as_object().expect("`paths` is an object") {
-        for (method, op) in item.as_object().expect("a path item is an object") {
-            let id = op["operationId"].as_str();
-            let id = id.unwrap_or_else(|| panic!("{method} {path} has no operationId"));
-            documented.push(id.to_owned());
-        }
-    }
-    let unique: BTreeSet<String> = documented.iter().cloned().collect();
-    assert_eq!(
-        unique.len(),
-        documented.len(),
-        "an operationId is used twice: {documented:?}"
-    );
-    let core: BTreeSet<String> = ALL.iter().map(|spec| spec.name.to_owned()).collect();
-    let rest: BTreeSet<String> = routes().iter().map(|r| r.operation.to_owned()).collect();
-    assert_eq!(
-        unique, core,
-        "documented operations vs. settle_core's operation registry"
-    );
-    assert_eq!(unique, rest, "documented operations vs. the REST route registry");
-    assert_eq!(documented.len(), routes().len());
-
-    let mut problems = Vec::new();
-    for route in routes() {
-        let op = operation_of(&doc, &route);
-        let name = describe(&route);
-        if op["operationId"] != route.operation {
-            problems.push(format!("{name}: the document has {} there", op["operationId"]));
-            continue;
-        }
-        let write = route.spec.is_write();
-        for (header, wanted) in [
-            ("Idempotency-Key", write),
-            ("If-Match", route.method == Method::PATCH),
-            ("Settle-Timeout-Ms", true),
-        ] {
-            let documented = has_parameter(op, header, "header");
-            if documented != wanted {
-                problems.push(format!(
-                    "{name}: documents the {header} header: {documented}, should: {wanted}"
-                ));
-            }
-        }
-        if has_parameter(op, "id", "path") != route.path.contains("{id}") {
-            problems.push(format!("{name}: the `id` path parameter does not match the path"));
-        }
-        let responses = op["responses"].as_object().cloned().unwrap_or_default();
-        if !responses.contains_key("200") {
-            problems.push(format!("{name}: no 200 response"));
-        }
-        for (status, response) in &responses {
-            if response["headers"]["Request-Id"].is_null() {
-                problems.push(format!("{name}: response {status} lacks the Request-Id header"));
-            }
-        }
-        for status in ["401", "403"] {
-            let schema = &op["responses"][status]["content"]["application/json"]["schema"];
-            if schema["$ref"] != "#/components/schemas/Error" {
-                problems.push(format!("{name}: response {status} is not the Error schema: {schema}"));
-            }
-        }
-    }
-    let mut targets = Vec::new();
-    refs(&doc, &mut targets);
-    for target in targets {
-        let resolved = target.strip_prefix('#').and_then(|pointer| doc.pointer(pointer));
-        if resolved.is_none() {
-            problems.push(format!("`$ref: {target}` resolves to nothing"));
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "the document disagrees with the registry:\n{}",
-        problems.join("\n")
-    );
-}
-
-/// The values of `attribute` in every `<tag ...>` of `html`; enough for
-/// the generated Swagger UI page, which quotes its attributes.
-fn attributes(html: &str, tag: &str, attribute: &str) -> Vec<String> {
-    let open = format!("<{tag}");
-    let mut out = Vec::new();
-    for (start, _) in html.match_indices(&open) {
-        let rest = &html[start..];
-        let element = &rest[..rest.find('>').unwrap_or(rest.len())];
-        for quote in ['"', '\''] {
-            let key = format!(" {attribute}={quote}");
-            if let Some(at) = element.find(&key) {
-                let value = &element[at + key.len()..];
-                out.push(value[..value.find(quote).unwrap_or(value.len())].to_owned());
-            }
-        }
-    }
-    out
-}
-
-#[test]
-fn the_docs_page_works_offline() {
-    support::runtime().block_on(support::run(Backend::Sqlite, the_docs_page_works_offline_case))
-}
-
-async fn the_docs_page_works_offline_case(app: &TestApp) {
-    // No key: the page is for people with a browser.
-    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let content_type = page.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(content_type.starts_with("text/html"), "/docs/ is `{content_type}`");
-    let html = page.text().await.unwrap();
-    assert!(html.contains("swagger-ui"), "not the Swagger UI page: {html}");
-
-    let scripts = attributes(&html, "script", "src");
-    let links = attributes(&html, "link", "href");
-    assert!(!scripts.is_empty() && !links.is_empty(), "no assets referenced: {html}");
-    let mut initializer = None;
-    for asset in scripts.iter().chain(&links) {
-        assert!(
-            !asset.contains("://") && !asset.starts_with("//"),
-            "/docs/ loads `{asset}` from another host, so it breaks offline"
-        );
-        let path = if asset.starts_with('/') {
-            asset.clone()
-        } else {
-            format!("/docs/{}", asset.trim_start_matches("./"))
-        };
-        let res = app.client.get(app.url(&path)).send().await.unwrap();
-        assert_eq!(res.status(), 200, "{asset} ({path})");
-        let kind = res
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let body = res.bytes().await.unwrap();
-        // A fallback that answers every path with the page itself would pass a status check.
-        assert!(!kind.starts_with("text/html"), "{path} is served as `{kind}`");
-        let expected = match path.rsplit('.').next() {
-            Some("js") => "javascript",
-            Some("css") => "text/css",
-            Some("png") => "image/png",
-            _ => "",
-        };
-        assert!(kind.contains(expected), "{path} is served as `{kind}`, not {expected}");
-        assert!(body.len() >= 64, "{path} is only {} bytes", body.len());
-        if path.contains("initializer") {
-            initializer = Some(String::from_utf8_lossy(&body).into_owned());
-        }
-    }
-    let initializer = initializer.unwrap_or_else(|| panic!("no initializer script in {scripts:?}"));
-    assert!(
-        initializer.contains("\"/openapi.json\""),
-        "the initializer does not load /openapi.json: {initializer}"
-    );
-}
-
+use super::*;
 /// A syntactically valid id that names nothing, of the kind a path's
 /// `{id}` holds.
 fn unknown_id(path: &str) -> String {
@@ -281,18 +36,18 @@ fn instance_of(path: &str, template: &str) -> bool {
 /// Calls operations through HTTP and checks every answer against the
 /// document, remembering which operations answered a success and which a
 /// failure, so the test fails when one is left out.
-struct Contract<'a> {
+pub(super) struct Contract<'a> {
     app: &'a TestApp,
-    doc: Value,
+    pub(super) doc: Value,
     routes: Vec<Route>,
     validators: HashMap<String, jsonschema::Validator>,
     succeeded: BTreeSet<&'static str>,
     failed: BTreeSet<&'static str>,
-    problems: Vec<String>,
+    pub(super) problems: Vec<String>,
 }
 
 impl<'a> Contract<'a> {
-    async fn new(app: &'a TestApp) -> Self {
+    pub(super) async fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             doc: served_document(app).await,
@@ -304,7 +59,7 @@ impl<'a> Contract<'a> {
         }
     }
 
-    fn route(&self, operation: &str) -> &Route {
+    pub(super) fn route(&self, operation: &str) -> &Route {
         self.routes
             .iter()
             .find(|r| r.operation == operation)
@@ -312,7 +67,13 @@ impl<'a> Contract<'a> {
     }
 
     /// `operation` at `path` with the admin key, the JSON `body` and `headers`.
-    async fn send(&self, operation: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Resp {
+    pub(super) async fn send(
+        &self,
+        operation: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let route = self.route(operation);
         assert!(
             instance_of(path, route.path),
@@ -335,7 +96,7 @@ impl<'a> Contract<'a> {
 
     /// Validates `r`, the answer of `operation` at `path`, against the
     /// document's response for its status.
-    fn check(&mut self, operation: &str, path: &str, r: &Resp) {
+    pub(super) fn check(&mut self, operation: &str, path: &str, r: &Resp) {
         let route = self.route(operation);
         let (template, method, name) = (route.path, route.method.as_str().to_lowercase(), describe(route));
         let at = format!("{name} at {path} answered {}", r.status.as_u16());
@@ -385,7 +146,7 @@ impl<'a> Contract<'a> {
 
     /// What `schema`, a schema of the document cached under `key`, finds
     /// wrong with `instance`; `Err` when the schema cannot be used at all.
-    fn violations(&mut self, key: &str, schema: &Value, instance: &Value) -> Result<Vec<String>, String> {
+    pub(super) fn violations(&mut self, key: &str, schema: &Value, instance: &Value) -> Result<Vec<String>, String> {
         if !self.validators.contains_key(key) {
             let mut root = schema.clone();
             let fields = root
@@ -408,7 +169,7 @@ impl<'a> Contract<'a> {
     /// Checks the document's request body schema of `operation` against
     /// `body`, which the server `accepted` or refused, so a client that
     /// validates its requests by the document sends what the server takes.
-    fn check_request(&mut self, operation: &str, body: &Value, accepted: bool) {
+    pub(super) fn check_request(&mut self, operation: &str, body: &Value, accepted: bool) {
         let route = self.route(operation);
         let (template, method, name) = (route.path, route.method.as_str().to_lowercase(), describe(route));
         let schema =
@@ -432,11 +193,17 @@ impl<'a> Contract<'a> {
     }
 
     /// Calls `operation`, which must succeed, checks the answer and returns its body.
-    async fn ok(&mut self, operation: &str, path: &str, body: Option<Value>) -> Value {
+    pub(super) async fn ok(&mut self, operation: &str, path: &str, body: Option<Value>) -> Value {
         self.ok_with(operation, path, body, &[]).await
     }
 
-    async fn ok_with(&mut self, operation: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Value {
+    pub(super) async fn ok_with(
+        &mut self,
+        operation: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Value {
         let r = self.send(operation, path, body.as_ref(), headers).await;
         assert!(
             r.status.is_success(),
@@ -454,7 +221,7 @@ impl<'a> Contract<'a> {
 
     /// Makes `route` fail once: an unknown id in the path (404), otherwise
     /// an unknown query parameter, body field, or a bad header (400).
-    async fn fail(&mut self, index: usize) {
+    pub(super) async fn fail(&mut self, index: usize) {
         let route = &self.routes[index];
         let (operation, template, write) = (route.operation, route.path, route.spec.is_write());
         let list = matches!(route.answer, Answer::List(..));
@@ -485,7 +252,7 @@ impl<'a> Contract<'a> {
 
     /// Fails the test with every mismatch at once, or when an operation
     /// was not driven both ways.
-    fn finish(self) {
+    pub(super) fn finish(self) {
         let all: BTreeSet<&str> = self.routes.iter().map(|r| r.operation).collect();
         let missing_ok: Vec<_> = all.difference(&self.succeeded).collect();
         let missing_failure: Vec<_> = all.difference(&self.failed).collect();
@@ -514,7 +281,7 @@ fn id_of(body: &Value) -> String {
 
 /// The default app, with a queue that polls often, so the first webhook
 /// delivery is there in milliseconds rather than a poll interval.
-async fn quick_queue(backend: Backend, case: impl AsyncFnOnce(&TestApp)) {
+pub(super) async fn quick_queue(backend: Backend, case: impl AsyncFnOnce(&TestApp)) {
     let mut config = Config::default();
     config.queue.poll = Duration::from_millis(10);
     support::run_config(backend, config, case).await
@@ -829,106 +596,4 @@ async fn every_response_matches_the_document_case(app: &TestApp) {
     let errors = c.violations("get /v1/accounts/{id} 200", &schema, &surprise).unwrap();
     assert!(!errors.is_empty(), "the documented account accepts an unlisted field");
     c.finish();
-}
-
-/// Every operation that takes `expand[]`, with paths that expand every
-/// relation it has, and the fields those paths turn into objects.
-fn expansions(ids: &BTreeMap<&str, String>) -> Vec<(&'static str, String, &'static [&'static str])> {
-    let (payment, account, refund) = (&ids["payment"], &ids["account"], &ids["refund"]);
-    vec![
-        (
-            "list_payments",
-            "/v1/payments?expand[]=data.customer&expand[]=data.source".to_owned(),
-            &["customer", "source"],
-        ),
-        (
-            "retrieve_payment",
-            format!("/v1/payments/{payment}?expand[]=customer&expand[]=source&expand[]=destination"),
-            &["customer", "source", "destination"],
-        ),
-        (
-            "list_accounts",
-            "/v1/accounts?expand[]=data.customer".to_owned(),
-            &["customer"],
-        ),
-        (
-            "retrieve_account",
-            format!("/v1/accounts/{account}?expand[]=customer"),
-            &["customer"],
-        ),
-        (
-            "list_refunds",
-            "/v1/refunds?expand[]=data.payment".to_owned(),
-            &["payment"],
-        ),
-        (
-            "retrieve_refund",
-            format!("/v1/refunds/{refund}?expand[]=payment"),
-            &["payment"],
-        ),
-        (
-            "list_ledger_entries",
-            format!("/v1/accounts/{account}/entries?expand[]=data.account&expand[]=data.payment&expand[]=data.refund"),
-            &["account", "payment", "refund"],
-        ),
-    ]
-}
-
-both!(
-    expanded_responses_match_the_document,
-    expanded_responses_match_the_document_case
-);
-/// `expand[]` replaces an id with its object, so a schema that allows only
-/// the id there rejects the answer a client asked for; kept apart from
-/// [`every_response_matches_the_document_case`] so each says what it found.
-async fn expanded_responses_match_the_document_case(app: &TestApp) {
-    let mut c = Contract::new(app).await;
-    let customer = app.post("/v1/customers", json!({"name": "Ada"})).await.id();
-    let account = app
-        .post(
-            "/v1/accounts",
-            json!({"name": "alice", "currency": "usd", "customer": customer}),
-        )
-        .await
-        .id();
-    let bank = app.account("bank", "usd", true).await;
-    let payment = app
-        .post(
-            "/v1/payments",
-            json!({"amount": 1_000, "currency": "usd", "source": bank, "destination": account, "customer": customer}),
-        )
-        .await
-        .id();
-    let refund = app
-        .post("/v1/refunds", json!({"payment": payment, "amount": 100}))
-        .await
-        .id();
-    let ids = BTreeMap::from([("payment", payment), ("account", account), ("refund", refund)]);
-
-    for (operation, path, fields) in expansions(&ids) {
-        let body = c.ok(operation, &path, None).await;
-        // The server did expand (a null relation stays null): otherwise
-        // this checks nothing.
-        let shown: Vec<&Value> = body["data"].as_array().map_or(vec![&body], |d| d.iter().collect());
-        for field in fields {
-            assert!(
-                shown.iter().all(|o| o[field].is_null() || o[field].is_object())
-                    && shown.iter().any(|o| o[field].is_object()),
-                "{path} did not expand `{field}`: {body}"
-            );
-        }
-        let route = c.route(operation);
-        if !has_parameter(operation_of(&c.doc, route), "expand[]", "query") {
-            let name = describe(route);
-            c.problems
-                .push(format!("{name} takes `expand[]`, which the document does not list"));
-        }
-    }
-    let problems = std::mem::take(&mut c.problems);
-    assert!(
-        problems.is_empty(),
-        "{} disagreements of expanded answers with /openapi.json:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
 }
