@@ -57,7 +57,14 @@ impl Default for ApiOptions {
 /// the layers every request passes (request id, error rendering, logging,
 /// panic catching, body limit).
 pub fn app(settle: Settle, options: &ApiOptions) -> Router {
+    app_with(settle, options, Router::new())
+}
+
+/// [`app`] with other faces (GraphQL) on the same port, behind the same
+/// layers: request id, statement count, logging, panic catching.
+pub fn app_with(settle: Settle, options: &ApiOptions, faces: Router<Settle>) -> Router {
     registry::build()
+        .merge(faces)
         .merge(health::router(settle.clone()))
         .merge(dashboard::router())
         .merge(openapi::router())

@@ -48,6 +48,10 @@ pub async fn request_context(State(options): State<ContextOptions>, mut req: Req
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(request_id.clone()));
     req.extensions_mut().insert(Received(started));
+    req.extensions_mut().insert(settle_core::pipeline::RequestMeta {
+        request_id: request_id.clone(),
+        received: started,
+    });
     let statements = Arc::new(AtomicU64::new(0));
     let work = tokio::time::timeout(options.timeout, next.run(req));
     let mut response = match settle_store::sql::statements::scope(Arc::clone(&statements), work).await {

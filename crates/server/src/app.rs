@@ -106,7 +106,7 @@ impl Application {
         settle.attach_webhooks(config.webhooks.setup(keys));
         let queue = QueueRuntime::build(&config.queue, &config.webhooks, &settle, config.commit_listener_url()).await?;
         let stats = Arc::new(settle_api::ListenerStats::default());
-        let router = settle_api::app(
+        let router = settle_api::app_with(
             settle.clone(),
             &ApiOptions {
                 // The pipeline's own deadline answers first (504, nothing
@@ -115,6 +115,10 @@ impl Application {
                 listener: Arc::clone(&stats),
                 statement_header: config.statement_header,
             },
+            settle_graphql::router(settle_graphql::Limits {
+                introspection: config.graphql_introspection,
+                ..settle_graphql::Limits::default()
+            }),
         );
         let listener = TcpListener::bind(config.listen)
             .await

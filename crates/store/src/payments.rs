@@ -56,6 +56,10 @@ pub trait PaymentStore: Send + Sync {
     async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>>;
     /// The refunds with these ids that exist, in one statement.
     async fn refunds_by_ids(&self, ids: &[RefundId]) -> StoreResult<Vec<Refund>>;
+    /// The newest `first` refunds of each of these payments, newest first,
+    /// in one statement whatever the number of payments (a window per
+    /// payment, not a query each).
+    async fn refunds_of_payments(&self, payments: &[PaymentId], first: u32) -> StoreResult<Vec<Refund>>;
     async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> StoreResult<Page<Refund>>;
 
     async fn list_entries(&self, q: &ListQuery<EntryFilter>) -> StoreResult<Page<LedgerEntry>>;

@@ -10,6 +10,7 @@ mod deadline;
 mod failure;
 mod fingerprint;
 pub mod registry;
+mod viewer;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use settle_store::records::AuditDraft;
 pub use deadline::{Deadline, MAX_TIMEOUT_MS, parse_timeout_ms};
 pub use failure::Failure;
 pub use fingerprint::{canonical_json, fingerprint, parse_idempotency_key};
+pub use viewer::Viewer;
 
 use crate::auth::Principal;
 use crate::policy::{PolicyEngine, ResourceAttrs};
@@ -98,6 +100,15 @@ impl Call {
             received: Instant::now(),
         }
     }
+}
+
+/// What every face knows of a request before it reads it: its id (for
+/// logs, errors and audit) and when it arrived (deadlines count from
+/// there). The HTTP layer puts it in each request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub received: Instant,
 }
 
 /// An operation's typed input as a face built it.

@@ -59,6 +59,9 @@ impl Config {
         if let Some(v) = env("SETTLE_STATEMENT_COUNT_HEADER") {
             self.statement_header = parse_flag("SETTLE_STATEMENT_COUNT_HEADER", &v)?;
         }
+        if let Some(v) = env("SETTLE_GRAPHQL_INTROSPECTION") {
+            self.graphql_introspection = parse_flag("SETTLE_GRAPHQL_INTROSPECTION", &v)?;
+        }
         if let Some(d) = ms("SETTLE_IDEMPOTENCY_LOCK_TIMEOUT_MS")? {
             self.idempotency_lock_timeout = d;
         }

@@ -39,6 +39,9 @@ pub struct Config {
     pub http: settle_api::ListenerOptions,
     /// `SETTLE_STATEMENT_COUNT_HEADER`: answer with `Settle-Statements`.
     pub statement_header: bool,
+    /// `SETTLE_GRAPHQL_INTROSPECTION`: whether `/graphql` answers schema
+    /// introspection (GraphiQL needs it; a deployment may hide its schema).
+    pub graphql_introspection: bool,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// An in-flight idempotency claim older than this may be taken over.
@@ -230,6 +233,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             http: settle_api::ListenerOptions::default(),
             statement_header: false,
+            graphql_introspection: true,
             shutdown_timeout: Duration::from_secs(30),
             idempotency_lock_timeout: Duration::from_secs(60),
             idempotency_retention: Duration::from_secs(24 * 3600),
@@ -281,6 +285,7 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("http", &self.http)
             .field("statement_header", &self.statement_header)
+            .field("graphql_introspection", &self.graphql_introspection)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("idempotency_lock_timeout", &self.idempotency_lock_timeout)
             .field("idempotency_retention", &self.idempotency_retention)

@@ -16,6 +16,7 @@ mod crash;
 mod dashboard;
 mod events;
 mod expand;
+mod graphql;
 mod hardening;
 mod http_accounts;
 mod http_customers;

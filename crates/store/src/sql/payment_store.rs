@@ -75,6 +75,10 @@ impl PaymentStore for SqlStore {
         payments::get_refund(&mut self.reader(), id).await
     }
 
+    async fn refunds_of_payments(&self, payments: &[PaymentId], first: u32) -> StoreResult<Vec<Refund>> {
+        payments::refunds_of(&mut self.reader(), self.dialect, payments, first).await
+    }
+
     async fn refunds_by_ids(&self, ids: &[RefundId]) -> StoreResult<Vec<Refund>> {
         let ids = ids.iter().map(|id| id.to_bytes()).collect();
         rows::by_ids(

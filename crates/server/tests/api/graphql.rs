@@ -1,0 +1,298 @@
+//! GraphQL at `/graphql` over the same pipeline as REST: a page of 100
+//! payments with each one's customer, accounts and newest refunds in at
+//! most 4 SQL statements (batched loads, a window per payment for the
+//! refunds), a nested object the key may not read as a field error naming
+//! the permission, idempotency keys shared with REST, clear errors for bad
+//! queries, and GraphiQL served from the binary.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use settle::config::Config;
+
+use crate::support::{Backend, TestApp, both, run_config};
+
+/// Posts `query` as `key`; the JSON answer and the statements it cost.
+async fn graphql(app: &TestApp, key: &str, query: &str, variables: Value) -> (u16, Value, Option<u64>) {
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(key)
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let statements = res
+        .headers()
+        .get("settle-statements")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (status, res.json().await.unwrap(), statements)
+}
+
+async fn warm(backend: Backend, case: impl AsyncFnOnce(&TestApp)) {
+    let config = Config {
+        statement_header: true,
+        auth_cache_ttl: Duration::from_secs(3600),
+        ..Config::default()
+    };
+    run_config(backend, config, case).await
+}
+
+const PAGE: &str = "query($first: Int) { payments(first: $first) { edges { node { id amount \
+    customer { id name } source { id balance } destination { id balance } \
+    refunds(first: 10) { edges { node { id amount } } pageInfo { hasNextPage } } } } \
+    pageInfo { hasNextPage endCursor } } }";
+
+async fn a_page_with_its_relations_costs_at_most_four_statements_case(app: &TestApp) {
+    let bank = app.account("bank", "usd", true).await;
+    for n in 0..100 {
+        let customer = app.post("/v1/customers", json!({"name": format!("c{n}")})).await.id();
+        let shop = app.account(&format!("shop{n}"), "usd", false).await;
+        let pay = app
+            .post(
+                "/v1/payments",
+                json!({"amount": 1000, "currency": "usd", "source": bank, "destination": shop, "customer": customer}),
+            )
+            .await;
+        assert_eq!(pay.status, 200, "{}", pay.body);
+        if n % 10 == 0 {
+            for _ in 0..2 {
+                let r = app
+                    .post("/v1/refunds", json!({"payment": pay.id(), "amount": 100}))
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.body);
+            }
+        }
+    }
+    // Warm the key and policy caches.
+    graphql(
+        app,
+        &app.admin_key,
+        "{ payments(first: 1) { edges { cursor } } }",
+        json!({}),
+    )
+    .await;
+    let mut counts = Vec::new();
+    for first in [100, 10] {
+        let (status, body, statements) = graphql(app, &app.admin_key, PAGE, json!({"first": first})).await;
+        assert_eq!(status, 200);
+        assert!(body.get("errors").is_none(), "{body}");
+        let edges = body["data"]["payments"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), first);
+        for edge in edges {
+            let node = &edge["node"];
+            assert!(node["customer"]["name"].as_str().unwrap().starts_with('c'), "{node}");
+            assert_eq!(node["source"]["id"], bank.as_str());
+            assert!(node["destination"]["balance"].is_i64());
+        }
+        let refunded = edges
+            .iter()
+            .filter(|e| !e["node"]["refunds"]["edges"].as_array().unwrap().is_empty())
+            .count();
+        assert!(refunded >= first / 10, "refunds shown on {refunded} payments");
+        counts.push(statements.expect("Settle-Statements header"));
+    }
+    assert!(
+        counts.iter().all(|n| *n <= 4) && counts[0] == counts[1],
+        "statements for 100 and for 10 payments: {counts:?}"
+    );
+}
+both!(
+    a_page_with_its_relations_costs_at_most_four_statements,
+    a_page_with_its_relations_costs_at_most_four_statements_case,
+    super::warm
+);
+
+async fn a_nested_object_the_key_may_not_read_is_a_field_error_case(app: &TestApp) {
+    let alice = app.account("alice", "usd", false).await;
+    app.fund(&alice, "usd", 500).await;
+    let role = app
+        .post(
+            "/v1/roles",
+            json!({"name": "payments_only", "permissions": ["payments:read"]}),
+        )
+        .await;
+    assert_eq!(role.status, 200, "{}", role.body);
+    let key = app
+        .post("/v1/api_keys", json!({"name": "narrow", "role": "payments_only"}))
+        .await;
+    let secret = key.body["secret"].as_str().unwrap().to_owned();
+    let query = "{ payments(first: 5) { edges { node { id amount source { id balance } } } } }";
+    let (status, body, _) = graphql(app, &secret, query, json!({})).await;
+    assert_eq!(status, 200);
+    let errors = body["errors"].as_array().expect("a field error");
+    assert_eq!(errors[0]["extensions"]["code"], "permission_denied", "{body}");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("accounts:read"),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("\"balance\":"), "no balance leaks: {body}");
+    // Without the permission for the list itself, the whole field fails.
+    let (_, body, _) = graphql(app, &secret, "{ accounts(first: 1) { edges { cursor } } }", json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "permission_denied", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["status"], 403);
+}
+both!(
+    a_nested_object_the_key_may_not_read_is_a_field_error,
+    a_nested_object_the_key_may_not_read_is_a_field_error_case
+);
+
+const CREATE: &str = "mutation($input: CreatePaymentInput!, $key: String) { \
+    createPayment(input: $input, idempotencyKey: $key) { id amount status } }";
+
+/// An idempotency key is the same request on both faces: GraphQL first,
+/// then REST with the same parameters, replays; other parameters refuse.
+async fn idempotency_keys_are_shared_with_rest_case(app: &TestApp) {
+    let alice = app.account("alice", "usd", false).await;
+    app.fund(&alice, "usd", 10_000).await;
+    let shop = app.account("shop", "usd", false).await;
+    let input = json!({"amount": 700, "currency": "usd", "source": alice, "destination": shop});
+    let (_, first, _) = graphql(
+        app,
+        &app.admin_key,
+        CREATE,
+        json!({"input": input, "key": "both-faces"}),
+    )
+    .await;
+    assert!(first.get("errors").is_none(), "{first}");
+    let id = first["data"]["createPayment"]["id"].as_str().unwrap().to_owned();
+    let rest = app
+        .client
+        .post(app.url("/v1/payments"))
+        .bearer_auth(&app.admin_key)
+        .header("idempotency-key", "both-faces")
+        .json(&json!({"amount": 700, "currency": "usd", "source": alice, "destination": shop}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.headers()["idempotent-replayed"], "true");
+    let rest: Value = rest.json().await.unwrap();
+    assert_eq!(rest["id"], id.as_str());
+    let (_, again, _) = graphql(
+        app,
+        &app.admin_key,
+        CREATE,
+        json!({"input": input, "key": "both-faces"}),
+    )
+    .await;
+    assert_eq!(again["data"]["createPayment"]["id"], id.as_str(), "{again}");
+    let other = json!({"amount": 701, "currency": "usd", "source": alice, "destination": shop});
+    let (_, refused, _) = graphql(
+        app,
+        &app.admin_key,
+        CREATE,
+        json!({"input": other, "key": "both-faces"}),
+    )
+    .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "idempotency_key_reused",
+        "{refused}"
+    );
+    let shop_now = app.get(&format!("/v1/accounts/{shop}")).await;
+    assert_eq!(shop_now.body["balance"], 700, "one effect");
+}
+both!(
+    idempotency_keys_are_shared_with_rest,
+    idempotency_keys_are_shared_with_rest_case
+);
+
+async fn bad_requests_get_clear_errors_case(app: &TestApp) {
+    for (query, expect) in [
+        ("{ payments(first: 1) { edges { node { nope } } } }", "nope"),
+        ("{ payments(first: 1) ", "expected"),
+        ("{ payments(first: 1000) { edges { cursor } } }", "first"),
+    ] {
+        let (status, body, _) = graphql(app, &app.admin_key, query, json!({})).await;
+        assert!(status < 500, "{query}: {status}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default().to_lowercase();
+        assert!(
+            message.contains(expect) || body.to_string().to_lowercase().contains(expect),
+            "{query}: {body}"
+        );
+    }
+    // Past the depth limit: refused before anything runs.
+    let deep = "{ refunds { edges { node { payment { refunds { edges { node { payment { refunds { edges { node { id } } } } } } } } } } } }";
+    let (status, body, _) = graphql(app, &app.admin_key, deep, json!({})).await;
+    assert!(status < 500);
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deep"),
+        "{body}"
+    );
+    let raw = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.admin_key)
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    let (_, body, _) = graphql(app, "sk_nope", "{ payments { edges { cursor } } }", json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "api_key_invalid", "{body}");
+}
+both!(bad_requests_get_clear_errors, bad_requests_get_clear_errors_case);
+
+async fn graphiql_is_served_from_the_binary_case(app: &TestApp) {
+    // GraphiQL reads the schema by introspection, on by default.
+    let (_, body, _) = graphql(app, &app.admin_key, "{ __schema { queryType { name } } }", json!({})).await;
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query", "{body}");
+    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("https://") && !html.contains("http://"),
+        "no network: {html}"
+    );
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+    ] {
+        assert!(html.contains(asset), "{asset}");
+        let r = app
+            .client
+            .get(app.url(&format!("/graphql/assets/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+        assert!(r.bytes().await.unwrap().len() > 5_000, "{asset}");
+    }
+}
+both!(
+    graphiql_is_served_from_the_binary,
+    graphiql_is_served_from_the_binary_case
+);
+
+/// Introspection can be turned off; queries still work.
+async fn introspection_can_be_turned_off_case(app: &TestApp) {
+    let (_, body, _) = graphql(app, &app.admin_key, "{ __schema { queryType { name } } }", json!({})).await;
+    assert!(body["data"]["__schema"].is_null(), "the schema stays hidden: {body}");
+    let (_, body, _) = graphql(
+        app,
+        &app.admin_key,
+        "{ payments(first: 1) { edges { cursor } } }",
+        json!({}),
+    )
+    .await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+both!(
+    introspection_can_be_turned_off,
+    introspection_can_be_turned_off_case,
+    super::no_introspection
+);
+
+async fn no_introspection(backend: Backend, case: impl AsyncFnOnce(&TestApp)) {
+    let config = Config {
+        graphql_introspection: false,
+        ..Config::default()
+    };
+    run_config(backend, config, case).await
+}
