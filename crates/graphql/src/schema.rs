@@ -8,13 +8,16 @@ use async_graphql::{Context, EmptySubscription, ID, InputObject, Json, Object, R
 use serde_json::Value;
 use settle_core::Settle;
 use settle_core::ops::ListParams;
+use settle_core::ops::accounts::UpdateAccount;
 use settle_core::ops::accounts::{CreateAccount, ListAccounts, RetrieveAccount};
 use settle_core::ops::customers::{CreateCustomer, ListCustomers, RetrieveCustomer};
+use settle_core::ops::customers::{DeleteCustomer, UpdateCustomer};
 use settle_core::ops::events::{ListEvents, RetrieveEvent};
 use settle_core::ops::payments::{CancelPayment, CapturePayment, CreatePayment, ListPayments, RetrievePayment};
 use settle_core::ops::refunds::{CreateRefund, ListRefunds, RetrieveRefund};
+use settle_core::ops::webhooks::{ListWebhookEndpoints, RetrieveWebhookEndpoint};
 use settle_core::pipeline::{Call, Failure, Input, Operation, Outcome, Viewer};
-use settle_domain::ids::{AccountId, CustomerId, EventId, PaymentId, RefundId};
+use settle_domain::ids::{AccountId, CustomerId, EventId, PaymentId, RefundId, WebhookEndpointId};
 use settle_store::list::{DEFAULT_LIMIT, MAX_LIMIT};
 use settle_store::{Cursor, ListQuery};
 use tokio::sync::OnceCell;
@@ -215,6 +218,7 @@ connection!(Account, AccountConnection, AccountEdge);
 connection!(Customer, CustomerConnection, CustomerEdge);
 connection!(Refund, RefundConnection, RefundEdge);
 connection!(Event, EventConnection, EventEdge);
+connection!(WebhookEndpoint, WebhookEndpointConnection, WebhookEndpointEdge);
 
 /// Loads, for a whole page of payments at once, the relations the query
 /// asks of its nodes: one statement per kind (customers; accounts for
@@ -271,6 +275,42 @@ pub struct Customer(Value);
 pub struct Refund(Value);
 /// A state change, with the object as it was right after.
 pub struct Event(Value);
+/// A receiver of signed events (its secret is never shown here).
+pub struct WebhookEndpoint(Value);
+
+#[Object]
+impl WebhookEndpoint {
+    async fn id(&self) -> ID {
+        ID(text(&self.0, "id"))
+    }
+    async fn url(&self) -> String {
+        text(&self.0, "url")
+    }
+    async fn enabled_events(&self) -> Vec<String> {
+        self.0["enabled_events"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+    async fn description(&self) -> Option<String> {
+        opt_text(&self.0, "description")
+    }
+    async fn status(&self) -> String {
+        text(&self.0, "status")
+    }
+    async fn disabled_reason(&self) -> Option<String> {
+        opt_text(&self.0, "disabled_reason")
+    }
+    async fn metadata(&self) -> Json<Value> {
+        Json(self.0["metadata"].clone())
+    }
+    async fn version(&self) -> i64 {
+        int(&self.0, "version")
+    }
+    async fn created(&self) -> i64 {
+        int(&self.0, "created")
+    }
+}
 
 async fn account_of(ctx: &Context<'_>, id: Option<String>) -> Result<Option<Account>> {
     let Some(id) = id else { return Ok(None) };
@@ -609,6 +649,24 @@ impl Query {
         ))
     }
 
+    async fn webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookEndpoint> {
+        let op = RetrieveWebhookEndpoint { id: id.0 };
+        Ok(WebhookEndpoint(rc(ctx)?.run(op, None).await?))
+    }
+
+    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
+    async fn webhook_endpoints(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<WebhookEndpointConnection> {
+        let params = page(first, after, |t| WebhookEndpointId::parse(t).map(|i| i.uuid()))?;
+        Ok(WebhookEndpointConnection::from_page(
+            rc(ctx)?.run(ListWebhookEndpoints(params), None).await?,
+        ))
+    }
+
     async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Event> {
         let op = RetrieveEvent { id: id.0 };
         Ok(Event(rc(ctx)?.run(op, None).await?))
@@ -665,6 +723,34 @@ pub struct CreateCustomerInput {
     name: Option<String>,
     email: Option<String>,
     metadata: Option<Json<std::collections::BTreeMap<String, String>>>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateAccountInput {
+    name: Option<String>,
+    /// Keys to set; a key set to `null` is removed.
+    metadata: Option<Json<std::collections::BTreeMap<String, Option<String>>>>,
+}
+
+/// `null` clears a field; leaving it out keeps it (`Nullable`).
+#[derive(InputObject)]
+pub struct UpdateCustomerInput {
+    name: Option<Nullable>,
+    email: Option<Nullable>,
+    metadata: Option<Json<std::collections::BTreeMap<String, Option<String>>>>,
+}
+
+/// A value that may be set to `null` on purpose: `{value: "x"}` sets,
+/// `{value: null}` clears.
+#[derive(InputObject)]
+pub struct Nullable {
+    value: Option<String>,
+}
+
+impl Nullable {
+    fn into_option(self) -> Option<String> {
+        self.value
+    }
 }
 
 #[derive(InputObject)]
@@ -747,6 +833,50 @@ impl Mutation {
             metadata: input.metadata.map(|m| m.0),
         };
         Ok(Account(rc(ctx)?.run(op, idempotency_key).await?))
+    }
+
+    /// Renames an account or edits its metadata (`null` removes a key);
+    /// `expectedVersion` refuses the edit if the account changed since.
+    async fn update_account(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateAccountInput,
+        expected_version: Option<i64>,
+        idempotency_key: Option<String>,
+    ) -> Result<Account> {
+        let op = UpdateAccount {
+            id: id.0,
+            if_version: expected_version,
+            name: input.name,
+            metadata: input.metadata.map(|m| m.0),
+        };
+        Ok(Account(rc(ctx)?.run(op, idempotency_key).await?))
+    }
+
+    /// Edits a customer; `expectedVersion` as for accounts.
+    async fn update_customer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateCustomerInput,
+        expected_version: Option<i64>,
+        idempotency_key: Option<String>,
+    ) -> Result<Customer> {
+        let op = UpdateCustomer {
+            id: id.0,
+            if_version: expected_version,
+            name: input.name.map(Nullable::into_option),
+            email: input.email.map(Nullable::into_option),
+            metadata: input.metadata.map(|m| m.0),
+        };
+        Ok(Customer(rc(ctx)?.run(op, idempotency_key).await?))
+    }
+
+    /// Deletes a customer nothing refers to; answers its id.
+    async fn delete_customer(&self, ctx: &Context<'_>, id: ID, idempotency_key: Option<String>) -> Result<ID> {
+        let deleted = rc(ctx)?.run(DeleteCustomer { id: id.0 }, idempotency_key).await?;
+        Ok(ID(text(&deleted, "id")))
     }
 
     async fn create_customer(

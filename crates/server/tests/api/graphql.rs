@@ -296,3 +296,51 @@ async fn no_introspection(backend: Backend, case: impl AsyncFnOnce(&TestApp)) {
     };
     run_config(backend, config, case).await
 }
+
+/// Updates check `expectedVersion` as REST checks `If-Match`; `null`
+/// clears a customer's field; a deleted customer is gone on both faces.
+async fn updates_and_deletes_case(app: &TestApp) {
+    let customer = app
+        .post("/v1/customers", json!({"name": "Ada", "email": "ada@example.com"}))
+        .await
+        .id();
+    let account = app.account("wallet", "usd", false).await;
+    let update = "mutation($id: ID!, $v: Int) { updateAccount(id: $id, input: {name: \"renamed\"}, \
+        expectedVersion: $v) { name version } }";
+    let (_, ok, _) = graphql(app, &app.admin_key, update, json!({"id": account, "v": 1})).await;
+    assert_eq!(ok["data"]["updateAccount"]["name"], "renamed", "{ok}");
+    assert_eq!(ok["data"]["updateAccount"]["version"], 2);
+    let (_, stale, _) = graphql(app, &app.admin_key, update, json!({"id": account, "v": 1})).await;
+    assert_eq!(stale["errors"][0]["extensions"]["code"], "version_conflict", "{stale}");
+    assert_eq!(stale["errors"][0]["extensions"]["status"], 412);
+
+    let clear = "mutation($id: ID!) { updateCustomer(id: $id, input: {email: {value: null}}) { name email } }";
+    let (_, cleared, _) = graphql(app, &app.admin_key, clear, json!({"id": customer})).await;
+    assert_eq!(cleared["data"]["updateCustomer"]["name"], "Ada", "{cleared}");
+    assert!(cleared["data"]["updateCustomer"]["email"].is_null(), "{cleared}");
+    let delete = "mutation($id: ID!) { deleteCustomer(id: $id) }";
+    let (_, deleted, _) = graphql(app, &app.admin_key, delete, json!({"id": customer})).await;
+    assert_eq!(deleted["data"]["deleteCustomer"], customer.as_str(), "{deleted}");
+    let gone = app.get(&format!("/v1/customers/{customer}")).await;
+    assert_eq!(gone.status, 404);
+
+    let hook = app
+        .post(
+            "/v1/webhook_endpoints",
+            json!({"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]}),
+        )
+        .await;
+    assert_eq!(hook.status, 200, "{}", hook.body);
+    let (_, hooks, _) = graphql(
+        app,
+        &app.admin_key,
+        "{ webhookEndpoints(first: 5) { edges { node { id url enabledEvents status } } } }",
+        json!({}),
+    )
+    .await;
+    let node = &hooks["data"]["webhookEndpoints"]["edges"][0]["node"];
+    assert_eq!(node["id"], hook.id().as_str(), "{hooks}");
+    assert_eq!(node["enabledEvents"], json!(["*"]));
+    assert!(!hooks.to_string().contains("whsec_"), "never the secret");
+}
+both!(updates_and_deletes, updates_and_deletes_case);
