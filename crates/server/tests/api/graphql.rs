@@ -344,3 +344,100 @@ async fn updates_and_deletes_case(app: &TestApp) {
     assert!(!hooks.to_string().contains("whsec_"), "never the secret");
 }
 both!(updates_and_deletes, updates_and_deletes_case);
+
+/// Each operation GraphQL exposes, as a document that is valid GraphQL
+/// whatever the ids name: what the pipeline decides is then all that
+/// differs from REST.
+const EXPOSED: &[(&str, &str)] = &[
+    ("retrieve_payment", "{ payment(id: \"pay_0\") { id } }"),
+    ("list_payments", "{ payments(first: 1) { edges { cursor } } }"),
+    ("retrieve_account", "{ account(id: \"acct_0\") { id } }"),
+    ("list_accounts", "{ accounts(first: 1) { edges { cursor } } }"),
+    ("retrieve_customer", "{ customer(id: \"cus_0\") { id } }"),
+    ("list_customers", "{ customers(first: 1) { edges { cursor } } }"),
+    ("retrieve_refund", "{ refund(id: \"re_0\") { id } }"),
+    ("list_refunds", "{ refunds(first: 1) { edges { cursor } } }"),
+    ("retrieve_event", "{ event(id: \"evt_0\") { id } }"),
+    ("list_events", "{ events(first: 1) { edges { cursor } } }"),
+    ("retrieve_webhook_endpoint", "{ webhookEndpoint(id: \"we_0\") { id } }"),
+    (
+        "list_webhook_endpoints",
+        "{ webhookEndpoints(first: 1) { edges { cursor } } }",
+    ),
+    (
+        "create_payment",
+        "mutation { createPayment(input: {amount: 1, currency: \"usd\", source: \"acct_0\", destination: \"acct_1\"}) { id } }",
+    ),
+    ("capture_payment", "mutation { capturePayment(id: \"pay_0\") { id } }"),
+    ("cancel_payment", "mutation { cancelPayment(id: \"pay_0\") { id } }"),
+    (
+        "create_refund",
+        "mutation { createRefund(input: {payment: \"pay_0\"}) { id } }",
+    ),
+    (
+        "create_account",
+        "mutation { createAccount(input: {name: \"x\", currency: \"usd\"}) { id } }",
+    ),
+    (
+        "update_account",
+        "mutation { updateAccount(id: \"acct_0\", input: {name: \"x\"}) { id } }",
+    ),
+    (
+        "create_customer",
+        "mutation { createCustomer(input: {name: \"x\"}) { id } }",
+    ),
+    (
+        "update_customer",
+        "mutation { updateCustomer(id: \"cus_0\", input: {}) { id } }",
+    ),
+    ("delete_customer", "mutation { deleteCustomer(id: \"cus_0\") }"),
+];
+
+/// For every operation GraphQL exposes and every built-in role, the key is
+/// let in or refused alike on both faces, and a refusal names the same
+/// permission; generated from the operation registry.
+async fn the_same_key_gets_the_same_answer_on_both_faces_case(app: &TestApp) {
+    use settle_core::pipeline::registry::by_name;
+    let mut checked = 0;
+    for role in ["admin", "developer", "viewer"] {
+        let key = app.key(role).await;
+        for (operation, document) in EXPOSED {
+            let spec = by_name(operation).unwrap_or_else(|| panic!("{operation} is not registered"));
+            let route = settle_api::registry::routes()
+                .into_iter()
+                .find(|r| r.operation == *operation)
+                .unwrap();
+            let path = route.path.replace("{id}", "x_0");
+            let rest = app
+                .call(
+                    reqwest::Method::from_bytes(route.method.as_str().as_bytes()).unwrap(),
+                    &path,
+                    Some(&key),
+                    Some(json!({})),
+                )
+                .await;
+            let rest_denied = rest.status == 403;
+            let (_, body, _) = graphql(app, &key, document, json!({})).await;
+            let code = body["errors"][0]["extensions"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let graphql_denied = code == "permission_denied";
+            assert_eq!(
+                rest_denied, graphql_denied,
+                "{role} {operation}: REST {} {}, GraphQL {body}",
+                rest.status, rest.body
+            );
+            if graphql_denied {
+                let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+                assert!(message.contains(&spec.permission.to_string()), "{operation}: {message}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, EXPOSED.len() * 3);
+}
+both!(
+    the_same_key_gets_the_same_answer_on_both_faces,
+    the_same_key_gets_the_same_answer_on_both_faces_case
+);
