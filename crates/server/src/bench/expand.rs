@@ -1,8 +1,8 @@
-//! `expand[]` against its alternatives, in one run on one database: the
-//! same page of 100 payments plain (the baseline), with its customer,
-//! source and destination expanded in the same request (batched loads), and
-//! fetched the N+1 way a client without `expand[]` would (the page, then
-//! each related object by id). Requests/s, p50/p99 and SQL statements per
+//! `expand[]` and GraphQL against their alternatives, in one run on one
+//! database: the same page of 100 payments plain (the baseline), with its
+//! customer, source and destination expanded in the same request (batched
+//! loads), the same through GraphQL, and fetched the N+1 way a client
+//! without either would (the page, then each related object by id). Requests/s, p50/p99 and SQL statements per
 //! page, from the server's own statement counter.
 
 use std::net::SocketAddr;
@@ -20,6 +20,29 @@ use crate::app::Application;
 use crate::config::Config;
 
 const PAGE: usize = 100;
+
+/// The same page and relations as the expanded REST request, as GraphQL.
+const GRAPHQL_PAGE: &str = "{ payments(first: 100) { edges { node { id amount currency status created \
+    customer { id name email } source { id name balance available } destination { id name balance available } } } \
+    pageInfo { hasNextPage endCursor } } }";
+
+/// The statements one GraphQL page costs, from the server's counter.
+async fn graphql_statements(http: &reqwest::Client, server: &Server, query: &Value) -> u64 {
+    let Ok(res) = http
+        .post(format!("{}/graphql", server.base))
+        .bearer_auth(&server.secret)
+        .json(query)
+        .send()
+        .await
+    else {
+        return 0;
+    };
+    res.headers()
+        .get("settle-statements")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
 
 struct Server {
     base: String,
@@ -181,19 +204,24 @@ pub async fn run(args: &LoadArgs, database_url: Option<String>) -> anyhow::Resul
         let addr: SocketAddr = server.base.trim_start_matches("http://").parse()?;
         let host = addr.to_string();
         let conns = Arc::new(Connections::open(addr, args.clients).await?);
-        let lean = |path: &str| -> anyhow::Result<_> {
-            let prepared = Arc::new(Prepared::get(path).header("authorization", format!("Bearer {}", server.secret)));
+        let auth = format!("Bearer {}", server.secret);
+        let lean_request = |prepared: Prepared| -> anyhow::Result<_> {
+            let prepared = Arc::new(prepared.header("authorization", auth.clone()));
             let (conns, host) = (Arc::clone(&conns), host.clone());
             Ok(move |client: usize| {
                 let (conns, host, prepared) = (Arc::clone(&conns), host.clone(), Arc::clone(&prepared));
                 async move { conns.send(client, &host, &prepared).await.then_some(0) }
             })
         };
+        let lean = |path: &str| lean_request(Prepared::get(path));
         let statements_of = |body: Option<(bytes::Bytes, u64)>| body.map_or(0, |(_, n)| n);
         let mut plain = measure(args, lean(&page)?).await;
         plain.statements = statements_of(get(&http, &server, &page).await);
         let mut batched = measure(args, lean(&expanded)?).await;
         batched.statements = statements_of(get(&http, &server, &expanded).await);
+        let query = json!({"query": GRAPHQL_PAGE});
+        let mut graphql = measure(args, lean_request(Prepared::post_json("/graphql", &query)?)?).await;
+        graphql.statements = graphql_statements(&http, &server, &query).await;
         let naive = {
             let (http, server, page) = (http.clone(), Arc::clone(&server), page.clone());
             measure(args, move |_| {
@@ -215,6 +243,7 @@ pub async fn run(args: &LoadArgs, database_url: Option<String>) -> anyhow::Resul
         for (name, f) in [
             ("page alone (baseline)", &plain),
             ("page + expand[] customer, source, destination", &batched),
+            ("GraphQL: the page with customer, source, destination", &graphql),
             ("page + each related object by id (N+1, no expand[])", &naive),
         ] {
             println!(

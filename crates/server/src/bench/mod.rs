@@ -30,9 +30,12 @@ pub enum BenchCommand {
     /// JetStream (NATS_URL), and payment throughput with events vs without.
     Events(LoadArgs),
     /// A page of 100 payments plain, with `expand[]` of its customer,
-    /// source and destination, and fetched the N+1 way: pages/s, p50/p99
-    /// and SQL statements per page.
+    /// source and destination, the same through GraphQL, and fetched the
+    /// N+1 way: pages/s, p50/p99 and SQL statements per page.
     Expand(LoadArgs),
+    /// The faces compared on that page (today REST and GraphQL; the same
+    /// run as `expand`).
+    Faces(LoadArgs),
     /// Webhook delivery against the receiver's raw rate: end to end from
     /// payments through HTTP, payment cost of an endpoint, backlog drain to
     /// 1 and 10 endpoints, and paced commit → receipt p50/p99, on the
@@ -79,7 +82,7 @@ pub async fn run(command: BenchCommand, config: &crate::config::Config) -> anyho
         BenchCommand::Auth(args) => auth::run(&args, config.database_url.clone()).await,
         BenchCommand::Events(args) => events::run(&args, config.database_url.clone(), &config.queue.nats_url).await,
         BenchCommand::Webhooks(args) => webhooks::run(&args, config).await,
-        BenchCommand::Expand(args) => expand::run(&args, config.database_url.clone()).await,
+        BenchCommand::Expand(args) | BenchCommand::Faces(args) => expand::run(&args, config.database_url.clone()).await,
         BenchCommand::Depth { runs } => {
             let store = crate::app::open_sql_store(config).await?;
             depth::run(&store, runs).await
