@@ -187,16 +187,21 @@ fn is_expand(key: &str) -> bool {
     key == "expand" || (key.starts_with("expand[") && key.ends_with(']'))
 }
 
-/// The `expand[]` paths of a query string.
-pub fn expand_paths(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
+/// The `key=value` pairs of a query string, in order; a malformed one is a
+/// 400 naming `query`.
+pub fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
         ApiError::invalid(
             "parameter_invalid",
             "query",
             format!("The query string is malformed: {e}"),
         )
-    })?;
-    Ok(pairs
+    })
+}
+
+/// The `expand[]` paths of a query string.
+pub fn expand_paths(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
+    Ok(query_pairs(raw)?
         .into_iter()
         .filter(|(k, _)| is_expand(k))
         .map(|(_, v)| v)
@@ -208,13 +213,7 @@ impl ListRequest {
     /// one of `filters`. `cursor_id` parses the resource's own id type; a
     /// cursor that is malformed or of another type names nothing.
     pub fn parse(raw: Option<&str>, filters: &[&str], cursor_id: fn(&str) -> Option<Uuid>) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
-            ApiError::invalid(
-                "parameter_invalid",
-                "query",
-                format!("The query string is malformed: {e}"),
-            )
-        })?;
+        let pairs = query_pairs(raw)?;
         let mut seen = BTreeMap::new();
         let mut expand = Vec::new();
         for (k, v) in pairs {

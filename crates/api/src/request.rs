@@ -24,10 +24,6 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone)]
 pub struct RouteName(pub &'static str);
 
-/// When the request arrived: operations count their deadline from here.
-#[derive(Debug, Clone, Copy)]
-pub struct Received(pub Instant);
-
 fn new_request_id() -> String {
     format!(
         "req_{}",
@@ -47,7 +43,6 @@ pub async fn request_context(State(options): State<ContextOptions>, mut req: Req
     let request_id = new_request_id();
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    req.extensions_mut().insert(Received(started));
     req.extensions_mut().insert(settle_core::pipeline::RequestMeta {
         request_id: request_id.clone(),
         received: started,

@@ -28,6 +28,14 @@ impl std::fmt::Debug for NewSecret {
     }
 }
 
+/// The secret of an `Authorization` value `Bearer <secret>` (scheme in any
+/// case); `None` for any other form, which every face treats as no key.
+pub fn bearer_secret(authorization: &str) -> Option<String> {
+    let (scheme, secret) = authorization.split_once(' ')?;
+    let secret = secret.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !secret.is_empty()).then(|| secret.to_owned())
+}
+
 pub fn generate_secret(id: ApiKeyId) -> NewSecret {
     let mut rng = rand::rng();
     let random = format!("{}{}", encode_base32(rng.random()), encode_base32(rng.random()));

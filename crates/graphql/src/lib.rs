@@ -33,10 +33,7 @@ pub fn router(limits: Limits) -> Router<Settle> {
 
 /// The bearer secret of the request, if well-formed.
 fn bearer(headers: &HeaderMap) -> Option<String> {
-    let text = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, secret) = text.split_once(' ')?;
-    let secret = secret.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !secret.is_empty()).then(|| secret.to_owned())
+    settle_core::auth::bearer_secret(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 async fn execute(

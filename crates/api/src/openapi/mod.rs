@@ -15,9 +15,7 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{
-    Content, HeaderBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, Paths, RefOr, Required, Response,
-};
+use utoipa::openapi::{Content, HeaderBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, RefOr, Required, Response};
 
 use crate::registry::{Answer, Route, routes};
 
@@ -335,20 +333,4 @@ pub fn router() -> Router<Settle> {
     utoipa_swagger_ui::SwaggerUi::new("/docs")
         .url("/openapi.json", document())
         .into()
-}
-
-/// Unused-path guard: a path item per route, so a test can see every
-/// registered operation in the document.
-pub fn operation_ids(doc: &OpenApi) -> Vec<String> {
-    doc.paths
-        .paths
-        .values()
-        .flat_map(|item: &PathItem| {
-            [&item.get, &item.post, &item.patch, &item.delete]
-                .into_iter()
-                .flatten()
-                .filter_map(|op| op.operation_id.clone())
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }

@@ -38,13 +38,7 @@ impl StreamRequest {
     /// `None` when the query does not ask for the commit stream.
     fn parse(raw: Option<&str>) -> Result<Option<Self>, ApiError> {
         let raw = raw.unwrap_or("");
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|e| {
-            ApiError::invalid(
-                "parameter_invalid",
-                "query",
-                format!("The query string is malformed: {e}"),
-            )
-        })?;
+        let pairs = crate::extract::query_pairs(Some(raw))?;
         if !pairs.iter().any(|(k, _)| k == "after_position") {
             return Ok(None);
         }

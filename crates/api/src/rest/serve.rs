@@ -133,12 +133,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = single_header(headers, AUTHORIZATION, "Authorization")? else {
         return Ok(None);
     };
-    let Ok(text) = value.to_str() else { return Ok(None) };
-    let Some((scheme, secret)) = text.split_once(' ') else {
-        return Ok(None);
-    };
-    let secret = secret.trim();
-    Ok((scheme.eq_ignore_ascii_case("bearer") && !secret.is_empty()).then(|| secret.to_owned()))
+    Ok(value.to_str().ok().and_then(settle_core::auth::bearer_secret))
 }
 
 /// The pipeline's view of a REST request: who asks, its idempotency key,
@@ -150,8 +145,8 @@ fn call_of(parts: &Parts) -> Result<Call, ApiError> {
         .map(|r| r.0.clone())
         .unwrap_or_default();
     let mut call = Call::new(request_id, bearer(&parts.headers)?);
-    if let Some(received) = parts.extensions.get::<crate::request::Received>() {
-        call.received = received.0;
+    if let Some(meta) = parts.extensions.get::<settle_core::pipeline::RequestMeta>() {
+        call.received = meta.received;
     }
     if let Some(value) = single_header(&parts.headers, idempotency::HEADER, "Idempotency-Key")? {
         // Not UTF-8 is not printable ASCII either: the pipeline refuses it.

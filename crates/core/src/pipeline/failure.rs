@@ -65,6 +65,16 @@ impl Failure {
         Self::invalid("resource_missing", param, message)
     }
 
+    /// 401 `api_key_missing`: the request carried no usable key.
+    pub fn api_key_missing() -> Self {
+        Self::new(
+            401,
+            "authentication_error",
+            "api_key_missing",
+            "Provide an API key: `Authorization: Bearer sk_...`.",
+        )
+    }
+
     /// 503 `unavailable`, with a retry hint.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {

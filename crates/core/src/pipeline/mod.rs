@@ -172,14 +172,7 @@ impl Settle {
         Fut: Future<Output = Result<Input<O>, Failure>> + Send,
     {
         let spec = O::SPEC;
-        let secret = call.credential.as_deref().ok_or_else(|| {
-            Failure::new(
-                401,
-                "authentication_error",
-                "api_key_missing",
-                "Provide an API key: `Authorization: Bearer sk_...`.",
-            )
-        })?;
+        let secret = call.credential.as_deref().ok_or_else(Failure::api_key_missing)?;
         let principal = self.authenticate(secret).await?;
         let audit = spec.is_write().then(|| AuditDraft {
             api_key: Some(principal.key),

@@ -27,14 +27,7 @@ impl Settle {
     /// Authenticates `call`'s key and loads the policies once for a whole
     /// request whose parts each run as operations.
     pub async fn viewer(&self, call: &Call) -> Result<Viewer, Failure> {
-        let secret = call.credential.as_deref().ok_or_else(|| {
-            Failure::new(
-                401,
-                "authentication_error",
-                "api_key_missing",
-                "Provide an API key: `Authorization: Bearer sk_...`.",
-            )
-        })?;
+        let secret = call.credential.as_deref().ok_or_else(Failure::api_key_missing)?;
         let principal = self.authenticate(secret).await?;
         let engine = self.policy_engine().await?;
         Ok(Viewer { principal, engine })
