@@ -10,6 +10,7 @@
 //! pass the bound moves it to a dead-letter stream itself and terminates
 //! it; `settle queue replay` puts dead letters back.
 
+mod attempts;
 mod relay;
 
 use std::collections::HashMap;
@@ -27,6 +28,8 @@ use settle_store::Store;
 use settle_store::queue::ConsumerBacklog;
 use settle_store::records::Event;
 use tokio::sync::OnceCell;
+
+use crate::attempts::Attempts;
 
 pub use relay::Relay;
 
@@ -86,6 +89,7 @@ pub struct NatsQueue {
     js: jetstream::Context,
     store: Arc<dyn Store>,
     streams: OnceCell<Streams>,
+    attempts: Attempts,
 }
 
 fn broker<E: std::fmt::Display>(e: E) -> QueueError {
@@ -112,6 +116,7 @@ impl NatsQueue {
             js,
             store,
             streams: OnceCell::new(),
+            attempts: Attempts::default(),
         })
     }
 
@@ -248,6 +253,7 @@ fn decode(payload: &[u8]) -> QueueResult<Event> {
 /// busy key are handed back for a moment and unreadable ones terminated.
 async fn take(
     consumer: &str,
+    attempts: &Attempts,
     mut batch: impl futures::Stream<Item = Result<jetstream::Message, impl std::fmt::Display>> + Unpin,
     skip_keys: &[String],
 ) -> QueueResult<Vec<Message>> {
@@ -259,7 +265,8 @@ async fn take(
     while let Ok(Some(next)) = tokio::time::timeout(limit, batch.next()).await {
         let msg = next.map_err(broker)?;
         let info = msg.info().map_err(broker)?;
-        let deliveries = u32::try_from(info.delivered).unwrap_or(u32::MAX);
+        let by_broker = u32::try_from(info.delivered).unwrap_or(u32::MAX);
+        let sequence = info.stream_sequence;
         let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
         let key = msg
             .headers
@@ -275,11 +282,13 @@ async fn take(
                 .map_err(broker)?;
             continue;
         }
+        let deliveries = attempts.delivered(consumer, sequence, by_broker);
         let event = match decode(&msg.payload) {
             Ok(event) => event,
             Err(e) => {
                 tracing::warn!(error = %e, "unreadable message terminated");
                 msg.ack_with(AckKind::Term).await.map_err(broker)?;
+                attempts.forget(consumer, sequence);
                 continue;
             }
         };
@@ -307,7 +316,7 @@ impl JobQueue for NatsQueue {
     async fn claim(&self, consumer: &str, max: usize, skip_keys: &[String]) -> QueueResult<Vec<Message>> {
         let pull = self.pull(consumer).await?;
         let batch = pull.fetch().max_messages(max).messages().await.map_err(broker)?;
-        take(consumer, batch, skip_keys).await
+        take(consumer, &self.attempts, batch, skip_keys).await
     }
 
     fn pushes(&self) -> bool {
@@ -334,18 +343,23 @@ impl JobQueue for NatsQueue {
             .messages()
             .await
             .map_err(broker)?;
-        let mut out = take(consumer, first, skip_keys).await?;
+        let mut out = take(consumer, &self.attempts, first, skip_keys).await?;
         if out.is_empty() || max <= 1 {
             return Ok(out);
         }
         let rest = pull.fetch().max_messages(max - 1).messages().await.map_err(broker)?;
-        out.extend(take(consumer, rest, skip_keys).await?);
+        out.extend(take(consumer, &self.attempts, rest, skip_keys).await?);
         Ok(out)
     }
 
     async fn ack(&self, messages: Vec<Message>) -> QueueResult<()> {
         for message in messages {
-            nats_message(message)?.ack().await.map_err(broker)?;
+            let consumer = message.consumer.clone();
+            let msg = nats_message(message)?;
+            msg.ack().await.map_err(broker)?;
+            if let Ok(info) = msg.info() {
+                self.attempts.forget(&consumer, info.stream_sequence);
+            }
         }
         Ok(())
     }
@@ -378,7 +392,9 @@ impl JobQueue for NatsQueue {
             .map_err(broker)?
             .await
             .map_err(broker)?;
-        msg.ack_with(AckKind::Term).await.map_err(broker)
+        msg.ack_with(AckKind::Term).await.map_err(broker)?;
+        self.attempts.forget(&consumer, info.stream_sequence);
+        Ok(())
     }
 
     async fn summary(&self) -> QueueResult<QueueSummary> {
