@@ -11,7 +11,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rand::Rng;
 
 use crate::error::ApiError;
 
@@ -24,13 +23,6 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone)]
 pub struct RouteName(pub &'static str);
 
-fn new_request_id() -> String {
-    format!(
-        "req_{}",
-        settle_domain::ids::encode_base32(rand::rng().random::<u128>() >> 2)
-    )
-}
-
 /// What the request-context layer is configured with.
 #[derive(Debug, Clone, Copy)]
 pub struct ContextOptions {
@@ -40,7 +32,7 @@ pub struct ContextOptions {
 
 pub async fn request_context(State(options): State<ContextOptions>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = new_request_id();
+    let request_id = settle_core::pipeline::new_request_id();
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(request_id.clone()));
     req.extensions_mut().insert(settle_core::pipeline::RequestMeta {

@@ -106,7 +106,7 @@ impl Application {
         settle.attach_webhooks(config.webhooks.setup(keys));
         let queue = QueueRuntime::build(&config.queue, &config.webhooks, &settle, config.commit_listener_url()).await?;
         let stats = Arc::new(settle_api::ListenerStats::default());
-        let router = settle_api::app_with(
+        let rest = settle_api::app_with(
             settle.clone(),
             &ApiOptions {
                 // The pipeline's own deadline answers first (504, nothing
@@ -120,6 +120,7 @@ impl Application {
                 ..settle_graphql::Limits::default()
             }),
         );
+        let router = settle_grpc::alongside(rest, settle_grpc::router(settle.clone(), config.grpc_watch));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -90,6 +90,16 @@ pub struct Call {
     pub received: Instant,
 }
 
+/// A fresh request id (`req_...`): every face names each request it
+/// receives, for its logs, its errors and the audit trail.
+pub fn new_request_id() -> String {
+    use rand::Rng;
+    format!(
+        "req_{}",
+        settle_domain::ids::encode_base32(rand::rng().random::<u128>() >> 2)
+    )
+}
+
 impl Call {
     pub fn new(request_id: impl Into<String>, credential: Option<String>) -> Self {
         Self {

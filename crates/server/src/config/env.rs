@@ -62,6 +62,16 @@ impl Config {
         if let Some(v) = env("SETTLE_GRAPHQL_INTROSPECTION") {
             self.graphql_introspection = parse_flag("SETTLE_GRAPHQL_INTROSPECTION", &v)?;
         }
+        if let Some(d) = ms("SETTLE_GRPC_SLOW_CLIENT_MS")? {
+            self.grpc_watch.slow_client_grace = d;
+        }
+        if let Some(v) = env("SETTLE_GRPC_STREAM_BUFFER") {
+            self.grpc_watch.buffer = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .context("SETTLE_GRPC_STREAM_BUFFER must be a number from 1 to 100000")?;
+        }
         if let Some(d) = ms("SETTLE_IDEMPOTENCY_LOCK_TIMEOUT_MS")? {
             self.idempotency_lock_timeout = d;
         }

@@ -42,6 +42,10 @@ pub struct Config {
     /// `SETTLE_GRAPHQL_INTROSPECTION`: whether `/graphql` answers schema
     /// introspection (GraphiQL needs it; a deployment may hide its schema).
     pub graphql_introspection: bool,
+    /// How `WatchEvents` treats its clients: `SETTLE_GRPC_STREAM_BUFFER`
+    /// events wait for a reader at most, and a reader that leaves them
+    /// waiting `SETTLE_GRPC_SLOW_CLIENT_MS` is cut.
+    pub grpc_watch: settle_grpc::Watch,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// An in-flight idempotency claim older than this may be taken over.
@@ -234,6 +238,7 @@ impl Default for Config {
             http: settle_api::ListenerOptions::default(),
             statement_header: false,
             graphql_introspection: true,
+            grpc_watch: settle_grpc::Watch::default(),
             shutdown_timeout: Duration::from_secs(30),
             idempotency_lock_timeout: Duration::from_secs(60),
             idempotency_retention: Duration::from_secs(24 * 3600),
@@ -286,6 +291,7 @@ impl fmt::Debug for Config {
             .field("http", &self.http)
             .field("statement_header", &self.statement_header)
             .field("graphql_introspection", &self.graphql_introspection)
+            .field("grpc_watch", &self.grpc_watch)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("idempotency_lock_timeout", &self.idempotency_lock_timeout)
             .field("idempotency_retention", &self.idempotency_retention)

@@ -1,0 +1,143 @@
+//! The gRPC face of Settle: `settle.v1` services for accounts, customers,
+//! payments, refunds, events and webhook endpoints, each method one
+//! operation of the registry run through the same pipeline as REST and
+//! GraphQL; the reflection service (v1 and v1alpha) so clients without the
+//! `.proto` can call it; the standard health service; and `WatchEvents`,
+//! the commit stream as a server stream.
+//!
+//! It shares the port with REST: [`alongside`] sends requests whose
+//! content type is `application/grpc` here, around the REST-only layers
+//! (JSON error fallbacks, the REST request timeout), and everything else
+//! to REST.
+
+mod call;
+mod codec;
+mod convert;
+mod services;
+pub mod status;
+mod watch;
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use futures::future::BoxFuture;
+use settle_core::Settle;
+use tower::Service;
+
+pub use watch::Watch;
+
+/// The generated messages, services and clients of `settle.v1`.
+pub mod pb {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    tonic::include_proto!("settle.v1");
+}
+
+/// `settle.proto` compiled, imports included: what reflection serves.
+pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/settle_descriptor.bin"));
+
+/// The operations gRPC exposes and the method of each, so tests can check
+/// every one against the other faces.
+pub const EXPOSED: &[(&str, &str)] = &[
+    ("create_account", "/settle.v1.AccountService/CreateAccount"),
+    ("retrieve_account", "/settle.v1.AccountService/GetAccount"),
+    ("list_accounts", "/settle.v1.AccountService/ListAccounts"),
+    ("update_account", "/settle.v1.AccountService/UpdateAccount"),
+    ("create_customer", "/settle.v1.CustomerService/CreateCustomer"),
+    ("retrieve_customer", "/settle.v1.CustomerService/GetCustomer"),
+    ("list_customers", "/settle.v1.CustomerService/ListCustomers"),
+    ("update_customer", "/settle.v1.CustomerService/UpdateCustomer"),
+    ("delete_customer", "/settle.v1.CustomerService/DeleteCustomer"),
+    ("create_payment", "/settle.v1.PaymentService/CreatePayment"),
+    ("retrieve_payment", "/settle.v1.PaymentService/GetPayment"),
+    ("list_payments", "/settle.v1.PaymentService/ListPayments"),
+    ("capture_payment", "/settle.v1.PaymentService/CapturePayment"),
+    ("cancel_payment", "/settle.v1.PaymentService/CancelPayment"),
+    ("create_refund", "/settle.v1.RefundService/CreateRefund"),
+    ("retrieve_refund", "/settle.v1.RefundService/GetRefund"),
+    ("list_refunds", "/settle.v1.RefundService/ListRefunds"),
+    ("retrieve_event", "/settle.v1.EventService/GetEvent"),
+    ("list_events", "/settle.v1.EventService/ListEvents"),
+    ("create_webhook_endpoint", "/settle.v1.WebhookEndpointService/CreateWebhookEndpoint"),
+    ("retrieve_webhook_endpoint", "/settle.v1.WebhookEndpointService/GetWebhookEndpoint"),
+    ("list_webhook_endpoints", "/settle.v1.WebhookEndpointService/ListWebhookEndpoints"),
+    ("update_webhook_endpoint", "/settle.v1.WebhookEndpointService/UpdateWebhookEndpoint"),
+    ("delete_webhook_endpoint", "/settle.v1.WebhookEndpointService/DeleteWebhookEndpoint"),
+    ("rotate_webhook_secret", "/settle.v1.WebhookEndpointService/RotateWebhookSecret"),
+];
+
+/// Every gRPC service as one router: `settle.v1`, reflection and health.
+pub fn router(settle: Settle, watch: Watch) -> Router {
+    use pb::account_service_server::AccountServiceServer;
+    use pb::customer_service_server::CustomerServiceServer;
+    use pb::event_service_server::EventServiceServer;
+    use pb::payment_service_server::PaymentServiceServer;
+    use pb::refund_service_server::RefundServiceServer;
+    use pb::webhook_endpoint_service_server::WebhookEndpointServiceServer;
+
+    let face = services::Face { settle, watch };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Serving from the start: the process answers gRPC as soon as it
+    // listens. Whether the database is reachable is `/readyz`'s to say.
+    drop(health);
+    let reflection = |b: tonic_reflection::server::Builder<'static>| {
+        b.register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let mut routes = tonic::service::Routes::new(AccountServiceServer::new(face.clone()))
+        .add_service(CustomerServiceServer::new(face.clone()))
+        .add_service(PaymentServiceServer::new(face.clone()))
+        .add_service(RefundServiceServer::new(face.clone()))
+        .add_service(EventServiceServer::new(face.clone()))
+        .add_service(WebhookEndpointServiceServer::new(face))
+        .add_service(health_service);
+    if let Ok(v1) = reflection(tonic_reflection::server::Builder::configure()).build_v1() {
+        routes = routes.add_service(v1);
+    }
+    if let Ok(v1alpha) = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha() {
+        routes = routes.add_service(v1alpha);
+    }
+    routes.prepare().into_axum_router()
+}
+
+/// One router for the port: gRPC requests to `grpc`, the rest to `rest`.
+pub fn alongside(rest: Router, grpc: Router) -> Router {
+    Router::new().fallback_service(ByContentType { grpc, rest })
+}
+
+#[derive(Clone)]
+struct ByContentType {
+    grpc: Router,
+    rest: Router,
+}
+
+fn is_grpc(request: &Request) -> bool {
+    request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+impl Service<Request> for ByContentType {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Routers are always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let mut target = if is_grpc(&request) {
+            self.grpc.clone()
+        } else {
+            self.rest.clone()
+        };
+        Box::pin(async move { target.call(request.map(Body::new)).await })
+    }
+}
