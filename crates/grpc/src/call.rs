@@ -78,7 +78,10 @@ impl Caller {
         B: FnOnce() -> Result<O, Failure> + Send,
     {
         let id = &self.call.request_id;
-        match settle.execute(self.call.clone(), || async { build().map(Input::new) }).await {
+        match settle
+            .execute(self.call.clone(), || async { build().map(Input::new) })
+            .await
+        {
             Ok(Outcome::Done(output)) => serde_json::to_value(output).map_err(|_| status(&Failure::internal(), id)),
             Ok(Outcome::Replayed { response, .. }) => replayed(&response.body, response.status, id),
             Err(failure) => Err(status(&failure, id)),

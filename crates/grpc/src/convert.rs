@@ -38,7 +38,10 @@ fn metadata(v: &Value) -> HashMap<String, String> {
 }
 
 fn list<T>(page: &Value, item: fn(&Value) -> T) -> (Vec<T>, bool) {
-    let data = page["data"].as_array().map(|a| a.iter().map(item).collect()).unwrap_or_default();
+    let data = page["data"]
+        .as_array()
+        .map(|a| a.iter().map(item).collect())
+        .unwrap_or_default();
     (data, page["has_more"].as_bool().unwrap_or(false))
 }
 

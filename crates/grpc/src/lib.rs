@@ -61,12 +61,30 @@ pub const EXPOSED: &[(&str, &str)] = &[
     ("list_refunds", "/settle.v1.RefundService/ListRefunds"),
     ("retrieve_event", "/settle.v1.EventService/GetEvent"),
     ("list_events", "/settle.v1.EventService/ListEvents"),
-    ("create_webhook_endpoint", "/settle.v1.WebhookEndpointService/CreateWebhookEndpoint"),
-    ("retrieve_webhook_endpoint", "/settle.v1.WebhookEndpointService/GetWebhookEndpoint"),
-    ("list_webhook_endpoints", "/settle.v1.WebhookEndpointService/ListWebhookEndpoints"),
-    ("update_webhook_endpoint", "/settle.v1.WebhookEndpointService/UpdateWebhookEndpoint"),
-    ("delete_webhook_endpoint", "/settle.v1.WebhookEndpointService/DeleteWebhookEndpoint"),
-    ("rotate_webhook_secret", "/settle.v1.WebhookEndpointService/RotateWebhookSecret"),
+    (
+        "create_webhook_endpoint",
+        "/settle.v1.WebhookEndpointService/CreateWebhookEndpoint",
+    ),
+    (
+        "retrieve_webhook_endpoint",
+        "/settle.v1.WebhookEndpointService/GetWebhookEndpoint",
+    ),
+    (
+        "list_webhook_endpoints",
+        "/settle.v1.WebhookEndpointService/ListWebhookEndpoints",
+    ),
+    (
+        "update_webhook_endpoint",
+        "/settle.v1.WebhookEndpointService/UpdateWebhookEndpoint",
+    ),
+    (
+        "delete_webhook_endpoint",
+        "/settle.v1.WebhookEndpointService/DeleteWebhookEndpoint",
+    ),
+    (
+        "rotate_webhook_secret",
+        "/settle.v1.WebhookEndpointService/RotateWebhookSecret",
+    ),
 ];
 
 /// Every gRPC service as one router: `settle.v1`, reflection and health.
@@ -83,9 +101,13 @@ pub fn router(settle: Settle, watch: Watch) -> Router {
     // Serving from the start: the process answers gRPC as soon as it
     // listens. Whether the database is reachable is `/readyz`'s to say.
     drop(health);
+    // Both versions of reflection list every service, each other included.
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
-        b.register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+        b.include_reflection_service(false)
+            .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
     };
     let mut routes = tonic::service::Routes::new(AccountServiceServer::new(face.clone()))
         .add_service(CustomerServiceServer::new(face.clone()))

@@ -140,7 +140,8 @@ impl CustomerService for Face {
     }
 
     async fn get_customer(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::Customer>, Status> {
-        self.serve(r, |m| Ok(RetrieveCustomer { id: m.id }), convert::customer).await
+        self.serve(r, |m| Ok(RetrieveCustomer { id: m.id }), convert::customer)
+            .await
     }
 
     async fn list_customers(&self, r: Request<pb::ListCustomersRequest>) -> Result<Response<pb::CustomerList>, Status> {
@@ -160,8 +161,16 @@ impl CustomerService for Face {
             r,
             |m| {
                 const CLEARABLE: &[&str] = &["name", "email"];
-                let name = if clears(&m.clear, CLEARABLE, "name")? { Some(None) } else { m.name.map(Some) };
-                let email = if clears(&m.clear, CLEARABLE, "email")? { Some(None) } else { m.email.map(Some) };
+                let name = if clears(&m.clear, CLEARABLE, "name")? {
+                    Some(None)
+                } else {
+                    m.name.map(Some)
+                };
+                let email = if clears(&m.clear, CLEARABLE, "email")? {
+                    Some(None)
+                } else {
+                    m.email.map(Some)
+                };
                 Ok(UpdateCustomer {
                     id: m.id,
                     if_version: m.expected_version,
@@ -176,7 +185,8 @@ impl CustomerService for Face {
     }
 
     async fn delete_customer(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::Deleted>, Status> {
-        self.serve(r, |m| Ok(DeleteCustomer { id: m.id }), convert::deleted).await
+        self.serve(r, |m| Ok(DeleteCustomer { id: m.id }), convert::deleted)
+            .await
     }
 }
 
@@ -249,7 +259,8 @@ impl PaymentService for Face {
     }
 
     async fn cancel_payment(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::Payment>, Status> {
-        self.serve(r, |m| Ok(CancelPayment { id: m.id }), convert::payment).await
+        self.serve(r, |m| Ok(CancelPayment { id: m.id }), convert::payment)
+            .await
     }
 }
 
@@ -348,8 +359,12 @@ impl WebhookEndpointService for Face {
     }
 
     async fn get_webhook_endpoint(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::WebhookEndpoint>, Status> {
-        self.serve(r, |m| Ok(RetrieveWebhookEndpoint { id: m.id }), convert::webhook_endpoint)
-            .await
+        self.serve(
+            r,
+            |m| Ok(RetrieveWebhookEndpoint { id: m.id }),
+            convert::webhook_endpoint,
+        )
+        .await
     }
 
     async fn list_webhook_endpoints(
@@ -395,7 +410,8 @@ impl WebhookEndpointService for Face {
     }
 
     async fn delete_webhook_endpoint(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::Deleted>, Status> {
-        self.serve(r, |m| Ok(DeleteWebhookEndpoint { id: m.id }), convert::deleted).await
+        self.serve(r, |m| Ok(DeleteWebhookEndpoint { id: m.id }), convert::deleted)
+            .await
     }
 
     async fn rotate_webhook_secret(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::WebhookEndpoint>, Status> {

@@ -34,7 +34,14 @@ pub fn code_of(http_status: u16) -> Code {
 
 /// The status of a refusal, as its parts (a replayed refusal has only
 /// the stored JSON's strings).
-pub fn refusal(http_status: u16, kind: &str, code: &str, message: &str, param: Option<&str>, request_id: &str) -> Status {
+pub fn refusal(
+    http_status: u16,
+    kind: &str,
+    code: &str,
+    message: &str,
+    param: Option<&str>,
+    request_id: &str,
+) -> Status {
     let mut metadata = HashMap::from([
         ("type".to_owned(), kind.to_owned()),
         ("http_status".to_owned(), http_status.to_string()),

@@ -55,7 +55,11 @@ impl Watch {
     /// starts the stream's task.
     pub(crate) async fn start(&self, settle: &Settle, caller: Caller, after: i64) -> Result<EventStream, Status> {
         if after < 0 {
-            let failure = Failure::invalid("parameter_invalid", "after_position", "`after_position` must be 0 or more.");
+            let failure = Failure::invalid(
+                "parameter_invalid",
+                "after_position",
+                "`after_position` must be 0 or more.",
+            );
             return Err(status(&failure, caller.request_id()));
         }
         let mut commits = settle.commits().subscribe(Topic::Positions);
@@ -128,7 +132,10 @@ impl Feeder {
                     Ok(()) => {}
                     Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                         self.cut.store(true, Ordering::Release);
-                        tracing::info!(request_id = self.caller.request_id(), "a slow WatchEvents client was cut");
+                        tracing::info!(
+                            request_id = self.caller.request_id(),
+                            "a slow WatchEvents client was cut"
+                        );
                         return;
                     }
                     Err(mpsc::error::SendTimeoutError::Closed(_)) => return,

@@ -17,6 +17,7 @@ mod dashboard;
 mod events;
 mod expand;
 mod graphql;
+mod grpc;
 mod hardening;
 mod http_accounts;
 mod http_customers;
