@@ -83,14 +83,29 @@ pub fn customers(page: &Value) -> pb::CustomerList {
     pb::CustomerList { data, has_more }
 }
 
+/// A relation as REST shows it: its id, or the object when expanded.
+fn related<T>(v: &Value, k: &str, object: fn(&Value) -> T) -> (Option<String>, Option<T>) {
+    match &v[k] {
+        Value::String(id) => (Some(id.clone()), None),
+        expanded @ Value::Object(_) => (opt_text(expanded, "id"), Some(object(expanded))),
+        _ => (None, None),
+    }
+}
+
 pub fn payment(v: &Value) -> pb::Payment {
+    let (customer, customer_expanded) = related(v, "customer", self::customer);
+    let (source, source_expanded) = related(v, "source", account);
+    let (destination, destination_expanded) = related(v, "destination", account);
     pb::Payment {
         id: text(v, "id"),
         amount: int(v, "amount"),
         currency: text(v, "currency"),
-        source: text(v, "source"),
-        destination: text(v, "destination"),
-        customer: opt_text(v, "customer"),
+        source: source.unwrap_or_default(),
+        destination: destination.unwrap_or_default(),
+        customer,
+        customer_expanded,
+        source_expanded,
+        destination_expanded,
         status: text(v, "status"),
         amount_captured: int(v, "amount_captured"),
         amount_refunded: int(v, "amount_refunded"),

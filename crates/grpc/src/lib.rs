@@ -18,11 +18,15 @@ pub mod status;
 mod watch;
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
+use axum::http::HeaderValue;
 use axum::response::Response;
 use futures::future::BoxFuture;
 use settle_core::Settle;
@@ -126,14 +130,22 @@ pub fn router(settle: Settle, watch: Watch) -> Router {
 }
 
 /// One router for the port: gRPC requests to `grpc`, the rest to `rest`.
-pub fn alongside(rest: Router, grpc: Router) -> Router {
-    Router::new().fallback_service(ByContentType { grpc, rest })
+/// Each gRPC call counts its SQL statements (answered in
+/// `settle-statements` when `statement_header` is on, as REST does) and is
+/// logged like a REST request.
+pub fn alongside(rest: Router, grpc: Router, statement_header: bool) -> Router {
+    Router::new().fallback_service(ByContentType {
+        grpc,
+        rest,
+        statement_header,
+    })
 }
 
 #[derive(Clone)]
 struct ByContentType {
     grpc: Router,
     rest: Router,
+    statement_header: bool,
 }
 
 fn is_grpc(request: &Request) -> bool {
@@ -155,11 +167,40 @@ impl Service<Request> for ByContentType {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let mut target = if is_grpc(&request) {
-            self.grpc.clone()
-        } else {
-            self.rest.clone()
-        };
-        Box::pin(async move { target.call(request.map(Body::new)).await })
+        if !is_grpc(&request) {
+            let mut rest = self.rest.clone();
+            return Box::pin(async move { rest.call(request).await });
+        }
+        let mut grpc = self.grpc.clone();
+        let statement_header = self.statement_header;
+        Box::pin(async move {
+            let started = Instant::now();
+            let method = request.uri().path().to_owned();
+            let statements = Arc::new(AtomicU64::new(0));
+            let call = grpc.call(request.map(Body::new));
+            let mut response = settle_store::sql::statements::scope(Arc::clone(&statements), call).await?;
+            let statements = statements.load(Ordering::Relaxed);
+            if statement_header {
+                response
+                    .headers_mut()
+                    .insert("settle-statements", HeaderValue::from(statements));
+            }
+            // A refusal comes in the headers; a stream's end, later, in its trailers.
+            let status = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("0")
+                .to_owned();
+            tracing::info!(
+                face = "grpc",
+                method,
+                grpc_status = status,
+                statements,
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
+            Ok(response)
+        })
     }
 }

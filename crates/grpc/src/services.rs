@@ -212,13 +212,13 @@ impl PaymentService for Face {
         .await
     }
 
-    async fn get_payment(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::Payment>, Status> {
+    async fn get_payment(&self, r: Request<pb::GetPaymentRequest>) -> Result<Response<pb::Payment>, Status> {
         self.serve(
             r,
             |m| {
                 Ok(RetrievePayment {
                     id: m.id,
-                    expand: Vec::new(),
+                    expand: m.expand,
                 })
             },
             convert::payment,
@@ -237,7 +237,9 @@ impl PaymentService for Face {
                     ("source", &m.source),
                     ("destination", &m.destination),
                 ];
-                Ok(ListPayments(page(m.page, cursor, &filters)?))
+                let mut params = page(m.page, cursor, &filters)?;
+                params.expand = m.expand;
+                Ok(ListPayments(params))
             },
             convert::payments,
         )

@@ -120,7 +120,11 @@ impl Application {
                 ..settle_graphql::Limits::default()
             }),
         );
-        let router = settle_grpc::alongside(rest, settle_grpc::router(settle.clone(), config.grpc_watch));
+        let router = settle_grpc::alongside(
+            rest,
+            settle_grpc::router(settle.clone(), config.grpc_watch),
+            config.statement_header,
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -1,7 +1,8 @@
-//! `expand[]` and GraphQL against their alternatives, in one run on one
-//! database: the same page of 100 payments plain (the baseline), with its
-//! customer, source and destination expanded in the same request (batched
-//! loads), the same through GraphQL, and fetched the N+1 way a client
+//! `expand[]`, GraphQL and gRPC against their alternatives, in one run on
+//! one database: the same page of 100 payments plain (the baseline), with
+//! its customer, source and destination expanded in the same request
+//! (batched loads), the same through GraphQL and through gRPC's
+//! `ListPayments` with `expand`, and fetched the N+1 way a client
 //! without either would (the page, then each related object by id). Requests/s, p50/p99 and SQL statements per
 //! page, from the server's own statement counter.
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use settle_core::clock::SystemClock;
 
+use super::grpc_page::GrpcPage;
 use super::http::{Connections, Prepared};
 use super::load::closed_loop;
 use super::target::Target;
@@ -222,6 +224,10 @@ pub async fn run(args: &LoadArgs, database_url: Option<String>) -> anyhow::Resul
         let query = json!({"query": GRAPHQL_PAGE});
         let mut graphql = measure(args, lean_request(Prepared::post_json("/graphql", &query)?)?).await;
         graphql.statements = graphql_statements(&http, &server, &query).await;
+        let grpc_page = Arc::new(GrpcPage::open(addr, args.clients, &server.secret, PAGE as u32).await?);
+        let grpc_statements = Arc::clone(&grpc_page).fetch(0).await.unwrap_or(0);
+        let mut grpc = measure(args, move |client| Arc::clone(&grpc_page).fetch(client)).await;
+        grpc.statements = grpc_statements;
         let naive = {
             let (http, server, page) = (http.clone(), Arc::clone(&server), page.clone());
             measure(args, move |_| {
@@ -244,6 +250,7 @@ pub async fn run(args: &LoadArgs, database_url: Option<String>) -> anyhow::Resul
             ("page alone (baseline)", &plain),
             ("page + expand[] customer, source, destination", &batched),
             ("GraphQL: the page with customer, source, destination", &graphql),
+            ("gRPC: ListPayments with the same expand", &grpc),
             ("page + each related object by id (N+1, no expand[])", &naive),
         ] {
             println!(

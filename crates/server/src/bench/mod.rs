@@ -6,6 +6,7 @@ mod auth;
 mod depth;
 mod events;
 mod expand;
+mod grpc_page;
 mod http;
 mod indexes;
 mod load;
@@ -33,7 +34,7 @@ pub enum BenchCommand {
     /// source and destination, the same through GraphQL, and fetched the
     /// N+1 way: pages/s, p50/p99 and SQL statements per page.
     Expand(LoadArgs),
-    /// The faces compared on that page (today REST and GraphQL; the same
+    /// The faces compared on that page: REST, GraphQL and gRPC (the same
     /// run as `expand`).
     Faces(LoadArgs),
     /// Webhook delivery against the receiver's raw rate: end to end from

@@ -238,7 +238,13 @@ async fn the_services_serve_what_rest_serves_case(app: &TestApp) {
         .into_inner();
     assert_eq!(refund.amount, 100);
     let got = payments
-        .get_payment(authed(&key, pb::GetRequest { id: held.id.clone() }))
+        .get_payment(authed(
+            &key,
+            pb::GetPaymentRequest {
+                id: held.id.clone(),
+                expand: vec![],
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -255,6 +261,48 @@ async fn the_services_serve_what_rest_serves_case(app: &TestApp) {
         .into_inner()
         .balance;
     assert_eq!(balance, 500, "captured 600, refunded 100");
+
+    // expand as REST's expand[]: the related objects in the answer.
+    let expanded = payments
+        .get_payment(authed(
+            &key,
+            pb::GetPaymentRequest {
+                id: held.id.clone(),
+                expand: vec!["customer".into(), "source".into()],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(expanded.customer.as_deref(), Some(ada.id.as_str()));
+    assert_eq!(expanded.customer_expanded.unwrap().name.as_deref(), Some("Ada"));
+    assert_eq!(expanded.source_expanded.unwrap().id, bank.id);
+    assert_eq!(expanded.source, bank.id);
+    assert!(expanded.destination_expanded.is_none());
+    let page = payments
+        .list_payments(authed(
+            &key,
+            pb::ListPaymentsRequest {
+                expand: vec!["data.destination".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.data[0].destination_expanded.as_ref().unwrap().id, shop.id);
+    let unknown = payments
+        .get_payment(authed(
+            &key,
+            pb::GetPaymentRequest {
+                id: held.id.clone(),
+                expand: vec!["merchant".into()],
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert_eq!(info_of(&unknown, "param").as_deref(), Some("expand"));
 
     let listed = payments
         .list_payments(authed(
@@ -516,7 +564,10 @@ async fn refusals_carry_spec_codes_case(app: &TestApp) {
     let shop = app.account("shop", "usd", false).await;
 
     let anonymous = payments
-        .get_payment(Request::new(pb::GetRequest { id: "pay_x".into() }))
+        .get_payment(Request::new(pb::GetPaymentRequest {
+            id: "pay_x".into(),
+            expand: vec![],
+        }))
         .await
         .unwrap_err();
     let rest = app.call(reqwest::Method::GET, "/v1/payments/pay_x", None, None).await;
@@ -573,7 +624,13 @@ async fn refusals_carry_spec_codes_case(app: &TestApp) {
     );
 
     let missing = payments
-        .get_payment(authed(&key, pb::GetRequest { id: "pay_0".into() }))
+        .get_payment(authed(
+            &key,
+            pb::GetPaymentRequest {
+                id: "pay_0".into(),
+                expand: vec![],
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
