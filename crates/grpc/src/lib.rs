@@ -32,7 +32,7 @@ use futures::future::BoxFuture;
 use settle_core::Settle;
 use tower::Service;
 
-pub use watch::Watch;
+pub use watch::{Closing, Watch};
 
 /// The generated messages, services and clients of `settle.v1`.
 pub mod pb {
@@ -92,7 +92,8 @@ pub const EXPOSED: &[(&str, &str)] = &[
 ];
 
 /// Every gRPC service as one router: `settle.v1`, reflection and health.
-pub fn router(settle: Settle, watch: Watch) -> Router {
+/// `closing` ends open streams when shutdown begins.
+pub fn router(settle: Settle, watch: Watch, closing: Closing) -> Router {
     use pb::account_service_server::AccountServiceServer;
     use pb::customer_service_server::CustomerServiceServer;
     use pb::event_service_server::EventServiceServer;
@@ -100,7 +101,7 @@ pub fn router(settle: Settle, watch: Watch) -> Router {
     use pb::refund_service_server::RefundServiceServer;
     use pb::webhook_endpoint_service_server::WebhookEndpointServiceServer;
 
-    let face = services::Face { settle, watch };
+    let face = services::Face { settle, watch, closing };
     let (health, health_service) = tonic_health::server::health_reporter();
     // Serving from the start: the process answers gRPC as soon as it
     // listens. Whether the database is reachable is `/readyz`'s to say.

@@ -26,13 +26,14 @@ use crate::pb::event_service_server::EventService;
 use crate::pb::payment_service_server::PaymentService;
 use crate::pb::refund_service_server::RefundService;
 use crate::pb::webhook_endpoint_service_server::WebhookEndpointService;
-use crate::watch::{EventStream, Watch};
+use crate::watch::{Closing, EventStream, Watch};
 
 /// The gRPC face: every service over one [`Settle`].
 #[derive(Clone)]
 pub struct Face {
     pub(crate) settle: Settle,
     pub(crate) watch: Watch,
+    pub(crate) closing: Closing,
 }
 
 impl Face {
@@ -334,7 +335,10 @@ impl EventService for Face {
     async fn watch_events(&self, r: Request<pb::WatchEventsRequest>) -> Result<Response<EventStream>, Status> {
         let caller = Caller::of(&r)?;
         let after = r.into_inner().after_position;
-        let stream = self.watch.start(&self.settle, caller, after).await?;
+        let stream = self
+            .watch
+            .start(&self.settle, self.closing.clone(), caller, after)
+            .await?;
         Ok(Response::new(stream))
     }
 }

@@ -5,11 +5,13 @@
 //! no polling per client. The task hands events to the response through a
 //! bounded buffer; a client that leaves it full past the grace is cut with
 //! `RESOURCE_EXHAUSTED` naming the position to resume from, so a slow
-//! reader never holds more than the buffer.
+//! reader never holds more than the buffer. When the server shuts down,
+//! every stream ends at once with `UNAVAILABLE` and the same position, so
+//! shutdown does not wait for watchers that would never leave.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,7 +20,7 @@ use settle_core::Settle;
 use settle_core::commits::Topic;
 use settle_core::ops::events::ListEvents;
 use settle_core::pipeline::Failure;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
 use crate::call::Caller;
@@ -28,6 +30,52 @@ use crate::status::status;
 
 /// Events read per page of the commit stream.
 const PAGE: u32 = 100;
+
+/// Why a stream ended on the server's side, told to the client ahead of
+/// anything still buffered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum End {
+    Open = 0,
+    SlowClient = 1,
+    ShuttingDown = 2,
+}
+
+#[derive(Debug, Default)]
+struct EndFlag(AtomicU8);
+
+impl EndFlag {
+    fn set(&self, end: End) {
+        self.0.store(end as u8, Ordering::Release);
+    }
+
+    fn get(&self) -> End {
+        match self.0.load(Ordering::Acquire) {
+            1 => End::SlowClient,
+            2 => End::ShuttingDown,
+            _ => End::Open,
+        }
+    }
+}
+
+/// Tells every open stream the server is shutting down.
+#[derive(Debug, Clone)]
+pub struct Closing(watch::Receiver<bool>);
+
+impl Closing {
+    /// The signal and its sender: send `true` when shutdown begins.
+    pub fn channel() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    async fn wait(&mut self) {
+        // A dropped sender is no shutdown: wait for ever.
+        if self.0.wait_for(|closing| *closing).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
 
 /// How streams treat their clients.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +101,13 @@ impl Watch {
     /// Checks the caller may read events (the first page is read here, so
     /// a refusal is the call's status, not a stream that ends at once) and
     /// starts the stream's task.
-    pub(crate) async fn start(&self, settle: &Settle, caller: Caller, after: i64) -> Result<EventStream, Status> {
+    pub(crate) async fn start(
+        &self,
+        settle: &Settle,
+        closing: Closing,
+        caller: Caller,
+        after: i64,
+    ) -> Result<EventStream, Status> {
         if after < 0 {
             let failure = Failure::invalid(
                 "parameter_invalid",
@@ -65,14 +119,15 @@ impl Watch {
         let mut commits = settle.commits().subscribe(Topic::Positions);
         let first = read(settle, &caller, after).await?;
         let (tx, rx) = mpsc::channel(self.buffer.max(1));
-        let cut = Arc::new(AtomicBool::new(false));
+        let end = Arc::new(EndFlag::default());
         let request_id = caller.request_id().to_owned();
         let task = Feeder {
             settle: settle.clone(),
             caller,
             tx,
-            cut: Arc::clone(&cut),
+            end: Arc::clone(&end),
             grace: self.slow_client_grace,
+            closing,
         };
         tokio::spawn(async move {
             let deadline = task.caller.client_deadline();
@@ -92,7 +147,7 @@ impl Watch {
         });
         Ok(EventStream {
             rx,
-            cut,
+            end,
             last_position: after,
             finished: false,
             request_id,
@@ -116,14 +171,28 @@ struct Feeder {
     settle: Settle,
     caller: Caller,
     tx: mpsc::Sender<Item>,
-    cut: Arc<AtomicBool>,
+    end: Arc<EndFlag>,
     grace: Duration,
+    closing: Closing,
 }
 
 impl Feeder {
     /// Hands on `page` and every page after it until the client leaves,
     /// reads too slowly, or a read is refused.
-    async fn feed(self, mut page: Vec<pb::Event>, mut after: i64, commits: &mut settle_core::commits::Subscription) {
+    async fn feed(self, page: Vec<pb::Event>, after: i64, commits: &mut settle_core::commits::Subscription) {
+        let mut closing = self.closing.clone();
+        tokio::select! {
+            () = self.pass_on(page, after, commits) => {}
+            () = closing.wait() => self.end.set(End::ShuttingDown),
+        }
+    }
+
+    async fn pass_on(
+        &self,
+        mut page: Vec<pb::Event>,
+        mut after: i64,
+        commits: &mut settle_core::commits::Subscription,
+    ) {
         loop {
             let full = page.len() >= PAGE as usize;
             for event in page {
@@ -131,7 +200,7 @@ impl Feeder {
                 match self.tx.send_timeout(Ok(event), self.grace).await {
                     Ok(()) => {}
                     Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                        self.cut.store(true, Ordering::Release);
+                        self.end.set(End::SlowClient);
                         tracing::info!(
                             request_id = self.caller.request_id(),
                             "a slow WatchEvents client was cut"
@@ -161,7 +230,7 @@ impl Feeder {
 /// The response stream: events as the task hands them on, or the cut.
 pub struct EventStream {
     rx: mpsc::Receiver<Item>,
-    cut: Arc<AtomicBool>,
+    end: Arc<EndFlag>,
     /// The position of the last event the client was given.
     last_position: i64,
     finished: bool,
@@ -175,15 +244,26 @@ impl Stream for EventStream {
         if self.finished {
             return Poll::Ready(None);
         }
-        if self.cut.load(Ordering::Acquire) {
+        let failure = match self.end.get() {
+            End::Open => None,
+            End::SlowClient => Some(Failure::new(
+                429,
+                "rate_limit_error",
+                "slow_consumer",
+                format!(
+                    "The client read events too slowly and was cut; watch again with after_position = {}.",
+                    self.last_position
+                ),
+            )),
+            End::ShuttingDown => Some(Failure::unavailable(format!(
+                "The server is shutting down; watch again with after_position = {}.",
+                self.last_position
+            ))),
+        };
+        if let Some(failure) = failure {
             // What is buffered is dropped now, not when the client reads it.
             self.finished = true;
             self.rx.close();
-            let message = format!(
-                "The client read events too slowly and was cut; watch again with after_position = {}.",
-                self.last_position
-            );
-            let failure = Failure::new(429, "rate_limit_error", "slow_consumer", message);
             return Poll::Ready(Some(Err(status(&failure, &self.request_id))));
         }
         match self.rx.poll_recv(cx) {

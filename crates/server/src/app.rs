@@ -79,6 +79,8 @@ pub struct Application {
     shutdown_timeout: std::time::Duration,
     reap_interval: std::time::Duration,
     queue: QueueRuntime,
+    /// Ends the open gRPC streams when shutdown begins.
+    close_streams: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -120,9 +122,10 @@ impl Application {
                 ..settle_graphql::Limits::default()
             }),
         );
+        let (close_streams, closing) = settle_grpc::Closing::channel();
         let router = settle_grpc::alongside(
             rest,
-            settle_grpc::router(settle.clone(), config.grpc_watch),
+            settle_grpc::router(settle.clone(), config.grpc_watch, closing),
             config.statement_header,
         );
         let listener = TcpListener::bind(config.listen)
@@ -137,6 +140,7 @@ impl Application {
             shutdown_timeout: config.shutdown_timeout,
             reap_interval: config.idempotency_reap_interval,
             queue,
+            close_streams,
         })
     }
 
@@ -157,9 +161,11 @@ impl Application {
         let settle = self.settle.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let timeout = self.shutdown_timeout;
+        let close_streams = self.close_streams;
         let server = settle_api::listener::serve(self.listener, self.router, self.http, self.stats, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
+            let _ = close_streams.send(true);
             let _ = stop_tx.send(());
         });
         let drain_deadline = async move {

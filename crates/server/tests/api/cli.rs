@@ -14,7 +14,8 @@ use crate::support::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_settle");
 
-fn settle(data_dir: &Path, database_url: Option<&str>) -> Command {
+/// `settle` run in `data_dir` on SQLite there, or on `database_url`.
+pub(crate) fn settle(data_dir: &Path, database_url: Option<&str>) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(data_dir)
         .env_remove("DATABASE_URL")
@@ -26,7 +27,7 @@ fn settle(data_dir: &Path, database_url: Option<&str>) -> Command {
 }
 
 /// An admin key made by `keys create` in `dir`'s database.
-fn admin_secret(dir: &Path) -> String {
+pub(crate) fn admin_secret(dir: &Path) -> String {
     let out = settle(dir, None)
         .args(["keys", "create", "--role", "admin"])
         .output()

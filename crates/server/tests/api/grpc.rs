@@ -1101,3 +1101,62 @@ both!(
     a_client_that_reads_too_slowly_is_cut_case,
     super::slow_watchers
 );
+
+/// SIGTERM with a watcher connected: the stream ends at once with
+/// `UNAVAILABLE` and the position to resume from, and the process exits
+/// well before its 30 s shutdown timeout instead of waiting for a client
+/// that would never leave.
+#[tokio::test]
+async fn shutdown_ends_open_streams() {
+    use std::process::{Command, Stdio};
+    let dir = crate::support::temp_dir("settle_grpc_shutdown");
+    let secret = crate::cli::admin_secret(&dir);
+    let port = crate::support::free_port();
+    let child = crate::cli::settle(&dir, None)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = crate::support::Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    crate::support::wait_ready(&base).await;
+    let channel = Endpoint::from_shared(base).unwrap().connect().await.unwrap();
+    let mut accounts = AccountServiceClient::new(channel.clone());
+    let open = pb::CreateAccountRequest {
+        name: "a".into(),
+        currency: "usd".into(),
+        ..Default::default()
+    };
+    accounts.create_account(authed(&secret, open)).await.unwrap();
+    let mut stream = EventServiceClient::new(channel)
+        .watch_events(authed(&secret, pb::WatchEventsRequest { after_position: 0 }))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next_event(&mut stream).await.position.unwrap();
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("the stream ends when shutdown begins")
+        .unwrap_err();
+    assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
+    assert!(
+        ended.message().contains(&format!("after_position = {first}")),
+        "{ended:?}"
+    );
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "settle still running after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
