@@ -20,11 +20,18 @@ const PAGE: &str = r#"<!doctype html>
 <script src="/graphql/assets/react-dom.production.min.js"></script>
 <script src="/graphql/assets/graphiql.min.js"></script>
 <script>
-  const fetcher = GraphiQL.createFetcher({ url: '/graphql' });
+  // Signed in to the dashboard in this tab: its key (kept in this tab's
+  // sessionStorage only) authorizes the queries too; otherwise the headers
+  // editor starts with a placeholder to replace.
+  const signedIn = sessionStorage.getItem('settle.apiKey');
+  const fetcher = GraphiQL.createFetcher({
+    url: '/graphql',
+    headers: signedIn ? { Authorization: 'Bearer ' + signedIn } : {},
+  });
   const root = ReactDOM.createRoot(document.getElementById('graphiql'));
   root.render(React.createElement(GraphiQL, {
     fetcher,
-    defaultHeaders: '{"Authorization": "Bearer sk_..."}',
+    defaultHeaders: signedIn ? '' : '{"Authorization": "Bearer sk_..."}',
     defaultQuery: '{ payments(first: 10) { edges { node { id amount currency status customer { id name } } } pageInfo { hasNextPage endCursor } } }',
   }));
 </script>

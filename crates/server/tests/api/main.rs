@@ -8,6 +8,7 @@
 mod support;
 
 mod browser;
+mod browser_pages;
 mod cli;
 mod commits;
 mod concurrency;
