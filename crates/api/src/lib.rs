@@ -28,7 +28,7 @@ pub use error::ApiError;
 pub use listener::{ListenerOptions, ListenerStats};
 
 /// Request bodies larger than this get 413 `body_too_large`.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = settle_core::pipeline::MAX_REQUEST_BYTES;
 
 /// Options of the HTTP layer.
 #[derive(Debug, Clone)]

@@ -114,13 +114,16 @@ pub fn router(settle: Settle, watch: Watch, closing: Closing) -> Router {
             .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
     };
-    let mut routes = tonic::service::Routes::new(AccountServiceServer::new(face.clone()))
-        .add_service(CustomerServiceServer::new(face.clone()))
-        .add_service(PaymentServiceServer::new(face.clone()))
-        .add_service(RefundServiceServer::new(face.clone()))
-        .add_service(EventServiceServer::new(face.clone()))
-        .add_service(WebhookEndpointServiceServer::new(face))
-        .add_service(health_service);
+    // The same bound on a request as REST's body limit.
+    let most = settle_core::pipeline::MAX_REQUEST_BYTES;
+    let mut routes =
+        tonic::service::Routes::new(AccountServiceServer::new(face.clone()).max_decoding_message_size(most))
+            .add_service(CustomerServiceServer::new(face.clone()).max_decoding_message_size(most))
+            .add_service(PaymentServiceServer::new(face.clone()).max_decoding_message_size(most))
+            .add_service(RefundServiceServer::new(face.clone()).max_decoding_message_size(most))
+            .add_service(EventServiceServer::new(face.clone()).max_decoding_message_size(most))
+            .add_service(WebhookEndpointServiceServer::new(face).max_decoding_message_size(most))
+            .add_service(health_service);
     if let Ok(v1) = reflection(tonic_reflection::server::Builder::configure()).build_v1() {
         routes = routes.add_service(v1);
     }

@@ -90,6 +90,10 @@ pub struct Call {
     pub received: Instant,
 }
 
+/// The largest request any face reads (a REST body, a gRPC message):
+/// past it the request is refused before it is parsed.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
 /// A fresh request id (`req_...`): every face names each request it
 /// receives, for its logs, its errors and the audit trail.
 pub fn new_request_id() -> String {

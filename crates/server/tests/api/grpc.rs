@@ -673,6 +673,16 @@ async fn refusals_carry_spec_codes_case(app: &TestApp) {
     .await
     .unwrap_err();
     assert_eq!(wrong_type.code(), Code::InvalidArgument, "{wrong_type:?}");
+    // Past the request size limit (REST's body limit): refused unread.
+    let huge = raw_call(
+        &ch,
+        Some(&key),
+        "/settle.v1.CustomerService/CreateCustomer",
+        vec![0u8; settle_core::pipeline::MAX_REQUEST_BYTES + 1],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(huge.code(), Code::OutOfRange, "{huge:?}");
     let unknown = raw_call(&ch, Some(&key), "/settle.v1.PaymentService/Teleport", vec![])
         .await
         .unwrap_err();
