@@ -106,14 +106,22 @@ pub fn router(settle: Settle, watch: Watch, closing: Closing) -> Router {
     // Serving from the start: the process answers gRPC as soon as it
     // listens. Whether the database is reachable is `/readyz`'s to say.
     drop(health);
-    // Both versions of reflection list every service, each other included.
-    let reflection = |b: tonic_reflection::server::Builder<'static>| {
-        b.include_reflection_service(false)
-            .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
-    };
+    // The same routes, then reflection: both versions list every service,
+    // each other included. (Both builders are made before either is built:
+    // a closure called twice to make them was miscompiled in release builds
+    // here, the second builder writing into the first one's freed buffer.)
+    let sets: [&'static [u8]; 4] = [
+        DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    let mut v1 = tonic_reflection::server::Builder::configure().include_reflection_service(false);
+    let mut v1alpha = tonic_reflection::server::Builder::configure().include_reflection_service(false);
+    for set in sets {
+        v1 = v1.register_encoded_file_descriptor_set(set);
+        v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
+    }
     // The same bound on a request as REST's body limit.
     let most = settle_core::pipeline::MAX_REQUEST_BYTES;
     let mut routes =
@@ -124,11 +132,11 @@ pub fn router(settle: Settle, watch: Watch, closing: Closing) -> Router {
             .add_service(EventServiceServer::new(face.clone()).max_decoding_message_size(most))
             .add_service(WebhookEndpointServiceServer::new(face).max_decoding_message_size(most))
             .add_service(health_service);
-    if let Ok(v1) = reflection(tonic_reflection::server::Builder::configure()).build_v1() {
-        routes = routes.add_service(v1);
-    }
-    if let Ok(v1alpha) = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha() {
-        routes = routes.add_service(v1alpha);
+    match (v1.build_v1(), v1alpha.build_v1alpha()) {
+        (Ok(v1), Ok(v1alpha)) => routes = routes.add_service(v1).add_service(v1alpha),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "gRPC reflection is off: its descriptors did not load")
+        }
     }
     routes.prepare().into_axum_router()
 }
