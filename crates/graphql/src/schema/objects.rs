@@ -1,0 +1,256 @@
+//! The object types: each is its REST JSON, its fields read from it, its
+//! relations loaded through the request's loaders.
+
+use async_graphql::{Context, ID, Json, Object, Result};
+use serde_json::Value;
+use settle_core::pipeline::Failure;
+use settle_store::list::MAX_LIMIT;
+
+use super::page::RefundConnection;
+use super::relations::{account_of, customer_of};
+use super::{int, opt_text, rc, text};
+use crate::errors::error;
+use crate::loaders::{PaymentKey, RefundsOf};
+
+/// Moves an amount from a source account to a destination.
+pub struct Payment(pub(super) Value);
+/// A balance in one currency.
+pub struct Account(pub(super) Value);
+/// Who accounts and payments belong to.
+pub struct Customer(pub(super) Value);
+/// Money of a payment given back.
+pub struct Refund(pub(super) Value);
+/// A state change, with the object as it was right after.
+pub struct Event(pub(super) Value);
+/// A receiver of signed events (its secret is never shown here).
+pub struct WebhookEndpoint(pub(super) Value);
+
+#[Object]
+impl WebhookEndpoint {
+    async fn id(&self) -> ID {
+        ID(text(&self.0, "id"))
+    }
+    async fn url(&self) -> String {
+        text(&self.0, "url")
+    }
+    async fn enabled_events(&self) -> Vec<String> {
+        self.0["enabled_events"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+    async fn description(&self) -> Option<String> {
+        opt_text(&self.0, "description")
+    }
+    async fn status(&self) -> String {
+        text(&self.0, "status")
+    }
+    async fn disabled_reason(&self) -> Option<String> {
+        opt_text(&self.0, "disabled_reason")
+    }
+    async fn metadata(&self) -> Json<Value> {
+        Json(self.0["metadata"].clone())
+    }
+    async fn version(&self) -> i64 {
+        int(&self.0, "version")
+    }
+    async fn created(&self) -> i64 {
+        int(&self.0, "created")
+    }
+}
+
+#[Object]
+impl Payment {
+    async fn id(&self) -> ID {
+        ID(text(&self.0, "id"))
+    }
+    async fn amount(&self) -> i64 {
+        int(&self.0, "amount")
+    }
+    async fn currency(&self) -> String {
+        text(&self.0, "currency")
+    }
+    async fn status(&self) -> String {
+        text(&self.0, "status")
+    }
+    async fn amount_captured(&self) -> i64 {
+        int(&self.0, "amount_captured")
+    }
+    async fn amount_refunded(&self) -> i64 {
+        int(&self.0, "amount_refunded")
+    }
+    async fn description(&self) -> Option<String> {
+        opt_text(&self.0, "description")
+    }
+    async fn metadata(&self) -> Json<Value> {
+        Json(self.0["metadata"].clone())
+    }
+    async fn version(&self) -> i64 {
+        int(&self.0, "version")
+    }
+    async fn created(&self) -> i64 {
+        int(&self.0, "created")
+    }
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        customer_of(ctx, opt_text(&self.0, "customer")).await
+    }
+    async fn source(&self, ctx: &Context<'_>) -> Result<Option<Account>> {
+        account_of(ctx, opt_text(&self.0, "source")).await
+    }
+    async fn destination(&self, ctx: &Context<'_>) -> Result<Option<Account>> {
+        account_of(ctx, opt_text(&self.0, "destination")).await
+    }
+    /// The newest refunds of this payment; loaded for the whole page at
+    /// once (a window per payment), never one query per payment.
+    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
+    async fn refunds(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<RefundConnection> {
+        let first = match first {
+            None => 10,
+            Some(n) if (1..=MAX_LIMIT as i32).contains(&n) => n as u32,
+            Some(_) => {
+                return Err(error(Failure::invalid(
+                    "parameter_invalid",
+                    "first",
+                    format!("`first` must be between 1 and {MAX_LIMIT}."),
+                )));
+            }
+        };
+        let key = RefundsOf {
+            payment: text(&self.0, "id"),
+            first,
+        };
+        let loaded = rc(ctx)?.loaders().await?.load_one(key).await.map_err(error)?;
+        let page = loaded.unwrap_or_else(|| Ok(Default::default())).map_err(error)?;
+        let data: Vec<Value> = page
+            .refunds
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|_| error(Failure::internal()))?;
+        Ok(RefundConnection::from_page(
+            serde_json::json!({"data": data, "has_more": page.has_more}),
+        ))
+    }
+}
+
+#[Object]
+impl Account {
+    async fn id(&self) -> ID {
+        ID(text(&self.0, "id"))
+    }
+    async fn name(&self) -> String {
+        text(&self.0, "name")
+    }
+    async fn currency(&self) -> String {
+        text(&self.0, "currency")
+    }
+    async fn balance(&self) -> i64 {
+        int(&self.0, "balance")
+    }
+    async fn pending_out(&self) -> i64 {
+        int(&self.0, "pending_out")
+    }
+    async fn available(&self) -> i64 {
+        int(&self.0, "available")
+    }
+    async fn allow_negative(&self) -> bool {
+        self.0["allow_negative"].as_bool().unwrap_or(false)
+    }
+    async fn metadata(&self) -> Json<Value> {
+        Json(self.0["metadata"].clone())
+    }
+    async fn version(&self) -> i64 {
+        int(&self.0, "version")
+    }
+    async fn created(&self) -> i64 {
+        int(&self.0, "created")
+    }
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        customer_of(ctx, opt_text(&self.0, "customer")).await
+    }
+}
+
+#[Object]
+impl Customer {
+    async fn id(&self) -> ID {
+        ID(text(&self.0, "id"))
+    }
+    async fn name(&self) -> Option<String> {
+        opt_text(&self.0, "name")
+    }
+    async fn email(&self) -> Option<String> {
+        opt_text(&self.0, "email")
+    }
+    async fn metadata(&self) -> Json<Value> {
+        Json(self.0["metadata"].clone())
+    }
+    async fn version(&self) -> i64 {
+        int(&self.0, "version")
+    }
+    async fn created(&self) -> i64 {
+        int(&self.0, "created")
+    }
+}
+
+#[Object]
+impl Refund {
+    async fn id(&self) -> ID {
+        ID(text(&self.0, "id"))
+    }
+    async fn amount(&self) -> i64 {
+        int(&self.0, "amount")
+    }
+    async fn currency(&self) -> String {
+        text(&self.0, "currency")
+    }
+    async fn status(&self) -> String {
+        text(&self.0, "status")
+    }
+    async fn reason(&self) -> Option<String> {
+        opt_text(&self.0, "reason")
+    }
+    async fn created(&self) -> i64 {
+        int(&self.0, "created")
+    }
+    async fn payment(&self, ctx: &Context<'_>) -> Result<Option<Payment>> {
+        let Some(id) = opt_text(&self.0, "payment") else {
+            return Ok(None);
+        };
+        let loaded = rc(ctx)?
+            .loaders()
+            .await?
+            .load_one(PaymentKey(id))
+            .await
+            .map_err(error)?;
+        match loaded {
+            None => Ok(None),
+            Some(shown) => {
+                let payment = shown.map_err(error)?;
+                Ok(Some(Payment(
+                    serde_json::to_value(payment).map_err(|_| error(Failure::internal()))?,
+                )))
+            }
+        }
+    }
+}
+
+#[Object]
+impl Event {
+    async fn id(&self) -> ID {
+        ID(text(&self.0, "id"))
+    }
+    #[graphql(name = "type")]
+    async fn kind(&self) -> String {
+        text(&self.0, "type")
+    }
+    /// The object as it was stored with the event.
+    async fn object(&self) -> Json<Value> {
+        Json(self.0["data"]["object"].clone())
+    }
+    async fn position(&self) -> Option<i64> {
+        self.0["position"].as_i64()
+    }
+    async fn created(&self) -> i64 {
+        int(&self.0, "created")
+    }
+}

@@ -1,0 +1,162 @@
+//! Reads: one object by id, or a page of a kind as a Relay connection,
+//! each through the operation REST runs for the same read.
+
+use async_graphql::{Context, ID, Object, Result};
+use settle_core::ops::accounts::{ListAccounts, RetrieveAccount};
+use settle_core::ops::customers::{ListCustomers, RetrieveCustomer};
+use settle_core::ops::events::{ListEvents, RetrieveEvent};
+use settle_core::ops::payments::{ListPayments, RetrievePayment};
+use settle_core::ops::refunds::{ListRefunds, RetrieveRefund};
+use settle_core::ops::webhooks::{ListWebhookEndpoints, RetrieveWebhookEndpoint};
+use settle_domain::ids::{AccountId, CustomerId, EventId, PaymentId, RefundId, WebhookEndpointId};
+
+use super::inputs::PaymentFilter;
+use super::objects::{Account, Customer, Event, Payment, Refund, WebhookEndpoint};
+use super::page::{
+    AccountConnection, CustomerConnection, EventConnection, PaymentConnection, RefundConnection,
+    WebhookEndpointConnection, page, with_filter,
+};
+use super::rc;
+use super::relations::preload_payments;
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    async fn payment(&self, ctx: &Context<'_>, id: ID) -> Result<Payment> {
+        let op = RetrievePayment {
+            id: id.0,
+            expand: Vec::new(),
+        };
+        Ok(Payment(rc(ctx)?.run(op, None).await?))
+    }
+
+    /// Payments, newest first; at most one of the filters.
+    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
+    async fn payments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<PaymentFilter>,
+    ) -> Result<PaymentConnection> {
+        let params = page(first, after, |t| PaymentId::parse(t).map(|i| i.uuid()))?;
+        let f = filter.unwrap_or_default();
+        let params = with_filter(
+            params,
+            &[
+                ("status", f.status),
+                ("customer", f.customer.map(|i| i.0)),
+                ("source", f.source.map(|i| i.0)),
+                ("destination", f.destination.map(|i| i.0)),
+            ],
+        )?;
+        let page = rc(ctx)?.run(ListPayments(params), None).await?;
+        preload_payments(ctx, &page).await?;
+        Ok(PaymentConnection::from_page(page))
+    }
+
+    async fn account(&self, ctx: &Context<'_>, id: ID) -> Result<Account> {
+        let op = RetrieveAccount {
+            id: id.0,
+            expand: Vec::new(),
+        };
+        Ok(Account(rc(ctx)?.run(op, None).await?))
+    }
+
+    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
+    async fn accounts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        customer: Option<ID>,
+    ) -> Result<AccountConnection> {
+        let params = page(first, after, |t| AccountId::parse(t).map(|i| i.uuid()))?;
+        let params = with_filter(params, &[("customer", customer.map(|i| i.0))])?;
+        Ok(AccountConnection::from_page(
+            rc(ctx)?.run(ListAccounts(params), None).await?,
+        ))
+    }
+
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Customer> {
+        let op = RetrieveCustomer { id: id.0 };
+        Ok(Customer(rc(ctx)?.run(op, None).await?))
+    }
+
+    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        email: Option<String>,
+    ) -> Result<CustomerConnection> {
+        let params = page(first, after, |t| CustomerId::parse(t).map(|i| i.uuid()))?;
+        let params = with_filter(params, &[("email", email)])?;
+        Ok(CustomerConnection::from_page(
+            rc(ctx)?.run(ListCustomers(params), None).await?,
+        ))
+    }
+
+    async fn refund(&self, ctx: &Context<'_>, id: ID) -> Result<Refund> {
+        let op = RetrieveRefund {
+            id: id.0,
+            expand: Vec::new(),
+        };
+        Ok(Refund(rc(ctx)?.run(op, None).await?))
+    }
+
+    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
+    async fn refunds(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        payment: Option<ID>,
+    ) -> Result<RefundConnection> {
+        let params = page(first, after, |t| RefundId::parse(t).map(|i| i.uuid()))?;
+        let params = with_filter(params, &[("payment", payment.map(|i| i.0))])?;
+        Ok(RefundConnection::from_page(
+            rc(ctx)?.run(ListRefunds(params), None).await?,
+        ))
+    }
+
+    async fn webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookEndpoint> {
+        let op = RetrieveWebhookEndpoint { id: id.0 };
+        Ok(WebhookEndpoint(rc(ctx)?.run(op, None).await?))
+    }
+
+    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
+    async fn webhook_endpoints(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<WebhookEndpointConnection> {
+        let params = page(first, after, |t| WebhookEndpointId::parse(t).map(|i| i.uuid()))?;
+        Ok(WebhookEndpointConnection::from_page(
+            rc(ctx)?.run(ListWebhookEndpoints(params), None).await?,
+        ))
+    }
+
+    async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Event> {
+        let op = RetrieveEvent { id: id.0 };
+        Ok(Event(rc(ctx)?.run(op, None).await?))
+    }
+
+    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(name = "type")] kind: Option<String>,
+    ) -> Result<EventConnection> {
+        let params = page(first, after, |t| EventId::parse(t).map(|i| i.uuid()))?;
+        let params = with_filter(params, &[("type", kind)])?;
+        Ok(EventConnection::from_page(
+            rc(ctx)?.run(ListEvents::Page(params), None).await?,
+        ))
+    }
+}
