@@ -6,12 +6,16 @@
 //! the schema and holds what every resolver shares: the request, its
 //! loaders, and how an operation runs through the pipeline.
 
+mod access_objects;
+mod access_query;
 mod inputs;
 mod mutation;
 mod objects;
 mod page;
 mod query;
 mod relations;
+mod webhook_objects;
+mod webhook_query;
 
 use async_graphql::{Context, EmptySubscription, Result, Schema};
 use serde_json::Value;
@@ -47,7 +51,7 @@ impl Default for Limits {
 }
 
 pub fn build_schema(limits: Limits) -> SettleSchema {
-    let builder = Schema::build(Query, Mutation, EmptySubscription)
+    let builder = Schema::build(Query::default(), Mutation, EmptySubscription)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity);
     if limits.introspection {
@@ -87,11 +91,22 @@ impl RequestContext {
 
     /// Runs `op` through the pipeline; a replay is the stored JSON.
     async fn run<O: Operation>(&self, op: O, idempotency_key: Option<String>) -> Result<Value> {
+        Ok(self.run_shown(op, idempotency_key).await?.0)
+    }
+
+    /// [`Self::run`], also saying whether the answer lacks a secret the
+    /// first answer showed (a replay of an operation that shows one once).
+    async fn run_shown<O: Operation>(&self, op: O, idempotency_key: Option<String>) -> Result<(Value, bool)> {
         let mut call = self.call.clone();
         call.idempotency_key = idempotency_key;
         match self.settle.execute(call, || async { Ok(Input::new(op)) }).await {
-            Ok(Outcome::Done(output)) => serde_json::to_value(output).map_err(|_| error(Failure::internal())),
-            Ok(Outcome::Replayed { response, .. }) => replayed(&response.body, response.status),
+            Ok(Outcome::Done(output)) => serde_json::to_value(output)
+                .map(|json| (json, false))
+                .map_err(|_| error(Failure::internal())),
+            Ok(Outcome::Replayed {
+                response,
+                secret_omitted,
+            }) => Ok((replayed(&response.body, response.status)?, secret_omitted)),
             Err(failure) => Err(error(failure)),
         }
     }
@@ -129,4 +144,19 @@ fn opt_text(v: &Value, k: &str) -> Option<String> {
 
 fn int(v: &Value, k: &str) -> i64 {
     v[k].as_i64().unwrap_or_default()
+}
+
+fn opt_int(v: &Value, k: &str) -> Option<i64> {
+    v[k].as_i64()
+}
+
+fn opt_id(v: &Value, k: &str) -> Option<async_graphql::ID> {
+    v[k].as_str().map(|s| async_graphql::ID(s.to_owned()))
+}
+
+/// A list of strings (`enabled_events`, `permissions`).
+fn texts(v: &Value, k: &str) -> Vec<String> {
+    v[k].as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }

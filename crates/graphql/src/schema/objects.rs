@@ -8,7 +8,7 @@ use settle_store::list::MAX_LIMIT;
 
 use super::page::RefundConnection;
 use super::relations::{account_of, customer_of};
-use super::{int, opt_text, rc, text};
+use super::{int, opt_id, opt_text, rc, text};
 use crate::errors::error;
 use crate::loaders::{PaymentKey, RefundsOf};
 
@@ -22,43 +22,8 @@ pub struct Customer(pub(super) Value);
 pub struct Refund(pub(super) Value);
 /// A state change, with the object as it was right after.
 pub struct Event(pub(super) Value);
-/// A receiver of signed events (its secret is never shown here).
-pub struct WebhookEndpoint(pub(super) Value);
-
-#[Object]
-impl WebhookEndpoint {
-    async fn id(&self) -> ID {
-        ID(text(&self.0, "id"))
-    }
-    async fn url(&self) -> String {
-        text(&self.0, "url")
-    }
-    async fn enabled_events(&self) -> Vec<String> {
-        self.0["enabled_events"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default()
-    }
-    async fn description(&self) -> Option<String> {
-        opt_text(&self.0, "description")
-    }
-    async fn status(&self) -> String {
-        text(&self.0, "status")
-    }
-    async fn disabled_reason(&self) -> Option<String> {
-        opt_text(&self.0, "disabled_reason")
-    }
-    async fn metadata(&self) -> Json<Value> {
-        Json(self.0["metadata"].clone())
-    }
-    async fn version(&self) -> i64 {
-        int(&self.0, "version")
-    }
-    async fn created(&self) -> i64 {
-        int(&self.0, "created")
-    }
-}
-
+/// One signed line of an account's ledger; never changed once written.
+pub struct LedgerEntry(pub(super) Value);
 #[Object]
 impl Payment {
     async fn id(&self) -> ID {
@@ -249,6 +214,31 @@ impl Event {
     }
     async fn position(&self) -> Option<i64> {
         self.0["position"].as_i64()
+    }
+    async fn created(&self) -> i64 {
+        int(&self.0, "created")
+    }
+}
+
+#[Object]
+impl LedgerEntry {
+    async fn id(&self) -> ID {
+        ID(text(&self.0, "id"))
+    }
+    async fn account_id(&self) -> ID {
+        ID(text(&self.0, "account"))
+    }
+    /// Signed: negative leaves the account.
+    async fn amount(&self) -> i64 {
+        int(&self.0, "amount")
+    }
+    /// The payment that moved it, if a payment did.
+    async fn payment_id(&self) -> Option<ID> {
+        opt_id(&self.0, "payment")
+    }
+    /// The refund that moved it, if a refund did.
+    async fn refund_id(&self) -> Option<ID> {
+        opt_id(&self.0, "refund")
     }
     async fn created(&self) -> i64 {
         int(&self.0, "created")

@@ -10,8 +10,10 @@ use settle_store::list::{DEFAULT_LIMIT, MAX_LIMIT};
 use settle_store::{Cursor, ListQuery};
 use uuid::Uuid;
 
-use super::objects::{Account, Customer, Event, Payment, Refund, WebhookEndpoint};
+use super::access_objects::{ApiKey, AuditEvent, Policy, Role};
+use super::objects::{Account, Customer, Event, LedgerEntry, Payment, Refund};
 use super::text;
+use super::webhook_objects::{WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay};
 use crate::errors::error;
 
 /// A page's parameters from Relay's `first` and `after` (an id: the same
@@ -100,4 +102,12 @@ connection!(Account, AccountConnection, AccountEdge);
 connection!(Customer, CustomerConnection, CustomerEdge);
 connection!(Refund, RefundConnection, RefundEdge);
 connection!(Event, EventConnection, EventEdge);
+connection!(LedgerEntry, LedgerEntryConnection, LedgerEntryEdge);
 connection!(WebhookEndpoint, WebhookEndpointConnection, WebhookEndpointEdge);
+connection!(WebhookDelivery, WebhookDeliveryConnection, WebhookDeliveryEdge);
+connection!(WebhookAttempt, WebhookAttemptConnection, WebhookAttemptEdge);
+connection!(WebhookReplay, WebhookReplayConnection, WebhookReplayEdge);
+connection!(ApiKey, ApiKeyConnection, ApiKeyEdge);
+connection!(Role, RoleConnection, RoleEdge);
+connection!(Policy, PolicyConnection, PolicyEdge);
+connection!(AuditEvent, AuditEventConnection, AuditEventEdge);

@@ -1,28 +1,36 @@
 //! Reads: one object by id, or a page of a kind as a Relay connection,
-//! each through the operation REST runs for the same read.
+//! each through the operation REST runs for the same read. The root
+//! gathers the reads of each area; this file holds the ledger's
+//! (payments, accounts and their entries, customers, refunds, events).
 
-use async_graphql::{Context, ID, Object, Result};
-use settle_core::ops::accounts::{ListAccounts, RetrieveAccount};
+use async_graphql::{Context, ID, MergedObject, Object, Result};
+use settle_core::ops::accounts::{ListAccounts, ListLedgerEntries, RetrieveAccount};
 use settle_core::ops::customers::{ListCustomers, RetrieveCustomer};
 use settle_core::ops::events::{ListEvents, RetrieveEvent};
 use settle_core::ops::payments::{ListPayments, RetrievePayment};
 use settle_core::ops::refunds::{ListRefunds, RetrieveRefund};
-use settle_core::ops::webhooks::{ListWebhookEndpoints, RetrieveWebhookEndpoint};
-use settle_domain::ids::{AccountId, CustomerId, EventId, PaymentId, RefundId, WebhookEndpointId};
+use settle_domain::ids::{AccountId, CustomerId, EventId, LedgerEntryId, PaymentId, RefundId};
 
+use super::access_query::AccessQuery;
 use super::inputs::PaymentFilter;
-use super::objects::{Account, Customer, Event, Payment, Refund, WebhookEndpoint};
+use super::objects::{Account, Customer, Event, Payment, Refund};
 use super::page::{
-    AccountConnection, CustomerConnection, EventConnection, PaymentConnection, RefundConnection,
-    WebhookEndpointConnection, page, with_filter,
+    AccountConnection, CustomerConnection, EventConnection, LedgerEntryConnection, PaymentConnection, RefundConnection,
+    page, with_filter,
 };
 use super::rc;
 use super::relations::preload_payments;
+use super::webhook_query::WebhookQuery;
 
-pub struct Query;
+/// Every read, in the order of the API document.
+#[derive(MergedObject, Default)]
+pub struct Query(LedgerQuery, WebhookQuery, AccessQuery);
+
+#[derive(Default)]
+pub struct LedgerQuery;
 
 #[Object]
-impl Query {
+impl LedgerQuery {
     async fn payment(&self, ctx: &Context<'_>, id: ID) -> Result<Payment> {
         let op = RetrievePayment {
             id: id.0,
@@ -79,6 +87,20 @@ impl Query {
         ))
     }
 
+    /// An account's ledger entries, newest first.
+    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
+    async fn ledger_entries(
+        &self,
+        ctx: &Context<'_>,
+        account: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<LedgerEntryConnection> {
+        let params = page(first, after, |t| LedgerEntryId::parse(t).map(|i| i.uuid()))?;
+        let op = ListLedgerEntries { id: account.0, params };
+        Ok(LedgerEntryConnection::from_page(rc(ctx)?.run(op, None).await?))
+    }
+
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Customer> {
         let op = RetrieveCustomer { id: id.0 };
         Ok(Customer(rc(ctx)?.run(op, None).await?))
@@ -119,24 +141,6 @@ impl Query {
         let params = with_filter(params, &[("payment", payment.map(|i| i.0))])?;
         Ok(RefundConnection::from_page(
             rc(ctx)?.run(ListRefunds(params), None).await?,
-        ))
-    }
-
-    async fn webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookEndpoint> {
-        let op = RetrieveWebhookEndpoint { id: id.0 };
-        Ok(WebhookEndpoint(rc(ctx)?.run(op, None).await?))
-    }
-
-    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
-    async fn webhook_endpoints(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> Result<WebhookEndpointConnection> {
-        let params = page(first, after, |t| WebhookEndpointId::parse(t).map(|i| i.uuid()))?;
-        Ok(WebhookEndpointConnection::from_page(
-            rc(ctx)?.run(ListWebhookEndpoints(params), None).await?,
         ))
     }
 
