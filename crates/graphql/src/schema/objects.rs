@@ -4,13 +4,12 @@
 use async_graphql::{Context, ID, Json, Object, Result};
 use serde_json::Value;
 use settle_core::pipeline::Failure;
-use settle_store::list::MAX_LIMIT;
 
-use super::page::RefundConnection;
+use super::page::{LedgerEntryConnection, RefundConnection, nested_first, newest_page};
 use super::relations::{account_of, customer_of};
 use super::{int, opt_id, opt_text, rc, text};
 use crate::errors::error;
-use crate::loaders::{PaymentKey, RefundsOf};
+use crate::loaders::{EntriesOf, PaymentKey, RefundsOf};
 
 /// Moves an amount from a source account to a destination.
 pub struct Payment(pub(super) Value);
@@ -68,33 +67,18 @@ impl Payment {
     /// The newest refunds of this payment; loaded for the whole page at
     /// once (a window per payment), never one query per payment.
     #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
-    async fn refunds(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<RefundConnection> {
-        let first = match first {
-            None => 10,
-            Some(n) if (1..=MAX_LIMIT as i32).contains(&n) => n as u32,
-            Some(_) => {
-                return Err(error(Failure::invalid(
-                    "parameter_invalid",
-                    "first",
-                    format!("`first` must be between 1 and {MAX_LIMIT}."),
-                )));
-            }
-        };
+    async fn refunds(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: Option<i32>,
+    ) -> Result<RefundConnection> {
         let key = RefundsOf {
             payment: text(&self.0, "id"),
-            first,
+            first: nested_first(first)?,
         };
         let loaded = rc(ctx)?.loaders().await?.load_one(key).await.map_err(error)?;
-        let page = loaded.unwrap_or_else(|| Ok(Default::default())).map_err(error)?;
-        let data: Vec<Value> = page
-            .refunds
-            .iter()
-            .map(serde_json::to_value)
-            .collect::<Result<_, _>>()
-            .map_err(|_| error(Failure::internal()))?;
-        Ok(RefundConnection::from_page(
-            serde_json::json!({"data": data, "has_more": page.has_more}),
-        ))
+        let newest = loaded.unwrap_or_else(|| Ok(Default::default())).map_err(error)?;
+        Ok(RefundConnection::from_page(newest_page(&newest)?))
     }
 }
 
@@ -132,6 +116,22 @@ impl Account {
     }
     async fn customer(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
         customer_of(ctx, opt_text(&self.0, "customer")).await
+    }
+    /// The newest ledger entries of this account; loaded for the whole
+    /// page at once (a window per account), never one query per account.
+    #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
+    async fn entries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: Option<i32>,
+    ) -> Result<LedgerEntryConnection> {
+        let key = EntriesOf {
+            account: text(&self.0, "id"),
+            first: nested_first(first)?,
+        };
+        let loaded = rc(ctx)?.loaders().await?.load_one(key).await.map_err(error)?;
+        let newest = loaded.unwrap_or_else(|| Ok(Default::default())).map_err(error)?;
+        Ok(LedgerEntryConnection::from_page(newest_page(&newest)?))
     }
 }
 

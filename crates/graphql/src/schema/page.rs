@@ -3,6 +3,7 @@
 //! equality filter, and the connection and edge types of each node type.
 
 use async_graphql::{Result, SimpleObject};
+use serde::Serialize;
 use serde_json::Value;
 use settle_core::ops::ListParams;
 use settle_core::pipeline::Failure;
@@ -15,6 +16,7 @@ use super::objects::{Account, Customer, Event, LedgerEntry, Payment, Refund};
 use super::text;
 use super::webhook_objects::{WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay};
 use crate::errors::error;
+use crate::loaders::Newest;
 
 /// A page's parameters from Relay's `first` and `after` (an id: the same
 /// keyset cursor as REST's `starting_after`).
@@ -36,6 +38,35 @@ pub(super) fn page(first: Option<i32>, after: Option<String>, cursor: fn(&str) -
         query.cursor = Some(Cursor::StartingAfter(id));
     }
     Ok(ListParams::new(query))
+}
+
+/// How many children a nested list (`refunds`, `entries`) shows when
+/// `first` is not given.
+pub(super) const NESTED_DEFAULT: u32 = 10;
+
+/// The `first` of a nested list: 1 to the page limit, as for a list.
+pub(super) fn nested_first(first: Option<i32>) -> Result<u32> {
+    match first {
+        None => Ok(NESTED_DEFAULT),
+        Some(n) if (1..=MAX_LIMIT as i32).contains(&n) => Ok(n as u32),
+        Some(_) => Err(error(Failure::invalid(
+            "parameter_invalid",
+            "first",
+            format!("`first` must be between 1 and {MAX_LIMIT}."),
+        ))),
+    }
+}
+
+/// A parent's newest children as a page (`data`, `has_more`) to make a
+/// connection from, their JSON as REST shows them.
+pub(super) fn newest_page<T: Serialize>(newest: &Newest<T>) -> Result<Value> {
+    let data: Vec<Value> = newest
+        .items
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()
+        .map_err(|_| error(Failure::internal()))?;
+    Ok(serde_json::json!({"data": data, "has_more": newest.has_more}))
 }
 
 pub(super) fn with_filter(mut params: ListParams, filters: &[(&str, Option<String>)]) -> Result<ListParams> {

@@ -19,7 +19,7 @@ use super::page::{
     page, with_filter,
 };
 use super::rc;
-use super::relations::preload_payments;
+use super::relations::{preload_accounts, preload_payments};
 use super::webhook_query::WebhookQuery;
 
 /// Every read, in the order of the API document.
@@ -82,9 +82,9 @@ impl LedgerQuery {
     ) -> Result<AccountConnection> {
         let params = page(first, after, |t| AccountId::parse(t).map(|i| i.uuid()))?;
         let params = with_filter(params, &[("customer", customer.map(|i| i.0))])?;
-        Ok(AccountConnection::from_page(
-            rc(ctx)?.run(ListAccounts(params), None).await?,
-        ))
+        let page = rc(ctx)?.run(ListAccounts(params), None).await?;
+        preload_accounts(ctx, &page).await?;
+        Ok(AccountConnection::from_page(page))
     }
 
     /// An account's ledger entries, newest first.

@@ -105,6 +105,123 @@ both!(
     super::warm
 );
 
+const ACCOUNTS: &str = "query($first: Int) { accounts(first: $first) { edges { node { id name \
+    customer { id name } entries(first: 3) { edges { node { id amount accountId paymentId } } \
+    pageInfo { hasNextPage } } } } } }";
+
+/// A page of accounts with each one's customer and newest entries: the
+/// accounts, their customers, and a window of entries per account, three
+/// statements whatever the page size; each account's entries are REST's.
+async fn a_page_of_accounts_with_their_entries_costs_three_statements_case(app: &TestApp) {
+    let bank = app.account("bank", "usd", true).await;
+    // With the bank, 100 accounts; every tenth shop is paid four times.
+    for n in 0..99 {
+        let customer = app.post("/v1/customers", json!({"name": format!("c{n}")})).await.id();
+        let shop = app
+            .post(
+                "/v1/accounts",
+                json!({"name": format!("shop{n}"), "currency": "usd", "customer": customer}),
+            )
+            .await
+            .id();
+        for i in 0..if n % 10 == 0 { 4 } else { 1 } {
+            let pay = app
+                .post(
+                    "/v1/payments",
+                    json!({"amount": 100 + i, "currency": "usd", "source": bank, "destination": shop}),
+                )
+                .await;
+            assert_eq!(pay.status, 200, "{}", pay.body);
+        }
+    }
+    graphql(
+        app,
+        &app.admin_key,
+        "{ accounts(first: 1) { edges { cursor } } }",
+        json!({}),
+    )
+    .await;
+    let mut counts = Vec::new();
+    for first in [100, 10] {
+        let (status, body, statements) = graphql(app, &app.admin_key, ACCOUNTS, json!({"first": first})).await;
+        assert_eq!(status, 200);
+        assert!(body.get("errors").is_none(), "{body}");
+        let edges = body["data"]["accounts"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), first);
+        counts.push(statements.expect("Settle-Statements header"));
+        if first != 100 {
+            continue;
+        }
+        let mut more = 0;
+        for edge in edges {
+            let node = &edge["node"];
+            let id = node["id"].as_str().unwrap();
+            if id != bank {
+                assert!(node["customer"]["name"].as_str().unwrap().starts_with('c'), "{node}");
+            }
+            let rest = app.get(&format!("/v1/accounts/{id}/entries?limit=3")).await;
+            let rest_ids: Vec<&Value> = rest.body["data"].as_array().unwrap().iter().map(|e| &e["id"]).collect();
+            let entries = node["entries"]["edges"].as_array().unwrap();
+            let ids: Vec<&Value> = entries.iter().map(|e| &e["node"]["id"]).collect();
+            assert_eq!(ids, rest_ids, "{id}: the newest entries, newest first");
+            assert!(entries.iter().all(|e| e["node"]["accountId"] == id), "{node}");
+            assert_eq!(
+                node["entries"]["pageInfo"]["hasNextPage"], rest.body["has_more"],
+                "{node}"
+            );
+            more += usize::from(rest.body["has_more"] == true);
+        }
+        assert_eq!(more, 11, "the bank and the ten shops paid four times have more");
+    }
+    assert!(
+        counts.iter().all(|n| *n <= 3) && counts[0] == counts[1],
+        "statements for 100 and for 10 accounts: {counts:?}"
+    );
+}
+both!(
+    a_page_of_accounts_with_their_entries_costs_three_statements,
+    a_page_of_accounts_with_their_entries_costs_three_statements_case,
+    super::warm
+);
+
+/// An account's nested entries are shown on the terms of REST's
+/// `/v1/accounts/{id}/entries`: a policy forbidding to read one account
+/// refuses its entries (a field error), and only its.
+async fn nested_entries_follow_the_policies_of_their_account_case(app: &TestApp) {
+    let hidden = app.account("hidden", "usd", false).await;
+    app.fund(&hidden, "usd", 100).await;
+    let shown = app.account("shown", "usd", false).await;
+    app.fund(&shown, "usd", 100).await;
+    let text = format!(
+        r#"forbid(principal, action == Action::"accounts:read", resource) when {{ resource.account == "{hidden}" }};"#
+    );
+    let r = app.post("/v1/policies", json!({"name": "hide", "policy": text})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rest = app.get(&format!("/v1/accounts/{hidden}/entries")).await;
+    rest.assert_error(403, "permission_error", "policy_denied");
+    let list = app.get("/v1/accounts?limit=10").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let query = "{ accounts(first: 10) { edges { node { id entries(first: 5) { edges { node { id } } } } } } }";
+    let (_, body, _) = graphql(app, &app.admin_key, query, json!({})).await;
+    let errors = body["errors"].as_array().expect("a field error");
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["extensions"]["code"], "policy_denied", "{body}");
+    let edges = body["data"]["accounts"]["edges"].as_array().unwrap();
+    for edge in edges {
+        let node = &edge["node"];
+        if node["id"] == hidden.as_str() {
+            assert!(node["entries"].is_null(), "{node}");
+        } else {
+            assert_eq!(node["entries"]["edges"].as_array().unwrap().len(), 1, "{node}");
+        }
+    }
+    assert!(edges.iter().any(|e| e["node"]["id"] == shown.as_str()), "{body}");
+}
+both!(
+    nested_entries_follow_the_policies_of_their_account,
+    nested_entries_follow_the_policies_of_their_account_case
+);
+
 async fn a_nested_object_the_key_may_not_read_is_a_field_error_case(app: &TestApp) {
     let alice = app.account("alice", "usd", false).await;
     app.fund(&alice, "usd", 500).await;
