@@ -5,10 +5,12 @@
 use async_graphql::{ID, Object};
 use serde_json::Value;
 
-use super::{int, opt_id, opt_int, opt_text, text, texts};
+use super::{Answer, int, opt_id, opt_int, opt_text, text, texts};
 
 /// A key to the API, with a role; never its secret.
 pub struct ApiKey(pub(super) Value);
+/// A new key as the answer that made it gives it.
+pub struct ApiKeyWithSecret(pub(super) Answer);
 /// A named set of `resource:action` permissions keys are given.
 pub struct Role(pub(super) Value);
 /// A Cedar attribute policy.
@@ -43,6 +45,23 @@ impl ApiKey {
     }
     async fn revoked_at(&self) -> Option<i64> {
         opt_int(&self.0, "revoked_at")
+    }
+}
+
+#[Object]
+impl ApiKeyWithSecret {
+    async fn api_key(&self) -> ApiKey {
+        ApiKey(self.0.json.clone())
+    }
+    /// The key's secret, shown in this answer only; `null` in a replay,
+    /// which has only what was stored.
+    async fn secret(&self) -> Option<String> {
+        opt_text(&self.0.json, "secret")
+    }
+    /// This answer is a replay of an idempotency key and lacks the secret
+    /// the first answer showed.
+    async fn secret_omitted(&self) -> bool {
+        self.0.secret_omitted
     }
 }
 

@@ -76,3 +76,67 @@ pub struct CreateRefundInput {
     pub(super) amount: Option<i64>,
     pub(super) reason: Option<String>,
 }
+
+#[derive(InputObject)]
+pub struct CreateWebhookEndpointInput {
+    /// A public `https` or `http` URL.
+    pub(super) url: String,
+    /// Event types such as `payment.succeeded`, or `["*"]` for all.
+    pub(super) enabled_events: Vec<String>,
+    pub(super) description: Option<String>,
+    pub(super) metadata: Option<Json<BTreeMap<String, String>>>,
+}
+
+/// Fields left out stay as they are.
+#[derive(InputObject)]
+pub struct UpdateWebhookEndpointInput {
+    pub(super) url: Option<String>,
+    pub(super) enabled_events: Option<Vec<String>>,
+    /// `{value: null}` clears it.
+    pub(super) description: Option<Nullable>,
+    /// Keys to set; a key set to `null` is removed.
+    pub(super) metadata: Option<Json<BTreeMap<String, Option<String>>>>,
+    /// `enabled` or `disabled`: a disabled endpoint gets no deliveries.
+    pub(super) status: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct CreateApiKeyInput {
+    pub(super) name: String,
+    /// The role's name; the caller can only grant what it holds itself.
+    pub(super) role: String,
+    /// Unix seconds; left out, the key never expires.
+    pub(super) expires_at: Option<i64>,
+}
+
+#[derive(InputObject)]
+pub struct CreateRoleInput {
+    pub(super) name: String,
+    /// `resource:action`, such as `payments:read`.
+    pub(super) permissions: Vec<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateRoleInput {
+    /// Replaces the role's permissions; left out, nothing changes.
+    pub(super) permissions: Option<Vec<String>>,
+}
+
+#[derive(InputObject)]
+pub struct CreatePolicyInput {
+    pub(super) name: String,
+    /// The Cedar text, validated against the published schema.
+    pub(super) policy: String,
+    pub(super) description: Option<String>,
+}
+
+/// Fields left out stay as they are.
+#[derive(InputObject)]
+pub struct UpdatePolicyInput {
+    pub(super) name: Option<String>,
+    pub(super) policy: Option<String>,
+    /// `{value: null}` clears it.
+    pub(super) description: Option<Nullable>,
+    /// `enabled` or `disabled`; enabling validates the text again.
+    pub(super) status: Option<String>,
+}

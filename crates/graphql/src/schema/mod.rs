@@ -6,6 +6,7 @@
 //! the schema and holds what every resolver shares: the request, its
 //! loaders, and how an operation runs through the pipeline.
 
+mod access_mutation;
 mod access_objects;
 mod access_query;
 mod inputs;
@@ -14,6 +15,7 @@ mod objects;
 mod page;
 mod query;
 mod relations;
+mod webhook_mutation;
 mod webhook_objects;
 mod webhook_query;
 
@@ -51,7 +53,7 @@ impl Default for Limits {
 }
 
 pub fn build_schema(limits: Limits) -> SettleSchema {
-    let builder = Schema::build(Query::default(), Mutation, EmptySubscription)
+    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity);
     if limits.introspection {
@@ -91,25 +93,46 @@ impl RequestContext {
 
     /// Runs `op` through the pipeline; a replay is the stored JSON.
     async fn run<O: Operation>(&self, op: O, idempotency_key: Option<String>) -> Result<Value> {
-        Ok(self.run_shown(op, idempotency_key).await?.0)
+        Ok(self.answer(move || Ok(op), idempotency_key).await?.json)
     }
 
-    /// [`Self::run`], also saying whether the answer lacks a secret the
-    /// first answer showed (a replay of an operation that shows one once).
-    async fn run_shown<O: Operation>(&self, op: O, idempotency_key: Option<String>) -> Result<(Value, bool)> {
+    /// Runs the operation `build` makes from the mutation's arguments.
+    /// The pipeline calls `build` once it has let the caller in, as REST
+    /// reads a body only then: a caller without the permission learns
+    /// nothing of the input's shape.
+    async fn answer<O, F>(&self, build: F, idempotency_key: Option<String>) -> Result<Answer>
+    where
+        O: Operation,
+        F: FnOnce() -> Result<O, Failure> + Send,
+    {
         let mut call = self.call.clone();
         call.idempotency_key = idempotency_key;
-        match self.settle.execute(call, || async { Ok(Input::new(op)) }).await {
-            Ok(Outcome::Done(output)) => serde_json::to_value(output)
-                .map(|json| (json, false))
-                .map_err(|_| error(Failure::internal())),
+        match self
+            .settle
+            .execute(call, || async move { build().map(Input::new) })
+            .await
+        {
+            Ok(Outcome::Done(output)) => Ok(Answer {
+                json: serde_json::to_value(output).map_err(|_| error(Failure::internal()))?,
+                secret_omitted: false,
+            }),
             Ok(Outcome::Replayed {
                 response,
                 secret_omitted,
-            }) => Ok((replayed(&response.body, response.status)?, secret_omitted)),
+            }) => Ok(Answer {
+                json: replayed(&response.body, response.status)?,
+                secret_omitted,
+            }),
             Err(failure) => Err(error(failure)),
         }
     }
+}
+
+/// What an operation answered, as JSON.
+struct Answer {
+    json: Value,
+    /// The answer is a replay that lacks a secret the first one showed.
+    secret_omitted: bool,
 }
 
 /// A stored answer given again: the object, or the stored refusal.

@@ -1,25 +1,35 @@
 //! Writes: each mutation fills an operation's typed input and runs it
-//! through the pipeline, with the client's idempotency key.
+//! through the pipeline, with the client's idempotency key. The root
+//! gathers the writes of each area; this file holds the ledger's
+//! (payments, refunds, accounts, customers).
 
-use async_graphql::{Context, ID, Object, Result};
+use async_graphql::{Context, ID, MergedObject, Object, Result};
 use settle_core::ops::accounts::{CreateAccount, UpdateAccount};
 use settle_core::ops::customers::{CreateCustomer, DeleteCustomer, UpdateCustomer};
 use settle_core::ops::payments::{CancelPayment, CapturePayment, CreatePayment};
 use settle_core::ops::refunds::CreateRefund;
 
+use super::access_mutation::AccessMutation;
 use super::inputs::{
     CreateAccountInput, CreateCustomerInput, CreatePaymentInput, CreateRefundInput, Nullable, UpdateAccountInput,
     UpdateCustomerInput,
 };
 use super::objects::{Account, Customer, Payment, Refund};
+use super::webhook_mutation::WebhookMutation;
 use super::{rc, text};
 
-pub struct Mutation;
-
 /// Every write takes `idempotencyKey`: the same key with the same input
-/// gives the first answer again, whichever face sent it first.
+/// gives the first answer again, whichever face sent it first. Updates
+/// take `expectedVersion`, refused with `version_conflict` when the
+/// object changed since (REST's `If-Match`).
+#[derive(MergedObject, Default)]
+pub struct Mutation(LedgerMutation, WebhookMutation, AccessMutation);
+
+#[derive(Default)]
+pub struct LedgerMutation;
+
 #[Object]
-impl Mutation {
+impl LedgerMutation {
     async fn create_payment(
         &self,
         ctx: &Context<'_>,

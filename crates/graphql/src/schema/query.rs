@@ -22,7 +22,7 @@ use super::rc;
 use super::relations::{preload_accounts, preload_payments};
 use super::webhook_query::WebhookQuery;
 
-/// Every read, in the order of the API document.
+/// Every read: the ledger's, then webhooks', then access control's.
 #[derive(MergedObject, Default)]
 pub struct Query(LedgerQuery, WebhookQuery, AccessQuery);
 

@@ -5,10 +5,12 @@
 use async_graphql::{ID, Json, Object};
 use serde_json::Value;
 
-use super::{int, opt_int, opt_text, text, texts};
+use super::{Answer, int, opt_int, opt_text, text, texts};
 
 /// A receiver of signed events (its secret is never shown here).
 pub struct WebhookEndpoint(pub(super) Value);
+/// An endpoint as the answer that issued its signing secret gives it.
+pub struct WebhookEndpointWithSecret(pub(super) Answer);
 /// One event's delivery to one endpoint.
 pub struct WebhookDelivery(pub(super) Value);
 /// One try of a delivery.
@@ -44,6 +46,23 @@ impl WebhookEndpoint {
     }
     async fn created(&self) -> i64 {
         int(&self.0, "created")
+    }
+}
+
+#[Object]
+impl WebhookEndpointWithSecret {
+    async fn webhook_endpoint(&self) -> WebhookEndpoint {
+        WebhookEndpoint(self.0.json.clone())
+    }
+    /// The signing secret (`whsec_...`), shown in this answer only; `null`
+    /// in a replay, which has only what was stored.
+    async fn secret(&self) -> Option<String> {
+        opt_text(&self.0.json, "secret")
+    }
+    /// This answer is a replay of an idempotency key and lacks the secret
+    /// the first answer showed.
+    async fn secret_omitted(&self) -> bool {
+        self.0.secret_omitted
     }
 }
 
