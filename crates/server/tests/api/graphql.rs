@@ -1,9 +1,12 @@
 //! GraphQL at `/graphql` over the same pipeline as REST: a page of 100
 //! payments with each one's customer, accounts and newest refunds in at
 //! most 4 SQL statements (batched loads, a window per payment for the
-//! refunds), a nested object the key may not read as a field error naming
-//! the permission, idempotency keys shared with REST, clear errors for bad
-//! queries, and GraphiQL served from the binary.
+//! refunds), a page of 100 accounts with customers and newest entries in
+//! 3, a nested object the key may not read as a field error naming the
+//! permission or policy, idempotency keys shared with REST, clear errors
+//! for bad queries, GraphiQL served from the binary, and every exposed
+//! operation letting in or refusing each built-in role as REST does
+//! (webhooks, keys, roles and policies round trips: `graphql_admin`).
 
 use std::time::Duration;
 
@@ -13,7 +16,7 @@ use settle::config::Config;
 use crate::support::{Backend, TestApp, both, run_config};
 
 /// Posts `query` as `key`; the JSON answer and the statements it cost.
-async fn graphql(app: &TestApp, key: &str, query: &str, variables: Value) -> (u16, Value, Option<u64>) {
+pub(crate) async fn graphql(app: &TestApp, key: &str, query: &str, variables: Value) -> (u16, Value, Option<u64>) {
     let res = app
         .client
         .post(app.url("/graphql"))
@@ -508,6 +511,77 @@ const EXPOSED: &[(&str, &str)] = &[
         "mutation { updateCustomer(id: \"cus_0\", input: {}) { id } }",
     ),
     ("delete_customer", "mutation { deleteCustomer(id: \"cus_0\") }"),
+    (
+        "list_ledger_entries",
+        "{ ledgerEntries(account: \"acct_0\", first: 1) { edges { cursor } } }",
+    ),
+    (
+        "list_webhook_deliveries",
+        "{ webhookDeliveries(endpoint: \"we_0\", first: 1, status: \"failed\") { edges { cursor } } }",
+    ),
+    ("retrieve_webhook_delivery", "{ webhookDelivery(id: \"wd_0\") { id } }"),
+    (
+        "list_webhook_attempts",
+        "{ webhookAttempts(delivery: \"wd_0\", first: 1) { edges { cursor } } }",
+    ),
+    (
+        "list_webhook_replays",
+        "{ webhookReplays(endpoint: \"we_0\", first: 1) { edges { cursor } } }",
+    ),
+    ("list_api_keys", "{ apiKeys(first: 1) { edges { cursor } } }"),
+    ("retrieve_api_key", "{ apiKey(id: \"key_0\") { id } }"),
+    ("list_roles", "{ roles(first: 1) { edges { cursor } } }"),
+    ("retrieve_role", "{ role(id: \"role_0\") { id } }"),
+    ("list_policies", "{ policies(first: 1) { edges { cursor } } }"),
+    ("retrieve_policy", "{ policy(id: \"pol_0\") { id } }"),
+    ("list_audit_events", "{ auditEvents(first: 1) { edges { cursor } } }"),
+    (
+        "create_webhook_endpoint",
+        "mutation { createWebhookEndpoint(input: {url: \"http://127.0.0.1:9/x\", enabledEvents: [\"*\"]}) { secret } }",
+    ),
+    (
+        "update_webhook_endpoint",
+        "mutation { updateWebhookEndpoint(id: \"we_0\", input: {}) { id } }",
+    ),
+    (
+        "delete_webhook_endpoint",
+        "mutation { deleteWebhookEndpoint(id: \"we_0\") }",
+    ),
+    (
+        "rotate_webhook_secret",
+        "mutation { rotateWebhookSecret(id: \"we_0\") { secret } }",
+    ),
+    (
+        "replay_webhooks",
+        "mutation { replayWebhooks(id: \"we_0\", since: 0) { id } }",
+    ),
+    (
+        "retry_webhook_delivery",
+        "mutation { retryWebhookDelivery(id: \"wd_0\") { id } }",
+    ),
+    (
+        "create_api_key",
+        "mutation { createApiKey(input: {name: \"x\", role: \"viewer\"}) { secret } }",
+    ),
+    ("revoke_api_key", "mutation { revokeApiKey(id: \"key_0\") { id } }"),
+    (
+        "create_role",
+        "mutation { createRole(input: {name: \"x\", permissions: [\"accounts:read\"]}) { id } }",
+    ),
+    (
+        "update_role",
+        "mutation { updateRole(id: \"role_0\", input: {}) { id } }",
+    ),
+    ("delete_role", "mutation { deleteRole(id: \"role_0\") }"),
+    (
+        "create_policy",
+        "mutation { createPolicy(input: {name: \"x\", policy: \"not cedar\"}) { id } }",
+    ),
+    (
+        "update_policy",
+        "mutation { updatePolicy(id: \"pol_0\", input: {status: \"bogus\"}) { id } }",
+    ),
+    ("delete_policy", "mutation { deletePolicy(id: \"pol_0\") }"),
 ];
 
 /// For every operation GraphQL exposes and every built-in role, the key is
