@@ -632,3 +632,28 @@ both!(
     the_same_key_gets_the_same_answer_on_both_faces,
     the_same_key_gets_the_same_answer_on_both_faces_case
 );
+
+/// Every registered operation is in [`EXPOSED`], so the parity above
+/// covers each one, but for those GraphQL leaves to REST on purpose.
+#[test]
+fn every_operation_is_exposed_or_left_out_on_purpose() {
+    const LEFT_TO_REST: &[&str] = &[
+        // A text document (the Cedar schema), not an object.
+        "policy_schema",
+        // An operator's view of the queue, served to the dashboard.
+        "queue_summary",
+    ];
+    for spec in settle_core::pipeline::registry::ALL {
+        let exposed = EXPOSED.iter().any(|(name, _)| *name == spec.name);
+        assert!(
+            exposed != LEFT_TO_REST.contains(&spec.name),
+            "{}: exposed on GraphQL {exposed}, left to REST {}",
+            spec.name,
+            LEFT_TO_REST.contains(&spec.name)
+        );
+    }
+    assert_eq!(
+        EXPOSED.len() + LEFT_TO_REST.len(),
+        settle_core::pipeline::registry::ALL.len()
+    );
+}
