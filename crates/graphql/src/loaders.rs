@@ -1,8 +1,8 @@
 //! Per-request loaders: every nested relation of a page (a payment's
-//! customer, source and destination, its refunds) is gathered from all the
-//! page's objects and loaded in one statement per kind, each object then
-//! checked against the reader's permission and policies, as `expand[]`
-//! does on REST. Created for each request, so nothing is shared between
+//! customer, source and destination, its refunds; an account's customer
+//! and newest entries) is gathered from all the page's objects and loaded
+//! in one statement per kind, each object then checked against the
+//! reader's permission and policies, as `expand[]` does on REST. Created for each request, so nothing is shared between
 //! keys and nothing is cached past the request.
 
 use std::collections::HashMap;
@@ -13,6 +13,7 @@ use settle_core::pipeline::{Failure, Viewer};
 use settle_domain::account::Account;
 use settle_domain::customer::Customer;
 use settle_domain::ids::{AccountId, CustomerId, PaymentId};
+use settle_domain::ledger::LedgerEntry;
 use settle_domain::payment::Payment;
 use settle_domain::rbac::Resource;
 use settle_domain::refund::Refund;
@@ -33,12 +34,56 @@ pub struct RefundsOf {
     pub payment: String,
     pub first: u32,
 }
+/// The newest `first` ledger entries of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntriesOf {
+    pub account: String,
+    pub first: u32,
+}
 
-/// The refunds of one payment, newest first, and whether more exist.
-#[derive(Debug, Clone, Default)]
-pub struct RefundPage {
-    pub refunds: Vec<Refund>,
+/// The newest children of one parent (a payment's refunds, an account's
+/// entries), newest first, and whether more exist.
+#[derive(Debug, Clone)]
+pub struct Newest<T> {
+    pub items: Vec<T>,
     pub has_more: bool,
+}
+
+impl<T> Default for Newest<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            has_more: false,
+        }
+    }
+}
+
+/// Each parent's page from the rows of a window of `first + 1` per parent
+/// (newest first): the extra row only says there are more.
+fn newest_by_parent<T>(rows: Vec<T>, first: u32, parent: impl Fn(&T) -> String) -> HashMap<String, Newest<T>> {
+    let mut pages: HashMap<String, Newest<T>> = HashMap::new();
+    for row in rows {
+        let page = pages.entry(parent(&row)).or_default();
+        if page.items.len() < first as usize {
+            page.items.push(row);
+        } else {
+            page.has_more = true;
+        }
+    }
+    pages
+}
+
+/// The parents of `keys` grouped by the `first` each asks for, so each
+/// distinct `first` costs one statement (one in practice).
+fn by_first<K, Id>(keys: &[K], of: impl Fn(&K) -> (&str, u32), parse: fn(&str) -> Option<Id>) -> HashMap<u32, Vec<Id>> {
+    let mut grouped: HashMap<u32, Vec<Id>> = HashMap::new();
+    for key in keys {
+        let (parent, first) = of(key);
+        if let Some(id) = parse(parent) {
+            grouped.entry(first).or_default().push(id);
+        }
+    }
+    grouped
 }
 
 pub struct Related {
@@ -131,43 +176,64 @@ impl Loader<PaymentKey> for Related {
 }
 
 impl Loader<RefundsOf> for Related {
-    type Value = Shown<RefundPage>;
+    type Value = Shown<Newest<Refund>>;
     type Error = Failure;
 
-    /// One statement per distinct `first` (one in practice): a window of
-    /// `first + 1` refunds per payment, the extra one saying there are more.
+    /// One statement per distinct `first`: a window of `first + 1` refunds
+    /// per payment, the extra one saying there are more.
     async fn load(&self, keys: &[RefundsOf]) -> Result<HashMap<RefundsOf, Self::Value>, Self::Error> {
-        let mut by_first: HashMap<u32, Vec<PaymentId>> = HashMap::new();
-        for key in keys {
-            if let Some(id) = PaymentId::parse(&key.payment) {
-                by_first.entry(key.first).or_default().push(id);
-            }
-        }
         let mut out = HashMap::new();
-        for (first, payments) in by_first {
+        for (first, payments) in by_first(keys, |k| (&k.payment, k.first), PaymentId::parse) {
             let refunds = self
                 .settle
                 .store()
                 .refunds_of_payments(&payments, first.saturating_add(1))
                 .await
                 .map_err(failure)?;
-            let mut pages: HashMap<String, RefundPage> = HashMap::new();
-            for refund in refunds {
-                let page = pages.entry(refund.payment.to_string()).or_default();
-                if page.refunds.len() < first as usize {
-                    page.refunds.push(refund);
-                } else {
-                    page.has_more = true;
-                }
-            }
+            let mut pages = newest_by_parent(refunds, first, |r| r.payment.to_string());
             for payment in payments {
                 let id = payment.to_string();
                 let page = pages.remove(&id).unwrap_or_default();
-                let shown = match self.settle.may_read(&self.viewer, Resource::Refunds, "") {
-                    Ok(()) => Ok(page),
-                    Err(e) => Err(e),
-                };
+                let shown = self.shown(Resource::Refunds, "", page);
                 out.insert(RefundsOf { payment: id, first }, shown);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<EntriesOf> for Related {
+    type Value = Shown<Newest<LedgerEntry>>;
+    type Error = Failure;
+
+    /// One statement per distinct `first`: a window of `first + 1` entries
+    /// per account the reader may list the entries of (`accounts:read`
+    /// and the policies for that account, as REST's
+    /// `GET /v1/accounts/{id}/entries`); the others are refused unread.
+    async fn load(&self, keys: &[EntriesOf]) -> Result<HashMap<EntriesOf, Self::Value>, Self::Error> {
+        let mut out = HashMap::new();
+        for (first, accounts) in by_first(keys, |k| (&k.account, k.first), AccountId::parse) {
+            let mut readable = Vec::new();
+            for account in accounts {
+                let id = account.to_string();
+                match self.settle.may_read(&self.viewer, Resource::Accounts, &id) {
+                    Ok(()) => readable.push(account),
+                    Err(refused) => {
+                        out.insert(EntriesOf { account: id, first }, Err(refused));
+                    }
+                }
+            }
+            let entries = self
+                .settle
+                .store()
+                .entries_of_accounts(&readable, first.saturating_add(1))
+                .await
+                .map_err(failure)?;
+            let mut pages = newest_by_parent(entries, first, |e| e.account.to_string());
+            for account in readable {
+                let id = account.to_string();
+                let page = pages.remove(&id).unwrap_or_default();
+                out.insert(EntriesOf { account: id, first }, Ok(page));
             }
         }
         Ok(out)

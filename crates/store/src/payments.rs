@@ -63,6 +63,10 @@ pub trait PaymentStore: Send + Sync {
     async fn list_refunds(&self, q: &ListQuery<RefundFilter>) -> StoreResult<Page<Refund>>;
 
     async fn list_entries(&self, q: &ListQuery<EntryFilter>) -> StoreResult<Page<LedgerEntry>>;
+    /// The newest `first` entries of each of these accounts, newest first,
+    /// in one statement whatever the number of accounts (a window per
+    /// account, not a query each).
+    async fn entries_of_accounts(&self, accounts: &[AccountId], first: u32) -> StoreResult<Vec<LedgerEntry>>;
     /// The sum of an account's entries: the invariant check compares it with the balance.
     async fn entries_sum(&self, account: AccountId) -> StoreResult<i64>;
 

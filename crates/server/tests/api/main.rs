@@ -18,6 +18,7 @@ mod dashboard;
 mod events;
 mod expand;
 mod graphql;
+mod graphql_admin;
 mod grpc;
 mod hardening;
 mod http_accounts;

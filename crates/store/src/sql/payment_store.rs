@@ -118,6 +118,10 @@ impl PaymentStore for SqlStore {
         .await
     }
 
+    async fn entries_of_accounts(&self, accounts: &[AccountId], first: u32) -> StoreResult<Vec<LedgerEntry>> {
+        entries::of_accounts(&mut self.reader(), self.dialect, accounts, first).await
+    }
+
     async fn entries_sum(&self, account: AccountId) -> StoreResult<i64> {
         entries::sum(&mut self.reader(), account).await
     }

@@ -32,22 +32,8 @@ pub async fn refunds_of<E: Executor + ?Sized>(
     payments: &[PaymentId],
     first: u32,
 ) -> StoreResult<Vec<Refund>> {
-    if payments.is_empty() {
-        return Ok(Vec::new());
-    }
-    let marks: Vec<String> = (1..=payments.len()).map(|i| dialect.placeholder(i)).collect();
-    let limit = dialect.placeholder(payments.len() + 1);
-    let sql = format!(
-        "SELECT {REFUND_COLS} FROM (SELECT {REFUND_COLS}, ROW_NUMBER() OVER (PARTITION BY payment_id ORDER BY id DESC) AS rank \
-         FROM refunds WHERE payment_id IN ({})) AS ranked WHERE rank <= {limit} ORDER BY payment_id, id DESC",
-        marks.join(", ")
-    );
-    let mut q = query(sql);
-    for id in payments {
-        q = q.bind(id.to_bytes());
-    }
-    let rows = q.bind(i64::from(first)).fetch_all(ex).await?;
-    rows.iter().map(rows::refund).collect()
+    let ids = payments.iter().map(|id| id.to_bytes()).collect();
+    rows::newest_per_parent(ex, dialect, rows::REFUNDS_OF_PAYMENTS, ids, first, rows::refund).await
 }
 
 pub async fn get_refund<E: Executor + ?Sized>(ex: &mut E, id: RefundId) -> StoreResult<Option<Refund>> {

@@ -10,8 +10,8 @@ use super::list::{FilterValue, list_sql};
 use super::queue::{REAP_PROCESSED_SQL, ready_sql};
 use super::rbac::{ROLE_BY_NAME_SQL, ROLE_IN_USE_SQL};
 use super::rows::{
-    ACCOUNT_COLS, API_KEY_COLS, AUDIT_COLS, CUSTOMER_COLS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS, POLICY_COLS,
-    REFUND_COLS, ROLE_COLS,
+    ACCOUNT_COLS, API_KEY_COLS, AUDIT_COLS, CUSTOMER_COLS, ENTRIES_OF_ACCOUNTS, ENTRY_COLS, EVENT_COLS, PAYMENT_COLS,
+    POLICY_COLS, REFUND_COLS, REFUNDS_OF_PAYMENTS, ROLE_COLS, newest_per_parent_sql,
 };
 use super::webhook_replays::REPLAY_COLS;
 use super::webhooks::{ATTEMPT_COLS, DELIVERY_COLS, ENDPOINT_COLS};
@@ -142,6 +142,23 @@ pub fn query_paths() -> Vec<QueryPath> {
             binds,
             index: Some("webhook_deliveries_endpoint_status"),
             ordered: true,
+        });
+    }
+    // GraphQL's nested lists: the newest children of a whole page of parents.
+    for (name, children, index) in [
+        ("refunds of payments", REFUNDS_OF_PAYMENTS, "refunds_payment_id"),
+        ("entries of accounts", ENTRIES_OF_ACCOUNTS, "ledger_entries_account_id"),
+    ] {
+        paths.push(QueryPath {
+            name: format!("newest {name} (a window per parent)"),
+            sql: newest_per_parent_sql(super::Dialect::Postgres, children, 2),
+            binds: vec![
+                FilterValue::Bytes(vec![0x01; 16]),
+                FilterValue::Bytes(vec![0x02; 16]),
+                FilterValue::Int(11),
+            ],
+            index: Some(index),
+            ordered: false,
         });
     }
     let one = |name: &str, sql: &str, binds: Vec<FilterValue>, index: Option<&'static str>| QueryPath {

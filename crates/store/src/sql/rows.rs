@@ -74,6 +74,67 @@ where
     found.iter().map(decode).collect()
 }
 
+/// A table whose rows are shown per parent row, newest first (a
+/// payment's refunds, an account's entries): its columns, and the column
+/// naming the parent, indexed with `id`.
+#[derive(Debug, Clone, Copy)]
+pub struct Children {
+    pub table: &'static str,
+    pub columns: &'static str,
+    pub parent: &'static str,
+}
+
+pub const REFUNDS_OF_PAYMENTS: Children = Children {
+    table: "refunds",
+    columns: REFUND_COLS,
+    parent: "payment_id",
+};
+
+pub const ENTRIES_OF_ACCOUNTS: Children = Children {
+    table: "ledger_entries",
+    columns: ENTRY_COLS,
+    parent: "account_id",
+};
+
+/// The newest `first` children of each of `parents` parents (the limit is
+/// the last placeholder), newest first within each parent, in one
+/// statement whatever the number of parents: a window per parent over the
+/// `(parent, id)` index, instead of a query each.
+pub fn newest_per_parent_sql(dialect: super::Dialect, children: Children, parents: usize) -> String {
+    let Children { table, columns, parent } = children;
+    let marks: Vec<String> = (1..=parents).map(|i| dialect.placeholder(i)).collect();
+    let limit = dialect.placeholder(parents + 1);
+    format!(
+        "SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY {parent} ORDER BY id DESC) AS rank \
+         FROM {table} WHERE {parent} IN ({})) AS ranked WHERE rank <= {limit} ORDER BY {parent}, id DESC",
+        marks.join(", ")
+    )
+}
+
+/// Runs [`newest_per_parent_sql`] and decodes its rows (no statement for
+/// no parents).
+pub async fn newest_per_parent<E, T>(
+    ex: &mut E,
+    dialect: super::Dialect,
+    children: Children,
+    parents: Vec<Vec<u8>>,
+    first: u32,
+    decode: fn(&Row) -> StoreResult<T>,
+) -> StoreResult<Vec<T>>
+where
+    E: Executor + ?Sized,
+{
+    if parents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = query(newest_per_parent_sql(dialect, children, parents.len()));
+    for id in parents {
+        q = q.bind(id);
+    }
+    let rows = q.bind(i64::from(first)).fetch_all(ex).await?;
+    rows.iter().map(decode).collect()
+}
+
 fn corrupt(what: &str, col: &str) -> StoreError {
     StoreError::Internal(format!("stored {what}.{col} is not valid"))
 }

@@ -1,11 +1,11 @@
-//! Listing in the storage contract: payment filters, `starting_after`/`ending_before` cursors and `created` ranges select and order the same rows on every backend.
+//! Listing in the storage contract: payment filters, `starting_after`/`ending_before` cursors and `created` ranges select and order the same rows on every backend, and so do the newest children of many parents at once (GraphQL's nested lists).
 
 use settle_domain::ids::PaymentId;
 use settle_domain::payment::{Payment, PaymentStatus};
-use settle_store::records::PaymentFilter;
+use settle_store::records::{EntryFilter, NewRefund, PaymentFilter};
 use settle_store::{CreatedRange, Cursor, ListQuery, StoreError, WriteContext};
 
-use super::{ctx, customer, ids, new_payment, open, pay, payment_query, unknown_uuid, usd};
+use super::{amount, ctx, customer, ids, new_payment, open, pay, payment_query, unknown_uuid, usd};
 use crate::support::{TestApp, both};
 
 /// Which payments a filter should keep.
@@ -279,4 +279,63 @@ async fn list_payments_created_range_case(app: &TestApp) {
     };
     let page = store.list_payments(&q).await.unwrap();
     assert_eq!((ids(&page), page.has_more), (vec![p[1]], true));
+}
+
+both!(newest_children_of_many_parents, newest_children_of_many_parents_case);
+/// Each parent's newest `first` children in one call, newest first, as its
+/// own list gives them; a parent without any has none.
+async fn newest_children_of_many_parents_case(app: &TestApp) {
+    let (store, ctx) = (app.store().as_ref(), ctx(app));
+    let bank = open(store, &ctx, "bank", usd(), true).await;
+    let a = open(store, &ctx, "a", usd(), false).await;
+    let b = open(store, &ctx, "b", usd(), false).await;
+    let idle = open(store, &ctx, "idle", usd(), false).await;
+    let mut payments = Vec::new();
+    for value in [3, 4, 5] {
+        payments.push(pay(store, &ctx, bank.id, a.id, value, true).await.unwrap().id);
+    }
+    payments.push(pay(store, &ctx, bank.id, b.id, 9, true).await.unwrap().id);
+    let accounts = [a.id, b.id, idle.id, bank.id];
+    let got = store.entries_of_accounts(&accounts, 2).await.unwrap();
+    for account in accounts {
+        let q = ListQuery {
+            filter: Some(EntryFilter::Account(account)),
+            ..ListQuery::first(2)
+        };
+        let listed: Vec<_> = store
+            .list_entries(&q)
+            .await
+            .unwrap()
+            .data
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let window: Vec<_> = got.iter().filter(|e| e.account == account).map(|e| e.id).collect();
+        assert_eq!(window, listed, "{account}");
+    }
+    assert_eq!(got.len(), 2 + 1 + 2, "at most two each");
+    assert!(store.entries_of_accounts(&[], 2).await.unwrap().is_empty());
+
+    for _ in 0..3 {
+        let new = NewRefund {
+            payment: payments[0],
+            amount: Some(amount(1)),
+            reason: None,
+        };
+        store.create_refund(&ctx, new).await.unwrap();
+    }
+    let refunds = store.refunds_of_payments(&payments, 2).await.unwrap();
+    let q = ListQuery {
+        filter: Some(settle_store::records::RefundFilter::Payment(payments[0])),
+        ..ListQuery::first(2)
+    };
+    let listed: Vec<_> = store
+        .list_refunds(&q)
+        .await
+        .unwrap()
+        .data
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(refunds.iter().map(|r| r.id).collect::<Vec<_>>(), listed);
 }
