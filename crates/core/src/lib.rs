@@ -17,6 +17,7 @@ pub mod processor;
 pub mod queue;
 pub mod secrets;
 mod service;
+pub mod shown;
 pub mod tls;
 pub mod webhook;
 pub mod workers;

@@ -8,23 +8,12 @@ use prost_types::value::Kind;
 use serde_json::Value;
 use settle_core::ops::ListParams;
 use settle_core::pipeline::Failure;
+use settle_core::shown::{int, opt_text, text, texts};
 use settle_store::list::{DEFAULT_LIMIT, MAX_LIMIT};
 use settle_store::{Cursor, ListQuery};
 use uuid::Uuid;
 
 use crate::pb;
-
-fn text(v: &Value, k: &str) -> String {
-    v[k].as_str().unwrap_or_default().to_owned()
-}
-
-fn opt_text(v: &Value, k: &str) -> Option<String> {
-    v[k].as_str().map(str::to_owned)
-}
-
-fn int(v: &Value, k: &str) -> i64 {
-    v[k].as_i64().unwrap_or_default()
-}
 
 fn metadata(v: &Value) -> HashMap<String, String> {
     v["metadata"]
@@ -163,10 +152,7 @@ pub fn webhook_endpoint(v: &Value) -> pb::WebhookEndpoint {
     pb::WebhookEndpoint {
         id: text(v, "id"),
         url: text(v, "url"),
-        enabled_events: v["enabled_events"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default(),
+        enabled_events: texts(v, "enabled_events"),
         description: opt_text(v, "description"),
         metadata: metadata(v),
         status: text(v, "status"),

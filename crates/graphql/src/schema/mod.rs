@@ -23,6 +23,7 @@ use async_graphql::{Context, EmptySubscription, Result, Schema};
 use serde_json::Value;
 use settle_core::Settle;
 use settle_core::pipeline::{Call, Failure, Input, Operation, Outcome, Viewer};
+use settle_core::shown::{int, opt_int, opt_text, text, texts};
 use tokio::sync::OnceCell;
 
 use crate::errors::error;
@@ -157,29 +158,6 @@ fn rc<'a>(ctx: &'a Context<'_>) -> Result<&'a RequestContext> {
     ctx.data::<RequestContext>()
 }
 
-fn text(v: &Value, k: &str) -> String {
-    v[k].as_str().unwrap_or_default().to_owned()
-}
-
-fn opt_text(v: &Value, k: &str) -> Option<String> {
-    v[k].as_str().map(str::to_owned)
-}
-
-fn int(v: &Value, k: &str) -> i64 {
-    v[k].as_i64().unwrap_or_default()
-}
-
-fn opt_int(v: &Value, k: &str) -> Option<i64> {
-    v[k].as_i64()
-}
-
 fn opt_id(v: &Value, k: &str) -> Option<async_graphql::ID> {
     v[k].as_str().map(|s| async_graphql::ID(s.to_owned()))
-}
-
-/// A list of strings (`enabled_events`, `permissions`).
-fn texts(v: &Value, k: &str) -> Vec<String> {
-    v[k].as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
 }

@@ -594,19 +594,7 @@ async fn the_same_key_gets_the_same_answer_on_both_faces_case(app: &TestApp) {
         let key = app.key(role).await;
         for (operation, document) in EXPOSED {
             let spec = by_name(operation).unwrap_or_else(|| panic!("{operation} is not registered"));
-            let route = settle_api::registry::routes()
-                .into_iter()
-                .find(|r| r.operation == *operation)
-                .unwrap();
-            let path = route.path.replace("{id}", "x_0");
-            let rest = app
-                .call(
-                    reqwest::Method::from_bytes(route.method.as_str().as_bytes()).unwrap(),
-                    &path,
-                    Some(&key),
-                    Some(json!({})),
-                )
-                .await;
+            let rest = app.operation_as(operation, &key).await;
             let rest_denied = rest.status == 403;
             let (_, body, _) = graphql(app, &key, document, json!({})).await;
             let code = body["errors"][0]["extensions"]["code"]

@@ -789,19 +789,7 @@ async fn the_same_key_gets_the_same_answer_as_on_rest_case(app: &TestApp) {
         let key = app.key(role).await;
         for (operation, method) in settle_grpc::EXPOSED {
             let spec = by_name(operation).unwrap_or_else(|| panic!("{operation} is not registered"));
-            let route = settle_api::registry::routes()
-                .into_iter()
-                .find(|r| r.operation == *operation)
-                .unwrap();
-            let path = route.path.replace("{id}", "x_0");
-            let rest = app
-                .call(
-                    reqwest::Method::from_bytes(route.method.as_str().as_bytes()).unwrap(),
-                    &path,
-                    Some(&key),
-                    Some(json!({})),
-                )
-                .await;
+            let rest = app.operation_as(operation, &key).await;
             // The empty message: every field at its default.
             let grpc = raw_call(&ch, Some(&key), method, Vec::new()).await;
             let grpc_denied = matches!(&grpc, Err(s) if s.code() == Code::PermissionDenied);

@@ -440,6 +440,19 @@ impl TestApp {
         Resp::read(res).await
     }
 
+    /// REST's answer to `operation` (a registry name) for `key`, on its
+    /// route with an id that names nothing and an empty JSON body: what a
+    /// face parity test compares the other faces with.
+    pub async fn operation_as(&self, operation: &str, key: &str) -> Resp {
+        let route = settle_api::registry::routes()
+            .into_iter()
+            .find(|r| r.operation == operation)
+            .unwrap_or_else(|| panic!("{operation} has no REST route"));
+        let path = route.path.replace("{id}", "x_0");
+        let method = Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+        self.call(method, &path, Some(key), Some(serde_json::json!({}))).await
+    }
+
     /// Opens an account and returns its id.
     pub async fn account(&self, name: &str, currency: &str, allow_negative: bool) -> String {
         let r = self
