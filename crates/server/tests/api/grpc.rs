@@ -692,8 +692,8 @@ async fn refusals_carry_spec_codes_case(app: &TestApp) {
 }
 both!(refusals_carry_spec_codes, refusals_carry_spec_codes_case);
 
-/// One idempotency key, whichever face sends it: the same parameters
-/// replay the first answer; different ones are refused.
+/// One idempotency key, whichever face sends it (gRPC, REST, GraphQL):
+/// the same parameters replay the first answer; different ones are refused.
 async fn idempotency_keys_are_shared_with_rest_case(app: &TestApp) {
     let key = app.admin_key.clone();
     let mut payments = PaymentServiceClient::new(channel(app).await);
@@ -754,8 +754,24 @@ async fn idempotency_keys_are_shared_with_rest_case(app: &TestApp) {
     )
     .await;
     assert_eq!(rest.id(), first.id, "a replay of gRPC's payment");
+    // And GraphQL: the third face replays the same payment.
+    let graphql = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&key)
+        .json(&json!({
+            "query": "mutation($input: CreatePaymentInput!) { createPayment(input: $input, idempotencyKey: \"order-2\") { id } }",
+            "variables": {"input": {"amount": 700, "currency": "usd", "source": bank, "destination": shop}},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(graphql["data"]["createPayment"]["id"], first.id.as_str(), "{graphql}");
     let balance = app.get(&format!("/v1/accounts/{shop}")).await.body["balance"].clone();
-    assert_eq!(balance, 1200, "two payments, not four");
+    assert_eq!(balance, 1200, "two payments, not five");
 }
 both!(
     idempotency_keys_are_shared_with_rest,
