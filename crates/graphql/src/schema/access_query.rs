@@ -23,9 +23,9 @@ impl AccessQuery {
 
     #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
     async fn api_keys(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<ApiKeyConnection> {
-        let params = page(first, after, |t| ApiKeyId::parse(t).map(|i| i.uuid()))?;
+        let params = page(first, after, |t| ApiKeyId::parse(t).map(|i| i.uuid()));
         Ok(ApiKeyConnection::from_page(
-            rc(ctx)?.run(ListApiKeys(params), None).await?,
+            rc(ctx)?.run_with(move || params.map(ListApiKeys), None).await?,
         ))
     }
 
@@ -37,8 +37,10 @@ impl AccessQuery {
     /// Roles, built-in and custom.
     #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
     async fn roles(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<RoleConnection> {
-        let params = page(first, after, |t| RoleId::parse(t).map(|i| i.uuid()))?;
-        Ok(RoleConnection::from_page(rc(ctx)?.run(ListRoles(params), None).await?))
+        let params = page(first, after, |t| RoleId::parse(t).map(|i| i.uuid()));
+        Ok(RoleConnection::from_page(
+            rc(ctx)?.run_with(move || params.map(ListRoles), None).await?,
+        ))
     }
 
     async fn policy(&self, ctx: &Context<'_>, id: ID) -> Result<Policy> {
@@ -49,9 +51,9 @@ impl AccessQuery {
     /// Policies, enabled or not.
     #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
     async fn policies(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<PolicyConnection> {
-        let params = page(first, after, |t| PolicyId::parse(t).map(|i| i.uuid()))?;
+        let params = page(first, after, |t| PolicyId::parse(t).map(|i| i.uuid()));
         Ok(PolicyConnection::from_page(
-            rc(ctx)?.run(ListPolicies(params), None).await?,
+            rc(ctx)?.run_with(move || params.map(ListPolicies), None).await?,
         ))
     }
 
@@ -63,9 +65,9 @@ impl AccessQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<AuditEventConnection> {
-        let params = page(first, after, |t| AuditEventId::parse(t).map(|i| i.uuid()))?;
+        let params = page(first, after, |t| AuditEventId::parse(t).map(|i| i.uuid()));
         Ok(AuditEventConnection::from_page(
-            rc(ctx)?.run(ListAuditEvents(params), None).await?,
+            rc(ctx)?.run_with(move || params.map(ListAuditEvents), None).await?,
         ))
     }
 }

@@ -97,6 +97,16 @@ impl RequestContext {
         Ok(self.answer(move || Ok(op), idempotency_key).await?.json)
     }
 
+    /// Runs the operation `build` makes (a list whose page may be refused),
+    /// the answer's JSON.
+    async fn run_with<O, F>(&self, build: F, idempotency_key: Option<String>) -> Result<Value>
+    where
+        O: Operation,
+        F: FnOnce() -> Result<O, Failure> + Send,
+    {
+        Ok(self.answer(build, idempotency_key).await?.json)
+    }
+
     /// Runs the operation `build` makes from the mutation's arguments.
     /// The pipeline calls `build` once it has let the caller in, as REST
     /// reads a body only then: a caller without the permission learns

@@ -20,21 +20,29 @@ use crate::loaders::Newest;
 
 /// A page's parameters from Relay's `first` and `after` (an id: the same
 /// keyset cursor as REST's `starting_after`).
-pub(super) fn page(first: Option<i32>, after: Option<String>, cursor: fn(&str) -> Option<Uuid>) -> Result<ListParams> {
+///
+/// A bad `first` or `after` is told only once the pipeline let the caller
+/// in (the list is built inside it), as REST checks the permission before
+/// the query string.
+pub(super) fn page(
+    first: Option<i32>,
+    after: Option<String>,
+    cursor: fn(&str) -> Option<Uuid>,
+) -> Result<ListParams, Failure> {
     let limit = match first {
         None => DEFAULT_LIMIT,
         Some(n) if (1..=MAX_LIMIT as i32).contains(&n) => n as u32,
         Some(_) => {
-            return Err(error(Failure::invalid(
+            return Err(Failure::invalid(
                 "parameter_invalid",
                 "first",
                 format!("`first` must be between 1 and {MAX_LIMIT}."),
-            )));
+            ));
         }
     };
     let mut query = ListQuery::first(limit);
     if let Some(after) = after {
-        let id = cursor(&after).ok_or_else(|| error(Failure::names_nothing("after")))?;
+        let id = cursor(&after).ok_or_else(|| Failure::names_nothing("after"))?;
         query.cursor = Some(Cursor::StartingAfter(id));
     }
     Ok(ListParams::new(query))
@@ -69,17 +77,17 @@ pub(super) fn newest_page<T: Serialize>(newest: &Newest<T>) -> Result<Value> {
     Ok(serde_json::json!({"data": data, "has_more": newest.has_more}))
 }
 
-pub(super) fn with_filter(mut params: ListParams, filters: &[(&str, Option<String>)]) -> Result<ListParams> {
+pub(super) fn with_filter(mut params: ListParams, filters: &[(&str, Option<String>)]) -> Result<ListParams, Failure> {
     let given: Vec<(String, String)> = filters
         .iter()
         .filter_map(|(k, v)| v.clone().map(|v| ((*k).to_owned(), v)))
         .collect();
     if given.len() > 1 {
-        return Err(error(Failure::invalid(
+        return Err(Failure::invalid(
             "parameter_invalid",
             given[1].0.clone(),
             "At most one equality filter is allowed per list.",
-        )));
+        ));
     }
     params.filter = given.into_iter().next();
     Ok(params)

@@ -48,18 +48,16 @@ impl LedgerQuery {
         after: Option<String>,
         filter: Option<PaymentFilter>,
     ) -> Result<PaymentConnection> {
-        let params = page(first, after, |t| PaymentId::parse(t).map(|i| i.uuid()))?;
+        let params = page(first, after, |t| PaymentId::parse(t).map(|i| i.uuid()));
         let f = filter.unwrap_or_default();
-        let params = with_filter(
-            params,
-            &[
-                ("status", f.status),
-                ("customer", f.customer.map(|i| i.0)),
-                ("source", f.source.map(|i| i.0)),
-                ("destination", f.destination.map(|i| i.0)),
-            ],
-        )?;
-        let page = rc(ctx)?.run(ListPayments(params), None).await?;
+        let filters = [
+            ("status", f.status),
+            ("customer", f.customer.map(|i| i.0)),
+            ("source", f.source.map(|i| i.0)),
+            ("destination", f.destination.map(|i| i.0)),
+        ];
+        let params = params.and_then(|params| with_filter(params, &filters));
+        let page = rc(ctx)?.run_with(move || params.map(ListPayments), None).await?;
         preload_payments(ctx, &page).await?;
         Ok(PaymentConnection::from_page(page))
     }
@@ -80,9 +78,9 @@ impl LedgerQuery {
         after: Option<String>,
         customer: Option<ID>,
     ) -> Result<AccountConnection> {
-        let params = page(first, after, |t| AccountId::parse(t).map(|i| i.uuid()))?;
-        let params = with_filter(params, &[("customer", customer.map(|i| i.0))])?;
-        let page = rc(ctx)?.run(ListAccounts(params), None).await?;
+        let params = page(first, after, |t| AccountId::parse(t).map(|i| i.uuid()));
+        let params = params.and_then(|params| with_filter(params, &[("customer", customer.map(|i| i.0))]));
+        let page = rc(ctx)?.run_with(move || params.map(ListAccounts), None).await?;
         preload_accounts(ctx, &page).await?;
         Ok(AccountConnection::from_page(page))
     }
@@ -96,9 +94,11 @@ impl LedgerQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<LedgerEntryConnection> {
-        let params = page(first, after, |t| LedgerEntryId::parse(t).map(|i| i.uuid()))?;
-        let op = ListLedgerEntries { id: account.0, params };
-        Ok(LedgerEntryConnection::from_page(rc(ctx)?.run(op, None).await?))
+        let params = page(first, after, |t| LedgerEntryId::parse(t).map(|i| i.uuid()));
+        let op = params.map(|params| ListLedgerEntries { id: account.0, params });
+        Ok(LedgerEntryConnection::from_page(
+            rc(ctx)?.run_with(move || op, None).await?,
+        ))
     }
 
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Customer> {
@@ -114,10 +114,10 @@ impl LedgerQuery {
         after: Option<String>,
         email: Option<String>,
     ) -> Result<CustomerConnection> {
-        let params = page(first, after, |t| CustomerId::parse(t).map(|i| i.uuid()))?;
-        let params = with_filter(params, &[("email", email)])?;
+        let params = page(first, after, |t| CustomerId::parse(t).map(|i| i.uuid()));
+        let params = params.and_then(|params| with_filter(params, &[("email", email)]));
         Ok(CustomerConnection::from_page(
-            rc(ctx)?.run(ListCustomers(params), None).await?,
+            rc(ctx)?.run_with(move || params.map(ListCustomers), None).await?,
         ))
     }
 
@@ -137,10 +137,10 @@ impl LedgerQuery {
         after: Option<String>,
         payment: Option<ID>,
     ) -> Result<RefundConnection> {
-        let params = page(first, after, |t| RefundId::parse(t).map(|i| i.uuid()))?;
-        let params = with_filter(params, &[("payment", payment.map(|i| i.0))])?;
+        let params = page(first, after, |t| RefundId::parse(t).map(|i| i.uuid()));
+        let params = params.and_then(|params| with_filter(params, &[("payment", payment.map(|i| i.0))]));
         Ok(RefundConnection::from_page(
-            rc(ctx)?.run(ListRefunds(params), None).await?,
+            rc(ctx)?.run_with(move || params.map(ListRefunds), None).await?,
         ))
     }
 
@@ -157,10 +157,10 @@ impl LedgerQuery {
         after: Option<String>,
         #[graphql(name = "type")] kind: Option<String>,
     ) -> Result<EventConnection> {
-        let params = page(first, after, |t| EventId::parse(t).map(|i| i.uuid()))?;
-        let params = with_filter(params, &[("type", kind)])?;
+        let params = page(first, after, |t| EventId::parse(t).map(|i| i.uuid()));
+        let params = params.and_then(|params| with_filter(params, &[("type", kind)]));
         Ok(EventConnection::from_page(
-            rc(ctx)?.run(ListEvents::Page(params), None).await?,
+            rc(ctx)?.run_with(move || params.map(ListEvents::Page), None).await?,
         ))
     }
 }

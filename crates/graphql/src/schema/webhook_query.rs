@@ -32,9 +32,11 @@ impl WebhookQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<WebhookEndpointConnection> {
-        let params = page(first, after, |t| WebhookEndpointId::parse(t).map(|i| i.uuid()))?;
+        let params = page(first, after, |t| WebhookEndpointId::parse(t).map(|i| i.uuid()));
         Ok(WebhookEndpointConnection::from_page(
-            rc(ctx)?.run(ListWebhookEndpoints(params), None).await?,
+            rc(ctx)?
+                .run_with(move || params.map(ListWebhookEndpoints), None)
+                .await?,
         ))
     }
 
@@ -49,10 +51,12 @@ impl WebhookQuery {
         after: Option<String>,
         status: Option<String>,
     ) -> Result<WebhookDeliveryConnection> {
-        let params = page(first, after, |t| WebhookDeliveryId::parse(t).map(|i| i.uuid()))?;
-        let params = with_filter(params, &[("status", status)])?;
-        let op = ListWebhookDeliveries { id: endpoint.0, params };
-        Ok(WebhookDeliveryConnection::from_page(rc(ctx)?.run(op, None).await?))
+        let params = page(first, after, |t| WebhookDeliveryId::parse(t).map(|i| i.uuid()));
+        let params = params.and_then(|params| with_filter(params, &[("status", status)]));
+        let op = params.map(|params| ListWebhookDeliveries { id: endpoint.0, params });
+        Ok(WebhookDeliveryConnection::from_page(
+            rc(ctx)?.run_with(move || op, None).await?,
+        ))
     }
 
     async fn webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookDelivery> {
@@ -69,9 +73,11 @@ impl WebhookQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<WebhookAttemptConnection> {
-        let params = page(first, after, |t| WebhookAttemptId::parse(t).map(|i| i.uuid()))?;
-        let op = ListWebhookAttempts { id: delivery.0, params };
-        Ok(WebhookAttemptConnection::from_page(rc(ctx)?.run(op, None).await?))
+        let params = page(first, after, |t| WebhookAttemptId::parse(t).map(|i| i.uuid()));
+        let op = params.map(|params| ListWebhookAttempts { id: delivery.0, params });
+        Ok(WebhookAttemptConnection::from_page(
+            rc(ctx)?.run_with(move || op, None).await?,
+        ))
     }
 
     /// One endpoint's replays and their progress, newest first.
@@ -83,8 +89,10 @@ impl WebhookQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<WebhookReplayConnection> {
-        let params = page(first, after, |t| WebhookReplayId::parse(t).map(|i| i.uuid()))?;
-        let op = ListWebhookReplays { id: endpoint.0, params };
-        Ok(WebhookReplayConnection::from_page(rc(ctx)?.run(op, None).await?))
+        let params = page(first, after, |t| WebhookReplayId::parse(t).map(|i| i.uuid()));
+        let op = params.map(|params| ListWebhookReplays { id: endpoint.0, params });
+        Ok(WebhookReplayConnection::from_page(
+            rc(ctx)?.run_with(move || op, None).await?,
+        ))
     }
 }
