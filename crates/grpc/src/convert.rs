@@ -251,18 +251,5 @@ pub fn page(
         let id = cursor(&after).ok_or_else(|| Failure::names_nothing("starting_after"))?;
         query.cursor = Some(Cursor::StartingAfter(id));
     }
-    let mut params = ListParams::new(query);
-    let given: Vec<(String, String)> = filters
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).to_owned(), v.clone())))
-        .collect();
-    if given.len() > 1 {
-        return Err(Failure::invalid(
-            "parameter_invalid",
-            given[1].0.clone(),
-            "At most one equality filter is allowed per list.",
-        ));
-    }
-    params.filter = given.into_iter().next();
-    Ok(params)
+    ListParams::new(query).one_filter(filters.iter().map(|(k, v)| (*k, v.as_deref())))
 }

@@ -45,6 +45,24 @@ impl ListParams {
         }
     }
 
+    /// Sets the equality filter from the ones a face offers as separate
+    /// arguments (GraphQL, gRPC): at most one may be given, as on REST.
+    pub fn one_filter<'a>(
+        mut self,
+        filters: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<Self, Failure> {
+        let mut given = filters.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)));
+        self.filter = given.next().map(|(k, v)| (k.to_owned(), v.to_owned()));
+        if let Some((second, _)) = given.next() {
+            return Err(Failure::invalid(
+                "parameter_invalid",
+                second,
+                "At most one equality filter is allowed per list.",
+            ));
+        }
+        Ok(self)
+    }
+
     /// The same page with the resource's typed filter.
     pub fn with_filter<F>(&self, filter: Option<F>) -> ListQuery<F> {
         ListQuery {

@@ -77,20 +77,8 @@ pub(super) fn newest_page<T: Serialize>(newest: &Newest<T>) -> Result<Value> {
     Ok(serde_json::json!({"data": data, "has_more": newest.has_more}))
 }
 
-pub(super) fn with_filter(mut params: ListParams, filters: &[(&str, Option<String>)]) -> Result<ListParams, Failure> {
-    let given: Vec<(String, String)> = filters
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| ((*k).to_owned(), v)))
-        .collect();
-    if given.len() > 1 {
-        return Err(Failure::invalid(
-            "parameter_invalid",
-            given[1].0.clone(),
-            "At most one equality filter is allowed per list.",
-        ));
-    }
-    params.filter = given.into_iter().next();
-    Ok(params)
+pub(super) fn with_filter(params: ListParams, filters: &[(&str, Option<String>)]) -> Result<ListParams, Failure> {
+    params.one_filter(filters.iter().map(|(k, v)| (*k, v.as_deref())))
 }
 
 #[derive(SimpleObject)]

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::browser::Browser;
 use crate::support::{Backend, TestApp, eventually};
 
@@ -16,13 +14,7 @@ async fn the_docs_and_graphiql_work_in_a_browser() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let bank = app.account("bank", "usd", true).await;
     let shop = app.account("shop", "usd", false).await;
-    let payment = app
-        .post(
-            "/v1/payments",
-            json!({"amount": 4242, "currency": "usd", "source": bank, "destination": shop}),
-        )
-        .await
-        .id();
+    let payment = app.pay(&bank, &shop, 4242).await;
 
     browser.goto(&app.url("/docs/")).await;
     let operations = settle_core::pipeline::registry::ALL.len();

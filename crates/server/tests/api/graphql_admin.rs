@@ -154,13 +154,7 @@ async fn webhooks_round_trip_case(app: &TestApp) {
     let bank = app.account("bank", "usd", true).await;
     let shop = app.account("shop", "usd", false).await;
     for amount in [100, 200, 300] {
-        let pay = app
-            .post(
-                "/v1/payments",
-                json!({"amount": amount, "currency": "usd", "source": bank, "destination": shop}),
-            )
-            .await;
-        assert_eq!(pay.status, 200, "{}", pay.body);
+        app.pay(&bank, &shop, amount).await;
     }
     let entries = "query($account: ID!, $after: String) { ledgerEntries(account: $account, first: 2, after: $after) { \
         edges { cursor node { id accountId amount paymentId refundId created } } pageInfo { hasNextPage endCursor } } }";

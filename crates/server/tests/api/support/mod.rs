@@ -468,14 +468,25 @@ impl TestApp {
     /// Moves `amount` into `account` from a fresh funding account that may go negative.
     pub async fn fund(&self, account: &str, currency: &str, amount: i64) -> String {
         let bank = self.account("bank", currency, true).await;
+        self.pay_in(&bank, account, currency, amount).await;
+        bank
+    }
+
+    /// Pays `amount` usd from `source` to `destination` (settled at once)
+    /// and returns the payment's id.
+    pub async fn pay(&self, source: &str, destination: &str, amount: i64) -> String {
+        self.pay_in(source, destination, "usd", amount).await
+    }
+
+    async fn pay_in(&self, source: &str, destination: &str, currency: &str, amount: i64) -> String {
         let r = self
             .post(
                 "/v1/payments",
-                json!({"amount": amount, "currency": currency, "source": bank, "destination": account}),
+                json!({"amount": amount, "currency": currency, "source": source, "destination": destination}),
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
-        bank
+        r.id()
     }
 
     /// The value of the unlabelled metric `name` at `/metrics`; panics,
