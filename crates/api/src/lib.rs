@@ -5,6 +5,7 @@
 //! operation registry, listed once in [`registry`].
 
 mod body;
+mod conditional;
 mod dashboard;
 pub mod error;
 mod extract;
@@ -64,6 +65,7 @@ pub fn app(settle: Settle, options: &ApiOptions) -> Router {
 /// layers: request id, statement count, logging, panic catching.
 pub fn app_with(settle: Settle, options: &ApiOptions, faces: Router<Settle>) -> Router {
     registry::build()
+        .layer(axum::middleware::from_fn(conditional::conditional))
         .merge(faces)
         .merge(health::router(settle.clone()))
         .merge(dashboard::router())

@@ -170,12 +170,62 @@ fn render_wakes(out: &mut String, wakes: &WakeStats) {
     );
 }
 
+/// The read cache, tier `local` (in process): events by kind and its size.
+/// A hit ratio is `hits / (hits + misses)`; `stale_served` growing means
+/// the database is failing reads that the cache is covering for.
+fn render_cache(out: &mut String, cache: &settle_core::cache::ObjectCache) {
+    let s = cache.stats();
+    let rows = [
+        ("hit", &s.hits),
+        ("miss", &s.misses),
+        ("fill", &s.fills),
+        ("fill_spoiled", &s.fills_spoiled),
+        ("eviction", &s.evictions),
+        ("coalesced", &s.coalesced),
+        ("stale_served", &s.stale_served),
+        ("early_refresh", &s.early_refreshes),
+        ("invalidation", &s.invalidations),
+        ("flush", &s.flushes),
+    ]
+    .into_iter()
+    .map(|(event, n)| {
+        (
+            format!("{{tier=\"local\",event=\"{event}\"}}"),
+            n.load(Ordering::Relaxed) as f64,
+        )
+    })
+    .collect();
+    metric(
+        out,
+        "settle_cache_events_total",
+        "Read cache events by tier and kind: hits, misses, fills (and fills dropped because the object changed while it was read), evictions, reads coalesced into another's, stale answers, early refreshes, invalidations, flushes.",
+        "counter",
+        rows,
+    );
+    let (entries, bytes) = cache.size();
+    metric(
+        out,
+        "settle_cache_entries",
+        "Objects held by the read cache, by tier.",
+        "gauge",
+        vec![("{tier=\"local\"}".to_owned(), entries as f64)],
+    );
+    metric(
+        out,
+        "settle_cache_bytes",
+        "Weight of the objects held by the read cache, by tier, in bytes (its bound is SETTLE_CACHE_BYTES).",
+        "gauge",
+        vec![("{tier=\"local\"}".to_owned(), bytes as f64)],
+    );
+}
+
 pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extension<Arc<ListenerStats>>) -> Response {
     match settle.queue_status().await {
         Ok(status) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], {
             let mut out = render(&status);
             render_process(&mut out, &listener);
             render_wakes(&mut out, settle.commits().stats());
+            render_cache(&mut out, settle.cache());
             out
         })
             .into_response(),

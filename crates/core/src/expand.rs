@@ -289,6 +289,33 @@ fn json_by_id<T: Serialize>(objects: Vec<T>) -> Result<Vec<(String, Value)>, Fai
 pub struct Shown<T> {
     pub object: T,
     pub expanded: Option<Value>,
+    /// How the read cache answered for the object itself: its JSON and
+    /// `ETag` as cached (used when nothing is expanded) and whether it was
+    /// a hit, a miss or stale.
+    pub cache: Option<CacheView>,
+}
+
+/// The read cache's part of a [`Shown`] object.
+#[derive(Debug, Clone)]
+pub struct CacheView {
+    pub json: bytes::Bytes,
+    pub etag: std::sync::Arc<str>,
+    pub status: crate::cache::CacheStatus,
+}
+
+impl<T> Shown<T> {
+    /// An object read through the cache, nothing expanded.
+    pub fn cached(read: crate::cache::Cached<T>) -> Self {
+        Shown {
+            object: read.object,
+            expanded: None,
+            cache: Some(CacheView {
+                json: read.json,
+                etag: read.etag,
+                status: read.status,
+            }),
+        }
+    }
 }
 
 impl<T: Serialize> Serialize for Shown<T> {
@@ -328,16 +355,21 @@ impl Settle {
         ctx: &OperationContext,
         kind: Kind,
         paths: &[String],
-        object: T,
+        read: crate::cache::Cached<T>,
     ) -> Result<Shown<T>, Failure> {
         let Some(expansion) = Expansion::parse(kind, false, paths)? else {
-            return Ok(Shown { object, expanded: None });
+            return Ok(Shown::cached(read));
         };
-        let json = serde_json::to_value(&object).map_err(|_| Failure::internal())?;
+        let json = serde_json::to_value(&read.object).map_err(|_| Failure::internal())?;
         let mut out = self.expand(ctx, &expansion, vec![json]).await?;
         Ok(Shown {
-            object,
+            object: read.object,
             expanded: out.pop(),
+            cache: Some(CacheView {
+                json: read.json,
+                etag: read.etag,
+                status: read.status,
+            }),
         })
     }
 

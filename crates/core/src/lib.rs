@@ -5,6 +5,7 @@
 
 mod access;
 pub mod auth;
+pub mod cache;
 pub mod clock;
 pub mod commits;
 pub mod error;

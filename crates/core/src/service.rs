@@ -41,6 +41,8 @@ pub struct ServiceOptions {
     /// How long an operation may take, counted from when its request
     /// arrived (`SETTLE_REQUEST_TIMEOUT_MS`); a client may ask for less.
     pub operation_budget: Duration,
+    /// The read cache of single objects.
+    pub cache: crate::cache::CacheOptions,
 }
 
 impl Default for ServiceOptions {
@@ -51,6 +53,7 @@ impl Default for ServiceOptions {
             auth_cache_ttl: Duration::from_secs(5),
             commit_poll: Duration::from_secs(1),
             operation_budget: Duration::from_secs(30),
+            cache: crate::cache::CacheOptions::default(),
         }
     }
 }
@@ -65,6 +68,7 @@ pub struct Settle {
     pub(crate) queue: Arc<std::sync::OnceLock<crate::operations::QueueHandles>>,
     pub(crate) webhooks: Arc<std::sync::OnceLock<Arc<crate::webhook::WebhookSetup>>>,
     pub(crate) commits: crate::commits::CommitStream,
+    pub(crate) cache: Arc<crate::cache::ObjectCache>,
 }
 
 fn found<T>(value: Option<T>, what: &'static str) -> Result<T> {
@@ -79,7 +83,12 @@ impl Settle {
     pub fn with_options(store: Arc<dyn Store>, clock: Arc<dyn Clock>, options: ServiceOptions) -> Self {
         let access = Arc::new(crate::access::AccessState::new(options.auth_cache_ttl));
         let commits = crate::commits::CommitStream::new(store.commit_bus(), options.commit_poll);
+        let cache = crate::cache::ObjectCache::new(options.cache.clone());
+        store
+            .commit_bus()
+            .attach(Arc::clone(&cache) as Arc<dyn settle_store::commits::ChangeSink>);
         Self {
+            cache,
             commits,
             store,
             clock,
@@ -92,6 +101,89 @@ impl Settle {
 
     pub fn options(&self) -> &ServiceOptions {
         &self.options
+    }
+
+    /// The read cache (for `/metrics` and tests).
+    pub fn cache(&self) -> &Arc<crate::cache::ObjectCache> {
+        &self.cache
+    }
+
+    /// `id` through the read cache, for reads a client asked for. Never for
+    /// a decision: writes read inside their own transactions.
+    pub(crate) async fn read_cached<T, Fut>(
+        &self,
+        id: Option<uuid::Uuid>,
+        what: &'static str,
+        load: impl FnOnce(Arc<dyn Store>, uuid::Uuid) -> Fut,
+    ) -> Result<crate::cache::Cached<T>>
+    where
+        T: crate::cache::Cacheable,
+        Fut: std::future::Future<Output = std::result::Result<Option<T>, StoreError>> + Send + 'static,
+    {
+        let Some(id) = id else { return found(None, what) };
+        let store = Arc::clone(&self.store);
+        let read = self
+            .cache
+            .read(id, move || {
+                let load = load(store, id);
+                async move { Ok(load.await?) }
+            })
+            .await?;
+        found(read, what)
+    }
+
+    /// An account as a client reads it: through the cache.
+    pub async fn read_account(&self, id: Option<AccountId>) -> Result<crate::cache::Cached<Account>> {
+        self.read_cached(id.map(|i| i.uuid()), "account", |store, id| async move {
+            store.account(AccountId::from_uuid(id)).await
+        })
+        .await
+    }
+
+    /// A customer as a client reads it: through the cache.
+    pub async fn read_customer(&self, id: Option<CustomerId>) -> Result<crate::cache::Cached<Customer>> {
+        self.read_cached(id.map(|i| i.uuid()), "customer", |store, id| async move {
+            store.customer(CustomerId::from_uuid(id)).await
+        })
+        .await
+    }
+
+    /// A payment as a client reads it: through the cache.
+    pub async fn read_payment(&self, id: Option<PaymentId>) -> Result<crate::cache::Cached<Payment>> {
+        self.read_cached(id.map(|i| i.uuid()), "payment", |store, id| async move {
+            store.payment(PaymentId::from_uuid(id)).await
+        })
+        .await
+    }
+
+    /// A refund as a client reads it: through the cache.
+    pub async fn read_refund(&self, id: Option<RefundId>) -> Result<crate::cache::Cached<Refund>> {
+        self.read_cached(id.map(|i| i.uuid()), "refund", |store, id| async move {
+            store.refund(RefundId::from_uuid(id)).await
+        })
+        .await
+    }
+
+    /// An event as a client reads it: through the cache.
+    pub async fn read_event(&self, id: Option<EventId>) -> Result<crate::cache::Cached<Event>> {
+        self.read_cached(id.map(|i| i.uuid()), "event", |store, id| async move {
+            store.event(EventId::from_uuid(id)).await
+        })
+        .await
+    }
+
+    /// A webhook endpoint as a client reads it (never its secret): through
+    /// the cache.
+    pub async fn read_webhook_endpoint(
+        &self,
+        id: Option<settle_domain::ids::WebhookEndpointId>,
+    ) -> Result<crate::cache::Cached<settle_domain::webhook::WebhookEndpoint>> {
+        self.read_cached(id.map(|i| i.uuid()), "webhook endpoint", |store, id| async move {
+            store
+                .webhook_endpoint(settle_domain::ids::WebhookEndpointId::from_uuid(id))
+                .await
+        })
+        .await
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -20,6 +20,19 @@ pub const CHANNEL: &str = "settle_commits";
 /// The payload of the `webhook_endpoints_notify` trigger's notification.
 pub const ENDPOINTS_PAYLOAD: &str = "endpoints";
 
+/// The first character of the `changes_notify` trigger's payload; the ids
+/// of the changed rows follow, or `*` for "too many to name".
+pub const CHANGES_PREFIX: char = 'c';
+
+/// Drops the cached copies of the objects another process changed.
+fn changed(bus: &CommitBus, ids: &str) {
+    let parsed: Option<Vec<uuid::Uuid>> = ids.split(',').map(|hex| uuid::Uuid::try_parse(hex).ok()).collect();
+    match parsed {
+        Some(ids) => bus.changed(&ids),
+        None => bus.flush(),
+    }
+}
+
 /// Listens on `url` for as long as the task runs, reconnecting after
 /// `retry` whenever the connection is lost or cannot be made. Abort the
 /// task to stop it.
@@ -50,6 +63,7 @@ async fn follow(listener: &mut PgListener, bus: &CommitBus) -> String {
             // A changed endpoint says so; any other notification is about
             // events or jobs, without saying which.
             Ok(Some(n)) if n.payload() == ENDPOINTS_PAYLOAD => bus.announce(Touched::ENDPOINTS),
+            Ok(Some(n)) if n.payload().starts_with(CHANGES_PREFIX) => changed(bus, &n.payload()[1..]),
             Ok(Some(_)) => bus.announce(Touched::QUEUE),
             Ok(None) => return "connection closed".to_owned(),
             Err(e) => return e.to_string(),

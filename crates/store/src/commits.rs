@@ -10,6 +10,8 @@
 //! reconnect with [`CommitBus::resync`], since notifications sent while it
 //! was away are lost.
 
+use std::sync::{Arc, RwLock};
+
 use tokio::sync::watch;
 
 /// What one committed write added, as far as waiters care.
@@ -106,16 +108,34 @@ pub struct Tick {
     pub resyncs: u64,
 }
 
+/// Who keeps copies of objects and must drop them when they change: told
+/// synchronously, right after the commit (this process's writes, before the
+/// writer hears back) or as soon as another process's commit is heard.
+pub trait ChangeSink: Send + Sync {
+    /// These objects changed or were removed.
+    fn changed(&self, ids: &[uuid::Uuid]);
+    /// Anything may have changed unannounced (a listener reconnected, or a
+    /// notification was too large to name its objects): drop everything.
+    fn flush(&self);
+}
+
 /// The bell. One per store; cheap to ring when nobody listens.
-#[derive(Debug)]
 pub struct CommitBus {
     tick: watch::Sender<Tick>,
+    sinks: RwLock<Vec<Arc<dyn ChangeSink>>>,
+}
+
+impl std::fmt::Debug for CommitBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitBus").field("tick", &*self.tick.borrow()).finish()
+    }
 }
 
 impl Default for CommitBus {
     fn default() -> Self {
         Self {
             tick: watch::Sender::new(Tick::default()),
+            sinks: RwLock::default(),
         }
     }
 }
@@ -135,9 +155,33 @@ impl CommitBus {
         });
     }
 
-    /// Tells every waiter it may have missed news and must read again.
+    /// Tells every waiter it may have missed news and must read again, and
+    /// every keeper of copies to drop them.
     pub fn resync(&self) {
+        self.flush();
         self.tick.send_modify(|t| t.resyncs += 1);
+    }
+
+    /// Registers a keeper of copies; it hears every change from now on.
+    pub fn attach(&self, sink: Arc<dyn ChangeSink>) {
+        self.sinks.write().unwrap_or_else(|e| e.into_inner()).push(sink);
+    }
+
+    /// Says that `ids` changed (committed here, or heard from another process).
+    pub fn changed(&self, ids: &[uuid::Uuid]) {
+        if ids.is_empty() {
+            return;
+        }
+        for sink in self.sinks.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            sink.changed(ids);
+        }
+    }
+
+    /// Says that anything may have changed.
+    pub fn flush(&self) {
+        for sink in self.sinks.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            sink.flush();
+        }
     }
 
     /// A receiver of every tick from now on (it starts having seen the

@@ -18,7 +18,6 @@ use settle_core::expand::{Listed, Shown};
 use settle_core::ops::{ListParams, Targeted, WithSecret};
 use settle_core::pipeline::{Call, Failure, Input, Operation, Outcome, parse_timeout_ms};
 use settle_store::Page;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::MAX_BODY_BYTES;
@@ -231,10 +230,27 @@ pub trait Render {
     fn render(self, path: &str) -> Response;
 }
 
-/// A JSON body with the `ETag` of `version`.
-fn json_with_etag<T: Serialize>(value: &T, version: i64) -> Response {
-    let mut response = axum::Json(value).into_response();
-    if let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+/// A JSON body with its `ETag`: the version `If-Match` compares and a
+/// digest of the representation (see [`settle_core::cache::etag_of`]).
+fn json_with_etag<T: Serialize>(value: &T, version: Option<i64>) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(json) => {
+            let etag = settle_core::cache::etag_of(version, &json);
+            json_body(Bytes::from(json), &etag)
+        }
+        Err(_) => ApiError::internal().into_response(),
+    }
+}
+
+/// `json` as the body, with `etag`.
+fn json_body(json: Bytes, etag: &str) -> Response {
+    let mut response = (
+        StatusCode::OK,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        json,
+    )
+        .into_response();
+    if let Ok(tag) = HeaderValue::from_str(etag) {
         response.headers_mut().insert(ETAG, tag);
     }
     response
@@ -245,13 +261,13 @@ macro_rules! versioned {
     ($($t:ty),*) => {
         $(impl Render for $t {
             fn render(self, _path: &str) -> Response {
-                json_with_etag(&self, self.version)
+                json_with_etag(&self, Some(self.version))
             }
         }
 
         impl Render for WithSecret<$t> {
             fn render(self, _path: &str) -> Response {
-                json_with_etag(&self, self.object.version)
+                json_with_etag(&self, Some(self.object.version))
             }
         })*
     };
@@ -279,7 +295,6 @@ macro_rules! plain {
 
 plain!(
     settle_domain::refund::Refund,
-    settle_store::records::Event,
     settle_store::records::Deleted,
     settle_store::records::ApiKey,
     WithSecret<settle_store::records::ApiKey>,
@@ -322,44 +337,46 @@ impl<T: Serialize> Render for Listed<T> {
     }
 }
 
-/// The `ETag` of an object as shown. Expanded, it also names a digest of
-/// the whole representation, so it changes when an expanded object does;
-/// the version before the `-` is still what `If-Match` compares.
-fn shown_etag(version: i64, expanded: Option<&serde_json::Value>) -> String {
-    match expanded {
-        None => format!("\"{version}\""),
-        Some(json) => {
-            let digest = Sha256::digest(json.to_string().as_bytes());
-            let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            format!("\"{version}-{short}\"")
+/// Where a read's answer came from: `hit`, `miss`, `stale` (the database
+/// could not answer; `Age` says how old the answer is) or `off`.
+pub const CACHE_HEADER: &str = "settle-cache";
+
+macro_rules! shown {
+    ($($t:ty => $version:expr),* $(,)?) => {
+        $(impl Render for Shown<$t> {
+            fn render(self, _path: &str) -> Response {
+                let version: fn(&$t) -> Option<i64> = $version;
+                shown(self, version)
+            }
+        })*
+    };
+}
+
+shown!(
+    settle_domain::payment::Payment => |p| Some(p.version),
+    settle_domain::account::Account => |a| Some(a.version),
+    settle_domain::customer::Customer => |c| Some(c.version),
+    settle_domain::webhook::WebhookEndpoint => |e| Some(e.version),
+    settle_domain::refund::Refund => |_| None,
+    settle_store::records::Event => |_| None,
+);
+
+/// An object as shown: the cached JSON when nothing is expanded, else the
+/// expanded JSON with an `ETag` of its own (it changes when an expanded
+/// object does).
+fn shown<T: Serialize>(value: Shown<T>, version: fn(&T) -> Option<i64>) -> Response {
+    let status = value.cache.as_ref().map(|c| c.status);
+    let mut response = match (&value.expanded, value.cache) {
+        (None, Some(cache)) => json_body(cache.json, &cache.etag),
+        (Some(expanded), _) => json_with_etag(expanded, version(&value.object)),
+        (None, None) => json_with_etag(&value.object, version(&value.object)),
+    };
+    if let Some(status) = status {
+        let headers = response.headers_mut();
+        headers.insert(CACHE_HEADER, HeaderValue::from_static(status.as_str()));
+        if let settle_core::cache::CacheStatus::Stale { age } = status {
+            headers.insert(axum::http::header::AGE, HeaderValue::from(age.as_secs()));
         }
-    }
-}
-
-impl Render for Shown<settle_domain::payment::Payment> {
-    fn render(self, _path: &str) -> Response {
-        shown(&self, Some(self.object.version))
-    }
-}
-
-impl Render for Shown<settle_domain::account::Account> {
-    fn render(self, _path: &str) -> Response {
-        shown(&self, Some(self.object.version))
-    }
-}
-
-impl Render for Shown<settle_domain::refund::Refund> {
-    fn render(self, _path: &str) -> Response {
-        shown(&self, None)
-    }
-}
-
-fn shown<T: Serialize>(value: &Shown<T>, version: Option<i64>) -> Response {
-    let mut response = axum::Json(value).into_response();
-    if let Some(version) = version
-        && let Ok(tag) = HeaderValue::from_str(&shown_etag(version, value.expanded.as_ref()))
-    {
-        response.headers_mut().insert(ETAG, tag);
     }
     response
 }

@@ -73,7 +73,7 @@ impl Operation for RetrieveAccount {
     }
 
     async fn run(self, settle: &Settle, ctx: &OperationContext) -> Result<Self::Output, Failure> {
-        let account = settle.account(AccountId::parse(&self.id)).await?;
+        let account = settle.read_account(AccountId::parse(&self.id)).await?;
         settle.show(ctx, Kind::Account, &self.expand, account).await
     }
 }

@@ -12,6 +12,7 @@ use settle_store::records::{CustomerFilter, Deleted};
 
 use super::{ListParams, Targeted, by_id, metadata, nullable, object_attributes};
 use crate::Settle;
+use crate::expand::Shown;
 use crate::pipeline::registry::{CREATE_CUSTOMER, DELETE_CUSTOMER, LIST_CUSTOMERS, RETRIEVE_CUSTOMER, UPDATE_CUSTOMER};
 use crate::pipeline::{Failure, Operation, OperationContext, OperationSpec};
 use crate::policy::ResourceAttrs;
@@ -37,8 +38,8 @@ impl Operation for CreateCustomer {
 
 by_id!(
     /// One customer.
-    RetrieveCustomer, RETRIEVE_CUSTOMER, Customers, Customer,
-    |settle, ctx, id| settle.customer(CustomerId::parse(&id))
+    RetrieveCustomer, RETRIEVE_CUSTOMER, Customers, Shown<Customer>,
+    |settle, ctx, id| async { settle.read_customer(CustomerId::parse(&id)).await.map(Shown::cached) }
 );
 
 by_id!(

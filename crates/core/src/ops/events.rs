@@ -8,13 +8,14 @@ use settle_store::records::{Event, EventFilter};
 
 use super::{ListParams, by_id};
 use crate::Settle;
+use crate::expand::Shown;
 use crate::pipeline::registry::{LIST_EVENTS, RETRIEVE_EVENT};
 use crate::pipeline::{Failure, Operation, OperationContext, OperationSpec};
 
 by_id!(
     /// One event.
-    RetrieveEvent, RETRIEVE_EVENT, Events, Event,
-    |settle, ctx, id| settle.event(EventId::parse(&id))
+    RetrieveEvent, RETRIEVE_EVENT, Events, Shown<Event>,
+    |settle, ctx, id| async { settle.read_event(EventId::parse(&id)).await.map(Shown::cached) }
 );
 
 /// Which events a list shows.

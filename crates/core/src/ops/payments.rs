@@ -78,7 +78,7 @@ impl Operation for RetrievePayment {
     }
 
     async fn run(self, settle: &Settle, ctx: &OperationContext) -> Result<Self::Output, Failure> {
-        let payment = settle.payment(PaymentId::parse(&self.id)).await?;
+        let payment = settle.read_payment(PaymentId::parse(&self.id)).await?;
         settle.show(ctx, Kind::Payment, &self.expand, payment).await
     }
 }

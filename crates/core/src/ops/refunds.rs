@@ -69,7 +69,7 @@ impl Operation for RetrieveRefund {
     }
 
     async fn run(self, settle: &Settle, ctx: &OperationContext) -> Result<Self::Output, Failure> {
-        let refund = settle.refund(RefundId::parse(&self.id)).await?;
+        let refund = settle.read_refund(RefundId::parse(&self.id)).await?;
         settle.show(ctx, Kind::Refund, &self.expand, refund).await
     }
 }

@@ -17,6 +17,7 @@ use super::{
     ListParams, Targeted, WithSecret, by_id, invalid, metadata, not_null, nullable, object_attributes, plain_list,
 };
 use crate::Settle;
+use crate::expand::Shown;
 use crate::pipeline::registry::{
     CREATE_WEBHOOK_ENDPOINT, DELETE_WEBHOOK_ENDPOINT, LIST_WEBHOOK_ATTEMPTS, LIST_WEBHOOK_DELIVERIES,
     LIST_WEBHOOK_ENDPOINTS, LIST_WEBHOOK_REPLAYS, REPLAY_WEBHOOKS, RETRIEVE_WEBHOOK_DELIVERY,
@@ -55,8 +56,8 @@ impl Operation for CreateWebhookEndpoint {
 
 by_id!(
     /// One webhook endpoint (never its secret).
-    RetrieveWebhookEndpoint, RETRIEVE_WEBHOOK_ENDPOINT, Webhooks, WebhookEndpoint,
-    |settle, ctx, id| settle.webhook_endpoint(WebhookEndpointId::parse(&id))
+    RetrieveWebhookEndpoint, RETRIEVE_WEBHOOK_ENDPOINT, Webhooks, Shown<WebhookEndpoint>,
+    |settle, ctx, id| async { settle.read_webhook_endpoint(WebhookEndpointId::parse(&id)).await.map(Shown::cached) }
 );
 
 by_id!(

@@ -84,8 +84,38 @@ impl Config {
         if let Some(d) = ms("SETTLE_AUTH_CACHE_TTL_MS")? {
             self.auth_cache_ttl = d;
         }
+        self.apply_cache_env(env, &ms)?;
         self.apply_queue_env(env, &ms)?;
         self.apply_webhook_env(env, &ms)
+    }
+
+    /// The read cache: `SETTLE_CACHE=off` turns it off.
+    fn apply_cache_env(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+        ms: &dyn Fn(&str) -> anyhow::Result<Option<Duration>>,
+    ) -> anyhow::Result<()> {
+        if let Some(v) = env("SETTLE_CACHE") {
+            self.cache.enabled = match v.as_str() {
+                "on" => true,
+                "off" => false,
+                other => parse_flag("SETTLE_CACHE", other)?,
+            };
+        }
+        if let Some(v) = env("SETTLE_CACHE_BYTES") {
+            self.cache.max_bytes = v.parse().context("SETTLE_CACHE_BYTES must be a number of bytes")?;
+        }
+        if let Some(d) = ms("SETTLE_CACHE_TTL_MS")? {
+            self.cache.ttl = d.max(Duration::from_millis(1));
+        }
+        if let Some(d) = ms("SETTLE_CACHE_STALE_MS")? {
+            self.cache.stale_for = d;
+        }
+        if let Some(v) = env("SETTLE_CACHE_XFETCH_BETA") {
+            let beta = v.parse().context("SETTLE_CACHE_XFETCH_BETA must be a number")?;
+            self.cache.xfetch_beta = super::check_beta(beta)?;
+        }
+        Ok(())
     }
 
     /// The listener's limits; durations as `10s` / `250ms`.

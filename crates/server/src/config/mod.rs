@@ -57,6 +57,8 @@ pub struct Config {
     /// How long keys, roles and policies are cached: the bound on how late a
     /// revocation made by another process takes effect here.
     pub auth_cache_ttl: Duration,
+    /// The read cache of single objects (`SETTLE_CACHE*`, `cache_*`).
+    pub cache: settle_core::cache::CacheOptions,
     pub queue: QueueConfig,
     pub webhooks: WebhookConfig,
 }
@@ -244,6 +246,7 @@ impl Default for Config {
             idempotency_retention: Duration::from_secs(24 * 3600),
             idempotency_reap_interval: Duration::from_secs(300),
             auth_cache_ttl: Duration::from_secs(5),
+            cache: settle_core::cache::CacheOptions::default(),
             queue: QueueConfig::default(),
             webhooks: WebhookConfig::default(),
         }
@@ -297,6 +300,7 @@ impl fmt::Debug for Config {
             .field("idempotency_retention", &self.idempotency_retention)
             .field("idempotency_reap_interval", &self.idempotency_reap_interval)
             .field("auth_cache_ttl", &self.auth_cache_ttl)
+            .field("cache", &self.cache)
             .field("queue", &self.queue)
             .field("webhooks", &self.webhooks)
             .finish()
@@ -325,6 +329,11 @@ struct FileLayer {
     idempotency_retention_secs: Option<u64>,
     idempotency_reap_interval_secs: Option<u64>,
     queue_poll: Option<String>,
+    cache: Option<bool>,
+    cache_bytes: Option<u64>,
+    cache_ttl_ms: Option<u64>,
+    cache_stale_ms: Option<u64>,
+    cache_xfetch_beta: Option<f64>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -332,6 +341,15 @@ struct FileLayer {
 pub struct FlagLayer {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+}
+
+/// XFetch's beta: 0 (never refresh early) up to 10.
+fn check_beta(beta: f64) -> anyhow::Result<f64> {
+    if (0.0..=10.0).contains(&beta) {
+        Ok(beta)
+    } else {
+        bail!("the cache's XFetch beta must be from 0 to 10, not {beta}")
+    }
 }
 
 fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
@@ -388,6 +406,21 @@ impl Config {
         }
         if f.database_listen_url.is_some() {
             self.database_listen_url = f.database_listen_url;
+        }
+        if let Some(v) = f.cache {
+            self.cache.enabled = v;
+        }
+        if let Some(v) = f.cache_bytes {
+            self.cache.max_bytes = v;
+        }
+        if let Some(ms) = f.cache_ttl_ms {
+            self.cache.ttl = Duration::from_millis(ms.max(1));
+        }
+        if let Some(ms) = f.cache_stale_ms {
+            self.cache.stale_for = Duration::from_millis(ms);
+        }
+        if let Some(beta) = f.cache_xfetch_beta {
+            self.cache.xfetch_beta = check_beta(beta)?;
         }
         if let Some(v) = f.queue_poll {
             self.queue.poll = parse_duration(&v).context("queue_poll")?.max(Duration::from_millis(1));

@@ -555,7 +555,7 @@ async fn etag_case(app: &TestApp) {
 
     let plain = etag(&ok(app, &path).await);
     let expanded = etag(&ok(app, &expanded_path).await);
-    assert_eq!(plain, "\"1\"");
+    assert!(plain.starts_with("\"1-"), "{plain}");
     assert_ne!(expanded, plain);
     assert!(expanded.starts_with("\"1-"), "the version comes first: {expanded}");
     assert_eq!(

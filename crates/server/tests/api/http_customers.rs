@@ -72,7 +72,7 @@ async fn create_returns_the_customer_case(app: &TestApp) {
         "{}",
         r.body
     );
-    assert_eq!(etag(&r), "\"1\"");
+    assert!(etag(&r).starts_with("\"1-"), "{}", etag(&r));
 
     // Every field is optional.
     let r = app.post("/v1/customers", json!({})).await;
@@ -93,7 +93,7 @@ async fn retrieve_returns_the_same_customer_with_etag_case(app: &TestApp) {
     let r = app.get(&format!("/v1/customers/{}", created.id())).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body, created.body);
-    assert_eq!(etag(&r), "\"1\"");
+    assert!(etag(&r).starts_with("\"1-"), "{}", etag(&r));
 }
 
 both!(create_refuses_bad_input, create_refuses_bad_input_case);
@@ -241,7 +241,7 @@ async fn patch_edits_and_null_clears_case(app: &TestApp) {
     assert_eq!(r.body["name"], "Ada L.");
     assert_eq!(r.body["email"], "ada@example.com", "absent email is kept");
     assert_eq!(r.body["version"], 2);
-    assert_eq!(etag(&r), "\"2\"");
+    assert!(etag(&r).starts_with("\"2-"), "{}", etag(&r));
 
     let r = patch(app, &path, json!({"name": null})).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -269,7 +269,7 @@ async fn patch_edits_and_null_clears_case(app: &TestApp) {
     assert_eq!(got.body, last, "GET reads what PATCH answered");
     assert_eq!(got.body["id"], created.body["id"]);
     assert_eq!(got.body["created"], created.body["created"]);
-    assert_eq!(etag(&got), format!("\"{}\"", last["version"]));
+    assert!(etag(&got).starts_with(&format!("\"{}-", last["version"])));
 
     // The email filter follows the edit.
     assert_eq!(

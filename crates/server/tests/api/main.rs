@@ -9,6 +9,7 @@ mod support;
 
 mod browser;
 mod browser_pages;
+mod cache;
 mod cli;
 mod commits;
 mod concurrency;

@@ -146,6 +146,7 @@ pub async fn update(
     check_version(if_version, read_version)?;
     patch.apply(&mut account)?;
     account.version += 1;
+    tx.changed(id.uuid());
     if !save_edit(&mut *tx, &account, read_version).await? {
         return Err(lost_race(if_version, read_version + 1));
     }

@@ -110,6 +110,7 @@ pub async fn update(
     check_version(if_version, read_version)?;
     patch.apply(&mut customer)?;
     customer.version += 1;
+    tx.changed(id.uuid());
     if !save_edit(&mut *tx, &customer, read_version).await? {
         return Err(lost_race(if_version, read_version + 1));
     }
@@ -131,6 +132,7 @@ pub async fn remove(tx: &mut Tx<'_>, id: CustomerId) -> StoreResult<Deleted> {
     if in_use(&mut *tx, id).await? {
         return Err(StoreError::InUse("the customer has accounts or payments".into()));
     }
+    tx.changed(id.uuid());
     delete(&mut *tx, id).await?;
     let deleted = Deleted {
         id: id.to_string(),

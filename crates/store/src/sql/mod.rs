@@ -328,7 +328,8 @@ impl SqlStore {
         T: Send + 'static,
         F: for<'t, 'c> Fn(&'t mut Tx<'c>) -> BoxFuture<'t, StoreResult<T>> + Send + Sync + 'static,
     {
-        let slot: Arc<Mutex<Option<(T, Touched)>>> = Arc::new(Mutex::new(None));
+        type Done<T> = (T, Touched, Vec<uuid::Uuid>);
+        let slot: Arc<Mutex<Option<Done<T>>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
         let ctx_deadline = ctx.deadline;
         let (dialect, ids, ctx) = (self.dialect, Arc::clone(&self.ids), Arc::new(ctx.clone()));
@@ -346,15 +347,19 @@ impl SqlStore {
                 let mut tx = Tx::new(exec, dialect, &ids, &ctx, counter);
                 let value = op(&mut tx).await?;
                 tx.flush().await?;
-                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some((value, tx.touched()));
+                let changed = tx.take_changed();
+                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some((value, tx.touched(), changed));
                 Ok(())
             })
         });
         self.writer.execute(job, ctx_deadline).await?;
         let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let (value, touched) = value.ok_or_else(|| StoreError::Internal("write finished without a result".into()))?;
+        let (value, touched, changed) =
+            value.ok_or_else(|| StoreError::Internal("write finished without a result".into()))?;
         // Only now: `execute` returns once COMMIT has, so whoever wakes
-        // finds what it was woken for.
+        // finds what it was woken for. Cached copies go before the writer
+        // hears back, so its next read cannot meet the old state here.
+        self.commits.changed(&changed);
         self.commits.announce(touched);
         Ok(value)
     }

@@ -195,6 +195,12 @@ pub async fn persist(tx: &mut Tx<'_>, m: Movement<'_>) -> StoreResult<()> {
     if !balanced(m.postings) {
         return Err(StoreError::Internal("postings do not sum to zero".into()));
     }
+    for account in &m.accounts {
+        tx.changed(account.id.uuid());
+    }
+    if let PaymentWrite::UpdateState(p) = m.payment {
+        tx.changed(p.id.uuid());
+    }
     let d = tx.dialect;
     let mut params = Params { d, values: Vec::new() };
     let parts: Vec<Query> = build(&m, tx.ids, &mut params)

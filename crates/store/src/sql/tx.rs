@@ -28,6 +28,9 @@ pub struct Tx<'c> {
     /// What the transaction's statements inserted that waiters care about,
     /// announced once it has committed.
     touched: Touched,
+    /// Objects this transaction changed or removed, whose cached copies
+    /// must go once it has committed.
+    changed: Vec<uuid::Uuid>,
 }
 
 impl<'c> Tx<'c> {
@@ -46,6 +49,7 @@ impl<'c> Tx<'c> {
             counter,
             deferred: Vec::new(),
             touched: Touched::default(),
+            changed: Vec::new(),
         }
     }
 
@@ -86,6 +90,21 @@ impl<'c> Tx<'c> {
     /// (a webhook endpoint's change), announced with the rest at commit.
     pub fn touch(&mut self, touched: Touched) {
         self.touched = self.touched.merge(touched);
+    }
+
+    /// Says that this transaction changes or removes the object `id`
+    /// (rows are written by statements built in many places; the write
+    /// itself knows what it touched): its cached copies are dropped, here
+    /// and in every process, once the transaction has committed.
+    pub fn changed(&mut self, id: uuid::Uuid) {
+        if !self.changed.contains(&id) {
+            self.changed.push(id);
+        }
+    }
+
+    /// The objects named by [`Tx::changed`], taken for announcing.
+    pub fn take_changed(&mut self) -> Vec<uuid::Uuid> {
+        std::mem::take(&mut self.changed)
     }
 
     /// What this transaction's statements have inserted so far.

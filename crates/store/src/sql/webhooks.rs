@@ -203,6 +203,7 @@ pub async fn update_endpoint(
     e.version += 1;
     save_endpoint(&mut *tx, &e).await?;
     tx.touch(Touched::ENDPOINTS);
+    tx.changed(e.id.uuid());
     let subject = Subject::changed("webhook_endpoint", e.id.to_bytes());
     events::emit_in(tx, subject, &["webhook_endpoint.updated"], &e).await?;
     Ok(e)
@@ -214,6 +215,7 @@ pub async fn remove_endpoint(tx: &mut Tx<'_>, id: WebhookEndpointId) -> StoreRes
     let e = lock_endpoint(&mut *tx, id).await?;
     delete_endpoint(&mut *tx, id).await?;
     tx.touch(Touched::ENDPOINTS);
+    tx.changed(id.uuid());
     let subject = Subject::changed("webhook_endpoint", e.id.to_bytes());
     events::emit_in(tx, subject, &["webhook_endpoint.deleted"], &e).await?;
     Ok(Deleted {
@@ -241,6 +243,7 @@ pub async fn rotate_secret(
     .execute(&mut *tx)
     .await?;
     tx.touch(Touched::ENDPOINTS);
+    tx.changed(id.uuid());
     e.version += 1;
     Ok(e)
 }
@@ -663,6 +666,7 @@ async fn disable_endpoint(tx: &mut Tx<'_>, id: WebhookEndpointId, reason: &str, 
     e.version += 1;
     save_endpoint(&mut *tx, &e).await?;
     tx.touch(Touched::ENDPOINTS);
+    tx.changed(e.id.uuid());
     let ctx = WriteContext {
         request_id: format!("webhooks_{id}"),
         actor: None,

@@ -207,6 +207,28 @@ impl TestDb {
         }
     }
 
+    /// The same PostgreSQL database through a store of its own, as another
+    /// Settle process sees it (its own pool, commit bus and listener);
+    /// dropping it leaves the database. `None` on SQLite, which one
+    /// process serves.
+    pub async fn another_process(&self) -> Option<TestDb> {
+        let url = self.url.clone()?;
+        let store = settle_store_postgres::open(&url, &PostgresOptions::default())
+            .await
+            .expect("open postgres");
+        let reads = store.reads().clone();
+        let sql = Arc::new(store);
+        Some(TestDb {
+            backend: Backend::Postgres,
+            store: sql.clone(),
+            sql,
+            pg_name: None,
+            dir: None,
+            url: Some(url),
+            reads,
+        })
+    }
+
     /// The directory (SQLite) or URL (PostgreSQL) a `settle` process should use.
     pub fn sqlite_dir(&self) -> Option<&PathBuf> {
         self.dir.as_ref()
@@ -374,6 +396,24 @@ impl TestApp {
             db,
             stop: Some(stop),
             server: Some(server),
+        }
+    }
+
+    /// Waits until PostgreSQL's commit listener is connected (its first
+    /// connection flushes the read cache, which a cache test must not meet
+    /// halfway); at once on SQLite.
+    pub async fn listening(&self) {
+        if self.db.backend == Backend::Sqlite {
+            return;
+        }
+        let bus = self.store().commit_bus();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while bus.subscribe().borrow().resyncs == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the commit listener never connected"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
