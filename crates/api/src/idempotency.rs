@@ -45,7 +45,10 @@ pub fn replay(stored: StoredResponse, secret_omitted: bool) -> Response {
         .is_success()
         .then(|| serde_json::from_slice::<Value>(&stored.body).ok())
         .flatten();
-    let etag = json.as_ref().and_then(|v| v.get("version").and_then(Value::as_i64));
+    // The ETag the first answer had: the version and a digest of these bytes.
+    let etag = json
+        .as_ref()
+        .map(|v| settle_core::cache::etag_of(v.get("version").and_then(Value::as_i64), &stored.body));
     let mut response = (status, Body::from(stored.body)).into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -53,8 +56,8 @@ pub fn replay(stored: StoredResponse, secret_omitted: bool) -> Response {
     if secret_omitted {
         headers.insert("idempotent-secret-omitted", HeaderValue::from_static("true"));
     }
-    if let Some(version) = etag
-        && let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\""))
+    if let Some(etag) = etag
+        && let Ok(tag) = HeaderValue::from_str(&etag)
     {
         headers.insert(ETAG, tag);
     }

@@ -3,6 +3,7 @@
 //! machine. Nothing here asserts a time; the figures go to README.
 
 mod auth;
+mod cache;
 mod depth;
 mod events;
 mod expand;
@@ -26,6 +27,10 @@ pub enum BenchCommand {
     Payments(LoadArgs),
     /// Authorization cost per request against an unauthenticated route.
     Auth(LoadArgs),
+    /// The read cache: a cached read against a bare handler, payment
+    /// creates with the cache on against off, the hit ratio on a Zipf mix
+    /// against the ideal, and (PostgreSQL) staleness seen by another process.
+    Cache(LoadArgs),
     /// Events from commit to consumer (rate, p50/p99 latency) on the
     /// embedded queue (SQLite; PostgreSQL with DATABASE_URL) and NATS
     /// JetStream (NATS_URL), and payment throughput with events vs without.
@@ -81,6 +86,7 @@ pub async fn run(command: BenchCommand, config: &crate::config::Config) -> anyho
     match command {
         BenchCommand::Payments(args) => payments::run(&args, config.database_url.clone()).await,
         BenchCommand::Auth(args) => auth::run(&args, config.database_url.clone()).await,
+        BenchCommand::Cache(args) => cache::run(&args, config.database_url.clone()).await,
         BenchCommand::Events(args) => events::run(&args, config.database_url.clone(), &config.queue.nats_url).await,
         BenchCommand::Webhooks(args) => webhooks::run(&args, config).await,
         BenchCommand::Expand(args) | BenchCommand::Faces(args) => expand::run(&args, config.database_url.clone()).await,

@@ -31,7 +31,7 @@ async fn concurrent_edits_one_wins_case(app: &TestApp) {
             let path = format!("/v1/{kind}/{id}");
             let got = app.get(&path).await;
             let tag = got.headers["etag"].to_str().unwrap().to_owned();
-            assert_eq!(tag, "\"1\"");
+            assert!(tag.starts_with("\"1-"), "{tag}");
             let a = patch(app, &path, Some(&tag), json!({"name": format!("a{round}")}));
             let b = patch(app, &path, Some(&tag), json!({"name": format!("b{round}")}));
             let ((sa, ba), (sb, bb)) = tokio::join!(a, b);
@@ -78,7 +78,7 @@ async fn if_match_rules_case(app: &TestApp) {
     let got = app.get(&path).await;
     assert_eq!(got.body["version"], 4);
     assert_eq!(got.body["name"], "star");
-    assert_eq!(got.headers["etag"], "\"4\"");
+    assert!(got.headers["etag"].to_str().unwrap().starts_with("\"4-"));
     let (s, body) = patch(
         app,
         "/v1/customers/cus_01M8FQ6ZTWESP8TXJ5FPWECSQ1",
