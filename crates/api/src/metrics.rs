@@ -202,6 +202,49 @@ fn render_cache(out: &mut String, cache: &settle_core::cache::ObjectCache) {
         "counter",
         rows,
     );
+    if let Some(shared) = cache.shared() {
+        let t = shared.stats();
+        let rows = [
+            ("hit", &t.hits),
+            ("miss", &t.misses),
+            ("fill", &t.fills),
+            ("fill_refused", &t.fills_refused),
+            ("lease_wait", &t.lease_waits),
+            ("invalidation", &t.invalidations),
+            ("error", &t.errors),
+            ("skipped", &t.skipped),
+            ("epoch", &t.epochs),
+        ]
+        .into_iter()
+        .map(|(event, n)| {
+            (
+                format!("{{tier=\"redis\",event=\"{event}\"}}"),
+                n.load(Ordering::Relaxed) as f64,
+            )
+        })
+        .collect();
+        metric(
+            out,
+            "settle_cache_shared_events_total",
+            "Shared (Redis) tier events: hits, misses, fills (and fills refused because the object changed meanwhile), reads that waited for another process's lease, invalidations, errors and timeouts, calls skipped while the breaker was open, new epochs after invalidations it missed.",
+            "counter",
+            rows,
+        );
+        metric(
+            out,
+            "settle_cache_shared_breaker_state",
+            "The shared tier's breaker: 0 closed, 1 open (Redis is skipped), 2 trying one call.",
+            "gauge",
+            vec![(String::new(), shared.breaker() as u8 as f64)],
+        );
+        metric(
+            out,
+            "settle_cache_shared_in_flight",
+            "Calls waiting for Redis now (one multiplexed connection).",
+            "gauge",
+            vec![(String::new(), shared.in_flight() as f64)],
+        );
+    }
     let (entries, bytes) = cache.size();
     metric(
         out,
@@ -219,6 +262,55 @@ fn render_cache(out: &mut String, cache: &settle_core::cache::ObjectCache) {
     );
 }
 
+/// The database pools: a pool that is too small shows callers waiting and
+/// waits growing before it shows timeouts (each a 503 to a client).
+fn render_pools(out: &mut String, pools: &[settle_store::pool::PoolSnapshot]) {
+    let label = |p: &settle_store::pool::PoolSnapshot| format!("{{pool=\"{}\"}}", p.name);
+    let gauges: [(&str, &str, fn(&settle_store::pool::PoolSnapshot) -> f64); 4] = [
+        ("settle_db_pool_max", "Connections the pool may open.", |p| {
+            f64::from(p.max)
+        }),
+        ("settle_db_pool_in_use", "Connections serving a caller now.", |p| {
+            p.in_use as f64
+        }),
+        ("settle_db_pool_idle", "Open connections waiting for a caller.", |p| {
+            p.idle as f64
+        }),
+        ("settle_db_pool_waiting", "Callers waiting for a connection now.", |p| {
+            p.waiting as f64
+        }),
+    ];
+    for (name, help, value) in gauges {
+        metric(
+            out,
+            name,
+            help,
+            "gauge",
+            pools.iter().map(|p| (label(p), value(p))).collect(),
+        );
+    }
+    metric(
+        out,
+        "settle_db_pool_timeouts_total",
+        "Callers refused because no connection freed up within the acquire timeout (503 to a client).",
+        "counter",
+        pools.iter().map(|p| (label(p), p.timeouts as f64)).collect(),
+    );
+    let name = "settle_db_pool_acquire_wait_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} How long callers waited for a connection.\n# TYPE {name} histogram"
+    );
+    for p in pools {
+        for (bound, count) in &p.wait_buckets {
+            let _ = writeln!(out, "{name}_bucket{{pool=\"{}\",le=\"{bound}\"}} {count}", p.name);
+        }
+        let _ = writeln!(out, "{name}_bucket{{pool=\"{}\",le=\"+Inf\"}} {}", p.name, p.wait_count);
+        let _ = writeln!(out, "{name}_sum{{pool=\"{}\"}} {}", p.name, p.wait_seconds);
+        let _ = writeln!(out, "{name}_count{{pool=\"{}\"}} {}", p.name, p.wait_count);
+    }
+}
+
 pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extension<Arc<ListenerStats>>) -> Response {
     match settle.queue_status().await {
         Ok(status) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], {
@@ -226,6 +318,7 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
             render_process(&mut out, &listener);
             render_wakes(&mut out, settle.commits().stats());
             render_cache(&mut out, settle.cache());
+            render_pools(&mut out, &settle.store().pools());
             out
         })
             .into_response(),

@@ -284,45 +284,43 @@ fn json_by_id<T: Serialize>(objects: Vec<T>) -> Result<Vec<(String, Value)>, Fai
         .collect()
 }
 
-/// An object as shown: itself, or its JSON with relations expanded.
+/// An object as shown: its JSON as read (through the read cache), or with
+/// relations expanded. `T` names what it is; the JSON is what a client gets.
 #[derive(Debug, Clone)]
 pub struct Shown<T> {
-    pub object: T,
+    /// The object's JSON as read, and how the cache answered.
+    pub read: crate::cache::Cached,
+    /// The JSON with relations expanded, when `expand[]` asked for any.
     pub expanded: Option<Value>,
-    /// How the read cache answered for the object itself: its JSON and
-    /// `ETag` as cached (used when nothing is expanded) and whether it was
-    /// a hit, a miss or stale.
-    pub cache: Option<CacheView>,
-}
-
-/// The read cache's part of a [`Shown`] object.
-#[derive(Debug, Clone)]
-pub struct CacheView {
-    pub json: bytes::Bytes,
-    pub etag: std::sync::Arc<str>,
-    pub status: crate::cache::CacheStatus,
+    kind: std::marker::PhantomData<fn() -> T>,
 }
 
 impl<T> Shown<T> {
     /// An object read through the cache, nothing expanded.
-    pub fn cached(read: crate::cache::Cached<T>) -> Self {
+    pub fn cached(read: crate::cache::Cached) -> Self {
         Shown {
-            object: read.object,
+            read,
             expanded: None,
-            cache: Some(CacheView {
-                json: read.json,
-                etag: read.etag,
-                status: read.status,
-            }),
+            kind: std::marker::PhantomData,
         }
+    }
+
+    /// The object's version, for `ETag` and `If-Match` (`None` for objects
+    /// never edited).
+    pub fn version(&self) -> Option<i64> {
+        self.read.version
     }
 }
 
-impl<T: Serialize> Serialize for Shown<T> {
+impl<T> Serialize for Shown<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.expanded {
             Some(json) => json.serialize(s),
-            None => self.object.serialize(s),
+            None => {
+                let raw: &serde_json::value::RawValue =
+                    serde_json::from_slice(&self.read.json).map_err(serde::ser::Error::custom)?;
+                raw.serialize(s)
+            }
         }
     }
 }
@@ -350,27 +348,21 @@ impl<T: Serialize> Serialize for Listed<T> {
 
 impl Settle {
     /// `object` with `paths` expanded (a retrieve's `expand[]`).
-    pub async fn show<T: Serialize>(
+    pub async fn show<T>(
         &self,
         ctx: &OperationContext,
         kind: Kind,
         paths: &[String],
-        read: crate::cache::Cached<T>,
+        read: crate::cache::Cached,
     ) -> Result<Shown<T>, Failure> {
         let Some(expansion) = Expansion::parse(kind, false, paths)? else {
             return Ok(Shown::cached(read));
         };
-        let json = serde_json::to_value(&read.object).map_err(|_| Failure::internal())?;
+        let json = serde_json::from_slice(&read.json).map_err(|_| Failure::internal())?;
         let mut out = self.expand(ctx, &expansion, vec![json]).await?;
-        Ok(Shown {
-            object: read.object,
-            expanded: out.pop(),
-            cache: Some(CacheView {
-                json: read.json,
-                etag: read.etag,
-                status: read.status,
-            }),
-        })
+        let mut shown = Shown::cached(read);
+        shown.expanded = out.pop();
+        Ok(shown)
     }
 
     /// `page` with `paths` (each starting `data.`) expanded.

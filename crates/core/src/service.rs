@@ -115,7 +115,7 @@ impl Settle {
         id: Option<uuid::Uuid>,
         what: &'static str,
         load: impl FnOnce(Arc<dyn Store>, uuid::Uuid) -> Fut,
-    ) -> Result<crate::cache::Cached<T>>
+    ) -> Result<crate::cache::Cached>
     where
         T: crate::cache::Cacheable,
         Fut: std::future::Future<Output = std::result::Result<Option<T>, StoreError>> + Send + 'static,
@@ -133,7 +133,7 @@ impl Settle {
     }
 
     /// An account as a client reads it: through the cache.
-    pub async fn read_account(&self, id: Option<AccountId>) -> Result<crate::cache::Cached<Account>> {
+    pub async fn read_account(&self, id: Option<AccountId>) -> Result<crate::cache::Cached> {
         self.read_cached(id.map(|i| i.uuid()), "account", |store, id| async move {
             store.account(AccountId::from_uuid(id)).await
         })
@@ -141,7 +141,7 @@ impl Settle {
     }
 
     /// A customer as a client reads it: through the cache.
-    pub async fn read_customer(&self, id: Option<CustomerId>) -> Result<crate::cache::Cached<Customer>> {
+    pub async fn read_customer(&self, id: Option<CustomerId>) -> Result<crate::cache::Cached> {
         self.read_cached(id.map(|i| i.uuid()), "customer", |store, id| async move {
             store.customer(CustomerId::from_uuid(id)).await
         })
@@ -149,7 +149,7 @@ impl Settle {
     }
 
     /// A payment as a client reads it: through the cache.
-    pub async fn read_payment(&self, id: Option<PaymentId>) -> Result<crate::cache::Cached<Payment>> {
+    pub async fn read_payment(&self, id: Option<PaymentId>) -> Result<crate::cache::Cached> {
         self.read_cached(id.map(|i| i.uuid()), "payment", |store, id| async move {
             store.payment(PaymentId::from_uuid(id)).await
         })
@@ -157,7 +157,7 @@ impl Settle {
     }
 
     /// A refund as a client reads it: through the cache.
-    pub async fn read_refund(&self, id: Option<RefundId>) -> Result<crate::cache::Cached<Refund>> {
+    pub async fn read_refund(&self, id: Option<RefundId>) -> Result<crate::cache::Cached> {
         self.read_cached(id.map(|i| i.uuid()), "refund", |store, id| async move {
             store.refund(RefundId::from_uuid(id)).await
         })
@@ -165,7 +165,7 @@ impl Settle {
     }
 
     /// An event as a client reads it: through the cache.
-    pub async fn read_event(&self, id: Option<EventId>) -> Result<crate::cache::Cached<Event>> {
+    pub async fn read_event(&self, id: Option<EventId>) -> Result<crate::cache::Cached> {
         self.read_cached(id.map(|i| i.uuid()), "event", |store, id| async move {
             store.event(EventId::from_uuid(id)).await
         })
@@ -177,7 +177,7 @@ impl Settle {
     pub async fn read_webhook_endpoint(
         &self,
         id: Option<settle_domain::ids::WebhookEndpointId>,
-    ) -> Result<crate::cache::Cached<settle_domain::webhook::WebhookEndpoint>> {
+    ) -> Result<crate::cache::Cached> {
         self.read_cached(id.map(|i| i.uuid()), "webhook endpoint", |store, id| async move {
             store
                 .webhook_endpoint(settle_domain::ids::WebhookEndpointId::from_uuid(id))

@@ -102,7 +102,7 @@ impl Application {
             auth_cache_ttl: config.auth_cache_ttl,
             commit_poll: config.queue.poll,
             operation_budget: config.request_timeout,
-            cache: config.cache.clone(),
+            cache: crate::redis_cache::cache_options(config)?,
         };
         let settle = Settle::with_options(store, clock, options);
         let keys = crate::master_key::load(config.webhooks.master_key.as_deref(), &config.data_dir)?;

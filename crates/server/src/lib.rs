@@ -9,6 +9,7 @@ pub mod config;
 pub mod master_key;
 pub mod processor_sim;
 pub mod queue;
+pub mod redis_cache;
 pub mod runtime;
 pub mod seed;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use settle_store::StoreError;
 use settle_store::error::StoreResult;
+use settle_store::pool::PoolStats;
 use settle_store::sql::sqlx_exec::{SqlxConn, SqlxPool};
 use settle_store::sql::{Dialect, SqlStore, WriteExecutor, WriteJob};
 use sqlx::AnyPool;
@@ -53,13 +54,21 @@ pub async fn open(url: &str, options: &PostgresOptions) -> Result<SqlStore, Stor
         .await
         .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let writer = PooledWriter { pool: pool.clone() };
-    let reads = Arc::new(SqlxPool(pool.clone()));
+    let stats = Arc::new(PoolStats::new("database", options.pool_size.max(1)));
+    let writer = PooledWriter {
+        pool: pool.clone(),
+        stats: Arc::clone(&stats),
+    };
+    let reads = Arc::new(SqlxPool {
+        pool: pool.clone(),
+        stats,
+    });
     Ok(SqlStore::new(Dialect::Postgres, pool, reads, Arc::new(writer), latest))
 }
 
 struct PooledWriter {
     pool: AnyPool,
+    stats: Arc<PoolStats>,
 }
 
 #[async_trait]
@@ -68,24 +77,28 @@ impl WriteExecutor for PooledWriter {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut tx = match deadline {
-                None => self.pool.begin().await?,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(StoreError::DeadlineExceeded);
+            let begin = async {
+                Ok(match deadline {
+                    None => self.pool.begin().await?,
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Err(StoreError::DeadlineExceeded);
+                        }
+                        // The statements of this transaction may take what is
+                        // left of the request's budget, and no more; set with
+                        // BEGIN in one round trip.
+                        let ms = left.as_millis().max(1);
+                        self.pool
+                            .begin_with(sqlx::AssertSqlSafe(format!(
+                                "BEGIN; SET LOCAL statement_timeout = {ms}"
+                            )))
+                            .await?
                     }
-                    // The statements of this transaction may take what is
-                    // left of the request's budget, and no more; set with
-                    // BEGIN in one round trip.
-                    let ms = left.as_millis().max(1);
-                    self.pool
-                        .begin_with(sqlx::AssertSqlSafe(format!(
-                            "BEGIN; SET LOCAL statement_timeout = {ms}"
-                        )))
-                        .await?
-                }
+                })
             };
+            // The wait for a connection, with BEGIN's round trip.
+            let mut tx = self.stats.timed(begin).await?;
             let result = match job(&mut SqlxConn(&mut tx)).await {
                 Ok(()) => tx.commit().await.map_err(StoreError::from),
                 Err(e) => Err(e),

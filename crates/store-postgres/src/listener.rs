@@ -25,10 +25,10 @@ pub const ENDPOINTS_PAYLOAD: &str = "endpoints";
 pub const CHANGES_PREFIX: char = 'c';
 
 /// Drops the cached copies of the objects another process changed.
-fn changed(bus: &CommitBus, ids: &str) {
+async fn changed(bus: &CommitBus, ids: &str) {
     let parsed: Option<Vec<uuid::Uuid>> = ids.split(',').map(|hex| uuid::Uuid::try_parse(hex).ok()).collect();
     match parsed {
-        Some(ids) => bus.changed(&ids),
+        Some(ids) => bus.changed(&ids).await,
         None => bus.flush(),
     }
 }
@@ -63,7 +63,7 @@ async fn follow(listener: &mut PgListener, bus: &CommitBus) -> String {
             // A changed endpoint says so; any other notification is about
             // events or jobs, without saying which.
             Ok(Some(n)) if n.payload() == ENDPOINTS_PAYLOAD => bus.announce(Touched::ENDPOINTS),
-            Ok(Some(n)) if n.payload().starts_with(CHANGES_PREFIX) => changed(bus, &n.payload()[1..]),
+            Ok(Some(n)) if n.payload().starts_with(CHANGES_PREFIX) => changed(bus, &n.payload()[1..]).await,
             Ok(Some(_)) => bus.announce(Touched::QUEUE),
             Ok(None) => return "connection closed".to_owned(),
             Err(e) => return e.to_string(),

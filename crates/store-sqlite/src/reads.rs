@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use settle_store::StoreError;
 use settle_store::error::StoreResult;
+use settle_store::pool::PoolStats;
 use settle_store::sql::db::{Executor, Fetch, Output, Query, Reads};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -33,7 +34,9 @@ struct Pool {
     file: PathBuf,
     idle: Mutex<Vec<(Connection, Instant)>>,
     permits: Arc<Semaphore>,
+    size: usize,
     acquire_timeout: Duration,
+    stats: PoolStats,
 }
 
 impl SqliteReads {
@@ -45,7 +48,9 @@ impl SqliteReads {
                 file,
                 idle: Mutex::new(Vec::with_capacity(size)),
                 permits: Arc::new(Semaphore::new(size)),
+                size,
                 acquire_timeout,
+                stats: PoolStats::new("reads", size as u32),
             }),
         }
     }
@@ -79,15 +84,19 @@ impl IdleReleaser {
 impl Pool {
     async fn permit(self: &Arc<Self>) -> StoreResult<OwnedSemaphorePermit> {
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            self.stats.record_immediate();
             return Ok(permit);
         }
-        match tokio::time::timeout(self.acquire_timeout, Arc::clone(&self.permits).acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(StoreError::Unavailable("the SQLite read pool is closed".into())),
-            Err(_) => Err(StoreError::Unavailable(
-                "timed out waiting for a database connection".into(),
-            )),
-        }
+        let wait = async {
+            match tokio::time::timeout(self.acquire_timeout, Arc::clone(&self.permits).acquire_owned()).await {
+                Ok(Ok(permit)) => Ok(permit),
+                Ok(Err(_)) => Err(StoreError::Unavailable("the SQLite read pool is closed".into())),
+                Err(_) => Err(StoreError::Unavailable(
+                    "timed out waiting for a database connection".into(),
+                )),
+            }
+        };
+        self.stats.timed(wait).await
     }
 
     fn take(&self) -> StoreResult<Connection> {
@@ -116,6 +125,13 @@ impl Reads for SqliteReads {
 
     async fn hold(&self) -> StoreResult<Box<dyn std::any::Any + Send>> {
         Ok(Box::new(self.inner.permit().await?))
+    }
+
+    fn pool(&self) -> settle_store::pool::PoolSnapshot {
+        let pool = &self.inner;
+        let in_use = pool.size.saturating_sub(pool.permits.available_permits()) as u64;
+        let idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        pool.stats.snapshot(in_use, idle)
     }
 }
 

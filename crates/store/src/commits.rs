@@ -109,14 +109,20 @@ pub struct Tick {
 }
 
 /// Who keeps copies of objects and must drop them when they change: told
-/// synchronously, right after the commit (this process's writes, before the
-/// writer hears back) or as soon as another process's commit is heard.
+/// right after the commit (this process's writes: awaited before the writer
+/// hears back) or as soon as another process's commit is heard.
+#[async_trait::async_trait]
 pub trait ChangeSink: Send + Sync {
     /// These objects changed or were removed.
-    fn changed(&self, ids: &[uuid::Uuid]);
-    /// Anything may have changed unannounced (a listener reconnected, or a
-    /// notification was too large to name its objects): drop everything.
+    async fn changed(&self, ids: &[uuid::Uuid]);
+    /// Anything may have changed without anyone naming it (a notification
+    /// too large to name its objects): drop everything, shared copies too.
     fn flush(&self);
+
+    /// This process may have missed announcements (its listener
+    /// reconnected): drop what it keeps itself. Copies shared with other
+    /// processes were dropped by the writers, who named what they changed.
+    fn missed(&self);
 }
 
 /// The bell. One per store; cheap to ring when nobody listens.
@@ -158,7 +164,9 @@ impl CommitBus {
     /// Tells every waiter it may have missed news and must read again, and
     /// every keeper of copies to drop them.
     pub fn resync(&self) {
-        self.flush();
+        for sink in self.sinks.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            sink.missed();
+        }
         self.tick.send_modify(|t| t.resyncs += 1);
     }
 
@@ -168,12 +176,13 @@ impl CommitBus {
     }
 
     /// Says that `ids` changed (committed here, or heard from another process).
-    pub fn changed(&self, ids: &[uuid::Uuid]) {
+    pub async fn changed(&self, ids: &[uuid::Uuid]) {
         if ids.is_empty() {
             return;
         }
-        for sink in self.sinks.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            sink.changed(ids);
+        let sinks = self.sinks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for sink in sinks {
+            sink.changed(ids).await;
         }
     }
 

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod list;
 pub mod payments;
+pub mod pool;
 pub mod queue;
 pub mod records;
 pub mod sql;

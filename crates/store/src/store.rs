@@ -23,4 +23,7 @@ pub trait Store:
 
     /// Succeeds when the database answers and every migration is applied.
     async fn readiness(&self) -> StoreResult<()>;
+
+    /// The connection pools, for `/metrics`.
+    fn pools(&self) -> Vec<crate::pool::PoolSnapshot>;
 }

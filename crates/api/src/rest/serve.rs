@@ -341,44 +341,23 @@ impl<T: Serialize> Render for Listed<T> {
 /// could not answer; `Age` says how old the answer is) or `off`.
 pub const CACHE_HEADER: &str = "settle-cache";
 
-macro_rules! shown {
-    ($($t:ty => $version:expr),* $(,)?) => {
-        $(impl Render for Shown<$t> {
-            fn render(self, _path: &str) -> Response {
-                let version: fn(&$t) -> Option<i64> = $version;
-                shown(self, version)
-            }
-        })*
-    };
-}
-
-shown!(
-    settle_domain::payment::Payment => |p| Some(p.version),
-    settle_domain::account::Account => |a| Some(a.version),
-    settle_domain::customer::Customer => |c| Some(c.version),
-    settle_domain::webhook::WebhookEndpoint => |e| Some(e.version),
-    settle_domain::refund::Refund => |_| None,
-    settle_store::records::Event => |_| None,
-);
-
-/// An object as shown: the cached JSON when nothing is expanded, else the
-/// expanded JSON with an `ETag` of its own (it changes when an expanded
-/// object does).
-fn shown<T: Serialize>(value: Shown<T>, version: fn(&T) -> Option<i64>) -> Response {
-    let status = value.cache.as_ref().map(|c| c.status);
-    let mut response = match (&value.expanded, value.cache) {
-        (None, Some(cache)) => json_body(cache.json, &cache.etag),
-        (Some(expanded), _) => json_with_etag(expanded, version(&value.object)),
-        (None, None) => json_with_etag(&value.object, version(&value.object)),
-    };
-    if let Some(status) = status {
+/// An object as read: the JSON as read (cached or not) when nothing is
+/// expanded, else the expanded JSON with an `ETag` of its own (it changes
+/// when an expanded object does).
+impl<T> Render for Shown<T> {
+    fn render(self, _path: &str) -> Response {
+        let status = self.read.status;
+        let mut response = match &self.expanded {
+            None => json_body(self.read.json.clone(), &self.read.etag),
+            Some(expanded) => json_with_etag(expanded, self.version()),
+        };
         let headers = response.headers_mut();
         headers.insert(CACHE_HEADER, HeaderValue::from_static(status.as_str()));
         if let settle_core::cache::CacheStatus::Stale { age } = status {
             headers.insert(axum::http::header::AGE, HeaderValue::from(age.as_secs()));
         }
+        response
     }
-    response
 }
 
 /// A text document (the Cedar schema).

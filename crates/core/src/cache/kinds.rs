@@ -10,8 +10,10 @@ use settle_store::records::Event;
 use super::Cacheable;
 
 macro_rules! versioned {
-    ($($t:ty),*) => {
+    ($($t:ty => $kind:literal),*) => {
         $(impl Cacheable for $t {
+            const KIND: &'static str = $kind;
+
             fn version(&self) -> Option<i64> {
                 Some(self.version)
             }
@@ -19,12 +21,14 @@ macro_rules! versioned {
     };
 }
 
-versioned!(Account, Customer, Payment, WebhookEndpoint);
+versioned!(Account => "account", Customer => "customer", Payment => "payment", WebhookEndpoint => "webhook_endpoint");
 
 /// Never edited: no version, and nothing to invalidate.
 macro_rules! unversioned {
-    ($($t:ty),*) => {
+    ($($t:ty => $kind:literal),*) => {
         $(impl Cacheable for $t {
+            const KIND: &'static str = $kind;
+
             fn version(&self) -> Option<i64> {
                 None
             }
@@ -32,4 +36,7 @@ macro_rules! unversioned {
     };
 }
 
-unversioned!(Refund, Event);
+unversioned!(Refund => "refund", Event => "event");
+
+/// The kinds entries carry, as the shared tier stores them.
+pub(super) const NAMES: [&str; 6] = ["account", "customer", "payment", "refund", "event", "webhook_endpoint"];

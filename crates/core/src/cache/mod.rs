@@ -16,11 +16,16 @@
 //!   (XFetch), so they never all expire at once.
 //! - When the database cannot answer, an entry past its time but within
 //!   the stale window is served, marked stale with its age.
+//! - With a shared tier ([`shared`], Redis), a miss here looks there before
+//!   the database, and one process's read fills it for all (a lease).
+//!
+//! Entries are JSON: what a read answers with, and all a shared tier can
+//! hand back.
 
 mod guard;
 mod kinds;
+pub mod shared;
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +62,8 @@ pub struct CacheOptions {
     /// XFetch's beta: above 1 refreshes earlier, 0 never early
     /// (`SETTLE_CACHE_XFETCH_BETA`).
     pub xfetch_beta: f64,
+    /// Tier 2, shared by every process (Redis with `REDIS_URL`).
+    pub shared: Option<Arc<shared::Shared>>,
 }
 
 impl Default for CacheOptions {
@@ -67,12 +74,17 @@ impl Default for CacheOptions {
             ttl: Duration::from_secs(60),
             stale_for: Duration::from_secs(300),
             xfetch_beta: 1.0,
+            shared: None,
         }
     }
 }
 
 /// An object the cache keeps: its JSON and its version make its `ETag`.
 pub trait Cacheable: Serialize + Clone + Send + Sync + 'static {
+    /// What the object is, stored with it: an id names one object, and a
+    /// reader of another kind must not take it for one of its own.
+    const KIND: &'static str;
+
     /// The version `If-Match` compares, for objects edited with it.
     fn version(&self) -> Option<i64>;
 }
@@ -113,23 +125,45 @@ impl CacheStatus {
     }
 }
 
-/// A read's answer: the object, its JSON and `ETag`, and where it came from.
+/// A read's answer: the object's JSON, its version and `ETag`, and where
+/// it came from.
 #[derive(Debug, Clone)]
-pub struct Cached<T> {
-    pub object: T,
+pub struct Cached {
     pub json: Bytes,
+    pub version: Option<i64>,
     pub etag: Arc<str>,
     pub status: CacheStatus,
 }
 
 struct Entry {
-    object: Arc<dyn Any + Send + Sync>,
+    /// What the object is (its Rust type's name): an id is one object's.
+    kind: &'static str,
     json: Bytes,
+    version: Option<i64>,
     etag: Arc<str>,
     filled: Instant,
     /// How long the read that filled it took: XFetch refreshes entries that
     /// are slow to rebuild earlier.
     cost: Duration,
+}
+
+impl Entry {
+    fn new(kind: &'static str, json: Bytes, version: Option<i64>, cost: Duration) -> Arc<Self> {
+        let etag = etag_of(version, &json).into();
+        Arc::new(Entry {
+            kind,
+            json,
+            version,
+            etag,
+            filled: Instant::now(),
+            cost,
+        })
+    }
+
+    fn of<T: Cacheable>(object: &T, cost: Duration) -> Arc<Self> {
+        let json = Bytes::from(serde_json::to_vec(object).unwrap_or_default());
+        Entry::new(T::KIND, json, object.version(), cost)
+    }
 }
 
 type Loaded = Result<Option<Arc<Entry>>, ServiceError>;
@@ -164,6 +198,7 @@ pub struct ObjectCache {
     next_flight: AtomicU64,
     guard: Arc<FillGuard>,
     stats: Arc<CacheStats>,
+    shared: Option<Arc<shared::Shared>>,
 }
 
 /// What a flight needs to file its result, whoever polls it to the end
@@ -184,13 +219,14 @@ impl std::fmt::Debug for ObjectCache {
 
 impl ObjectCache {
     pub fn new(options: CacheOptions) -> Arc<Self> {
+        let shared = options.shared.clone();
         let stats = Arc::new(CacheStats::default());
         let evicted = Arc::clone(&stats);
         let entries = moka::sync::Cache::builder()
             .max_capacity(options.max_bytes)
-            // What an entry holds beyond its JSON: the typed object, about
-            // as large again, and the bookkeeping.
-            .weigher(|_id: &Uuid, entry: &Arc<Entry>| u32::try_from(entry.json.len() * 2 + 256).unwrap_or(u32::MAX))
+            // What an entry holds beyond its JSON: its bookkeeping, and the
+            // map's.
+            .weigher(|_id: &Uuid, entry: &Arc<Entry>| u32::try_from(entry.json.len() + 256).unwrap_or(u32::MAX))
             .time_to_live(options.ttl + options.stale_for)
             .eviction_listener(move |_id, _entry, cause| {
                 if cause == moka::notification::RemovalCause::Size {
@@ -205,6 +241,7 @@ impl ObjectCache {
             next_flight: AtomicU64::new(0),
             guard: Arc::default(),
             stats,
+            shared,
         })
     }
 
@@ -216,6 +253,11 @@ impl ObjectCache {
         &self.stats
     }
 
+    /// The shared tier, when there is one.
+    pub fn shared(&self) -> Option<&shared::Shared> {
+        self.shared.as_deref()
+    }
+
     /// Entries held and their weight in bytes (approximate: moka counts
     /// lazily).
     pub fn size(&self) -> (u64, u64) {
@@ -225,23 +267,17 @@ impl ObjectCache {
 
     /// The object `id` as `load` reads it from the database, through the
     /// cache. `Ok(None)`: there is no such object (never cached).
-    pub async fn read<T, F, Fut>(&self, id: Uuid, load: F) -> Result<Option<Cached<T>>, ServiceError>
+    pub async fn read<T, F, Fut>(&self, id: Uuid, load: F) -> Result<Option<Cached>, ServiceError>
     where
         T: Cacheable,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, ServiceError>> + Send + 'static,
     {
+        let kind = T::KIND;
         if !self.options.enabled {
-            return Ok(load().await?.map(|object| {
-                let json = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
-                let etag = etag_of(object.version(), &json).into();
-                Cached {
-                    object,
-                    json,
-                    etag,
-                    status: CacheStatus::Off,
-                }
-            }));
+            return Ok(load()
+                .await?
+                .map(|object| answer(&Entry::of(&object, Duration::ZERO), CacheStatus::Off)));
         }
         let held = self.entries.get(&id);
         if let Some(entry) = &held {
@@ -249,14 +285,14 @@ impl ObjectCache {
             if age < self.options.ttl {
                 if !self.refresh_early(age, entry.cost) {
                     bump(&self.stats.hits);
-                    return Ok(typed(entry, CacheStatus::Hit));
+                    return Ok(of_kind(entry, kind, CacheStatus::Hit));
                 }
                 bump(&self.stats.early_refreshes);
             }
         }
         bump(&self.stats.misses);
         match self.flight(id, load).await {
-            Ok(Some(entry)) => Ok(typed(&entry, CacheStatus::Miss)),
+            Ok(Some(entry)) => Ok(of_kind(&entry, kind, CacheStatus::Miss)),
             Ok(None) => Ok(None),
             Err(e) => match held {
                 Some(entry) if unavailable(&e) => {
@@ -264,10 +300,10 @@ impl ObjectCache {
                     if age < self.options.ttl {
                         // Refreshing early failed: what is held is still fresh.
                         bump(&self.stats.hits);
-                        return Ok(typed(&entry, CacheStatus::Hit));
+                        return Ok(of_kind(&entry, kind, CacheStatus::Hit));
                     }
                     bump(&self.stats.stale_served);
-                    Ok(typed(&entry, CacheStatus::Stale { age }))
+                    Ok(of_kind(&entry, kind, CacheStatus::Stale { age }))
                 }
                 _ => Err(e),
             },
@@ -310,21 +346,13 @@ impl ObjectCache {
                     guard: Arc::clone(&self.guard),
                     stats: Arc::clone(&self.stats),
                 };
+                let shared = self.shared.clone();
+                let ttl = self.options.ttl;
                 let flight = async move {
-                    let started = Instant::now();
-                    let loaded = read.await.map(|object| {
-                        object.map(|object| {
-                            let json = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
-                            let etag = etag_of(object.version(), &json).into();
-                            Arc::new(Entry {
-                                object: Arc::new(object),
-                                json,
-                                etag,
-                                filled: Instant::now(),
-                                cost: started.elapsed(),
-                            })
-                        })
-                    });
+                    let loaded = match shared {
+                        Some(shared) => through_shared(&shared, id, ttl, read).await,
+                        None => database(read).await,
+                    };
                     landing.land(id, number, ticket, &loaded);
                     loaded
                 }
@@ -337,8 +365,8 @@ impl ObjectCache {
         flight.await
     }
 
-    /// Drops `ids`: they changed.
-    pub fn invalidate(&self, ids: &[Uuid]) {
+    /// Drops `ids` here: they changed.
+    fn drop_local(&self, ids: &[Uuid]) {
         for id in ids {
             self.guard.invalidate(*id);
             self.entries.invalidate(id);
@@ -349,7 +377,16 @@ impl ObjectCache {
         }
     }
 
-    /// Drops everything: changes may have gone unheard.
+    /// Drops `ids` here and in the shared tier: they changed.
+    pub async fn invalidate(&self, ids: &[Uuid]) {
+        self.drop_local(ids);
+        if let Some(shared) = &self.shared {
+            shared.invalidate(ids).await;
+        }
+    }
+
+    /// Drops everything held in this process (changes may have gone
+    /// unheard here).
     pub fn flush_all(&self) {
         self.guard.flush();
         self.entries.invalidate_all();
@@ -362,6 +399,69 @@ impl ObjectCache {
     pub fn in_flight(&self, id: Uuid) -> bool {
         self.flights.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id)
     }
+}
+
+/// The database's answer as an entry.
+async fn database<T: Cacheable>(read: impl Future<Output = Result<Option<T>, ServiceError>>) -> Loaded {
+    let started = Instant::now();
+    let object = read.await?;
+    Ok(object.map(|object| Entry::of(&object, started.elapsed())))
+}
+
+/// A miss here: the shared tier first; on a miss there, the database,
+/// read by the one process holding the lease while the others wait a
+/// little for its fill. Whatever the shared tier does, the database
+/// answers when it cannot.
+async fn through_shared<T: Cacheable>(
+    shared: &shared::Shared,
+    id: Uuid,
+    ttl: Duration,
+    read: impl Future<Output = Result<Option<T>, ServiceError>>,
+) -> Loaded {
+    let started = Instant::now();
+    let give_up = started + shared.options.lease;
+    let mut waited = false;
+    let generation = loop {
+        match shared.lookup(id).await {
+            Some(shared::Lookup::Found(value)) => {
+                if let Some((kind, version, json)) = shared::decode(&value)
+                    && let Some(kind) = known_kind(&kind)
+                {
+                    bump_shared(&shared.stats.hits);
+                    return Ok(Some(Entry::new(kind, json, version, started.elapsed())));
+                }
+                break None;
+            }
+            Some(shared::Lookup::Missing { generation, leased }) => {
+                if leased || Instant::now() >= give_up {
+                    bump_shared(&shared.stats.misses);
+                    break Some(generation);
+                }
+                if !waited {
+                    waited = true;
+                    bump_shared(&shared.stats.lease_waits);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            None => break None,
+        }
+    };
+    let loaded = database(read).await?;
+    if let (Some(generation), Some(entry)) = (generation, &loaded) {
+        let value = shared::encode(entry.kind, entry.version, &entry.json);
+        shared.fill(id, &generation, value, ttl).await;
+    }
+    Ok(loaded)
+}
+
+fn bump_shared(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The kinds the cache keeps, by their names in the shared tier (a name
+/// from elsewhere is not trusted to be one of ours).
+fn known_kind(name: &str) -> Option<&'static str> {
+    kinds::NAMES.iter().copied().find(|k| *k == name)
 }
 
 impl Landing {
@@ -385,28 +485,40 @@ impl Landing {
     }
 }
 
+#[async_trait::async_trait]
 impl ChangeSink for ObjectCache {
-    fn changed(&self, ids: &[Uuid]) {
-        self.invalidate(ids);
+    async fn changed(&self, ids: &[Uuid]) {
+        self.invalidate(ids).await;
     }
 
     fn flush(&self) {
         self.flush_all();
+        if let Some(shared) = &self.shared {
+            shared.flush();
+        }
+    }
+
+    fn missed(&self) {
+        self.flush_all();
     }
 }
 
-/// The entry as a `T`. An id is generated once, for one object of one
-/// kind, so an entry of another kind under it (a client that put a
-/// payment's id behind a customer's prefix) proves there is no `T` with
-/// this id: `None`, the same answer the database would give.
-fn typed<T: Cacheable>(entry: &Entry, status: CacheStatus) -> Option<Cached<T>> {
-    let object = entry.object.downcast_ref::<T>()?.clone();
-    Some(Cached {
-        object,
+/// The entry as an answer.
+fn answer(entry: &Entry, status: CacheStatus) -> Cached {
+    Cached {
         json: entry.json.clone(),
+        version: entry.version,
         etag: Arc::clone(&entry.etag),
         status,
-    })
+    }
+}
+
+/// The entry as an answer for a reader of `kind`. An id is generated once,
+/// for one object of one kind, so an entry of another kind under it (a
+/// client that put a payment's id behind a customer's prefix) proves there
+/// is no object of `kind` with this id: `None`, the database's answer too.
+fn of_kind(entry: &Entry, kind: &str, status: CacheStatus) -> Option<Cached> {
+    (entry.kind == kind).then(|| answer(entry, status))
 }
 
 /// Errors worth serving a stale entry for: the database cannot answer now.

@@ -217,6 +217,7 @@ struct Synthetic {
 }
 
 impl Cacheable for Synthetic {
+    const KIND: &'static str = "synthetic";
     fn version(&self) -> Option<i64> {
         Some(1)
     }
@@ -319,7 +320,8 @@ async fn staleness(settle: &Settle, url: &str) -> anyhow::Result<()> {
         let committed = Instant::now();
         loop {
             let read = other.settle.read_customer(Some(customer.id)).await?;
-            if read.object.name.as_deref() == Some(name.as_str()) {
+            let shown: serde_json::Value = serde_json::from_slice(&read.json)?;
+            if shown["name"] == name.as_str() {
                 seen.push(committed.elapsed());
                 break;
             }

@@ -111,6 +111,18 @@ impl Config {
         if let Some(d) = ms("SETTLE_CACHE_STALE_MS")? {
             self.cache.stale_for = d;
         }
+        if let Some(v) = env("REDIS_URL").filter(|v| !v.is_empty()) {
+            self.redis_url = Some(v);
+        }
+        if let Some(d) = ms("SETTLE_REDIS_TIMEOUT_MS")? {
+            self.redis.timeout = d.max(Duration::from_millis(1));
+        }
+        if let Some(d) = ms("SETTLE_REDIS_BREAKER_COOLDOWN_MS")? {
+            self.redis.breaker_cooldown = d;
+        }
+        if let Some(d) = ms("SETTLE_CACHE_LEASE_MS")? {
+            self.redis.lease = d;
+        }
         if let Some(v) = env("SETTLE_CACHE_XFETCH_BETA") {
             let beta = v.parse().context("SETTLE_CACHE_XFETCH_BETA must be a number")?;
             self.cache.xfetch_beta = super::check_beta(beta)?;

@@ -59,6 +59,10 @@ pub struct Config {
     pub auth_cache_ttl: Duration,
     /// The read cache of single objects (`SETTLE_CACHE*`, `cache_*`).
     pub cache: settle_core::cache::CacheOptions,
+    /// `REDIS_URL`: the read cache's shared tier; none by default.
+    pub redis_url: Option<String>,
+    /// The shared tier's call timeout and breaker (`SETTLE_REDIS_*`).
+    pub redis: settle_core::cache::shared::SharedOptions,
     pub queue: QueueConfig,
     pub webhooks: WebhookConfig,
 }
@@ -247,6 +251,8 @@ impl Default for Config {
             idempotency_reap_interval: Duration::from_secs(300),
             auth_cache_ttl: Duration::from_secs(5),
             cache: settle_core::cache::CacheOptions::default(),
+            redis_url: None,
+            redis: settle_core::cache::shared::SharedOptions::default(),
             queue: QueueConfig::default(),
             webhooks: WebhookConfig::default(),
         }
@@ -301,6 +307,8 @@ impl fmt::Debug for Config {
             .field("idempotency_reap_interval", &self.idempotency_reap_interval)
             .field("auth_cache_ttl", &self.auth_cache_ttl)
             .field("cache", &self.cache)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis", &self.redis)
             .field("queue", &self.queue)
             .field("webhooks", &self.webhooks)
             .finish()
@@ -334,6 +342,8 @@ struct FileLayer {
     cache_ttl_ms: Option<u64>,
     cache_stale_ms: Option<u64>,
     cache_xfetch_beta: Option<f64>,
+    redis_url: Option<String>,
+    redis_timeout_ms: Option<u64>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -406,6 +416,12 @@ impl Config {
         }
         if f.database_listen_url.is_some() {
             self.database_listen_url = f.database_listen_url;
+        }
+        if f.redis_url.is_some() {
+            self.redis_url = f.redis_url;
+        }
+        if let Some(ms) = f.redis_timeout_ms {
+            self.redis.timeout = Duration::from_millis(ms.max(1));
         }
         if let Some(v) = f.cache {
             self.cache.enabled = v;

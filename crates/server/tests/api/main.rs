@@ -10,6 +10,7 @@ mod support;
 mod browser;
 mod browser_pages;
 mod cache;
+mod cache_redis;
 mod cli;
 mod commits;
 mod concurrency;

@@ -37,6 +37,23 @@ async fn exhausted_pool_answers_503(backend: Backend) {
 
     drop(held);
     assert_eq!(app.get("/v1/accounts").await.status, 200);
+
+    // The pool shows what happened: its bound, the timeout, the waits.
+    let pool = match backend {
+        Backend::Sqlite => "reads",
+        Backend::Postgres => "database",
+    };
+    let labelled = |name: &str| format!("{name}{{pool=\"{pool}\"}}");
+    assert_eq!(app.metric(&labelled("settle_db_pool_max")).await, 1);
+    assert!(app.metric(&labelled("settle_db_pool_timeouts_total")).await >= 1);
+    assert!(app.metric(&labelled("settle_db_pool_acquire_wait_seconds_count")).await >= 2);
+    assert_eq!(app.metric(&labelled("settle_db_pool_waiting")).await, 0);
+    let slow = format!("settle_db_pool_acquire_wait_seconds_bucket{{pool=\"{pool}\",le=\"0.1\"}}");
+    let all = format!("settle_db_pool_acquire_wait_seconds_bucket{{pool=\"{pool}\",le=\"+Inf\"}}");
+    assert!(
+        app.metric(&all).await > app.metric(&slow).await,
+        "the 200 ms wait that timed out is above the 0.1 s bound"
+    );
     app.finish().await;
 }
 

@@ -321,6 +321,9 @@ pub trait Reads: Send + Sync + 'static {
     /// as a long-running read would: how the tests exhaust the pool to see
     /// the 503 every other reader then gets.
     async fn hold(&self) -> StoreResult<Box<dyn std::any::Any + Send>>;
+
+    /// The pool now, for `/metrics`.
+    fn pool(&self) -> crate::pool::PoolSnapshot;
 }
 
 #[cfg(test)]

@@ -359,7 +359,7 @@ impl SqlStore {
         // Only now: `execute` returns once COMMIT has, so whoever wakes
         // finds what it was woken for. Cached copies go before the writer
         // hears back, so its next read cannot meet the old state here.
-        self.commits.changed(&changed);
+        self.commits.changed(&changed).await;
         self.commits.announce(touched);
         Ok(value)
     }

@@ -14,9 +14,14 @@ use crate::error::{StoreError, StoreResult};
 /// A connection inside a transaction the backend opened.
 pub struct SqlxConn<'c>(pub &'c mut AnyConnection);
 
-/// The read pool: each statement takes a connection for its own duration.
+/// The read pool: each statement takes a connection for its own duration,
+/// its wait counted in `stats` (shared with the writer, which takes its
+/// connections from the same pool).
 #[derive(Clone)]
-pub struct SqlxPool(pub AnyPool);
+pub struct SqlxPool {
+    pub pool: AnyPool,
+    pub stats: std::sync::Arc<crate::pool::PoolStats>,
+}
 
 fn bound(query: &Query) -> sqlx::query::Query<'_, Any, AnyArguments> {
     let mut q = sqlx::query(AssertSqlSafe(query.sql.as_ref()));
@@ -109,7 +114,11 @@ impl Executor for SqlxConn<'_> {
 #[async_trait]
 impl Executor for SqlxPool {
     async fn run(&mut self, query: Query, fetch: Fetch) -> StoreResult<Output> {
-        run(&self.0, query, fetch).await
+        let mut conn = self
+            .stats
+            .timed(async { self.pool.acquire().await.map_err(StoreError::from) })
+            .await?;
+        run(&mut *conn, query, fetch).await
     }
 }
 
@@ -120,6 +129,12 @@ impl Reads for SqlxPool {
     }
 
     async fn hold(&self) -> StoreResult<Box<dyn std::any::Any + Send>> {
-        Ok(Box::new(self.0.acquire().await?))
+        Ok(Box::new(self.pool.acquire().await?))
+    }
+
+    fn pool(&self) -> crate::pool::PoolSnapshot {
+        let idle = self.pool.num_idle() as u64;
+        let open = u64::from(self.pool.size());
+        self.stats.snapshot(open.saturating_sub(idle), idle)
     }
 }

@@ -47,6 +47,10 @@ impl Store for SqlStore {
         self.dialect.name()
     }
 
+    fn pools(&self) -> Vec<crate::pool::PoolSnapshot> {
+        vec![self.reads.pool()]
+    }
+
     async fn readiness(&self) -> StoreResult<()> {
         let row = query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM _sqlx_migrations WHERE success")
             .fetch_one(&mut self.reader())

@@ -229,6 +229,21 @@ impl TestDb {
         })
     }
 
+    /// The same store again, for a second app in this process: another
+    /// cache, the same commit bus (it hears every change at once, as one
+    /// SQLite process would). Dropping it leaves the database.
+    pub fn same_store(&self) -> TestDb {
+        TestDb {
+            backend: self.backend,
+            store: Arc::clone(&self.store),
+            sql: Arc::clone(&self.sql),
+            pg_name: None,
+            dir: None,
+            url: self.url.clone(),
+            reads: self.reads.clone(),
+        }
+    }
+
     /// The directory (SQLite) or URL (PostgreSQL) a `settle` process should use.
     pub fn sqlite_dir(&self) -> Option<&PathBuf> {
         self.dir.as_ref()

@@ -44,6 +44,96 @@ pub fn nats_available() -> bool {
     })
 }
 
+/// The Redis server the shared-cache suites use (`SETTLE_TEST_REDIS_URL`).
+pub fn redis_url() -> String {
+    std::env::var("SETTLE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Whether the shared-cache suites run: a missing Redis is a failure under
+/// `CI=true` and a loud skip elsewhere.
+pub fn redis_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let url = redis_url();
+        let addr: SocketAddr = url
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .replace("localhost", "127.0.0.1")
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 6379)));
+        let up = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok();
+        let server = std::process::Command::new("redis-server").arg("--version").output().is_ok();
+        if !(up && server) {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                !ci,
+                "CI=true but Redis at {url} is not reachable or redis-server is not installed: the Redis suites must run in CI"
+            );
+            let _ = std::io::stderr().write_all(
+                format!(
+                    "\n*** settle tests: Redis at {url} is not reachable or redis-server is missing: SKIPPED every \
+                     shared-cache (Redis) suite. Set SETTLE_TEST_REDIS_URL or install redis-server; CI=true makes \
+                     this a failure. ***\n\n"
+                )
+                .as_bytes(),
+            );
+        }
+        up && server
+    })
+}
+
+/// A `redis-server` of the test's own, on `port`, without persistence:
+/// stopped, frozen or killed at the test's will.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    pub fn start(port: u16) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        PrivateRedis { port, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends `signal` (`KILL`, `STOP`, `CONT`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A stream prefix no other test (or deployment) uses.
 pub fn nats_prefix() -> String {
     format!("t{:x}", rand::random::<u64>())
