@@ -266,7 +266,8 @@ fn render_cache(out: &mut String, cache: &settle_core::cache::ObjectCache) {
 /// waits growing before it shows timeouts (each a 503 to a client).
 fn render_pools(out: &mut String, pools: &[settle_store::pool::PoolSnapshot]) {
     let label = |p: &settle_store::pool::PoolSnapshot| format!("{{pool=\"{}\"}}", p.name);
-    let gauges: [(&str, &str, fn(&settle_store::pool::PoolSnapshot) -> f64); 4] = [
+    type Gauge = fn(&settle_store::pool::PoolSnapshot) -> f64;
+    let gauges: [(&str, &str, Gauge); 4] = [
         ("settle_db_pool_max", "Connections the pool may open.", |p| {
             f64::from(p.max)
         }),

@@ -90,11 +90,11 @@ async fn one_read_for_the_cluster_case(app: &TestApp) {
     get_as(app, &app.admin_key, "/v1/events?limit=1").await;
     get_as(&other, &app.admin_key, "/v1/events?limit=1").await;
 
-    let results: Vec<Resp> = futures::stream::iter(0..1000)
+    let results: Vec<Resp> = futures::stream::iter(0..1000u32)
         .map(|i| {
             let (app, other, path, key) = (app, &other, &path, &app.admin_key);
             async move {
-                let target = if i % 2 == 0 { app } else { other };
+                let target = if i.is_multiple_of(2) { app } else { other };
                 get_as(target, key, path).await
             }
         })
@@ -171,7 +171,7 @@ fn load(apps: [Arc<TestApp>; 2], key: String, paths: Vec<String>, pay: (String, 
                     )
                     .await
                 } else {
-                    if i % 7 == 0 {
+                    if i.is_multiple_of(7) {
                         app.settle.cache().flush_all();
                     }
                     get_as(app, &key, &paths[i % paths.len()]).await

@@ -162,7 +162,7 @@ async fn endpoints_and_secrets_case(app: &TestApp) {
     assert_eq!(got.status, 200);
     assert!(got.body.get("secret").is_none(), "the secret is shown once");
     assert_eq!(got.body["enabled_events"], json!(["*"]));
-    assert_eq!(got.headers["etag"], "\"1\"");
+    assert!(got.headers["etag"].to_str().unwrap().starts_with("\"1-"));
     let list = app.get("/v1/webhook_endpoints").await;
     assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
 
