@@ -312,6 +312,30 @@ fn render_pools(out: &mut String, pools: &[settle_store::pool::PoolSnapshot]) {
     }
 }
 
+/// Outgoing HTTP as Settle counts it: requests sent and awaiting an answer.
+fn render_outgoing(out: &mut String) {
+    use settle_core::outgoing::{PROCESSOR, WEBHOOKS};
+    let to = [("webhooks", &WEBHOOKS), ("processor", &PROCESSOR)];
+    metric(
+        out,
+        "settle_http_out_in_flight",
+        "Outgoing requests sent and not yet answered, by destination.",
+        "gauge",
+        to.iter()
+            .map(|(name, o)| (format!("{{to=\"{name}\"}}"), o.in_flight() as f64))
+            .collect(),
+    );
+    metric(
+        out,
+        "settle_http_out_requests_total",
+        "Outgoing requests sent, by destination.",
+        "counter",
+        to.iter()
+            .map(|(name, o)| (format!("{{to=\"{name}\"}}"), o.sent() as f64))
+            .collect(),
+    );
+}
+
 pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extension<Arc<ListenerStats>>) -> Response {
     match settle.queue_status().await {
         Ok(status) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], {
@@ -320,6 +344,7 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
             render_wakes(&mut out, settle.commits().stats());
             render_cache(&mut out, settle.cache());
             render_pools(&mut out, &settle.store().pools());
+            render_outgoing(&mut out);
             out
         })
             .into_response(),

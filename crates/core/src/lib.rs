@@ -12,6 +12,7 @@ pub mod error;
 pub mod expand;
 pub mod operations;
 pub mod ops;
+pub mod outgoing;
 pub mod pipeline;
 pub mod policy;
 pub mod processor;

@@ -89,12 +89,14 @@ impl ProcessorClient {
             payment: payment.id.to_string(),
             source: payment.source.to_string(),
         };
-        let sent = self
-            .http
-            .post(&self.charges_url)
-            .header("Idempotency-Key", charge_key(payment))
-            .json(&body)
-            .send()
+        let sent = crate::outgoing::PROCESSOR
+            .track(
+                self.http
+                    .post(&self.charges_url)
+                    .header("Idempotency-Key", charge_key(payment))
+                    .json(&body)
+                    .send(),
+            )
             .await;
         let response = match sent {
             Ok(r) => r,

@@ -58,9 +58,14 @@ impl Default for ServiceOptions {
     }
 }
 
-/// The service layer; cheap to clone and share between interfaces.
+/// The service layer; cheap to clone and share between interfaces: one
+/// reference count, since every request clones it (axum hands each handler
+/// its own copy of the state), more than once.
 #[derive(Clone)]
-pub struct Settle {
+pub struct Settle(Arc<SettleState>);
+
+/// What a [`Settle`] holds.
+pub struct SettleState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: Arc<ServiceOptions>,
@@ -69,6 +74,14 @@ pub struct Settle {
     pub(crate) webhooks: Arc<std::sync::OnceLock<Arc<crate::webhook::WebhookSetup>>>,
     pub(crate) commits: crate::commits::CommitStream,
     pub(crate) cache: Arc<crate::cache::ObjectCache>,
+}
+
+impl std::ops::Deref for Settle {
+    type Target = SettleState;
+
+    fn deref(&self) -> &SettleState {
+        &self.0
+    }
 }
 
 fn found<T>(value: Option<T>, what: &'static str) -> Result<T> {
@@ -87,7 +100,7 @@ impl Settle {
         store
             .commit_bus()
             .attach(Arc::clone(&cache) as Arc<dyn settle_store::commits::ChangeSink>);
-        Self {
+        Self(Arc::new(SettleState {
             cache,
             commits,
             store,
@@ -96,7 +109,7 @@ impl Settle {
             access,
             queue: Arc::default(),
             webhooks: Arc::default(),
-        }
+        }))
     }
 
     pub fn options(&self) -> &ServiceOptions {

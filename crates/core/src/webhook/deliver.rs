@@ -556,19 +556,21 @@ impl DeliveryWorker {
         };
         let sent = match literal_refused {
             Some(refused) => Err(refused),
-            None => self
-                .http
-                .post(&endpoint.url)
-                .header("content-type", "application/json")
-                .header("webhook-id", &message_id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header(
-                    "webhook-signature",
-                    signature(&signer.keys(now_ms), &message_id, timestamp, &body),
+            None => crate::outgoing::WEBHOOKS
+                .track(
+                    self.http
+                        .post(&endpoint.url)
+                        .header("content-type", "application/json")
+                        .header("webhook-id", &message_id)
+                        .header("webhook-timestamp", timestamp.to_string())
+                        .header(
+                            "webhook-signature",
+                            signature(&signer.keys(now_ms), &message_id, timestamp, &body),
+                        )
+                        .header("request-id", &request_id)
+                        .body(body)
+                        .send(),
                 )
-                .header("request-id", &request_id)
-                .body(body)
-                .send()
                 .await
                 .map_err(describe),
         };

@@ -12,6 +12,7 @@ mod http;
 mod indexes;
 mod load;
 mod payments;
+mod pools;
 mod target;
 mod webhooks;
 
@@ -27,6 +28,10 @@ pub enum BenchCommand {
     Payments(LoadArgs),
     /// Authorization cost per request against an unauthenticated route.
     Auth(LoadArgs),
+    /// Throughput and p99 against the database pool size (1 to 64) at a
+    /// fixed client count, and a pooled connection against a new one per
+    /// request.
+    Pools(PoolArgs),
     /// The read cache: a cached read against a bare handler, payment
     /// creates with the cache on against off, the hit ratio on a Zipf mix
     /// against the ideal, and (PostgreSQL) staleness seen by another process.
@@ -73,6 +78,26 @@ pub struct LoadArgs {
     pub seconds: u64,
 }
 
+/// `settle bench pools`: many clients, so that small pools queue.
+#[derive(Debug, Clone, Args)]
+pub struct PoolArgs {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Seconds per pool size.
+    #[arg(long, default_value_t = 3)]
+    pub seconds: u64,
+}
+
+impl PoolArgs {
+    fn load(&self) -> LoadArgs {
+        LoadArgs {
+            clients: self.clients,
+            seconds: self.seconds,
+        }
+    }
+}
+
 impl LoadArgs {
     pub fn duration(&self) -> Duration {
         Duration::from_secs(self.seconds.max(1))
@@ -86,6 +111,7 @@ pub async fn run(command: BenchCommand, config: &crate::config::Config) -> anyho
     match command {
         BenchCommand::Payments(args) => payments::run(&args, config.database_url.clone()).await,
         BenchCommand::Auth(args) => auth::run(&args, config.database_url.clone()).await,
+        BenchCommand::Pools(args) => pools::run(&args.load(), config.database_url.clone()).await,
         BenchCommand::Cache(args) => cache::run(&args, config.database_url.clone()).await,
         BenchCommand::Events(args) => events::run(&args, config.database_url.clone(), &config.queue.nats_url).await,
         BenchCommand::Webhooks(args) => webhooks::run(&args, config).await,
