@@ -126,6 +126,7 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
             runs.push(hammer(addr, clients, args.duration(), Arc::clone(&creates)).await?);
         }
     }
+    change_triggers(url.as_deref(), true).await?;
     let mean = |runs: &[Outcome]| runs.iter().map(Outcome::rate).sum::<f64>() / runs.len() as f64;
     let (off_rate, on_rate) = (mean(&without), mean(&with_cache));
     println!(
