@@ -214,17 +214,7 @@ async fn reads(on: &Served, off: &Served, secret: &str, clients: usize, duration
         .await?
         .bytes()
         .await?;
-    let fixed = axum::body::Bytes::from(body.to_vec());
-    let bare = axum::Router::new().route(
-        "/payment",
-        axum::routing::get(move || {
-            let fixed = fixed.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], fixed) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let bare_addr = listener.local_addr()?;
-    let bare_server = tokio::spawn(async move { axum::serve(listener, bare).await });
+    let (bare_addr, bare_server) = super::http::bare_handler(axum::body::Bytes::from(body.to_vec())).await?;
     let one = |request: Prepared| Arc::new(vec![request]);
     let baseline = hammer(bare_addr, clients, duration, one(Prepared::get("/payment"))).await?;
     println!(

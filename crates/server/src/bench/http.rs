@@ -105,3 +105,18 @@ impl Connections {
         }
     }
 }
+
+/// The baseline of a read: a bare axum handler answering `GET /payment`
+/// with `body` as JSON, nothing else. Abort the handle to stop it.
+pub async fn bare_handler(body: Bytes) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let bare = axum::Router::new().route(
+        "/payment",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    Ok((addr, tokio::spawn(async move { axum::serve(listener, bare).await })))
+}

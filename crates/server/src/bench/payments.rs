@@ -181,7 +181,12 @@ fn report(label: &str, outcome: &super::load::Outcome, baseline: f64) {
     );
 }
 
-fn payment(source: AccountId, destination: AccountId, usd: Currency) -> Result<NewPayment, settle_domain::DomainError> {
+/// A settled payment of 1 from `source` to `destination`.
+pub(super) fn payment(
+    source: AccountId,
+    destination: AccountId,
+    usd: Currency,
+) -> Result<NewPayment, settle_domain::DomainError> {
     NewPayment::new(
         Amount::parse("amount", 1)?,
         usd,
@@ -269,17 +274,7 @@ async fn reads(
         .await?
         .bytes()
         .await?;
-    let fixed = axum::body::Bytes::from(body.to_vec());
-    let bare = axum::Router::new().route(
-        "/payment",
-        axum::routing::get(move || {
-            let fixed = fixed.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], fixed) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let bare_addr = listener.local_addr()?;
-    let bare_server = tokio::spawn(async move { axum::serve(listener, bare).await });
+    let (bare_addr, bare_server) = super::http::bare_handler(axum::body::Bytes::from(body.to_vec())).await?;
 
     let get = |addr: SocketAddr, request: Prepared| async move {
         let conns = Arc::new(Connections::open(addr, clients).await?);

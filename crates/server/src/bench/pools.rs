@@ -14,7 +14,7 @@ use settle_core::clock::SystemClock;
 use settle_domain::account::NewAccount;
 use settle_domain::ids::{AccountId, PaymentId};
 use settle_domain::metadata::Metadata;
-use settle_domain::money::{Amount, Currency};
+use settle_domain::money::Currency;
 use settle_domain::payment::NewPayment;
 use settle_store::ListQuery;
 use sqlx::Connection;
@@ -185,16 +185,7 @@ async fn mixed(
 }
 
 fn payment(source: AccountId, destination: AccountId) -> anyhow::Result<NewPayment> {
-    Ok(NewPayment::new(
-        Amount::parse("amount", 1)?,
-        Currency::parse("usd")?,
-        source,
-        destination,
-        None,
-        true,
-        None,
-        Metadata::default(),
-    )?)
+    Ok(super::payments::payment(source, destination, Currency::parse("usd")?)?)
 }
 
 /// One read by id with a kept connection against a connection opened (and

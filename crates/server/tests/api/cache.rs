@@ -34,8 +34,9 @@ async fn get_ok(app: &TestApp, path: &str) -> Resp {
     r
 }
 
-/// A held payment of 500 from a funded account to a shop.
-async fn held_payment(app: &TestApp) -> (String, String, String) {
+/// A held payment of 500 from a funded account to a shop: (payment,
+/// source, destination).
+pub(crate) async fn held_payment(app: &TestApp) -> (String, String, String) {
     app.listening().await;
     let alice = app.account("alice", "usd", false).await;
     app.fund(&alice, "usd", 1_000).await;
