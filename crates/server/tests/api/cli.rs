@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -73,16 +72,7 @@ async fn key_then_serve(database_url: Option<&str>) {
         .unwrap();
     assert_eq!(r.status(), 200, "the key made by `keys create` must work on the server");
     // A developer key may not manage keys' resources it lacks: checked elsewhere; here, SIGTERM.
-    let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "settle did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = server.terminate().await;
     assert!(status.success(), "graceful shutdown must exit 0, got {status:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -156,7 +146,7 @@ async fn json_request_log() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let server = Server(child);
+    let mut server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
     let res = crate::support::http_client()
@@ -167,9 +157,8 @@ async fn json_request_log() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let request_id = res.headers()["request-id"].to_str().unwrap().to_owned();
-    let pid = server.0.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    drop(server);
+    // A clean exit writes every queued log line before it ends.
+    assert!(server.terminate().await.success());
     let text = std::fs::read_to_string(dir.join("log.json")).unwrap();
     assert!(!text.contains(&secret), "no secret in the log");
     let line: serde_json::Value = text

@@ -235,6 +235,33 @@ pub fn free_port() -> u16 {
 /// A `settle` child process, killed (SIGKILL) when dropped.
 pub struct Server(pub std::process::Child);
 
+impl Server {
+    /// Sends SIGTERM and waits (at most 15 s) for the process to exit by
+    /// itself: what a clean shutdown leaves behind (flushed logs, ended
+    /// streams) is only there once it has.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "settle did not exit after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
