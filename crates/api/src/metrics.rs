@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Extension;
 use axum::extract::State;
@@ -175,26 +175,21 @@ fn render_wakes(out: &mut String, wakes: &WakeStats) {
 /// the database is failing reads that the cache is covering for.
 fn render_cache(out: &mut String, cache: &settle_core::cache::ObjectCache) {
     let s = cache.stats();
-    let rows = [
-        ("hit", &s.hits),
-        ("miss", &s.misses),
-        ("fill", &s.fills),
-        ("fill_spoiled", &s.fills_spoiled),
-        ("eviction", &s.evictions),
-        ("coalesced", &s.coalesced),
-        ("stale_served", &s.stale_served),
-        ("early_refresh", &s.early_refreshes),
-        ("invalidation", &s.invalidations),
-        ("flush", &s.flushes),
-    ]
-    .into_iter()
-    .map(|(event, n)| {
-        (
-            format!("{{tier=\"local\",event=\"{event}\"}}"),
-            n.load(Ordering::Relaxed) as f64,
-        )
-    })
-    .collect();
+    let rows = tier_rows(
+        "local",
+        [
+            ("hit", &s.hits),
+            ("miss", &s.misses),
+            ("fill", &s.fills),
+            ("fill_spoiled", &s.fills_spoiled),
+            ("eviction", &s.evictions),
+            ("coalesced", &s.coalesced),
+            ("stale_served", &s.stale_served),
+            ("early_refresh", &s.early_refreshes),
+            ("invalidation", &s.invalidations),
+            ("flush", &s.flushes),
+        ],
+    );
     metric(
         out,
         "settle_cache_events_total",
@@ -204,25 +199,20 @@ fn render_cache(out: &mut String, cache: &settle_core::cache::ObjectCache) {
     );
     if let Some(shared) = cache.shared() {
         let t = shared.stats();
-        let rows = [
-            ("hit", &t.hits),
-            ("miss", &t.misses),
-            ("fill", &t.fills),
-            ("fill_refused", &t.fills_refused),
-            ("lease_wait", &t.lease_waits),
-            ("invalidation", &t.invalidations),
-            ("error", &t.errors),
-            ("skipped", &t.skipped),
-            ("epoch", &t.epochs),
-        ]
-        .into_iter()
-        .map(|(event, n)| {
-            (
-                format!("{{tier=\"redis\",event=\"{event}\"}}"),
-                n.load(Ordering::Relaxed) as f64,
-            )
-        })
-        .collect();
+        let rows = tier_rows(
+            "redis",
+            [
+                ("hit", &t.hits),
+                ("miss", &t.misses),
+                ("fill", &t.fills),
+                ("fill_refused", &t.fills_refused),
+                ("lease_wait", &t.lease_waits),
+                ("invalidation", &t.invalidations),
+                ("error", &t.errors),
+                ("skipped", &t.skipped),
+                ("epoch", &t.epochs),
+            ],
+        );
         metric(
             out,
             "settle_cache_shared_events_total",
@@ -260,6 +250,19 @@ fn render_cache(out: &mut String, cache: &settle_core::cache::ObjectCache) {
         "gauge",
         vec![("{tier=\"local\"}".to_owned(), bytes as f64)],
     );
+}
+
+/// One tier's event counters as labelled samples.
+fn tier_rows<const N: usize>(tier: &str, counters: [(&str, &AtomicU64); N]) -> Vec<(String, f64)> {
+    counters
+        .into_iter()
+        .map(|(event, n)| {
+            (
+                format!("{{tier=\"{tier}\",event=\"{event}\"}}"),
+                n.load(Ordering::Relaxed) as f64,
+            )
+        })
+        .collect()
 }
 
 /// The database pools: a pool that is too small shows callers waiting and

@@ -42,6 +42,9 @@ pub enum Topic {
     /// Webhook endpoints changed (edited, disabled, rotated, deleted):
     /// what keeps their decrypted secrets in memory follows this.
     Endpoints,
+    /// Objects other processes may cache changed here: what sends their
+    /// ids to other processes (on PostgreSQL) follows this.
+    Changes,
 }
 
 impl Topic {
@@ -53,6 +56,7 @@ impl Topic {
             Topic::Jobs => now.jobs != before.jobs,
             Topic::Positions => now.positions != before.positions || now.events != before.events,
             Topic::Endpoints => now.endpoints != before.endpoints,
+            Topic::Changes => now.changes != before.changes,
         }
     }
 }
@@ -278,12 +282,14 @@ mod tests {
             jobs: true,
             positions: false,
             endpoints: false,
+            changes: false,
         });
         bus.announce(Touched {
             events: true,
             jobs: false,
             positions: false,
             endpoints: false,
+            changes: false,
         });
         assert_eq!(events.wait().await, Wake::Committed);
         // Both rings were taken in by that one wake.
@@ -301,6 +307,7 @@ mod tests {
             jobs: true,
             positions: false,
             endpoints: false,
+            changes: false,
         });
         assert!(jobs.has_news(), "it can tell it is behind");
         assert_eq!(jobs.wait().await, Wake::Committed);
@@ -318,6 +325,7 @@ mod tests {
             jobs: true,
             positions: false,
             endpoints: false,
+            changes: false,
         });
         assert!(!events.has_news());
         bus.announce(Touched {
@@ -325,6 +333,7 @@ mod tests {
             jobs: false,
             positions: false,
             endpoints: false,
+            changes: false,
         });
         assert!(events.has_news());
     }

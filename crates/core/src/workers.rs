@@ -174,6 +174,26 @@ pub async fn run_sequencer(settle: Settle, poll: Duration) {
     }
 }
 
+/// Tells other processes which cached objects changed, whenever this
+/// process commits a change (on PostgreSQL; SQLite is served by one
+/// process, and the step does nothing there). The triggers left the ids in
+/// the database; one transaction per batch sends them, so money writes
+/// never take NOTIFY's commit lock themselves. It runs apart from the
+/// sequencer, whose steps wait for disk flushes: a change goes out about a
+/// round trip after its commit. Its safety-net poll sends what a process
+/// that died right after its commit left behind.
+pub async fn run_change_sender(settle: Settle) {
+    let mut commits = settle.commits().subscribe(Topic::Changes);
+    loop {
+        if let Err(e) = settle.store.send_changes().await {
+            tracing::warn!(error = %e, "could not tell other processes which objects changed; retrying");
+            tokio::time::sleep(RETRY_PAUSE).await;
+            continue;
+        }
+        commits.wait().await;
+    }
+}
+
 /// Everything the processor worker needs.
 pub struct ProcessorWorker {
     pub settle: Settle,

@@ -147,13 +147,12 @@ pub async fn run() -> anyhow::Result<()> {
     };
     let config = Config::load(cli.config.as_deref(), &|k| std::env::var(k).ok(), &flags)?;
     telemetry::init(config.log_format);
-    let result = run_command(cli, &config).await;
+    let result = run_command(cli, config).await;
     telemetry::flush();
     result
 }
 
-async fn run_command(cli: Cli, config: &Config) -> anyhow::Result<()> {
-    let config = config.clone();
+async fn run_command(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
         Command::ProcessorSim(options) => {

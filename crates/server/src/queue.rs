@@ -19,7 +19,7 @@ use settle_core::tls::OutgoingTls;
 use settle_core::webhook::deliver::{DeliveryOptions, DeliveryWorker};
 use settle_core::webhook::guard::GuardOptions;
 use settle_core::webhook::handoff::Handoff;
-use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_fanout, run_sequencer};
+use settle_core::workers::{ProcessorWorker, WorkerOptions, WorkerStats, run_change_sender, run_fanout, run_sequencer};
 use settle_nats::{NatsOptions, NatsQueue, Relay};
 use tokio::task::JoinHandle;
 
@@ -153,7 +153,10 @@ impl QueueRuntime {
             base: c.retry_base,
             max: c.retry_max,
         };
-        let mut tasks = vec![tokio::spawn(run_sequencer(settle.clone(), c.poll))];
+        let mut tasks = vec![
+            tokio::spawn(run_sequencer(settle.clone(), c.poll)),
+            tokio::spawn(run_change_sender(settle.clone())),
+        ];
         tasks.push(tokio::spawn(run_fanout(
             settle.clone(),
             Arc::clone(&self.queue),

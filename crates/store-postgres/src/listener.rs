@@ -20,8 +20,9 @@ pub const CHANNEL: &str = "settle_commits";
 /// The payload of the `webhook_endpoints_notify` trigger's notification.
 pub const ENDPOINTS_PAYLOAD: &str = "endpoints";
 
-/// The first character of the `changes_notify` trigger's payload; the ids
-/// of the changed rows follow, or `*` for "too many to name".
+/// The first character of a changed-objects notification (sent by the
+/// sequencer's `send_changes`, or by a webhook endpoint's trigger); the
+/// ids of the changed rows follow, or `*` for "too many to name".
 pub const CHANGES_PREFIX: char = 'c';
 
 /// Drops the cached copies of the objects another process changed.

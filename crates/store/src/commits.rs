@@ -31,6 +31,10 @@ pub struct Touched {
     /// memory drops it. Said by the write itself ([`Touched::ENDPOINTS`]),
     /// not read from its SQL.
     pub endpoints: bool,
+    /// Cached objects changed ([`crate::sql::Tx::changed`]). PostgreSQL's
+    /// triggers leave their ids in the database for the change sender to
+    /// announce to other processes; this wakes it.
+    pub changes: bool,
 }
 
 impl Touched {
@@ -41,6 +45,7 @@ impl Touched {
         jobs: true,
         positions: true,
         endpoints: true,
+        changes: true,
     };
 
     /// What another process's commit of events or jobs announces (its
@@ -50,6 +55,7 @@ impl Touched {
         jobs: true,
         positions: true,
         endpoints: false,
+        changes: false,
     };
 
     /// What the sequencer's commit announces.
@@ -58,6 +64,7 @@ impl Touched {
         jobs: false,
         positions: true,
         endpoints: false,
+        changes: false,
     };
 
     /// What a change to a webhook endpoint announces.
@@ -66,10 +73,11 @@ impl Touched {
         jobs: false,
         positions: false,
         endpoints: true,
+        changes: false,
     };
 
     pub fn any(self) -> bool {
-        self.events || self.jobs || self.positions || self.endpoints
+        self.events || self.jobs || self.positions || self.endpoints || self.changes
     }
 
     /// What running `sql` inserts, read from the statement itself: events
@@ -82,6 +90,7 @@ impl Touched {
             jobs: sql.contains("INSERT INTO jobs "),
             positions: false,
             endpoints: false,
+            changes: false,
         }
     }
 
@@ -91,6 +100,7 @@ impl Touched {
             jobs: self.jobs || other.jobs,
             positions: self.positions || other.positions,
             endpoints: self.endpoints || other.endpoints,
+            changes: self.changes || other.changes,
         }
     }
 }
@@ -103,6 +113,7 @@ pub struct Tick {
     pub jobs: u64,
     pub positions: u64,
     pub endpoints: u64,
+    pub changes: u64,
     /// Times a listener came back after losing its connection: anything
     /// may have committed meanwhile without a word.
     pub resyncs: u64,
@@ -158,6 +169,7 @@ impl CommitBus {
             t.jobs += u64::from(touched.jobs);
             t.positions += u64::from(touched.positions);
             t.endpoints += u64::from(touched.endpoints);
+            t.changes += u64::from(touched.changes);
         });
     }
 
@@ -239,6 +251,7 @@ mod tests {
             jobs: false,
             positions: false,
             endpoints: false,
+            changes: false,
         });
         assert_eq!(rx.borrow().events, 1);
         assert_eq!(rx.borrow().jobs, 0);

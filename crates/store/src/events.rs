@@ -51,6 +51,12 @@ pub trait EventStore: Send + Sync {
     /// its migration `0009`); SQLite numbers events as it writes them, so
     /// there it does nothing.
     async fn number_events(&self, most: u32) -> StoreResult<u64>;
+    /// Tells other processes which cached objects changed: PostgreSQL's
+    /// triggers leave the ids of changed rows in the database, for the
+    /// change sender to send after the commit (see its migration `0012`);
+    /// returns how many sets of ids went out. SQLite is served by one
+    /// process, so there it does nothing.
+    async fn send_changes(&self) -> StoreResult<u64>;
     /// The bell rung after every commit that added events or jobs.
     fn commit_bus(&self) -> Arc<CommitBus>;
 

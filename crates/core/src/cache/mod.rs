@@ -427,19 +427,19 @@ async fn through_shared<T: Cacheable>(
                 if let Some((kind, version, json)) = shared::decode(&value)
                     && let Some(kind) = known_kind(&kind)
                 {
-                    bump_shared(&shared.stats.hits);
+                    bump(&shared.stats.hits);
                     return Ok(Some(Entry::new(kind, json, version, started.elapsed())));
                 }
                 break None;
             }
             Some(shared::Lookup::Missing { generation, leased }) => {
                 if leased || Instant::now() >= give_up {
-                    bump_shared(&shared.stats.misses);
+                    bump(&shared.stats.misses);
                     break Some(generation);
                 }
                 if !waited {
                     waited = true;
-                    bump_shared(&shared.stats.lease_waits);
+                    bump(&shared.stats.lease_waits);
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -452,10 +452,6 @@ async fn through_shared<T: Cacheable>(
         shared.fill(id, &generation, value, ttl).await;
     }
     Ok(loaded)
-}
-
-fn bump_shared(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The kinds the cache keeps, by their names in the shared tier (a name

@@ -199,35 +199,32 @@ impl Shared {
             return None;
         }
         if self.dirty.load(Ordering::SeqCst) {
-            match tokio::time::timeout(self.options.timeout, self.tier.new_epoch()).await {
-                Ok(Ok(())) => {
-                    self.dirty.store(false, Ordering::SeqCst);
-                    self.stats.epochs.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(Err(e)) => {
-                    self.failed(&e);
-                    return None;
-                }
-                Err(_) => {
-                    self.failed(&TierError("timed out".into()));
-                    return None;
-                }
+            // Not a success for the breaker: only the call itself says
+            // whether a half-open tier is back.
+            if let Err(e) = self.timed(self.tier.new_epoch()).await {
+                self.failed(&e);
+                return None;
             }
+            self.dirty.store(false, Ordering::SeqCst);
+            self.stats.epochs.fetch_add(1, Ordering::Relaxed);
         }
-        match tokio::time::timeout(self.options.timeout, call).await {
-            Ok(Ok(value)) => {
+        match self.timed(call).await {
+            Ok(value) => {
                 self.succeeded();
                 Some(value)
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 self.failed(&e);
                 None
             }
-            Err(_) => {
-                self.failed(&TierError("timed out".into()));
-                None
-            }
         }
+    }
+
+    /// `call` within the tier's timeout; running out of it is an error.
+    async fn timed<T>(&self, call: impl std::future::Future<Output = Result<T, TierError>>) -> Result<T, TierError> {
+        tokio::time::timeout(self.options.timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(TierError("timed out".into())))
     }
 
     pub(super) async fn lookup(&self, id: Uuid) -> Option<Lookup> {

@@ -153,7 +153,8 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Turns PostgreSQL's change-notifying triggers (migration 0011) on or off.
+/// Turns PostgreSQL's triggers that record changed ids for other processes
+/// (migrations 0011 and 0012) on or off.
 async fn change_triggers(url: Option<&str>, on: bool) -> anyhow::Result<()> {
     let Some(url) = url else { return Ok(()) };
     let mut conn = sqlx::AnyConnection::connect(url).await?;
@@ -198,23 +199,8 @@ async fn hammer(
 /// `GET /v1/payments/{id}` with the cache off and on, against a bare axum
 /// handler answering the same body.
 async fn reads(on: &Served, off: &Served, secret: &str, clients: usize, duration: Duration) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    let list: serde_json::Value = http
-        .get(format!("http://{}/v1/payments?limit=1", on.addr))
-        .bearer_auth(secret)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = list["data"][0]["id"].as_str().context("no payment to read")?.to_owned();
-    let body = http
-        .get(format!("http://{}/v1/payments/{id}", on.addr))
-        .bearer_auth(secret)
-        .send()
-        .await?
-        .bytes()
-        .await?;
-    let (bare_addr, bare_server) = super::http::bare_handler(axum::body::Bytes::from(body.to_vec())).await?;
+    let (id, body) = super::http::newest_payment(on.addr, secret).await?;
+    let (bare_addr, bare_server) = super::http::bare_handler(body).await?;
     let one = |request: Prepared| Arc::new(vec![request]);
     let baseline = hammer(bare_addr, clients, duration, one(Prepared::get("/payment"))).await?;
     println!(

@@ -120,3 +120,25 @@ pub async fn bare_handler(body: Bytes) -> anyhow::Result<(SocketAddr, tokio::tas
     let addr = listener.local_addr()?;
     Ok((addr, tokio::spawn(async move { axum::serve(listener, bare).await })))
 }
+
+/// The newest payment served at `addr`: its id and the body a read of it
+/// answers (what a read bench asks for, and what its bare baseline sends).
+pub async fn newest_payment(addr: SocketAddr, secret: &str) -> anyhow::Result<(String, Bytes)> {
+    let http = reqwest::Client::new();
+    let list: serde_json::Value = http
+        .get(format!("http://{addr}/v1/payments?limit=1"))
+        .bearer_auth(secret)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = list["data"][0]["id"].as_str().context("no payment to read")?.to_owned();
+    let body = http
+        .get(format!("http://{addr}/v1/payments/{id}"))
+        .bearer_auth(secret)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    Ok((id, Bytes::from(body.to_vec())))
+}

@@ -108,8 +108,6 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-    let http = reqwest::Client::new();
-
     let mut rates = Vec::new();
     for with_key in [false, true] {
         let conns = Arc::new(Connections::open(addr, clients).await?);
@@ -154,7 +152,7 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
         "  idempotency record cost: with key / without = {}",
         ratio(rates[1], rates[0])
     );
-    reads(&http, addr, &secret, clients, args.duration()).await?;
+    reads(addr, &secret, clients, args.duration()).await?;
     let _ = stop.send(());
     let _ = server.await;
     Ok(())
@@ -252,29 +250,9 @@ fn raw_sqlite(file: &Path, banks: &[AccountId], shops: &[AccountId], duration: D
 
 /// `GET /v1/payments/{id}` against a bare axum handler answering a fixed
 /// body of the same size, on the same client and connection count.
-async fn reads(
-    http: &reqwest::Client,
-    addr: SocketAddr,
-    secret: &str,
-    clients: usize,
-    duration: Duration,
-) -> anyhow::Result<()> {
-    let list: serde_json::Value = http
-        .get(format!("http://{addr}/v1/payments?limit=1"))
-        .bearer_auth(secret)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = list["data"][0]["id"].as_str().context("no payment to read")?.to_owned();
-    let body = http
-        .get(format!("http://{addr}/v1/payments/{id}"))
-        .bearer_auth(secret)
-        .send()
-        .await?
-        .bytes()
-        .await?;
-    let (bare_addr, bare_server) = super::http::bare_handler(axum::body::Bytes::from(body.to_vec())).await?;
+async fn reads(addr: SocketAddr, secret: &str, clients: usize, duration: Duration) -> anyhow::Result<()> {
+    let (id, body) = super::http::newest_payment(addr, secret).await?;
+    let (bare_addr, bare_server) = super::http::bare_handler(body).await?;
 
     let get = |addr: SocketAddr, request: Prepared| async move {
         let conns = Arc::new(Connections::open(addr, clients).await?);

@@ -344,6 +344,39 @@ fn a_capture_on_one_process_reaches_reads_on_another_postgres() {
     });
 }
 
+/// A change that no Settle process announces (made by hand in SQL, or by a
+/// process that died between its commit and sending the ids) still
+/// reaches every process's cache: the triggers leave the changed ids in
+/// the database, and any process's change sender sends them on its next step
+/// (at the latest after its poll interval).
+#[test]
+fn a_change_nobody_announced_still_reaches_the_cache_postgres() {
+    if !postgres_available() {
+        return;
+    }
+    runtime().block_on(async {
+        let app = TestApp::spawn(Backend::Postgres).await;
+        let (_, alice, _) = held_payment(&app).await;
+        let account = format!("/v1/accounts/{alice}");
+        assert_eq!(get_ok(&app, &account).await.body["name"], "alice");
+        assert_eq!(header(&get_ok(&app, &account).await, "settle-cache"), "hit");
+
+        let id = settle_domain::ids::AccountId::parse(&alice).unwrap();
+        let done = sqlx::query("UPDATE accounts SET name = 'renamed by hand' WHERE id = $1")
+            .bind(id.to_bytes())
+            .execute(&app.db.reads)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+        let other = Other {
+            key: app.admin_key.clone(),
+            app,
+        };
+        other.eventually(&account, |b| b["name"] == "renamed by hand").await;
+        other.app.finish().await;
+    });
+}
+
 /// The second process, read with the first one's admin key.
 struct Other {
     app: TestApp,

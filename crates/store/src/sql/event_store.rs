@@ -51,6 +51,13 @@ impl EventStore for SqlStore {
         Ok(numbered)
     }
 
+    async fn send_changes(&self) -> StoreResult<u64> {
+        if self.dialect == super::Dialect::Sqlite {
+            return Ok(0);
+        }
+        self.write_background(|tx| Box::pin(events::send_changes(tx))).await
+    }
+
     fn commit_bus(&self) -> Arc<CommitBus> {
         SqlStore::commit_bus(self)
     }

@@ -178,6 +178,15 @@ pub async fn number(tx: &mut Tx<'_>, most: u32) -> StoreResult<u64> {
     Ok(u64::try_from(numbered).unwrap_or(0))
 }
 
+/// The sequencer's other step on PostgreSQL: sends the ids of changed
+/// objects the triggers left waiting (the `send_changes` function of
+/// migration `0012`); returns how many sets of ids went out.
+pub async fn send_changes(tx: &mut Tx<'_>) -> StoreResult<u64> {
+    let row = query("SELECT send_changes() AS sent").fetch_one(tx).await?;
+    let sent: i64 = row.try_get("sent")?;
+    Ok(u64::try_from(sent).unwrap_or(0))
+}
+
 pub async fn get<E: Executor + ?Sized>(ex: &mut E, id: EventId) -> StoreResult<Option<Event>> {
     rows::by_id(ex, "events", EVENT_COLS, id.to_bytes(), "", rows::event).await
 }

@@ -360,7 +360,10 @@ impl SqlStore {
         // finds what it was woken for. Cached copies go before the writer
         // hears back, so its next read cannot meet the old state here.
         self.commits.changed(&changed).await;
-        self.commits.announce(touched);
+        self.commits.announce(Touched {
+            changes: !changed.is_empty(),
+            ..touched
+        });
         Ok(value)
     }
 }
