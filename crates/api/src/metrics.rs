@@ -315,7 +315,8 @@ fn render_pools(out: &mut String, pools: &[settle_store::pool::PoolSnapshot]) {
     }
 }
 
-/// Outgoing HTTP as Settle counts it: requests sent and awaiting an answer.
+/// Outgoing HTTP as Settle counts it: requests sent and awaiting an answer,
+/// connections opened.
 fn render_outgoing(out: &mut String) {
     use settle_core::outgoing::{PROCESSOR, WEBHOOKS};
     let to = [("webhooks", &WEBHOOKS), ("processor", &PROCESSOR)];
@@ -335,6 +336,15 @@ fn render_outgoing(out: &mut String) {
         "counter",
         to.iter()
             .map(|(name, o)| (format!("{{to=\"{name}\"}}"), o.sent() as f64))
+            .collect(),
+    );
+    metric(
+        out,
+        "settle_http_out_connections_opened_total",
+        "Connections opened for outgoing requests, by destination: growing as fast as requests sent means every request pays a new handshake.",
+        "counter",
+        to.iter()
+            .map(|(name, o)| (format!("{{to=\"{name}\"}}"), o.connections_opened() as f64))
             .collect(),
     );
 }

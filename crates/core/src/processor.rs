@@ -68,6 +68,7 @@ impl ProcessorClient {
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
+            .connector_layer(crate::outgoing::PROCESSOR.count_connections())
             // Says which process called, for the processor's logs (and tests).
             .user_agent(format!(
                 "settle/{} pid/{}",

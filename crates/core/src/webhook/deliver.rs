@@ -167,6 +167,7 @@ impl DeliveryWorker {
             // as many idle connections as requests can be in flight.
             .pool_max_idle_per_host(options.global)
             .tcp_nodelay(true)
+            .connector_layer(crate::outgoing::WEBHOOKS.count_connections())
             .user_agent(concat!("settle-webhooks/", env!("CARGO_PKG_VERSION")));
         if !options.allow_private_targets {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
