@@ -61,10 +61,7 @@ impl<S> tower::Layer<S> for CountConnections {
     type Service = Counted<S>;
 
     fn layer(&self, inner: S) -> Counted<S> {
-        Counted {
-            inner,
-            counts: self.0,
-        }
+        Counted { inner, counts: self.0 }
     }
 }
 

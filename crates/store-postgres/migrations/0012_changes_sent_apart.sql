@@ -17,6 +17,10 @@
 -- without waiting for a flush to disk: a change reaches other processes
 -- in about a round trip after its commit.
 CREATE UNLOGGED TABLE cache_changes (
+    -- The writing store's name (its connections' `settle.origin`), so its
+    -- own listener can skip what it already dropped; '' when unnamed (SQL
+    -- run by hand).
+    origin TEXT NOT NULL,
     -- 'ids' in hex, comma-separated, or '*' for "more than a payload can name".
     ids TEXT NOT NULL
 );
@@ -27,10 +31,9 @@ DECLARE
     named TEXT;
 BEGIN
     SELECT count(*), string_agg(encode(id, 'hex'), ',') INTO n, named FROM old_rows;
-    IF n > 200 THEN
-        INSERT INTO cache_changes (ids) VALUES ('*');
-    ELSIF n > 0 THEN
-        INSERT INTO cache_changes (ids) VALUES (named);
+    IF n > 0 THEN
+        INSERT INTO cache_changes (origin, ids)
+        VALUES (coalesce(current_setting('settle.origin', true), ''), CASE WHEN n > 200 THEN '*' ELSE named END);
     END IF;
     RETURN NULL;
 END
@@ -61,30 +64,34 @@ CREATE TRIGGER webhook_endpoints_removed AFTER DELETE ON webhook_endpoints
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION endpoint_changes_notify();
 
 -- Sends the waiting ids, as few notifications as fit PostgreSQL's payload
--- limit (8000 bytes), or 'c*' when a statement changed too many rows to
--- name. Several processes may run it at once: each sends
--- the rows it deleted, and a row one of them deleted the others skip.
--- Returns how many rows it sent.
+-- limit (8000 bytes), each 'c', the origin and '/' (when there is one),
+-- then the ids, or '*' when a statement changed too many rows to name.
+-- Several processes may run it at once: each sends the rows it deleted,
+-- and a row one of them deleted the others skip. Returns how many rows it
+-- sent.
 CREATE FUNCTION send_changes() RETURNS BIGINT LANGUAGE plpgsql AS $$
 DECLARE
-    row_ids TEXT;
+    r RECORD;
+    sender TEXT := NULL;
     batch TEXT := '';
     sent BIGINT := 0;
 BEGIN
-    FOR row_ids IN DELETE FROM cache_changes RETURNING ids LOOP
+    FOR r IN WITH gone AS (DELETE FROM cache_changes RETURNING cache_changes.origin, ids)
+             SELECT gone.origin, ids FROM gone ORDER BY gone.origin LOOP
         sent := sent + 1;
-        IF row_ids = '*' THEN
-            PERFORM pg_notify('settle_commits', 'c*');
+        IF batch <> '' AND (r.origin <> sender OR length(batch) + length(r.ids) > 7000) THEN
+            PERFORM pg_notify('settle_commits', 'c' || CASE WHEN sender = '' THEN '' ELSE sender || '/' END || batch);
+            batch := '';
+        END IF;
+        sender := r.origin;
+        IF r.ids = '*' THEN
+            PERFORM pg_notify('settle_commits', 'c' || CASE WHEN sender = '' THEN '' ELSE sender || '/' END || '*');
         ELSE
-            IF length(batch) + length(row_ids) > 7000 AND batch <> '' THEN
-                PERFORM pg_notify('settle_commits', 'c' || batch);
-                batch := '';
-            END IF;
-            batch := CASE WHEN batch = '' THEN row_ids ELSE batch || ',' || row_ids END;
+            batch := CASE WHEN batch = '' THEN r.ids ELSE batch || ',' || r.ids END;
         END IF;
     END LOOP;
     IF batch <> '' THEN
-        PERFORM pg_notify('settle_commits', 'c' || batch);
+        PERFORM pg_notify('settle_commits', 'c' || CASE WHEN sender = '' THEN '' ELSE sender || '/' END || batch);
     END IF;
     RETURN sent;
 END

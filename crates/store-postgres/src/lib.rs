@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use settle_store::StoreError;
+use settle_store::commits::CommitBus;
 use settle_store::error::StoreResult;
 use settle_store::pool::PoolStats;
 use settle_store::sql::sqlx_exec::{SqlxConn, SqlxPool};
 use settle_store::sql::{Dialect, SqlStore, WriteExecutor, WriteJob};
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
 
 /// The PostgreSQL schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -44,9 +45,23 @@ impl Default for PostgresOptions {
 /// several processes starting together do not race), and returns the store.
 pub async fn open(url: &str, options: &PostgresOptions) -> Result<SqlStore, StoreError> {
     sqlx::any::install_default_drivers();
+    let bus = Arc::new(CommitBus::default());
+    // Every connection names this store's writes (the triggers of
+    // migration 0012 record it with the ids they changed), so its listener
+    // can tell its own changes from other processes'. A session setting:
+    // like LISTEN, it wants connections that are Settle's own for their
+    // whole life (a transaction-pooling proxy would mix sessions).
+    let set_origin = format!("SET settle.origin = '{}'", bus.origin());
     let pool = AnyPoolOptions::new()
         .max_connections(options.pool_size.max(1))
         .acquire_timeout(options.acquire_timeout)
+        .after_connect(move |conn, _| {
+            let set_origin = set_origin.clone();
+            Box::pin(async move {
+                conn.execute(sqlx::AssertSqlSafe(set_origin)).await?;
+                Ok(())
+            })
+        })
         .connect(url)
         .await?;
     MIGRATOR
@@ -63,7 +78,7 @@ pub async fn open(url: &str, options: &PostgresOptions) -> Result<SqlStore, Stor
         pool: pool.clone(),
         stats,
     });
-    Ok(SqlStore::new(Dialect::Postgres, pool, reads, Arc::new(writer), latest))
+    Ok(SqlStore::new(Dialect::Postgres, pool, reads, Arc::new(writer), latest).with_commit_bus(bus))
 }
 
 struct PooledWriter {

@@ -20,13 +20,20 @@ pub const CHANNEL: &str = "settle_commits";
 /// The payload of the `webhook_endpoints_notify` trigger's notification.
 pub const ENDPOINTS_PAYLOAD: &str = "endpoints";
 
-/// The first character of a changed-objects notification (sent by the
-/// sequencer's `send_changes`, or by a webhook endpoint's trigger); the
-/// ids of the changed rows follow, or `*` for "too many to name".
+/// The first character of a changed-objects notification (sent by a
+/// change sender's `send_changes`, or by a webhook endpoint's trigger):
+/// then the origin of the writes and `/` (when the writer named itself),
+/// and the ids of the changed rows, or `*` for "too many to name".
 pub const CHANGES_PREFIX: char = 'c';
 
-/// Drops the cached copies of the objects another process changed.
-async fn changed(bus: &CommitBus, ids: &str) {
+/// Drops the cached copies of the objects another process changed; this
+/// store's own changes were dropped before its writer heard back.
+async fn changed(bus: &CommitBus, payload: &str) {
+    let ids = match payload.split_once('/') {
+        Some((origin, _)) if origin == bus.origin() => return,
+        Some((_, ids)) => ids,
+        None => payload,
+    };
     let parsed: Option<Vec<uuid::Uuid>> = ids.split(',').map(|hex| uuid::Uuid::try_parse(hex).ok()).collect();
     match parsed {
         Some(ids) => bus.changed(&ids).await,

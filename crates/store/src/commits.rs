@@ -140,6 +140,7 @@ pub trait ChangeSink: Send + Sync {
 pub struct CommitBus {
     tick: watch::Sender<Tick>,
     sinks: RwLock<Vec<Arc<dyn ChangeSink>>>,
+    origin: String,
 }
 
 impl std::fmt::Debug for CommitBus {
@@ -153,11 +154,20 @@ impl Default for CommitBus {
         Self {
             tick: watch::Sender::new(Tick::default()),
             sinks: RwLock::default(),
+            origin: format!("{:016x}", rand::random::<u64>()),
         }
     }
 }
 
 impl CommitBus {
+    /// A random name for this store's writes (PostgreSQL tags the changed
+    /// ids its triggers record with it): its listener skips notifications
+    /// of its own changes, which this process dropped before the writer
+    /// heard back, instead of dropping them a second time a moment later.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
     /// Rings for what a committed write added; nothing when it added none
     /// of it, so a worker's own empty claims never wake it again.
     pub fn announce(&self, touched: Touched) {

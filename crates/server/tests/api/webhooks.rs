@@ -329,7 +329,11 @@ async fn deliveries_are_signed_retried_and_logged_case(app: &TestApp) {
     // Settle's own counts of what it sent (kept per process, and other
     // tests in this binary send too: at least this test's).
     assert!(w.metric("settle_http_out_requests_total{to=\"webhooks\"}").await >= 15);
-    assert!(w.metric("settle_http_out_connections_opened_total{to=\"webhooks\"}").await >= 1);
+    assert!(
+        w.metric("settle_http_out_connections_opened_total{to=\"webhooks\"}")
+            .await
+            >= 1
+    );
     w.finish().await;
 }
 

@@ -201,7 +201,14 @@ impl SqlStore {
         let d = self.dialect;
         self.write_background(move |conn| {
             let batch = Arc::clone(&batch);
-            Box::pin(async move { write_batch(conn, d, &batch).await })
+            Box::pin(async move {
+                write_batch(conn, d, &batch).await?;
+                // New balances: cached copies of these accounts go.
+                for (id, _, _) in &batch.balances {
+                    conn.changed(id.uuid());
+                }
+                Ok(())
+            })
         })
         .await
     }

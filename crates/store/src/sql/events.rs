@@ -181,8 +181,8 @@ pub async fn number(tx: &mut Tx<'_>, most: u32) -> StoreResult<u64> {
 /// The sequencer's other step on PostgreSQL: sends the ids of changed
 /// objects the triggers left waiting (the `send_changes` function of
 /// migration `0012`); returns how many sets of ids went out.
-pub async fn send_changes(tx: &mut Tx<'_>) -> StoreResult<u64> {
-    let row = query("SELECT send_changes() AS sent").fetch_one(tx).await?;
+pub async fn send_changes<E: Executor + ?Sized>(ex: &mut E) -> StoreResult<u64> {
+    let row = query("SELECT send_changes() AS sent").fetch_one(ex).await?;
     let sent: i64 = row.try_get("sent")?;
     Ok(u64::try_from(sent).unwrap_or(0))
 }

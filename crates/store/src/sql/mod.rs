@@ -244,6 +244,13 @@ impl SqlStore {
         }
     }
 
+    /// Rings `bus` instead of a bell of its own: a backend that names its
+    /// writes after the bus's origin makes the bus before the store.
+    pub fn with_commit_bus(mut self, bus: Arc<CommitBus>) -> Self {
+        self.commits = bus;
+        self
+    }
+
     /// The bell this store rings after each commit that added events or
     /// jobs; a listener for other processes' commits rings it too.
     pub fn commit_bus(&self) -> Arc<CommitBus> {
