@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use settle_core::Settle;
 use settle_core::commits::WakeStats;
 use settle_core::operations::QueueStatus;
+use settle_core::pipeline::OutcomeClass;
+use settle_core::pipeline::stats::{BUCKETS, OperationSnapshot};
 
 use crate::listener::ListenerStats;
 
@@ -358,6 +360,8 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
             render_cache(&mut out, settle.cache());
             render_pools(&mut out, &settle.store().pools());
             render_outgoing(&mut out);
+            render_operations(&mut out, &settle.operation_stats().snapshot());
+            render_os_process(&mut out);
             out
         })
             .into_response(),
@@ -365,5 +369,109 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
             tracing::warn!(error = %e, "metrics unavailable");
             crate::error::ApiError::unavailable("Metrics are unavailable: the queue does not answer.").into_response()
         }
+    }
+}
+
+/// Every operation by face: requests by outcome class, latency, in flight.
+/// Only operations that served something are listed (the rest are zeros).
+fn render_operations(out: &mut String, ops: &[OperationSnapshot]) {
+    let labels = |s: &OperationSnapshot| format!("operation=\"{}\",face=\"{}\"", s.operation, s.face.name());
+    let _ = writeln!(
+        out,
+        "# HELP settle_requests_total Requests each operation answered, by face and outcome class (ok, replayed, client_error, server_error).\n# TYPE settle_requests_total counter"
+    );
+    for s in ops {
+        for (class, n) in OutcomeClass::ALL.iter().zip(s.outcomes) {
+            let _ = writeln!(
+                out,
+                "settle_requests_total{{{},outcome=\"{}\"}} {n}",
+                labels(s),
+                class.name()
+            );
+        }
+    }
+    let name = "settle_request_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from the pipeline's start to the operation's answer, by operation and face.\n# TYPE {name} histogram"
+    );
+    for s in ops {
+        let l = labels(s);
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(s.buckets) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{{l},le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{l},le=\"+Inf\"}} {}", s.count());
+        let _ = writeln!(out, "{name}_sum{{{l}}} {}", s.seconds);
+        let _ = writeln!(out, "{name}_count{{{l}}} {}", s.count());
+    }
+    metric(
+        out,
+        "settle_requests_in_flight",
+        "Requests each operation is serving now, by face.",
+        "gauge",
+        ops.iter()
+            .map(|s| (format!("{{{}}}", labels(s)), s.in_flight as f64))
+            .collect(),
+    );
+}
+
+/// The process as the kernel sees it (Linux `/proc`; elsewhere nothing),
+/// under the names Prometheus's client libraries use.
+fn render_os_process(out: &mut String) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |key: &str| -> Option<f64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    if let Some(kb) = field("VmRSS:") {
+        metric(
+            out,
+            "process_resident_memory_bytes",
+            "Resident memory.",
+            "gauge",
+            vec![(String::new(), kb * 1024.0)],
+        );
+    }
+    if let Some(threads) = field("Threads:") {
+        metric(
+            out,
+            "process_threads",
+            "Threads of the process.",
+            "gauge",
+            vec![(String::new(), threads)],
+        );
+    }
+    // utime and stime, the 14th and 15th fields, in the kernel's fixed
+    // user-visible tick of 1/100 s; the command name (field 2) may hold
+    // spaces, so count from the parenthesis that closes it.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let ticks: Option<f64> = stat.rsplit_once(')').and_then(|(_, rest)| {
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let user: f64 = fields.get(11)?.parse().ok()?;
+        let system: f64 = fields.get(12)?.parse().ok()?;
+        Some(user + system)
+    });
+    if let Some(ticks) = ticks {
+        metric(
+            out,
+            "process_cpu_seconds_total",
+            "CPU time used, user and system.",
+            "counter",
+            vec![(String::new(), ticks / 100.0)],
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metric(
+            out,
+            "process_open_fds",
+            "Open file descriptors (sockets included).",
+            "gauge",
+            vec![(String::new(), fds.count() as f64)],
+        );
     }
 }

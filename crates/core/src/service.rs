@@ -74,6 +74,7 @@ pub struct SettleState {
     pub(crate) webhooks: Arc<std::sync::OnceLock<Arc<crate::webhook::WebhookSetup>>>,
     pub(crate) commits: crate::commits::CommitStream,
     pub(crate) cache: Arc<crate::cache::ObjectCache>,
+    pub(crate) operation_stats: crate::pipeline::stats::OperationStats,
 }
 
 impl std::ops::Deref for Settle {
@@ -102,6 +103,7 @@ impl Settle {
             .attach(Arc::clone(&cache) as Arc<dyn settle_store::commits::ChangeSink>);
         Self(Arc::new(SettleState {
             cache,
+            operation_stats: Default::default(),
             commits,
             store,
             clock,

@@ -174,6 +174,9 @@ pub async fn run_sequencer(settle: Settle, poll: Duration) {
     }
 }
 
+/// How long a busy change sender lets changes gather between sends.
+const CHANGES_GATHER: Duration = Duration::from_millis(2);
+
 /// Tells other processes which cached objects changed, whenever this
 /// process commits a change (on PostgreSQL; SQLite is served by one
 /// process, and the step does nothing there). The triggers left the ids in
@@ -189,6 +192,13 @@ pub async fn run_change_sender(settle: Settle) {
             tracing::warn!(error = %e, "could not tell other processes which objects changed; retrying");
             tokio::time::sleep(RETRY_PAUSE).await;
             continue;
+        }
+        // Commits landed while it sent: a busy writer. Let a batch gather,
+        // so that it sends a notification every few milliseconds rather
+        // than one per commit (each takes NOTIFY's lock); an idle one
+        // sends at once.
+        if commits.has_news() {
+            tokio::time::sleep(CHANGES_GATHER).await;
         }
         commits.wait().await;
     }

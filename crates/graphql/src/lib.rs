@@ -51,7 +51,7 @@ async fn execute(
             return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
         }
     };
-    let mut call = Call::new(String::new(), bearer(&headers));
+    let mut call = Call::new(String::new(), bearer(&headers)).on(settle_core::pipeline::Face::Graphql);
     if let Some(axum::Extension(meta)) = meta {
         call.request_id = meta.request_id;
         call.received = meta.received;

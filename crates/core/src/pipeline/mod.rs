@@ -10,6 +10,7 @@ mod deadline;
 mod failure;
 mod fingerprint;
 pub mod registry;
+pub mod stats;
 mod viewer;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use settle_store::records::AuditDraft;
 pub use deadline::{Deadline, MAX_TIMEOUT_MS, parse_timeout_ms};
 pub use failure::Failure;
 pub use fingerprint::{canonical_json, fingerprint, parse_idempotency_key};
+pub use stats::{Face, OutcomeClass};
 pub use viewer::Viewer;
 
 use crate::auth::Principal;
@@ -88,6 +90,8 @@ pub struct Call {
     pub timeout: Option<Duration>,
     /// When the face received the request: the deadline counts from here.
     pub received: Instant,
+    /// Which face received it (`/metrics` counts operations per face).
+    pub face: Face,
 }
 
 /// The largest request any face reads (a REST body, a gRPC message):
@@ -112,7 +116,14 @@ impl Call {
             idempotency_key: None,
             timeout: None,
             received: Instant::now(),
+            face: Face::Rest,
         }
+    }
+
+    /// The same call, as received by `face`.
+    pub fn on(mut self, face: Face) -> Self {
+        self.face = face;
+        self
     }
 }
 
@@ -180,6 +191,27 @@ impl Settle {
     /// permission check, so a caller without the permission learns nothing
     /// about the shape of the input and sends no body for nothing.
     pub async fn execute<O, F, Fut>(&self, call: Call, input: F) -> Result<Outcome<O::Output>, Failure>
+    where
+        O: Operation,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<Input<O>, Failure>> + Send,
+    {
+        let running = self.operation_stats.start(O::SPEC, call.face);
+        let result = self.authenticated(call, input).await;
+        running.finish(match &result {
+            Ok(Outcome::Done(_)) => OutcomeClass::Ok,
+            Ok(Outcome::Replayed { .. }) => OutcomeClass::Replayed,
+            Err(failure) => OutcomeClass::of_status(failure.status),
+        });
+        result
+    }
+
+    /// Requests each operation served, by face and outcome (`/metrics`).
+    pub fn operation_stats(&self) -> &stats::OperationStats {
+        &self.operation_stats
+    }
+
+    async fn authenticated<O, F, Fut>(&self, call: Call, input: F) -> Result<Outcome<O::Output>, Failure>
     where
         O: Operation,
         F: FnOnce() -> Fut + Send,

@@ -31,6 +31,7 @@ mod idempotency;
 mod migrations;
 mod nats;
 mod openapi;
+mod operation_metrics;
 mod optimistic;
 mod pagination;
 mod pipeline;
