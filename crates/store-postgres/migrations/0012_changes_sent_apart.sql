@@ -96,3 +96,31 @@ BEGIN
     RETURN sent;
 END
 $$;
+
+-- A reader of the commit stream in another process must not see an event
+-- before it hears of the change the event reports (it would read the old
+-- state from its cache). The change sender usually sends first, but it
+-- runs apart and may lag; so the sequencer sends whatever is still waiting
+-- in the same transaction, after numbering (its second statement sees
+-- every change of every event the first one numbered) and before the
+-- positions notification. PostgreSQL delivers one transaction's
+-- notifications in the order they were sent.
+CREATE OR REPLACE FUNCTION number_events(most BIGINT) RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    first BIGINT;
+    numbered BIGINT;
+BEGIN
+    SELECT last INTO first FROM event_positions WHERE id = 1 FOR UPDATE;
+    UPDATE events SET position = first + todo.n
+    FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM
+            (SELECT id FROM events WHERE position IS NULL ORDER BY id LIMIT most) AS waiting) AS todo
+    WHERE events.id = todo.id;
+    GET DIAGNOSTICS numbered = ROW_COUNT;
+    IF numbered > 0 THEN
+        UPDATE event_positions SET last = first + numbered WHERE id = 1;
+        PERFORM send_changes();
+        PERFORM pg_notify('settle_commits', '');
+    END IF;
+    RETURN numbered;
+END
+$$;

@@ -88,7 +88,24 @@ struct PooledWriter {
 
 #[async_trait]
 impl WriteExecutor for PooledWriter {
-    async fn execute(&self, mut job: WriteJob, deadline: Option<Instant>) -> StoreResult<()> {
+    async fn execute(&self, job: WriteJob, deadline: Option<Instant>) -> StoreResult<()> {
+        // On a task of its own: a caller that stops waiting (a client that
+        // hung up) does not cut the transaction short, mid-COMMIT perhaps;
+        // it commits or rolls back as a whole, and whatever the write
+        // changed is dropped from the caches after it (SQLite's writer is
+        // its own task already).
+        let writer = PooledWriter {
+            pool: self.pool.clone(),
+            stats: Arc::clone(&self.stats),
+        };
+        tokio::spawn(async move { writer.run(job, deadline).await })
+            .await
+            .map_err(|e| StoreError::Internal(format!("a write transaction's task failed: {e}")))?
+    }
+}
+
+impl PooledWriter {
+    async fn run(&self, mut job: WriteJob, deadline: Option<Instant>) -> StoreResult<()> {
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -102,8 +102,11 @@ pub struct OperationSnapshot {
 }
 
 impl OperationSnapshot {
+    /// Requests timed: the histogram's `+Inf` bucket and its count (taken
+    /// from the buckets, so a snapshot between a request's two counts
+    /// still shows a consistent histogram).
     pub fn count(&self) -> u64 {
-        self.outcomes.iter().sum()
+        self.buckets.iter().sum()
     }
 }
 

@@ -344,6 +344,58 @@ fn a_capture_on_one_process_reaches_reads_on_another_postgres() {
     });
 }
 
+both!(
+    a_write_whose_caller_gave_up_still_drops_what_it_changed,
+    a_write_whose_caller_gave_up_still_drops_what_it_changed_case
+);
+/// A client that hangs up while its write commits (the caller's future is
+/// dropped mid-write): the write goes on, and what it changed still leaves
+/// the cache, well before the entry's TTL (60 s) would have let it go.
+async fn a_write_whose_caller_gave_up_still_drops_what_it_changed_case(app: &TestApp) {
+    app.listening().await;
+    let id = app.post("/v1/customers", json!({"name": "before"})).await.id();
+    let path = format!("/v1/customers/{id}");
+    assert_eq!(get_ok(app, &path).await.body["name"], "before");
+
+    let customer = settle_domain::ids::CustomerId::parse(&id).unwrap();
+    let settle = app.settle.clone();
+    let patch = settle_domain::customer::CustomerPatch::new(Some(Some("after".into())), None, None).unwrap();
+    let write = async move {
+        settle
+            .update_customer(&settle.context("gave_up", None), Some(customer), patch, None)
+            .await
+    };
+    // Polled once (the write is handed to the writer), then dropped.
+    let mut write = Box::pin(write);
+    assert!(
+        futures::poll!(write.as_mut()).is_pending(),
+        "the write finished at once"
+    );
+    drop(write);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stored: Option<String> = sqlx::query_scalar("SELECT name FROM customers WHERE id = $1")
+            .bind(customer.to_bytes())
+            .fetch_one(&app.db.reads)
+            .await
+            .unwrap();
+        if stored.as_deref() == Some("after") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned write never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while get_ok(app, &path).await.body["name"] != "after" {
+        assert!(std::time::Instant::now() < deadline, "the cache kept the old name");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A change that no Settle process announces (made by hand in SQL, or by a
 /// process that died between its commit and sending the ids) still
 /// reaches every process's cache: the triggers leave the changed ids in

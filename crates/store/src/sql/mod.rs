@@ -335,16 +335,18 @@ impl SqlStore {
         T: Send + 'static,
         F: for<'t, 'c> Fn(&'t mut Tx<'c>) -> BoxFuture<'t, StoreResult<T>> + Send + Sync + 'static,
     {
-        type Done<T> = (T, Touched, Vec<uuid::Uuid>);
+        type Done<T> = (T, Touched);
         let slot: Arc<Mutex<Option<Done<T>>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
+        let (invalidation, job_done) = Invalidation::new(Arc::clone(&self.commits));
         let ctx_deadline = ctx.deadline;
         let (dialect, ids, ctx) = (self.dialect, Arc::clone(&self.ids), Arc::new(ctx.clone()));
         let counter = statements::current();
         let op = Arc::new(op);
         let job: WriteJob = Box::new(move |exec| {
-            let (out, ids, ctx, counter, op) = (
+            let (out, named, ids, ctx, counter, op) = (
                 Arc::clone(&out),
+                Arc::clone(&job_done),
                 Arc::clone(&ids),
                 Arc::clone(&ctx),
                 counter.clone(),
@@ -354,23 +356,125 @@ impl SqlStore {
                 let mut tx = Tx::new(exec, dialect, &ids, &ctx, counter);
                 let value = op(&mut tx).await?;
                 tx.flush().await?;
-                let changed = tx.take_changed();
-                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some((value, tx.touched(), changed));
+                // Named before COMMIT (a retried attempt adds its own): if
+                // the commit's outcome is unknown, or nobody waits for it
+                // any more, these still go (see `Invalidation`).
+                named
+                    .0
+                    .ids
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(tx.take_changed());
+                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some((value, tx.touched()));
                 Ok(())
             })
         });
-        self.writer.execute(job, ctx_deadline).await?;
-        let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let (value, touched, changed) =
-            value.ok_or_else(|| StoreError::Internal("write finished without a result".into()))?;
+        let executed = self.writer.execute(job, ctx_deadline).await;
         // Only now: `execute` returns once COMMIT has, so whoever wakes
         // finds what it was woken for. Cached copies go before the writer
         // hears back, so its next read cannot meet the old state here.
-        self.commits.changed(&changed).await;
+        let changed = invalidation.run().await;
+        executed?;
+        let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (value, touched) = value.ok_or_else(|| StoreError::Internal("write finished without a result".into()))?;
         self.commits.announce(Touched {
             changes: !changed.is_empty(),
             ..touched
         });
         Ok(value)
+    }
+}
+
+/// The objects a write named as changed, dropped from every cache once the
+/// write is over, however it ended: also when its commit's outcome is
+/// unknown (a connection lost after COMMIT was sent) and when its caller
+/// stopped waiting (a client that hung up: the write goes on without it).
+/// Dropping too much costs a database read; too little would serve an old
+/// state, and this process's listener skips the notifications of its own
+/// writes. The caller's half normally drops them; if the caller is gone,
+/// whichever half goes last does, the job's half going only after the
+/// executor is done with the job (after its COMMIT).
+struct Invalidation {
+    named: Arc<Named>,
+    job: std::sync::Weak<JobDone>,
+}
+
+/// What both halves share.
+struct Named {
+    ids: Mutex<Vec<uuid::Uuid>>,
+    abandoned: std::sync::atomic::AtomicBool,
+    bus: Arc<CommitBus>,
+    /// The caller's runtime: the job's half may go on a thread outside it
+    /// (SQLite's writer is a plain thread).
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+/// The job's half: dropped with the job.
+struct JobDone(Arc<Named>);
+
+impl Named {
+    fn take(&self) -> Vec<uuid::Uuid> {
+        let mut ids = std::mem::take(&mut *self.ids.lock().unwrap_or_else(|e| e.into_inner()));
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Drops what was named, on a task of its own (nobody awaits it).
+    fn spawn_drop(&self) {
+        let ids = self.take();
+        if ids.is_empty() {
+            return;
+        }
+        if let Some(runtime) = &self.runtime {
+            let bus = Arc::clone(&self.bus);
+            runtime.spawn(async move { bus.changed(&ids).await });
+        }
+    }
+}
+
+impl Invalidation {
+    fn new(bus: Arc<CommitBus>) -> (Self, Arc<JobDone>) {
+        let named = Arc::new(Named {
+            ids: Mutex::default(),
+            abandoned: std::sync::atomic::AtomicBool::new(false),
+            bus,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        });
+        let job = Arc::new(JobDone(Arc::clone(&named)));
+        let this = Self {
+            named,
+            job: Arc::downgrade(&job),
+        };
+        (this, job)
+    }
+
+    /// Drops them now and returns them. On a task of its own, so a caller
+    /// that stops waiting halfway does not stop it.
+    async fn run(self) -> Vec<uuid::Uuid> {
+        let ids = self.named.take();
+        if !ids.is_empty() {
+            let (bus, named) = (Arc::clone(&self.named.bus), ids.clone());
+            let _ = tokio::spawn(async move { bus.changed(&named).await }).await;
+        }
+        ids
+    }
+}
+
+impl Drop for Invalidation {
+    fn drop(&mut self) {
+        self.named.abandoned.store(true, std::sync::atomic::Ordering::SeqCst);
+        // The job is gone already (or going: its half then finds nothing).
+        if self.job.upgrade().is_none() {
+            self.named.spawn_drop();
+        }
+    }
+}
+
+impl Drop for JobDone {
+    fn drop(&mut self) {
+        if self.0.abandoned.load(std::sync::atomic::Ordering::SeqCst) {
+            self.0.spawn_drop();
+        }
     }
 }
