@@ -1,5 +1,5 @@
 //! What wraps every request: a `Request-Id`, error rendering with that id,
-//! a time limit, and one structured log line (id, method, route, status,
+//! a time limit, the key's `RateLimit-*` headers, and one structured log line (id, method, route, status,
 //! latency).
 
 use std::any::Any;
@@ -40,7 +40,9 @@ pub async fn request_context(State(options): State<ContextOptions>, mut req: Req
         received: started,
     });
     let statements = Arc::new(AtomicU64::new(0));
+    let verdict = settle_core::admission::VerdictSlot::default();
     let work = tokio::time::timeout(options.timeout, next.run(req));
+    let work = settle_core::admission::note_rate_verdicts(Arc::clone(&verdict), work);
     let mut response = match settle_store::sql::statements::scope(Arc::clone(&statements), work).await {
         Ok(response) => response,
         Err(_) => ApiError::unavailable("The request took too long and was abandoned; retry shortly.").into_response(),
@@ -50,6 +52,14 @@ pub async fn request_context(State(options): State<ContextOptions>, mut req: Req
         response = error.render(&request_id);
         if let Some(route) = route {
             response.extensions_mut().insert(route);
+        }
+    }
+    let noted = *verdict.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(verdict) = noted {
+        for (name, value) in verdict.headers() {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
         }
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {

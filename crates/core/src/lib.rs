@@ -4,6 +4,7 @@
 //! interfaces map.
 
 mod access;
+pub mod admission;
 pub mod auth;
 pub mod cache;
 pub mod clock;

@@ -43,6 +43,8 @@ pub struct ServiceOptions {
     pub operation_budget: Duration,
     /// The read cache of single objects.
     pub cache: crate::cache::CacheOptions,
+    /// Rate limits and the adaptive concurrency limit.
+    pub admission: crate::admission::AdmissionOptions,
 }
 
 impl Default for ServiceOptions {
@@ -54,6 +56,7 @@ impl Default for ServiceOptions {
             commit_poll: Duration::from_secs(1),
             operation_budget: Duration::from_secs(30),
             cache: crate::cache::CacheOptions::default(),
+            admission: crate::admission::AdmissionOptions::default(),
         }
     }
 }
@@ -75,6 +78,8 @@ pub struct SettleState {
     pub(crate) commits: crate::commits::CommitStream,
     pub(crate) cache: Arc<crate::cache::ObjectCache>,
     pub(crate) operation_stats: crate::pipeline::stats::OperationStats,
+    pub(crate) rate_limiter: Arc<crate::admission::RateLimiter>,
+    pub(crate) admission: crate::admission::Admission,
 }
 
 impl std::ops::Deref for Settle {
@@ -101,7 +106,11 @@ impl Settle {
         store
             .commit_bus()
             .attach(Arc::clone(&cache) as Arc<dyn settle_store::commits::ChangeSink>);
+        let rate_limiter = Arc::new(crate::admission::RateLimiter::new(options.admission.rate.clone()));
+        let admission = crate::admission::Admission::new(options.admission.concurrency.clone());
         Self(Arc::new(SettleState {
+            rate_limiter,
+            admission,
             cache,
             operation_stats: Default::default(),
             commits,
@@ -116,6 +125,16 @@ impl Settle {
 
     pub fn options(&self) -> &ServiceOptions {
         &self.options
+    }
+
+    /// The rate limiter (for `/metrics` and its heartbeats).
+    pub fn rate_limiter(&self) -> &Arc<crate::admission::RateLimiter> {
+        &self.rate_limiter
+    }
+
+    /// The admission limiter (for `/metrics`).
+    pub fn admission(&self) -> &crate::admission::Admission {
+        &self.admission
     }
 
     /// The read cache (for `/metrics` and tests).

@@ -103,6 +103,7 @@ impl Application {
             commit_poll: config.queue.poll,
             operation_budget: config.request_timeout,
             cache: crate::redis_cache::cache_options(config)?,
+            admission: crate::redis_rates::admission_options(config)?,
         };
         let settle = Settle::with_options(store, clock, options);
         let keys = crate::master_key::load(config.webhooks.master_key.as_deref(), &config.data_dir)?;
@@ -158,6 +159,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let reaper = tokio::spawn(reap_idempotency_keys(self.settle.clone(), self.reap_interval));
         let flusher = tokio::spawn(flush_key_uses(self.settle.clone()));
+        let heartbeats = tokio::spawn(std::sync::Arc::clone(self.settle.rate_limiter()).run_heartbeats());
         let workers = self.queue.spawn(&self.settle);
         let settle = self.settle.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -179,6 +181,7 @@ impl Application {
         }
         reaper.abort();
         flusher.abort();
+        heartbeats.abort();
         for worker in workers {
             worker.abort();
         }

@@ -10,6 +10,7 @@ pub mod master_key;
 pub mod processor_sim;
 pub mod queue;
 pub mod redis_cache;
+pub mod redis_rates;
 pub mod runtime;
 pub mod seed;
 pub mod telemetry;

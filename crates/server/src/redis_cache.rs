@@ -60,28 +60,24 @@ end
 return 1
 ";
 
-/// The Redis tier.
-pub struct RedisTier {
+/// One multiplexed connection to Redis, opened on first use and
+/// reconnecting by itself, with a count of the calls waiting on it. The
+/// cache tier and the rate limits each hold one.
+pub(crate) struct RedisLink {
     client: redis::Client,
     connect_timeout: Duration,
     connection: Mutex<Option<ConnectionManager>>,
-    lookup: redis::Script,
-    fill: redis::Script,
-    invalidate: redis::Script,
     /// Calls waiting for Redis now (`/metrics`).
     in_flight: AtomicI64,
 }
 
-impl RedisTier {
-    /// A tier on `url`; nothing is connected until the first call.
-    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+impl RedisLink {
+    /// A link to `url`; nothing is connected until the first call.
+    pub(crate) fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(url)?,
             connect_timeout: timeout.max(Duration::from_millis(100)),
             connection: Mutex::new(None),
-            lookup: redis::Script::new(LOOKUP),
-            fill: redis::Script::new(FILL),
-            invalidate: redis::Script::new(INVALIDATE),
             in_flight: AtomicI64::new(0),
         })
     }
@@ -104,7 +100,11 @@ impl RedisTier {
         Ok(conn)
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, invocation: redis::ScriptInvocation<'_>) -> Result<T, TierError> {
+    /// Runs one script call.
+    pub(crate) async fn run<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, TierError> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let result = async {
             let mut conn = self.connection().await?;
@@ -117,11 +117,55 @@ impl RedisTier {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         result
     }
+
+    /// Runs one plain command.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, TierError> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let result = async {
+            let mut conn = self.connection().await?;
+            cmd.query_async::<T>(&mut conn)
+                .await
+                .map_err(|e| TierError(e.to_string()))
+        }
+        .await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed).max(0) as u64
+    }
+}
+
+/// The Redis tier.
+pub struct RedisTier {
+    link: RedisLink,
+    lookup: redis::Script,
+    fill: redis::Script,
+    invalidate: redis::Script,
+}
+
+impl RedisTier {
+    /// A tier on `url`; nothing is connected until the first call.
+    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self {
+            link: RedisLink::new(url, timeout)?,
+            lookup: redis::Script::new(LOOKUP),
+            fill: redis::Script::new(FILL),
+            invalidate: redis::Script::new(INVALIDATE),
+        })
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, invocation: redis::ScriptInvocation<'_>) -> Result<T, TierError> {
+        self.link.run(invocation).await
+    }
 }
 
 impl std::fmt::Debug for RedisTier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisTier").field("in_flight", &self.in_flight).finish()
+        f.debug_struct("RedisTier")
+            .field("in_flight", &self.link.in_flight())
+            .finish()
     }
 }
 
@@ -166,22 +210,13 @@ impl SharedTier for RedisTier {
     }
 
     fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed).max(0) as u64
+        self.link.in_flight()
     }
 
     async fn new_epoch(&self) -> Result<(), TierError> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let result = async {
-            let mut conn = self.connection().await?;
-            redis::cmd("INCR")
-                .arg(format!("{PREFIX}epoch"))
-                .query_async::<i64>(&mut conn)
-                .await
-                .map_err(|e| TierError(e.to_string()))
-        }
-        .await;
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        result.map(|_| ())
+        let mut incr = redis::cmd("INCR");
+        incr.arg(format!("{PREFIX}epoch"));
+        self.link.query::<i64>(&incr).await.map(|_| ())
     }
 }
 

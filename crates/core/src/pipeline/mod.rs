@@ -1,10 +1,11 @@
-//! The one pipeline every operation runs through, whichever face (REST
-//! today; GraphQL and gRPC next) received it: authentication, the
-//! permission check, attribute policies on the typed input, idempotency
-//! (claim, replay, release), a deadline, the write with its events and
-//! audit row, and a typed outcome or a [`Failure`]. A face translates its
-//! wire format into an [`Operation`] and the outcome back; it decides no
-//! rule of its own.
+//! The one pipeline every operation runs through, whichever face (REST,
+//! GraphQL, gRPC) received it: admission (the concurrency limit, which
+//! sheds the least important work first, before anything else runs),
+//! authentication, the key's rate limit, the permission check, attribute
+//! policies on the typed input, idempotency (claim, replay, release), a
+//! deadline, the write with its events and audit row, and a typed outcome
+//! or a [`Failure`]. A face translates its wire format into an
+//! [`Operation`] and the outcome back; it decides no rule of its own.
 
 mod deadline;
 mod failure;
@@ -197,10 +198,14 @@ impl Settle {
         Fut: Future<Output = Result<Input<O>, Failure>> + Send,
     {
         let running = self.operation_stats.start(O::SPEC, call.face);
-        let result = self.authenticated(call, input).await;
+        let result = match self.admission.try_admit(O::SPEC.class(), call.received) {
+            Ok(_permit) => self.authenticated(call, input).await,
+            Err(shed) => Err(shed.failure()),
+        };
         running.finish(match &result {
             Ok(Outcome::Done(_)) => OutcomeClass::Ok,
             Ok(Outcome::Replayed { .. }) => OutcomeClass::Replayed,
+            Err(failure) if matches!(failure.code, "overloaded" | "rate_limited") => OutcomeClass::Shed,
             Err(failure) => OutcomeClass::of_status(failure.status),
         });
         result
@@ -220,6 +225,11 @@ impl Settle {
         let spec = O::SPEC;
         let secret = call.credential.as_deref().ok_or_else(Failure::api_key_missing)?;
         let principal = self.authenticate(secret).await?;
+        // After the key is verified: a wrong secret must not drain the
+        // bucket of the key it names.
+        if let Some(Err(limited)) = self.rate_limiter.check(principal.key, spec.class()).await {
+            return Err(limited);
+        }
         let audit = spec.is_write().then(|| AuditDraft {
             api_key: Some(principal.key),
             operation: spec.name,

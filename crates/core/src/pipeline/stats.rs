@@ -42,14 +42,18 @@ pub enum OutcomeClass {
     ClientError,
     /// Settle or what it depends on failed (5xx).
     ServerError,
+    /// Refused on purpose to protect the service: shed under overload
+    /// (503 `overloaded`) or over the key's rate limit (429).
+    Shed,
 }
 
 impl OutcomeClass {
-    pub const ALL: [OutcomeClass; 4] = [
+    pub const ALL: [OutcomeClass; 5] = [
         OutcomeClass::Ok,
         OutcomeClass::Replayed,
         OutcomeClass::ClientError,
         OutcomeClass::ServerError,
+        OutcomeClass::Shed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +62,7 @@ impl OutcomeClass {
             OutcomeClass::Replayed => "replayed",
             OutcomeClass::ClientError => "client_error",
             OutcomeClass::ServerError => "server_error",
+            OutcomeClass::Shed => "shed",
         }
     }
 
@@ -80,7 +85,7 @@ pub const BUCKETS: [f64; 12] = [
 
 #[derive(Debug, Default)]
 struct Cell {
-    outcomes: [AtomicU64; 4],
+    outcomes: [AtomicU64; 5],
     /// One per bound of [`BUCKETS`], then one for slower requests.
     buckets: [AtomicU64; BUCKETS.len() + 1],
     micros: AtomicU64,
@@ -93,7 +98,7 @@ pub struct OperationSnapshot {
     pub operation: &'static str,
     pub face: Face,
     /// Requests by [`OutcomeClass`], in its `ALL` order.
-    pub outcomes: [u64; 4],
+    pub outcomes: [u64; 5],
     /// Requests per bucket of [`BUCKETS`], then slower ones (not
     /// cumulative).
     pub buckets: [u64; BUCKETS.len() + 1],
@@ -214,7 +219,7 @@ mod tests {
         assert_eq!(snap.len(), 2);
         let create = snap.iter().find(|s| s.operation == "create_payment").unwrap();
         assert_eq!(create.face, Face::Grpc);
-        assert_eq!(create.outcomes, [0, 0, 1, 0]);
+        assert_eq!(create.outcomes, [0, 0, 1, 0, 0]);
         assert_eq!(create.in_flight, 0);
         assert_eq!(create.buckets.iter().sum::<u64>(), 1);
     }

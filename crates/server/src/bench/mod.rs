@@ -13,6 +13,7 @@ mod indexes;
 mod load;
 mod payments;
 mod pools;
+mod surge;
 mod target;
 mod webhooks;
 
@@ -65,6 +66,11 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         payments: usize,
     },
+    /// A 10× surge, open loop: the saturating rate of a realistic mix, then
+    /// 1×, 10× and 1× again; goodput, admitted p99, shed share, other 5xx,
+    /// recovery time and peak RSS per phase and class, and a ledger check
+    /// that shedding lost or doubled no payment.
+    Surge(surge::SurgeArgs),
 }
 
 /// How hard and how long to push.
@@ -121,6 +127,7 @@ pub async fn run(command: BenchCommand, config: &crate::config::Config) -> anyho
             depth::run(&store, runs).await
         }
         BenchCommand::Indexes { payments } => indexes::run(payments, config.database_url.clone()).await,
+        BenchCommand::Surge(args) => surge::run(&args, config.database_url.clone()).await,
     }
 }
 

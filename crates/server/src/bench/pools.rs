@@ -135,6 +135,15 @@ async fn measure(args: &LoadArgs, target: &Target) -> anyhow::Result<()> {
                 enabled: false,
                 ..CacheOptions::default()
             },
+            // This measures the pool under 64 clients, not the admission
+            // limit that would shed some of them.
+            admission: settle_core::admission::AdmissionOptions {
+                concurrency: settle_core::admission::ConcurrencyOptions {
+                    enabled: false,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             ..settle_core::ServiceOptions::default()
         };
         let settle = Settle::with_options(store, Arc::new(SystemClock), options);

@@ -86,6 +86,7 @@ impl Config {
         }
         self.apply_cache_env(env, &ms)?;
         self.apply_queue_env(env, &ms)?;
+        super::admission::apply_env(&mut self.admission, env)?;
         self.apply_webhook_env(env, &ms)
     }
 

@@ -65,6 +65,8 @@ pub struct Config {
     pub redis: settle_core::cache::shared::SharedOptions,
     pub queue: QueueConfig,
     pub webhooks: WebhookConfig,
+    /// Rate limits and the adaptive concurrency limit.
+    pub admission: settle_core::admission::AdmissionOptions,
 }
 
 /// Webhook delivery and the master key that seals signing secrets.
@@ -255,6 +257,7 @@ impl Default for Config {
             redis: settle_core::cache::shared::SharedOptions::default(),
             queue: QueueConfig::default(),
             webhooks: WebhookConfig::default(),
+            admission: settle_core::admission::AdmissionOptions::default(),
         }
     }
 }
@@ -311,6 +314,7 @@ impl fmt::Debug for Config {
             .field("redis", &self.redis)
             .field("queue", &self.queue)
             .field("webhooks", &self.webhooks)
+            .field("admission", &self.admission)
             .finish()
     }
 }
@@ -344,6 +348,8 @@ struct FileLayer {
     cache_xfetch_beta: Option<f64>,
     redis_url: Option<String>,
     redis_timeout_ms: Option<u64>,
+    rate_limits: Option<admission::AdmissionFile>,
+    concurrency: Option<admission::ConcurrencyFile>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -480,10 +486,11 @@ impl Config {
         if let Some(secs) = f.idempotency_reap_interval_secs {
             self.idempotency_reap_interval = Duration::from_secs(secs);
         }
-        Ok(())
+        admission::apply_file(&mut self.admission, f.rate_limits, f.concurrency)
     }
 }
 
+mod admission;
 mod env;
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! work piling up (queue depth, oldest pending age, relay lag, dead
 //! letters) or the processor failing (breaker state and transitions).
 
+mod admission;
+
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -361,6 +363,7 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
             render_pools(&mut out, &settle.store().pools());
             render_outgoing(&mut out);
             render_operations(&mut out, &settle.operation_stats().snapshot());
+            admission::render_admission(&mut out, &settle);
             render_os_process(&mut out);
             out
         })
@@ -378,7 +381,7 @@ fn render_operations(out: &mut String, ops: &[OperationSnapshot]) {
     let labels = |s: &OperationSnapshot| format!("operation=\"{}\",face=\"{}\"", s.operation, s.face.name());
     let _ = writeln!(
         out,
-        "# HELP settle_requests_total Requests each operation answered, by face and outcome class (ok, replayed, client_error, server_error).\n# TYPE settle_requests_total counter"
+        "# HELP settle_requests_total Requests each operation answered, by face and outcome class (ok, replayed, client_error, server_error, shed: refused on purpose with 503 overloaded or 429).\n# TYPE settle_requests_total counter"
     );
     for s in ops {
         for (class, n) in OutcomeClass::ALL.iter().zip(s.outcomes) {
