@@ -294,50 +294,43 @@ impl RateLimiter {
     }
 
     async fn decide(&self, key: ApiKeyId, class: Class, rate: Rate) -> RateVerdict {
-        let Some(shared) = self.shared_in_use() else {
+        let Some(shared) = self.options.shared.as_ref() else {
             self.stats.local_checks.fetch_add(1, Ordering::Relaxed);
             return self.decide_locally(key, class, rate);
         };
+        let down_until = *self.shared_down_until.lock().unwrap_or_else(|e| e.into_inner());
+        if down_until.is_some_and(|until| Instant::now() < until) {
+            return self.fall_back(key, class, rate, None);
+        }
         let bucket = format!("{}:{}", key.uuid().simple(), class.name());
         match tokio::time::timeout(self.options.shared_timeout, shared.check(&bucket, rate)).await {
             Ok(Ok(verdict)) => {
-                self.shared_answered();
+                if self.shared_down.swap(false, Ordering::Relaxed) {
+                    tracing::info!("rate limits: the shared store answers again; limits are shared across processes");
+                }
                 self.stats.shared_checks.fetch_add(1, Ordering::Relaxed);
                 verdict
             }
-            Ok(Err(e)) => self.fall_back(key, class, rate, &e.to_string()),
-            Err(_) => self.fall_back(key, class, rate, "no answer in time"),
+            Ok(Err(e)) => self.fall_back(key, class, rate, Some(&e.to_string())),
+            Err(_) => self.fall_back(key, class, rate, Some("no answer in time")),
         }
     }
 
-    fn shared_in_use(&self) -> Option<&Arc<dyn SharedRates>> {
-        let shared = self.options.shared.as_ref()?;
-        let down_until = *self.shared_down_until.lock().unwrap_or_else(|e| e.into_inner());
-        match down_until {
-            Some(until) if Instant::now() < until => {
-                self.stats.fallback_checks.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-            _ => Some(shared),
-        }
-    }
-
-    fn shared_answered(&self) {
-        if self.shared_down.swap(false, Ordering::Relaxed) {
-            tracing::info!("rate limits: the shared store answers again; limits are shared across processes");
-        }
-    }
-
-    fn fall_back(&self, key: ApiKeyId, class: Class, rate: Rate, why: &str) -> RateVerdict {
-        *self.shared_down_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + self.options.shared_cooldown);
+    /// Decides in this process's own buckets at its share of `rate`;
+    /// `failed` says why the shared store just failed (and starts its
+    /// cooldown), `None` when it is still cooling down.
+    fn fall_back(&self, key: ApiKeyId, class: Class, rate: Rate, failed: Option<&str>) -> RateVerdict {
         let live = self.live_processes();
-        if !self.shared_down.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                error = why,
-                live_processes = live,
-                "rate limits: the shared store failed; each process now allows its share of each limit alone"
-            );
+        if let Some(why) = failed {
+            *self.shared_down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Instant::now() + self.options.shared_cooldown);
+            if !self.shared_down.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    error = why,
+                    live_processes = live,
+                    "rate limits: the shared store failed; each process now allows its share of each limit alone"
+                );
+            }
         }
         self.stats.fallback_checks.fetch_add(1, Ordering::Relaxed);
         self.decide_locally(key, class, rate.divided(live))

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod admission;
 mod browser;
 mod browser_pages;
 mod cache;

@@ -45,10 +45,10 @@ both!(timeout_header_rules, timeout_header_rules_case);
 /// Holds what keeps writes from beginning: SQLite's write lock (another
 /// connection's `BEGIN IMMEDIATE`), or on PostgreSQL the source account's
 /// row lock.
-struct Blocker(sqlx::AnyConnection);
+pub(crate) struct Blocker(sqlx::AnyConnection);
 
 impl Blocker {
-    async fn take(app: &TestApp, account: &str) -> Blocker {
+    pub(crate) async fn take(app: &TestApp, account: &str) -> Blocker {
         sqlx::any::install_default_drivers();
         match app.db.backend {
             Backend::Sqlite => {
@@ -75,7 +75,7 @@ impl Blocker {
         }
     }
 
-    async fn release(mut self) {
+    pub(crate) async fn release(mut self) {
         self.0.execute("ROLLBACK").await.unwrap();
         self.0.close().await.unwrap();
     }
