@@ -14,6 +14,10 @@ pub enum ServiceError {
     /// The key's role lacks the permission the operation needs.
     #[error("this API key's role lacks the `{0}` permission")]
     Forbidden(Permission),
+    /// Under overload a single read is answered from the cache alone, and
+    /// this one was not cached.
+    #[error("not cached, and the database is not asked under overload")]
+    NotCached,
 }
 
 impl From<settle_domain::DomainError> for ServiceError {

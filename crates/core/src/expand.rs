@@ -358,6 +358,10 @@ impl Settle {
         let Some(expansion) = Expansion::parse(kind, false, paths)? else {
             return Ok(Shown::cached(read));
         };
+        if crate::cache::only_cached_now() {
+            // Expanding reads the database, which overload keeps this read from.
+            return Err(crate::ServiceError::NotCached.into());
+        }
         let json = serde_json::from_slice(&read.json).map_err(|_| Failure::internal())?;
         let mut out = self.expand(ctx, &expansion, vec![json]).await?;
         let mut shown = Shown::cached(read);

@@ -69,6 +69,23 @@ impl OperationSpec {
     }
 }
 
+impl OperationSpec {
+    /// Reads one object through the read cache (and nothing else unless
+    /// it expands): shed under overload, it is still answered from the
+    /// cache, stale if need be, rather than refused.
+    pub fn reads_through_cache(&self) -> bool {
+        matches!(
+            self.name,
+            "retrieve_account"
+                | "retrieve_customer"
+                | "retrieve_payment"
+                | "retrieve_refund"
+                | "retrieve_event"
+                | "retrieve_webhook_endpoint"
+        )
+    }
+}
+
 /// The admission settings (`SETTLE_RATE_LIMIT*`, `SETTLE_ADMISSION*`).
 #[derive(Debug, Clone, Default)]
 pub struct AdmissionOptions {

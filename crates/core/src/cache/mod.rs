@@ -280,6 +280,20 @@ impl ObjectCache {
                 .map(|object| answer(&Entry::of(&object, Duration::ZERO), CacheStatus::Off)));
         }
         let held = self.entries.get(&id);
+        if only_cached_now() {
+            return match held {
+                Some(entry) => {
+                    let age = entry.filled.elapsed();
+                    if age < self.options.ttl {
+                        bump(&self.stats.hits);
+                        return Ok(of_kind(&entry, kind, CacheStatus::Hit));
+                    }
+                    bump(&self.stats.stale_served);
+                    Ok(of_kind(&entry, kind, CacheStatus::Stale { age }))
+                }
+                None => Err(ServiceError::NotCached),
+            };
+        }
         if let Some(entry) = &held {
             let age = entry.filled.elapsed();
             if age < self.options.ttl {
@@ -515,6 +529,23 @@ fn answer(entry: &Entry, status: CacheStatus) -> Cached {
 /// is no object of `kind` with this id: `None`, the database's answer too.
 fn of_kind(entry: &Entry, kind: &str, status: CacheStatus) -> Option<Cached> {
     (entry.kind == kind).then(|| answer(entry, status))
+}
+
+tokio::task_local! {
+    static ONLY_CACHED: ();
+}
+
+/// Runs `work` with reads answered from the cache alone, fresh or stale,
+/// and refused ([`ServiceError::NotCached`]) when nothing is held: what a
+/// single read gets under overload instead of a place in the database's
+/// queue.
+pub async fn only_cached<F: Future>(work: F) -> F::Output {
+    ONLY_CACHED.scope((), work).await
+}
+
+/// Whether the running request may only read the cache.
+pub fn only_cached_now() -> bool {
+    ONLY_CACHED.try_with(|()| ()).is_ok()
 }
 
 /// Errors worth serving a stale entry for: the database cannot answer now.

@@ -218,6 +218,7 @@ impl From<ServiceError> for Failure {
                 "permission_denied",
                 format!("This API key's role lacks the `{p}` permission."),
             ),
+            ServiceError::NotCached => crate::admission::Shed::Overloaded(crate::admission::Class::Standard).failure(),
         }
     }
 }

@@ -200,6 +200,13 @@ impl Settle {
         let running = self.operation_stats.start(O::SPEC, call.face);
         let result = match self.admission.try_admit(O::SPEC.class(), call.received) {
             Ok(_permit) => self.authenticated(call, input).await,
+            // A cached single read is served from the cache, stale if need
+            // be, rather than refused; a miss is refused as shed.
+            Err(crate::admission::Shed::Overloaded(_))
+                if O::SPEC.reads_through_cache() && self.cache.options().enabled =>
+            {
+                crate::cache::only_cached(self.authenticated(call, input)).await
+            }
             Err(shed) => Err(shed.failure()),
         };
         running.finish(match &result {

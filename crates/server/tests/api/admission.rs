@@ -159,7 +159,7 @@ fn assert_shed(r: &Resp) {
 
 /// With the limit fixed at 10 and payments held in flight by a database
 /// lock: at 5 running a list is shed and a read is not; at 8 a read is
-/// shed; at 10 a payment is. Every held payment commits once released.
+/// shed (answered from the cache if it can be); at 10 a payment is. Every held payment commits once released.
 async fn lists_go_first_then_reads_then_money_case(app: &TestApp) {
     let (src, dst) = accounts(app).await;
     let blocker = Blocker::take(app, &src).await;
@@ -180,7 +180,13 @@ async fn lists_go_first_then_reads_then_money_case(app: &TestApp) {
     assert_eq!(app.get(&format!("/v1/accounts/{dst}")).await.status, 200);
     hold(3);
     money_in_flight(app, 8).await;
-    assert_shed(&app.get(&format!("/v1/accounts/{dst}")).await);
+    // A shed single read is answered from the cache when it holds the
+    // object, and refused when it does not: the database is not asked.
+    let cached = app.get(&format!("/v1/accounts/{dst}")).await;
+    assert_eq!(cached.status, 200, "{}", cached.body);
+    assert_eq!(header(&cached, "settle-cache"), "hit");
+    assert_shed(&app.get(&format!("/v1/accounts/{src}")).await);
+    assert_shed(&app.get(&format!("/v1/accounts/{dst}?expand[]=customer")).await);
     assert_shed(&app.get("/v1/customers").await);
     hold(2);
     money_in_flight(app, 10).await;
@@ -199,7 +205,8 @@ async fn lists_go_first_then_reads_then_money_case(app: &TestApp) {
     assert_eq!(
         app.metric("settle_admission_shed_total{class=\"standard\",reason=\"overloaded\"}")
             .await,
-        1
+        3,
+        "the cached read was shed too, and answered from the cache"
     );
     assert_eq!(
         app.metric("settle_admission_shed_total{class=\"money\",reason=\"overloaded\"}")

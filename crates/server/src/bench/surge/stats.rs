@@ -146,26 +146,30 @@ pub const GOOD_IN_A_ROW: usize = 3;
 /// How long after the start of the phase (the surge's end) the p99 of
 /// admitted requests of `class` came back within `limit_ms`: the start of
 /// the first window of [`GOOD_IN_A_ROW`] good ones (those the phase still
-/// holds, near its end). A window with no admitted request is not good.
-/// `None`: not within the phase.
+/// holds, near its end). A window where requests were due but none was
+/// admitted is bad; one where none was due (a class too rare for the
+/// window) tells nothing and passes. `None`: not within the phase.
 pub fn recovery(samples: &[Sample], class: Option<Class>, limit_ms: f64, phase: Duration) -> Option<Duration> {
     let width = WINDOW.as_millis() as u32;
     let windows = (phase.as_millis() as u32).div_ceil(width).max(1) as usize;
+    let mut due = vec![0usize; windows];
     let mut admitted = vec![Vec::new(); windows];
-    for s in samples
-        .iter()
-        .filter(|s| s.outcome == Outcome::Admitted && class.is_none_or(|c| s.class == c))
-    {
+    for s in samples.iter().filter(|s| class.is_none_or(|c| s.class == c)) {
         let w = (s.offset_ms / width) as usize;
-        if let Some(bucket) = admitted.get_mut(w) {
-            bucket.push(s.latency_us);
+        if w >= windows {
+            continue;
+        }
+        due[w] += 1;
+        if s.outcome == Outcome::Admitted {
+            admitted[w].push(s.latency_us);
         }
     }
     let good: Vec<bool> = admitted
         .iter_mut()
-        .map(|bucket| {
+        .zip(&due)
+        .map(|(bucket, &due)| {
             bucket.sort_unstable();
-            percentile_ms(bucket, 0.99).is_some_and(|p99| p99 <= limit_ms)
+            due == 0 || percentile_ms(bucket, 0.99).is_some_and(|p99| p99 <= limit_ms)
         })
         .collect();
     (0..windows)
@@ -208,6 +212,20 @@ mod tests {
         let at = recovery(&samples, None, 10.0, Duration::from_secs(5));
         assert_eq!(at, Some(Duration::from_millis(2500)));
         assert_eq!(recovery(&samples, None, 1.0, Duration::from_secs(5)), None);
+    }
+
+    #[test]
+    fn windows_with_nothing_due_pass_and_refused_ones_fail() {
+        let shed = |offset_ms| Sample {
+            outcome: Outcome::Shed,
+            ..admitted(offset_ms, 1)
+        };
+        // Everything shed for the first second, then one fast answer a
+        // second: the windows in between hold nothing and do not count.
+        let mut samples: Vec<Sample> = (0..1000).step_by(100).map(shed).collect();
+        samples.extend((1000..5000).step_by(1000).map(|offset| admitted(offset, 2)));
+        let at = recovery(&samples, None, 10.0, Duration::from_secs(5));
+        assert_eq!(at, Some(Duration::from_millis(1000)));
     }
 
     #[test]

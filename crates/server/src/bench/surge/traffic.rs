@@ -194,6 +194,11 @@ impl Harness {
         self.auth.len()
     }
 
+    /// The share of the traffic the hottest key sends.
+    pub fn hot_share(&self) -> f64 {
+        self.key_cdf.first().copied().unwrap_or(1.0)
+    }
+
     /// This run's idempotency key of create attempt `index`.
     pub(super) fn idempotency_key(&self, index: usize) -> String {
         format!("surge-{:08x}-{index}", self.run)
