@@ -5,9 +5,10 @@
 //! that class's own baseline (the lowest it saw over the last 10 to 20 s;
 //! a list is slower than a payment and that is not congestion). When the
 //! worst class runs past `tolerance` times its baseline the limit shrinks
-//! in proportion; when latency is fine and requests were refused or
-//! running near the limit, it grows by its square root (Vegas-style
-//! probing). A request is admitted while the operations in flight are
+//! in proportion; when latency is fine it grows by its square root
+//! (Vegas-style probing). It is tuned only while pressed (requests were
+//! refused, or half of it was in use): far below it, latency says nothing
+//! about it. A request is admitted while the operations in flight are
 //! below its class's share of the limit (money 100%, single reads 75%,
 //! lists 50%), so the least important work is shed first, and a shed
 //! request costs one atomic add: it answers 503 before anything else runs.
@@ -46,7 +47,7 @@ impl Default for ConcurrencyOptions {
     fn default() -> Self {
         Self {
             enabled: true,
-            min_limit: 16,
+            min_limit: 8,
             max_limit: 1024,
             initial_limit: 64,
             tolerance: 2.0,
@@ -70,7 +71,7 @@ const SHEDDING_QUIET: Duration = Duration::from_secs(1);
 
 /// The brownout is over after this long without a shed request: longer
 /// than shedding, so that lists coming back do not start it again at once.
-const BROWNOUT_QUIET: Duration = Duration::from_secs(5);
+const BROWNOUT_QUIET: Duration = Duration::from_secs(3);
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,21 +298,25 @@ impl Admission {
         let peak = self
             .peak
             .swap(self.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
-        if let Some(worst) = worst {
-            let limit = f64::from(self.limit.load(Ordering::Relaxed));
+        let limit = f64::from(self.limit.load(Ordering::Relaxed));
+        // The limit is only tuned while it matters: far below it, latency
+        // says nothing about it, and a limit shrunk by a slow spell at low
+        // load would shed the next burst for nothing.
+        let pressed = shed || f64::from(peak) >= 0.5 * limit;
+        let (low, high) = (
+            self.options.min_limit,
+            self.options.max_limit.max(self.options.min_limit),
+        );
+        if let Some(worst) = worst.filter(|_| pressed) {
             let gradient = (self.options.tolerance / worst).clamp(0.5, 1.0);
-            let wanted = shed || f64::from(peak) >= 0.8 * limit;
-            let target = if wanted {
-                limit * gradient + limit.sqrt()
-            } else {
-                limit * gradient
-            };
+            let target = limit * gradient + limit.sqrt();
             let next = (0.5 * limit + 0.5 * target).round();
-            let (low, high) = (
-                self.options.min_limit,
-                self.options.max_limit.max(self.options.min_limit),
-            );
             self.limit.store((next as u32).clamp(low, high), Ordering::Relaxed);
+        } else if !pressed && limit < f64::from(self.options.initial_limit) {
+            // Unpressed after a surge shrank it: back towards where it
+            // started, a step a tick, so that the next burst is not met by
+            // the surge's limit.
+            self.limit.store((limit as u32 + 1).clamp(low, high), Ordering::Relaxed);
         }
         self.follow_shedding(t, shed, now);
     }

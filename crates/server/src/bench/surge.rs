@@ -213,7 +213,8 @@ async fn one_stage(harness: &Arc<Harness>, stage: Stage, totals: &mut Totals) ->
     result
 }
 
-/// Steps the offered rate up from [`FIRST_STEP`] until a step saturates;
+/// Steps the offered rate up from [`FIRST_STEP`] until a step saturates
+/// (misses twice in a row);
 /// the last step that did not, and its goodput (the low-load phase's when
 /// even the first step saturated).
 async fn search(
@@ -225,6 +226,7 @@ async fn search(
 ) -> (f64, f64) {
     let mut passed = None;
     let mut rate = FIRST_STEP.max(args.low_rate * 2.0);
+    let mut retried = false;
     for _ in 0..MAX_STEPS {
         // A breath between steps: the last step's work (queue, outbox)
         // should not land on the next.
@@ -242,11 +244,23 @@ async fn search(
             ratio_of(s.p99_ms, Some(low_p99)),
             s.shed * 100.0,
             ms(lag_p99_ms(&result.samples)),
-            if fast && served { "passes" } else { "saturated" }
+            match (fast && served, retried) {
+                (true, _) => "passes",
+                (false, false) => "missed: measured once more",
+                (false, true) => "saturated",
+            }
         );
         if !(fast && served) {
-            break;
+            // One slow spell (a checkpoint, a neighbour on the machine)
+            // must not end the search: a step is saturated when it misses
+            // twice in a row.
+            if retried {
+                break;
+            }
+            retried = true;
+            continue;
         }
+        retried = false;
         passed = Some((rate, s.goodput));
         rate *= STEP_FACTOR;
     }

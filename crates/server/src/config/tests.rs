@@ -144,3 +144,40 @@ fn commit_stream_settings() {
     );
     assert!(!format!("{c:?}").contains("hunter2"), "no password in Debug");
 }
+
+#[test]
+fn admission_settings_from_file_and_environment() {
+    let dir = std::env::temp_dir().join(format!("settle-admission-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("settle.toml");
+    std::fs::write(
+        &file,
+        "[rate_limits]\nmoney = \"50/s\"\nbulk = \"600/m\"\n\n[concurrency]\nmin_limit = 8\nmax_limit = 100\n",
+    )
+    .unwrap();
+    let env = env_of(&[("SETTLE_RATE_LIMIT_BULK", "10/s"), ("SETTLE_ADMISSION", "off")]);
+    let c = Config::load(Some(&file), &env, &FlagLayer::default()).unwrap();
+    let a = &c.admission;
+    assert_eq!(a.rate.money.to_string(), "50/s");
+    assert_eq!(a.rate.bulk.to_string(), "10/s", "the environment wins over the file");
+    assert_eq!(a.rate.standard.to_string(), "20000/s");
+    assert!(a.rate.enabled);
+    assert_eq!((a.concurrency.min_limit, a.concurrency.max_limit), (8, 100));
+    assert!(!a.concurrency.enabled);
+    for bad in [
+        ("SETTLE_RATE_LIMIT_MONEY", "lots"),
+        ("SETTLE_RATE_LIMITS", "maybe"),
+        ("SETTLE_ADMISSION_MIN_LIMIT", "0"),
+        ("SETTLE_ADMISSION_MAX_LIMIT", "4"),
+        ("SETTLE_ADMISSION_TOLERANCE", "0.5"),
+    ] {
+        let env = env_of(&[bad]);
+        assert!(
+            Config::load(Some(&file), &env, &FlagLayer::default()).is_err(),
+            "{bad:?}"
+        );
+    }
+    std::fs::write(&file, "[rate_limits]\nmony = \"1/s\"\n").unwrap();
+    assert!(Config::load(Some(&file), &env_of(&[]), &FlagLayer::default()).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
