@@ -7,8 +7,8 @@
 //! worst class runs past `tolerance` times its baseline the limit shrinks
 //! in proportion; when latency is fine it grows by its square root
 //! (Vegas-style probing). It is tuned only while pressed (requests were
-//! refused, or half of it was in use): far below it, latency says nothing
-//! about it. A request is admitted while the operations in flight are
+//! refused, or more than its floor was running): at low load latency says
+//! nothing about it. A request is admitted while the operations in flight are
 //! below its class's share of the limit (money 100%, single reads 75%,
 //! lists 50%), so the least important work is shed first, and a shed
 //! request costs one atomic add: it answers 503 before anything else runs.
@@ -49,7 +49,7 @@ impl Default for ConcurrencyOptions {
             enabled: true,
             min_limit: 8,
             max_limit: 1024,
-            initial_limit: 64,
+            initial_limit: 256,
             tolerance: 2.0,
             brownout_after: Duration::from_secs(2),
         }
@@ -299,24 +299,35 @@ impl Admission {
             .peak
             .swap(self.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
         let limit = f64::from(self.limit.load(Ordering::Relaxed));
-        // The limit is only tuned while it matters: far below it, latency
-        // says nothing about it, and a limit shrunk by a slow spell at low
-        // load would shed the next burst for nothing.
-        let pressed = shed || f64::from(peak) >= 0.5 * limit;
+        // The limit is only tuned while more than its floor is running (or
+        // requests were refused): at low load latency says nothing about
+        // it, and a limit shrunk by a slow spell there would shed the next
+        // burst for nothing.
+        let pressed = shed || peak > self.options.min_limit;
         let (low, high) = (
             self.options.min_limit,
             self.options.max_limit.max(self.options.min_limit),
         );
         if let Some(worst) = worst.filter(|_| pressed) {
-            let gradient = (self.options.tolerance / worst).clamp(0.5, 1.0);
+            let gradient = (self.options.tolerance / worst).clamp(0.2, 1.0);
             let target = limit * gradient + limit.sqrt();
-            let next = (0.5 * limit + 0.5 * target).round();
+            // Down at once (a surge must not run on the old limit for a
+            // second), up smoothed.
+            let next = if target < limit {
+                target
+            } else {
+                0.5 * limit + 0.5 * target
+            }
+            .round();
             self.limit.store((next as u32).clamp(low, high), Ordering::Relaxed);
         } else if !pressed && limit < f64::from(self.options.initial_limit) {
             // Unpressed after a surge shrank it: back towards where it
-            // started, a step a tick, so that the next burst is not met by
-            // the surge's limit.
-            self.limit.store((limit as u32 + 1).clamp(low, high), Ordering::Relaxed);
+            // started, 5% a tick (from the floor in about 7 s), so that the
+            // next burst is not met by the surge's limit.
+            let next = (limit * 1.05)
+                .max(limit + 1.0)
+                .min(f64::from(self.options.initial_limit));
+            self.limit.store((next as u32).clamp(low, high), Ordering::Relaxed);
         }
         self.follow_shedding(t, shed, now);
     }

@@ -282,15 +282,7 @@ impl ObjectCache {
         let held = self.entries.get(&id);
         if only_cached_now() {
             return match held {
-                Some(entry) => {
-                    let age = entry.filled.elapsed();
-                    if age < self.options.ttl {
-                        bump(&self.stats.hits);
-                        return Ok(of_kind(&entry, kind, CacheStatus::Hit));
-                    }
-                    bump(&self.stats.stale_served);
-                    Ok(of_kind(&entry, kind, CacheStatus::Stale { age }))
-                }
+                Some(entry) => Ok(self.held_answer(&entry, kind)),
                 None => Err(ServiceError::NotCached),
             };
         }
@@ -308,20 +300,24 @@ impl ObjectCache {
         match self.flight(id, load).await {
             Ok(Some(entry)) => Ok(of_kind(&entry, kind, CacheStatus::Miss)),
             Ok(None) => Ok(None),
+            // Refreshing early may have failed while what is held is
+            // still fresh; otherwise it is served stale.
             Err(e) => match held {
-                Some(entry) if unavailable(&e) => {
-                    let age = entry.filled.elapsed();
-                    if age < self.options.ttl {
-                        // Refreshing early failed: what is held is still fresh.
-                        bump(&self.stats.hits);
-                        return Ok(of_kind(&entry, kind, CacheStatus::Hit));
-                    }
-                    bump(&self.stats.stale_served);
-                    Ok(of_kind(&entry, kind, CacheStatus::Stale { age }))
-                }
+                Some(entry) if unavailable(&e) => Ok(self.held_answer(&entry, kind)),
                 _ => Err(e),
             },
         }
+    }
+
+    /// What is held, without the database: fresh, or stale with its age.
+    fn held_answer(&self, entry: &Arc<Entry>, kind: &'static str) -> Option<Cached> {
+        let age = entry.filled.elapsed();
+        if age < self.options.ttl {
+            bump(&self.stats.hits);
+            return of_kind(entry, kind, CacheStatus::Hit);
+        }
+        bump(&self.stats.stale_served);
+        of_kind(entry, kind, CacheStatus::Stale { age })
     }
 
     /// XFetch: refresh now, before the entry expires, with a probability

@@ -171,7 +171,8 @@ fn admission_settings_from_file_and_environment() {
         ("SETTLE_ADMISSION_MAX_LIMIT", "4"),
         ("SETTLE_ADMISSION_TOLERANCE", "0.5"),
     ] {
-        let env = env_of(&[bad]);
+        let pairs = [bad];
+        let env = env_of(&pairs);
         assert!(
             Config::load(Some(&file), &env, &FlagLayer::default()).is_err(),
             "{bad:?}"
