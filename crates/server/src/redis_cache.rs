@@ -105,35 +105,42 @@ impl RedisLink {
         &self,
         invocation: redis::ScriptInvocation<'_>,
     ) -> Result<T, TierError> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let result = async {
-            let mut conn = self.connection().await?;
-            invocation
-                .invoke_async::<T>(&mut conn)
-                .await
-                .map_err(|e| TierError(e.to_string()))
-        }
-        .await;
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        result
+        let _waiting = Waiting::on(&self.in_flight);
+        let mut conn = self.connection().await?;
+        invocation
+            .invoke_async::<T>(&mut conn)
+            .await
+            .map_err(|e| TierError(e.to_string()))
     }
 
     /// Runs one plain command.
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, TierError> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let result = async {
-            let mut conn = self.connection().await?;
-            cmd.query_async::<T>(&mut conn)
-                .await
-                .map_err(|e| TierError(e.to_string()))
-        }
-        .await;
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        result
+        let _waiting = Waiting::on(&self.in_flight);
+        let mut conn = self.connection().await?;
+        cmd.query_async::<T>(&mut conn)
+            .await
+            .map_err(|e| TierError(e.to_string()))
     }
 
     pub(crate) fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed).max(0) as u64
+    }
+}
+
+/// One call counted as waiting on Redis until it ends, however it ends:
+/// callers give up on Redis by timeout, and the count must not drift.
+struct Waiting<'a>(&'a AtomicI64);
+
+impl<'a> Waiting<'a> {
+    fn on(count: &'a AtomicI64) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -38,14 +38,16 @@ return {1, math.floor((window - (next - now)) / interval), next - now, 0}
 ";
 
 /// ARGV: the process's id and how long its beat lasts (ms). Returns how
-/// many processes beat within their time.
+/// many processes beat within their time. The set itself outlives every
+/// beat (10 minutes), whatever interval each process uses. Writing after
+/// `TIME` needs Redis 5 or later (effects replication).
 const HEARTBEAT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('PEXPIRE', KEYS[1], ttl * 2)
+redis.call('PEXPIRE', KEYS[1], 600000)
 return redis.call('ZCARD', KEYS[1])
 ";
 
@@ -74,10 +76,6 @@ impl std::fmt::Debug for RedisRates {
     }
 }
 
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
 fn from_micros(n: i64) -> Duration {
     Duration::from_micros(u64::try_from(n).unwrap_or(0))
 }
@@ -85,8 +83,7 @@ fn from_micros(n: i64) -> Duration {
 #[async_trait]
 impl SharedRates for RedisRates {
     async fn check(&self, bucket: &str, rate: Rate) -> Result<RateVerdict, TierError> {
-        let window = micros(rate.per).max(1);
-        let interval = (window / u64::from(rate.count.max(1))).max(1);
+        let (interval, window) = rate.spacing_micros();
         let mut call = self.check.prepare_invoke();
         call.key(format!("{PREFIX}{bucket}")).arg(interval).arg(window);
         let (allowed, remaining, reset, retry_after): (i64, i64, i64, i64) = self.link.run(call).await?;

@@ -2,16 +2,20 @@
 //! the latency they see, and who goes first when that is not everyone.
 //!
 //! Every 100 ms the limiter compares each class's recent mean latency with
-//! that class's own baseline (the lowest it saw over the last 10 to 20 s;
-//! a list is slower than a payment and that is not congestion). When the
-//! worst class runs past `tolerance` times its baseline the limit shrinks
-//! in proportion; when latency is fine it grows by its square root
-//! (Vegas-style probing). It is tuned only while pressed (requests were
-//! refused, or more than its floor was running): at low load latency says
-//! nothing about it. A request is admitted while the operations in flight are
-//! below its class's share of the limit (money 100%, single reads 75%,
-//! lists 50%), so the least important work is shed first, and a shed
-//! request costs one atomic add: it answers 503 before anything else runs.
+//! that class's own baseline (the lowest it saw, in ticks that shed
+//! nothing, over the last 10 to 20 s; a list is slower than a payment and
+//! that is not congestion). Only operations that ran count: a refusal at
+//! authentication, permission or rate limit, or a replay, is fast and
+//! says nothing. When the worst class runs past `tolerance` times its
+//! baseline the limit is cut at once in proportion; otherwise it grows by
+//! about half its square root a tick (Vegas-style probing). It is tuned
+//! only while pressed (requests were refused, or more than its floor was
+//! running): at low load latency says nothing about it, and unpressed it
+//! drifts back to where it started. A request is admitted while the
+//! operations in flight are below its class's share of the limit (money
+//! 100%, single reads 75%, lists 50%), so the least important work is
+//! shed first, and a shed request costs a few atomic operations: it
+//! answers 503 before anything else runs.
 //!
 //! Admission is try-acquire, never a queue: axum does not propagate
 //! `poll_ready`, and a queue in front of an overloaded database only turns
@@ -30,8 +34,8 @@ use crate::pipeline::stats::BUCKETS;
 pub struct ConcurrencyOptions {
     /// `SETTLE_ADMISSION=off` admits everything (the counts still show).
     pub enabled: bool,
-    /// The limit never goes below this: a burst of this many concurrent
-    /// clients is always served (lists get half of it).
+    /// The limit never goes below this: this many concurrent payments are
+    /// always admitted (single reads get 75% of it, lists half).
     pub min_limit: u32,
     pub max_limit: u32,
     pub initial_limit: u32,
@@ -150,6 +154,16 @@ pub struct Permit<'a> {
     admission: &'a Admission,
     class: Class,
     started: Instant,
+    sampled: bool,
+}
+
+impl Permit<'_> {
+    /// Ends the operation without its latency counting for the limit: it
+    /// never ran (refused at authentication, permission or rate limit, or
+    /// replayed), and a fast refusal would pull the baseline down.
+    pub fn unsampled(mut self) {
+        self.sampled = false;
+    }
 }
 
 impl Drop for Permit<'_> {
@@ -158,9 +172,13 @@ impl Drop for Permit<'_> {
         let counters = &a.classes[self.class as usize];
         counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         a.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        counters.samples.fetch_add(1, Ordering::Relaxed);
-        counters.sample_micros.fetch_add(micros, Ordering::Relaxed);
+        if self.sampled {
+            // Time first, count second; the tick takes the count first, so
+            // a sample it counts always brings its time.
+            let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            counters.sample_micros.fetch_add(micros, Ordering::Relaxed);
+            counters.samples.fetch_add(1, Ordering::Relaxed);
+        }
         a.maybe_tick(Instant::now());
     }
 }
@@ -237,6 +255,7 @@ impl Admission {
             admission: self,
             class,
             started: now,
+            sampled: true,
         })
     }
 
@@ -255,8 +274,10 @@ impl Admission {
     }
 
     fn maybe_tick(&self, now: Instant) {
-        let Ok(mut tuning) = self.tuning.try_lock() else {
-            return;
+        let mut tuning = match self.tuning.try_lock() {
+            Ok(tuning) => tuning,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
         };
         if now.saturating_duration_since(tuning.last_tick) >= TICK {
             tuning.last_tick = now;
@@ -268,13 +289,19 @@ impl Admission {
         if now.saturating_duration_since(t.window_started) >= BASELINE_WINDOW {
             t.window_started = now;
             for lowest in &mut t.lowest {
-                *lowest = [f64::INFINITY, lowest[0]];
+                // A window with no baseline (it shed throughout) keeps the
+                // one before.
+                let kept = if lowest[0].is_finite() { lowest[0] } else { lowest[1] };
+                *lowest = [f64::INFINITY, kept];
             }
         }
+        let shed = self.shed_since_tick.swap(false, Ordering::Relaxed);
         let mut worst: Option<f64> = None;
         for (i, counters) in self.classes.iter().enumerate() {
             let count = counters.samples.swap(0, Ordering::Relaxed);
             let micros = counters.sample_micros.swap(0, Ordering::Relaxed);
+            // A sample whose time landed before its count is carried to
+            // the next tick rather than lowering this one's mean.
             if count == 0 {
                 continue;
             }
@@ -284,8 +311,11 @@ impl Admission {
             } else {
                 0.5 * t.recent[i] + 0.5 * mean
             };
-            // A tick of one or two requests is noise, not a baseline.
-            if count >= 3 {
+            // A tick of one or two requests is noise, not a baseline; nor
+            // is a tick that shed: under a sustained surge the limiter
+            // holds latency at the tolerance, and that must not become
+            // the baseline it is measured against.
+            if count >= 3 && !shed {
                 t.lowest[i][0] = t.lowest[i][0].min(t.recent[i]);
             }
             let baseline = t.lowest[i][0].min(t.lowest[i][1]);
@@ -294,7 +324,6 @@ impl Admission {
                 worst = Some(worst.map_or(ratio, |w: f64| w.max(ratio)));
             }
         }
-        let shed = self.shed_since_tick.swap(false, Ordering::Relaxed);
         let peak = self
             .peak
             .swap(self.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);

@@ -71,6 +71,12 @@ impl Rate {
         (self.window_micros() / u64::from(self.count.max(1))).max(1)
     }
 
+    /// The spacing of requests and the window, in microseconds: what
+    /// GCRA works in, here and in a shared store's script.
+    pub fn spacing_micros(self) -> (u64, u64) {
+        (self.interval_micros(), self.window_micros())
+    }
+
     fn unit(self) -> &'static str {
         match self.per.as_secs() {
             60 => "minute",
@@ -229,6 +235,8 @@ pub struct RateLimiter {
     /// The shared store is not asked before this (it just failed).
     shared_down_until: Mutex<Option<Instant>>,
     shared_down: AtomicBool,
+    /// A request is finding out whether the shared store is back.
+    probing: AtomicBool,
     /// Live processes as last counted (1 until a count is known).
     live: AtomicU32,
     process: String,
@@ -244,6 +252,7 @@ impl RateLimiter {
             started: Instant::now(),
             shared_down_until: Mutex::new(None),
             shared_down: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
             live: AtomicU32::new(1),
             process: format!("{:016x}", rand::rng().random::<u64>()),
             stats: RateStats::default(),
@@ -302,9 +311,17 @@ impl RateLimiter {
         if down_until.is_some_and(|until| Instant::now() < until) {
             return self.fall_back(key, class, rate, None);
         }
+        // After a failure, one request at a time finds out whether the
+        // store is back; the others keep deciding alone meanwhile.
+        let _probe = match down_until {
+            Some(_) if self.probing.swap(true, Ordering::Relaxed) => return self.fall_back(key, class, rate, None),
+            Some(_) => Some(Probe(&self.probing)),
+            None => None,
+        };
         let bucket = format!("{}:{}", key.uuid().simple(), class.name());
         match tokio::time::timeout(self.options.shared_timeout, shared.check(&bucket, rate)).await {
             Ok(Ok(verdict)) => {
+                *self.shared_down_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 if self.shared_down.swap(false, Ordering::Relaxed) {
                     tracing::info!("rate limits: the shared store answers again; limits are shared across processes");
                 }
@@ -366,6 +383,16 @@ impl RateLimiter {
                 self.live.store(live.max(1), Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// The one request finding out whether the shared store is back; ends
+/// however that request ends (a client may hang up mid-call).
+struct Probe<'a>(&'a AtomicBool);
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }
 

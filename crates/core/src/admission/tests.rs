@@ -225,18 +225,47 @@ fn a_list_slower_than_a_payment_is_not_congestion() {
         initial_limit: 50,
         ..ConcurrencyOptions::default()
     });
-    for _ in 0..10 {
+    for tick in 0..10 {
         for _ in 0..10 {
             tuned.sample(Class::Money, Duration::from_millis(2));
             tuned.sample(Class::Bulk, Duration::from_millis(40));
         }
-        tuned.note_demand();
+        // The first tick sets the baselines; ticks that shed never do.
+        if tick > 0 {
+            tuned.note_demand();
+        }
         tuned.tick_now();
     }
     assert!(
         tuned.limit() > 50,
         "each class is measured against its own baseline: {}",
         tuned.limit()
+    );
+}
+
+#[test]
+fn latency_held_under_shedding_never_becomes_the_baseline() {
+    let admission = Admission::new(ConcurrencyOptions {
+        min_limit: 4,
+        max_limit: 1000,
+        initial_limit: 100,
+        ..ConcurrencyOptions::default()
+    });
+    for _ in 0..10 {
+        admission.sample(Class::Money, Duration::from_millis(2));
+    }
+    admission.tick_now();
+    for _ in 0..30 {
+        for _ in 0..10 {
+            admission.sample(Class::Money, Duration::from_millis(30));
+        }
+        admission.note_demand();
+        admission.tick_now();
+    }
+    assert_eq!(
+        admission.limit(),
+        4,
+        "fifteen times the unshed baseline: down to the floor"
     );
 }
 

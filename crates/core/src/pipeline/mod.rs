@@ -199,7 +199,19 @@ impl Settle {
     {
         let running = self.operation_stats.start(O::SPEC, call.face);
         let result = match self.admission.try_admit(O::SPEC.class(), call.received) {
-            Ok(_permit) => self.authenticated(call, input).await,
+            Ok(permit) => {
+                let result = self.authenticated(call, input).await;
+                // Only work that ran tells the limiter how loaded it is.
+                let ran = match &result {
+                    Ok(Outcome::Done(_)) => true,
+                    Ok(Outcome::Replayed { .. }) => false,
+                    Err(failure) => failure.status >= 500 || failure.status == 408,
+                };
+                if !ran {
+                    permit.unsampled();
+                }
+                result
+            }
             // A cached single read is served from the cache, stale if need
             // be, rather than refused; a miss is refused as shed.
             Err(crate::admission::Shed::Overloaded(_))

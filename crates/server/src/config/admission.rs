@@ -108,7 +108,7 @@ pub(super) fn apply_env(options: &mut AdmissionOptions, env: &dyn Fn(&str) -> Op
     }
     if let Some(v) = env("SETTLE_RATE_HEARTBEAT_MS") {
         let ms: u64 = v.parse().context("SETTLE_RATE_HEARTBEAT_MS must be milliseconds")?;
-        options.rate.heartbeat_every = Duration::from_millis(ms.max(10));
+        options.rate.heartbeat_every = Duration::from_millis(ms.clamp(10, 60_000));
     }
     let c = &mut options.concurrency;
     if let Some(v) = env("SETTLE_ADMISSION") {
