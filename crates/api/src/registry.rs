@@ -251,6 +251,13 @@ pub fn routes() -> Vec<Route> {
         .body::<ops::webhooks::ReplayWebhooks>()
         .returns("WebhookReplay"),
         route(
+            M::POST,
+            "/v1/webhook_endpoints/{id}/test",
+            &op::SEND_WEBHOOK_TEST,
+            webhooks::send_test,
+        )
+        .returns("WebhookDelivery"),
+        route(
             M::GET,
             "/v1/webhook_endpoints/{id}/replay",
             &op::LIST_WEBHOOK_REPLAYS,
@@ -264,6 +271,7 @@ pub fn routes() -> Vec<Route> {
             webhooks::deliveries,
         )
         .lists("WebhookDelivery", ListWebhookDeliveries::FILTERS),
+        route(M::GET, "/v1/webhook_stats", &op::WEBHOOK_STATS, webhooks::stats).returns("WebhookStats"),
         route(
             M::GET,
             "/v1/webhook_deliveries/{id}",

@@ -45,6 +45,9 @@ pub struct ServiceOptions {
     pub cache: crate::cache::CacheOptions,
     /// Rate limits and the adaptive concurrency limit.
     pub admission: crate::admission::AdmissionOptions,
+    /// Webhook endpoints with `/metrics` series of their own; the rest are
+    /// summed, so thousands of endpoints cannot swell every scrape.
+    pub labelled_webhook_endpoints: usize,
 }
 
 impl Default for ServiceOptions {
@@ -56,6 +59,7 @@ impl Default for ServiceOptions {
             commit_poll: Duration::from_secs(1),
             operation_budget: Duration::from_secs(30),
             cache: crate::cache::CacheOptions::default(),
+            labelled_webhook_endpoints: crate::webhook::stats::DEFAULT_LABELLED_ENDPOINTS,
             admission: crate::admission::AdmissionOptions::default(),
         }
     }
@@ -78,6 +82,7 @@ pub struct SettleState {
     pub(crate) commits: crate::commits::CommitStream,
     pub(crate) cache: Arc<crate::cache::ObjectCache>,
     pub(crate) operation_stats: crate::pipeline::stats::OperationStats,
+    pub(crate) delivery_stats: crate::webhook::stats::DeliveryStats,
     pub(crate) rate_limiter: Arc<crate::admission::RateLimiter>,
     pub(crate) admission: crate::admission::Admission,
 }
@@ -113,6 +118,7 @@ impl Settle {
             admission,
             cache,
             operation_stats: Default::default(),
+            delivery_stats: crate::webhook::stats::DeliveryStats::new(options.labelled_webhook_endpoints),
             commits,
             store,
             clock,

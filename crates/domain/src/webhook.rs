@@ -33,6 +33,11 @@ pub const EVENT_TYPES: &[&str] = &[
     "webhook_endpoint.disabled",
 ];
 
+/// The event an operator sends to one endpoint to see it receive, sign and
+/// log a delivery. It goes to that endpoint alone: no subscription (not
+/// even `*`) matches it, so fan-outs and replays never send it elsewhere.
+pub const TEST_EVENT: &str = "webhook_endpoint.test";
+
 /// The events an endpoint receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnabledEvents {
@@ -74,6 +79,9 @@ impl EnabledEvents {
     }
 
     pub fn matches(&self, event_type: &str) -> bool {
+        if event_type == TEST_EVENT {
+            return false;
+        }
         match self {
             Self::All => true,
             Self::Only(types) => types.iter().any(|t| t == event_type),
@@ -242,6 +250,8 @@ pub struct WebhookDelivery {
     pub id: WebhookDeliveryId,
     pub endpoint: WebhookEndpointId,
     pub event: EventId,
+    /// The event's type, kept with the delivery so lists filter by it.
+    pub event_type: String,
     pub status: DeliveryStatus,
     pub attempts: i64,
     /// When the next attempt is due (Unix seconds), while pending.
@@ -249,6 +259,14 @@ pub struct WebhookDelivery {
     /// The HTTP status of the last attempt, if the receiver answered.
     pub last_status: Option<i64>,
     pub created: i64,
+}
+
+/// What an endpoint's delivery list is narrowed to: one status or one
+/// event type (one equality filter per list, as everywhere in the API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryFilter {
+    Status(DeliveryStatus),
+    EventType(String),
 }
 
 /// One try of a delivery.
@@ -270,6 +288,9 @@ pub struct WebhookAttempt {
 /// Re-delivering an endpoint's matching events created in `[since,
 /// until)` (Unix seconds) as new deliveries; `status` is `running` until
 /// the last page is done, and `deliveries` counts what it made so far.
+/// With `failed_only` it is a recovery after an outage: only the
+/// endpoint's deliveries that failed for good in that range are sent
+/// again (the same deliveries, made pending), nothing that arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "object", rename = "webhook_replay")]
 pub struct WebhookReplay {
@@ -277,6 +298,7 @@ pub struct WebhookReplay {
     pub endpoint: WebhookEndpointId,
     pub since: i64,
     pub until: i64,
+    pub failed_only: bool,
     pub status: String,
     pub deliveries: i64,
     pub created: i64,
@@ -337,6 +359,10 @@ mod tests {
         let some = EnabledEvents::new(vec!["payment.succeeded".into(), "payment.succeeded".into()]).unwrap();
         assert_eq!(some.to_list(), ["payment.succeeded"]);
         assert!(some.matches("payment.succeeded") && !some.matches("payment.failed"));
+        assert!(
+            !EnabledEvents::All.matches(TEST_EVENT),
+            "a test event goes to its endpoint alone"
+        );
         assert!(EnabledEvents::new(vec![]).is_err());
         assert!(EnabledEvents::new(vec!["payment.exploded".into()]).is_err());
         assert!(EnabledEvents::new(vec!["*".into(), "payment.failed".into()]).is_err());

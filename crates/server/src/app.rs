@@ -104,6 +104,7 @@ impl Application {
             operation_budget: config.request_timeout,
             cache: crate::redis_cache::cache_options(config)?,
             admission: crate::redis_rates::admission_options(config)?,
+            labelled_webhook_endpoints: config.metrics_webhook_endpoints,
         };
         let settle = Settle::with_options(store, clock, options);
         let keys = crate::master_key::load(config.webhooks.master_key.as_deref(), &config.data_dir)?;

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
 use settle_domain::webhook::{
-    DeliveryStatus, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
+    DeliveryFilter, DeliveryStatus, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
+    WebhookEndpoint, WebhookReplay,
 };
 
 use crate::context::WriteContext;
@@ -76,7 +77,7 @@ pub trait WebhookStore: Send + Sync {
     async fn list_webhook_deliveries(
         &self,
         endpoint: WebhookEndpointId,
-        q: &ListQuery<DeliveryStatus>,
+        q: &ListQuery<DeliveryFilter>,
     ) -> StoreResult<Page<WebhookDelivery>>;
     async fn list_webhook_attempts(
         &self,
@@ -94,14 +95,22 @@ pub trait WebhookStore: Send + Sync {
     /// Records attempts, the deliveries' new states and their next jobs,
     /// all in one transaction.
     async fn record_webhook_attempts(&self, records: Vec<(WebhookEndpointId, AttemptRecord)>) -> StoreResult<()>;
-    /// Starts a replay of an endpoint's events created in `[since_ms, until_ms)`.
+    /// Starts a replay of an endpoint's events created in `[since_ms,
+    /// until_ms)`, or with `failed_only` a recovery of its deliveries made
+    /// then that failed for good.
     async fn create_webhook_replay(
         &self,
         ctx: &WriteContext,
         endpoint: WebhookEndpointId,
         since_ms: i64,
         until_ms: i64,
+        failed_only: bool,
     ) -> StoreResult<WebhookReplay>;
+    /// Pending deliveries per endpoint (its id as text).
+    async fn webhook_backlog(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// Sends a `webhook_endpoint.test` event to this endpoint alone: the
+    /// event and its one delivery, committed together.
+    async fn send_webhook_test(&self, ctx: &WriteContext, id: WebhookEndpointId) -> StoreResult<WebhookDelivery>;
     /// Works through one page of a replay; true when it is done.
     async fn run_webhook_replay(&self, id: WebhookReplayId, page: u32, now_ms: u64) -> StoreResult<bool>;
     async fn list_webhook_replays(

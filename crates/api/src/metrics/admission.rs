@@ -2,14 +2,13 @@
 //! shed per class, the brownout, the wait before admission, and the rate
 //! limits' refusals and where their checks were decided.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use settle_core::Settle;
 use settle_core::admission::Class;
 use settle_core::pipeline::stats::BUCKETS;
 
-use super::metric;
+use super::{histogram, metric};
 
 fn per_class<T: Copy + Into<f64>>(values: [T; 3]) -> Vec<(String, f64)> {
     Class::ALL
@@ -67,20 +66,13 @@ pub(super) fn render_admission(out: &mut String, settle: &Settle) {
         "gauge",
         vec![(String::new(), f64::from(u8::from(s.brownout)))],
     );
-    let name = "settle_admission_queue_delay_seconds";
-    let _ = writeln!(
+    histogram(
         out,
-        "# HELP {name} Time admitted operations spent between arriving and admission (reading and routing the request).\n# TYPE {name} histogram"
+        "settle_admission_queue_delay_seconds",
+        "Time admitted operations spent between arriving and admission (reading and routing the request).",
+        &BUCKETS,
+        [(String::new(), &s.delay_buckets[..], s.delay_seconds)],
     );
-    let mut cumulative = 0;
-    for (bound, n) in BUCKETS.iter().zip(s.delay_buckets) {
-        cumulative += n;
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-    }
-    let count: u64 = s.delay_buckets.iter().sum();
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "{name}_sum {}", s.delay_seconds);
-    let _ = writeln!(out, "{name}_count {count}");
 
     let rates = settle.rate_limiter();
     metric(

@@ -3,6 +3,7 @@
 //! letters) or the processor failing (breaker state and transitions).
 
 mod admission;
+mod webhooks;
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -26,6 +27,36 @@ fn metric(out: &mut String, name: &str, help: &str, kind: &str, rows: Vec<(Strin
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in rows {
         let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+/// One histogram family: for each series its labels (`a="b",c="d"`, or
+/// empty), its counts per bucket of `bounds` (not cumulative, one more
+/// than the bounds: the overflow last) and the sum of what it observed.
+fn histogram<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    bounds: &[f64],
+    series: impl IntoIterator<Item = (String, &'a [u64], f64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (labels, counts, sum) in series {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, n) in bounds.iter().zip(counts) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+        }
+        let count: u64 = counts.iter().sum();
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braced = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braced} {sum}");
+        let _ = writeln!(out, "{name}_count{braced} {count}");
     }
 }
 
@@ -364,6 +395,7 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
             render_outgoing(&mut out);
             render_operations(&mut out, &settle.operation_stats().snapshot());
             admission::render_admission(&mut out, &settle);
+            webhooks::render_webhooks(&mut out, &settle);
             render_os_process(&mut out);
             out
         })
@@ -393,22 +425,13 @@ fn render_operations(out: &mut String, ops: &[OperationSnapshot]) {
             );
         }
     }
-    let name = "settle_request_duration_seconds";
-    let _ = writeln!(
+    histogram(
         out,
-        "# HELP {name} Time from the pipeline's start to the operation's answer, by operation and face.\n# TYPE {name} histogram"
+        "settle_request_duration_seconds",
+        "Time from the pipeline's start to the operation's answer, by operation and face.",
+        &BUCKETS,
+        ops.iter().map(|s| (labels(s), &s.buckets[..], s.seconds)),
     );
-    for s in ops {
-        let l = labels(s);
-        let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(s.buckets) {
-            cumulative += n;
-            let _ = writeln!(out, "{name}_bucket{{{l},le=\"{bound}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{{l},le=\"+Inf\"}} {}", s.count());
-        let _ = writeln!(out, "{name}_sum{{{l}}} {}", s.seconds);
-        let _ = writeln!(out, "{name}_count{{{l}}} {}", s.count());
-    }
     metric(
         out,
         "settle_requests_in_flight",

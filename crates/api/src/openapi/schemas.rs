@@ -33,6 +33,7 @@ pub fn components() -> Components {
         .schema("WebhookDelivery", webhook_delivery())
         .schema("WebhookAttempt", webhook_attempt())
         .schema("WebhookReplay", webhook_replay())
+        .schema("WebhookStats", webhook_stats())
         .schema("ApiKey", api_key())
         .schema("Role", role())
         .schema("Policy", policy())
@@ -398,6 +399,7 @@ fn webhook_delivery() -> ObjectBuilder {
         .field("object", constant("webhook_delivery"))
         .field("endpoint", id("we"))
         .field("event", id("evt"))
+        .field("event_type", string().description(Some("The event's type.")))
         .field("status", one_of_strings(["pending", "delivered", "failed"]))
         .field("attempts", count())
         .field(
@@ -437,9 +439,56 @@ fn webhook_replay() -> ObjectBuilder {
         .field("endpoint", id("we"))
         .field("since", timestamp("Start of the range, in Unix seconds, inclusive."))
         .field("until", timestamp("End of the range, in Unix seconds, exclusive."))
+        .field(
+            "failed_only",
+            boolean().description(Some(
+                "A recovery: only the range's deliveries that failed for good are sent again.",
+            )),
+        )
         .field("status", one_of_strings(["running", "done"]))
         .field("deliveries", count().description(Some("Deliveries made so far.")))
         .field("created", created())
+}
+
+fn webhook_stats() -> ObjectBuilder {
+    let minute = object("One minute's attempts by outcome.")
+        .field("start", timestamp("The minute's start, in Unix seconds."))
+        .field("delivered", count())
+        .field("retrying", count())
+        .field("failed", count());
+    let latency = |d: &str| {
+        typed(&[Type::Number, Type::Null])
+            .minimum(Some(0.0))
+            .description(Some(d))
+    };
+    let receipt = object("Commit to a receiver's 2xx, first attempts only, over the window.")
+        .field("count", count())
+        .field("p50_ms", latency("Median, in ms; null without deliveries."))
+        .field("p99_ms", latency("99th percentile, in ms; null without deliveries."));
+    let endpoint = object("One endpoint's backlog and breaker.")
+        .field("id", id("we"))
+        .field("url", string())
+        .field("status", one_of_strings(["enabled", "disabled"]))
+        .field(
+            "pending",
+            count().description(Some("Deliveries waiting for an attempt.")),
+        )
+        .field(
+            "breaker",
+            typed(&[Type::String, Type::Null])
+                .enum_values(Some(["closed", "open", "half_open"]))
+                .description(Some("Null until this process has sent to the endpoint.")),
+        );
+    object(
+        "Whether deliveries are healthy at a glance. Per-minute figures, latency and breakers are the answering \
+         process's; backlog and dead letters cover every process.",
+    )
+    .field("object", constant("webhook_stats"))
+    .field("window_minutes", count())
+    .field("minutes", ArrayBuilder::new().items(minute))
+    .field("commit_to_receipt", receipt)
+    .field("endpoints", ArrayBuilder::new().items(endpoint))
+    .field("dead_letters", count())
 }
 
 fn api_key() -> ObjectBuilder {

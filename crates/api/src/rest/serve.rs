@@ -300,7 +300,8 @@ plain!(
     WithSecret<settle_store::records::ApiKey>,
     settle_domain::webhook::WebhookDelivery,
     settle_domain::webhook::WebhookReplay,
-    settle_core::operations::QueueStatus
+    settle_core::operations::QueueStatus,
+    settle_core::ops::webhook_stats::WebhookStatsView
 );
 
 /// `{"object": "list", "data", "has_more", "url"}`, in that order.

@@ -8,7 +8,7 @@ use settle_core::Settle;
 use settle_core::ops::webhooks::{
     CreateWebhookEndpoint, DeleteWebhookEndpoint, ListWebhookAttempts, ListWebhookDeliveries, ListWebhookEndpoints,
     ListWebhookReplays, ReplayWebhooks, RetrieveWebhookDelivery, RetrieveWebhookEndpoint, RetryWebhookDelivery,
-    RotateWebhookSecret, UpdateWebhookEndpoint,
+    RotateWebhookSecret, SendWebhookTest, UpdateWebhookEndpoint,
 };
 use settle_domain::ids::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
 
@@ -75,6 +75,17 @@ pub async fn attempts(State(settle): State<Settle>, rest: Rest) -> Response {
         })
     })
     .await
+}
+
+/// The overview's figures: outcomes per minute, commit-to-receipt,
+/// backlog and breaker per endpoint, dead letters.
+pub async fn stats(State(settle): State<Settle>, rest: Rest) -> Response {
+    rest.serve(&settle, |_| Ok(settle_core::ops::webhook_stats::WebhookStats))
+        .await
+}
+
+pub async fn send_test(State(settle): State<Settle>, rest: Rest) -> Response {
+    rest.serve(&settle, RestInput::path_only::<SendWebhookTest>).await
 }
 
 pub async fn retry(State(settle): State<Settle>, rest: Rest) -> Response {

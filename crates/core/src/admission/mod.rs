@@ -54,14 +54,16 @@ impl Class {
 
 impl OperationSpec {
     /// The class this operation is admitted in: writes to payments and
-    /// refunds move money; lists, replays and the queue summary scan many
+    /// refunds move money; lists, replays and the summaries scan many
     /// rows; everything else touches one object.
     pub fn class(&self) -> Class {
         let money = self.permission.action == Action::Write
             && matches!(self.permission.resource, Resource::Payments | Resource::Refunds);
         if money {
             Class::Money
-        } else if self.name.starts_with("list_") || matches!(self.name, "replay_webhooks" | "queue_summary") {
+        } else if self.name.starts_with("list_")
+            || matches!(self.name, "replay_webhooks" | "queue_summary" | "webhook_stats")
+        {
             Class::Bulk
         } else {
             Class::Standard

@@ -12,6 +12,7 @@ pub mod policies;
 pub mod queue;
 pub mod refunds;
 pub mod roles;
+pub mod webhook_stats;
 pub mod webhooks;
 
 use std::collections::BTreeMap;

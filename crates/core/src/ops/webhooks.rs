@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId};
 use settle_domain::rbac::Resource;
 use settle_domain::webhook::{
-    DeliveryStatus, EnabledEvents, EndpointPatch, EndpointStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
-    WebhookEndpoint, WebhookReplay,
+    DeliveryFilter, DeliveryStatus, EVENT_TYPES, EnabledEvents, EndpointPatch, EndpointStatus, NewWebhookEndpoint,
+    TEST_EVENT, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
 };
 use settle_store::Page;
 use settle_store::records::Deleted;
@@ -21,7 +21,8 @@ use crate::expand::Shown;
 use crate::pipeline::registry::{
     CREATE_WEBHOOK_ENDPOINT, DELETE_WEBHOOK_ENDPOINT, LIST_WEBHOOK_ATTEMPTS, LIST_WEBHOOK_DELIVERIES,
     LIST_WEBHOOK_ENDPOINTS, LIST_WEBHOOK_REPLAYS, REPLAY_WEBHOOKS, RETRIEVE_WEBHOOK_DELIVERY,
-    RETRIEVE_WEBHOOK_ENDPOINT, RETRY_WEBHOOK_DELIVERY, ROTATE_WEBHOOK_SECRET, UPDATE_WEBHOOK_ENDPOINT,
+    RETRIEVE_WEBHOOK_ENDPOINT, RETRY_WEBHOOK_DELIVERY, ROTATE_WEBHOOK_SECRET, SEND_WEBHOOK_TEST,
+    UPDATE_WEBHOOK_ENDPOINT,
 };
 use crate::pipeline::{Failure, Operation, OperationContext, OperationSpec};
 use crate::policy::ResourceAttrs;
@@ -70,6 +71,12 @@ by_id!(
     /// One delivery.
     RetrieveWebhookDelivery, RETRIEVE_WEBHOOK_DELIVERY, Webhooks, WebhookDelivery,
     |settle, ctx, id| settle.webhook_delivery(WebhookDeliveryId::parse(&id))
+);
+
+by_id!(
+    /// Sends a `webhook_endpoint.test` event to this endpoint alone.
+    SendWebhookTest, SEND_WEBHOOK_TEST, Webhooks, WebhookDelivery,
+    |settle, ctx, id| settle.send_webhook_test(ctx.write(), WebhookEndpointId::parse(&id))
 );
 
 by_id!(
@@ -169,7 +176,7 @@ plain_list!(
     |settle, query| settle.list_webhook_endpoints(&query)
 );
 
-/// One endpoint's deliveries, newest first; `status` filters.
+/// One endpoint's deliveries, newest first; `status` or `event_type` filters.
 #[derive(Debug, Clone, Serialize)]
 pub struct ListWebhookDeliveries {
     pub id: String,
@@ -177,7 +184,7 @@ pub struct ListWebhookDeliveries {
 }
 
 impl ListWebhookDeliveries {
-    pub const FILTERS: &'static [&'static str] = &["status"];
+    pub const FILTERS: &'static [&'static str] = &["status", "event_type"];
 }
 
 impl Operation for ListWebhookDeliveries {
@@ -189,17 +196,25 @@ impl Operation for ListWebhookDeliveries {
     }
 
     async fn run(self, settle: &Settle, _ctx: &OperationContext) -> Result<Self::Output, Failure> {
-        let status = match &self.params.filter {
+        let filter = match &self.params.filter {
             None => None,
-            Some((_, value)) => Some(DeliveryStatus::parse(value).ok_or_else(|| {
-                invalid(
-                    "status",
-                    format!("`{value}` is not a delivery status (pending, delivered, failed)."),
-                )
-            })?),
+            Some((name, value)) if name == "event_type" => {
+                if !(EVENT_TYPES.contains(&value.as_str()) || value == TEST_EVENT) {
+                    return Err(invalid("event_type", format!("`{value}` is not an event type.")));
+                }
+                Some(DeliveryFilter::EventType(value.clone()))
+            }
+            Some((_, value)) => Some(DeliveryFilter::Status(DeliveryStatus::parse(value).ok_or_else(
+                || {
+                    invalid(
+                        "status",
+                        format!("`{value}` is not a delivery status (pending, delivered, failed)."),
+                    )
+                },
+            )?)),
         };
         Ok(settle
-            .list_webhook_deliveries(WebhookEndpointId::parse(&self.id), &self.params.with_filter(status))
+            .list_webhook_deliveries(WebhookEndpointId::parse(&self.id), &self.params.with_filter(filter))
             .await?)
     }
 }
@@ -227,7 +242,9 @@ impl Operation for ListWebhookAttempts {
 }
 
 /// Sends again, as new deliveries in the background, the endpoint's
-/// matching events created in `[since, until)` (Unix seconds).
+/// matching events created in `[since, until)` (Unix seconds); with
+/// `failed_only`, only its deliveries of that range that failed for good,
+/// made pending again (recovery after an outage).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayWebhooks {
@@ -237,6 +254,8 @@ pub struct ReplayWebhooks {
     pub since: Option<i64>,
     #[serde(default, deserialize_with = "not_null")]
     pub until: Option<i64>,
+    #[serde(default)]
+    pub failed_only: bool,
 }
 
 impl Targeted for ReplayWebhooks {
@@ -260,7 +279,7 @@ impl Operation for ReplayWebhooks {
             .since
             .ok_or_else(|| Failure::invalid("parameter_missing", "since", "Missing required parameter `since`."))?;
         Ok(settle
-            .replay_webhooks(ctx.write(), Some(endpoint.id), since, self.until)
+            .replay_webhooks(ctx.write(), Some(endpoint.id), since, self.until, self.failed_only)
             .await?)
     }
 }

@@ -230,6 +230,12 @@ impl Settle {
         result
     }
 
+    /// What this process's webhook attempts came to (`/metrics`, the
+    /// dashboard's overview).
+    pub fn delivery_stats(&self) -> &crate::webhook::stats::DeliveryStats {
+        &self.delivery_stats
+    }
+
     /// Requests each operation served, by face and outcome (`/metrics`).
     pub fn operation_stats(&self) -> &stats::OperationStats {
         &self.operation_stats

@@ -48,8 +48,10 @@ operations! {
     UPDATE_WEBHOOK_ENDPOINT = "update_webhook_endpoint", Write(Webhooks), "Edit a webhook endpoint (optimistic, with If-Match).";
     DELETE_WEBHOOK_ENDPOINT = "delete_webhook_endpoint", Write(Webhooks), "Delete a webhook endpoint and its pending deliveries.";
     ROTATE_WEBHOOK_SECRET = "rotate_webhook_secret", Write(Webhooks), "Replace an endpoint's signing secret; the new one is shown once.";
-    REPLAY_WEBHOOKS = "replay_webhooks", Write(Webhooks), "Send again every event of a time range to one endpoint.";
+    REPLAY_WEBHOOKS = "replay_webhooks", Write(Webhooks), "Send again every event of a time range to one endpoint, or only its failed deliveries (recovery).";
+    SEND_WEBHOOK_TEST = "send_webhook_test", Write(Webhooks), "Send a webhook_endpoint.test event to one endpoint alone.";
     LIST_WEBHOOK_REPLAYS = "list_webhook_replays", Read(Webhooks), "List an endpoint's replays.";
+    WEBHOOK_STATS = "webhook_stats", Read(Webhooks), "Deliveries per minute by outcome over the last hour, commit-to-receipt latency, each endpoint's backlog and breaker, dead letters.";
     LIST_WEBHOOK_DELIVERIES = "list_webhook_deliveries", Read(Webhooks), "List an endpoint's deliveries.";
     RETRIEVE_WEBHOOK_DELIVERY = "retrieve_webhook_delivery", Read(Webhooks), "Read one delivery.";
     LIST_WEBHOOK_ATTEMPTS = "list_webhook_attempts", Read(Webhooks), "List a delivery's attempts.";

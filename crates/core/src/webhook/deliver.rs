@@ -35,6 +35,7 @@ use super::handoff::Handoff;
 use super::recorder::Recorder;
 use super::signers::{Signer, Signers};
 use super::signing::signature;
+use super::stats::AttemptOutcome;
 use super::target;
 use crate::Settle;
 use crate::commits::{Alarm, GATHER, Topic};
@@ -136,7 +137,9 @@ pub struct DeliveryWorker {
     /// At most one cap's worth per endpoint, so none waits longer than one
     /// request (bounded by the timeout) and its lease holds.
     waiting: Mutex<HashMap<String, VecDeque<Ready>>>,
-    guards: Mutex<HashMap<String, Arc<EndpointGuard>>>,
+    /// Each endpoint's breaker and concurrency; shared with the delivery
+    /// stats, which read the breakers for operators.
+    guards: Arc<Mutex<HashMap<String, Arc<EndpointGuard>>>>,
     signers: Arc<Signers>,
     recorder: Option<Recorder>,
     handoff: Option<Arc<Handoff>>,
@@ -181,7 +184,7 @@ impl DeliveryWorker {
             options,
             in_flight: Arc::default(),
             waiting: Mutex::default(),
-            guards: Mutex::default(),
+            guards: Arc::default(),
             signers: Arc::default(),
             recorder: None,
             handoff: None,
@@ -271,6 +274,7 @@ impl DeliveryWorker {
     }
 
     pub async fn run(mut self) {
+        self.settle.delivery_stats().watch_breakers(Arc::clone(&self.guards));
         let (recorder, writing) = Recorder::start(Arc::clone(&self.settle.store), self.options.global);
         self.recorder = Some(recorder);
         let following = tokio::spawn(Arc::clone(&self.signers).follow(self.settle.commits().clone()));
@@ -639,6 +643,25 @@ impl DeliveryWorker {
             (false, Some(_)) => DeliveryStatus::Pending,
             (false, None) => DeliveryStatus::Failed,
         };
+        let finished_ms = self.settle.clock.now_ms();
+        // From the event's commit (its id's time) to this 2xx, for a first
+        // attempt only: a retry's time is the schedule's, not Settle's.
+        let receipt = (delivered && delivery.attempts == 0).then(|| {
+            let committed = settle_domain::ids::v7_unix_ms(delivery.event.uuid());
+            finished_ms.saturating_sub(committed) as f64 / 1000.0
+        });
+        let outcome = match status {
+            DeliveryStatus::Delivered => AttemptOutcome::Delivered,
+            DeliveryStatus::Pending => AttemptOutcome::Retrying,
+            DeliveryStatus::Failed => AttemptOutcome::Failed,
+        };
+        self.settle.delivery_stats().record(
+            endpoint.id,
+            outcome,
+            started.elapsed().as_secs_f64(),
+            receipt,
+            finished_ms,
+        );
         let record = AttemptRecord {
             attempt: WebhookAttempt {
                 id: WebhookAttemptId::from_uuid(settle_domain::ids::uuid_v7(now_ms, rand::random::<u128>())),

@@ -130,6 +130,28 @@ impl Window {
     }
 }
 
+/// Where a breaker stands, as shown to operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BreakerState {
+    Closed,
+    /// Requests wait (also once the cooldown is over, until one is tried).
+    Open,
+    /// One trial request is out.
+    HalfOpen,
+}
+
+impl BreakerState {
+    pub const ALL: [BreakerState; 3] = [Self::Closed, Self::Open, Self::HalfOpen];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Breaker {
     Closed,
@@ -242,6 +264,16 @@ impl EndpointGuard {
     pub fn flowing(&self) -> Option<usize> {
         let inner = self.lock();
         (inner.breaker == Breaker::Closed).then_some(inner.limit)
+    }
+
+    /// The breaker's state for a reader; unlike [`gate`](Self::gate) it
+    /// changes nothing.
+    pub fn state(&self) -> BreakerState {
+        match self.lock().breaker {
+            Breaker::Closed => BreakerState::Closed,
+            Breaker::Open { .. } => BreakerState::Open,
+            Breaker::HalfOpen => BreakerState::HalfOpen,
+        }
     }
 
     pub fn is_half_open(&self) -> bool {

@@ -11,6 +11,7 @@ mod recorder;
 mod service;
 pub mod signers;
 pub mod signing;
+pub mod stats;
 pub mod target;
 
 pub use service::{ResealReport, WebhookSetup};

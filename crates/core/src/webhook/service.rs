@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId};
 use settle_domain::webhook::{
-    DeliveryStatus, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
+    DeliveryFilter, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
 };
 use settle_store::records::Deleted;
 use settle_store::webhooks::SealedSecrets;
@@ -195,7 +195,7 @@ impl Settle {
     pub async fn list_webhook_deliveries(
         &self,
         endpoint: Option<WebhookEndpointId>,
-        q: &ListQuery<DeliveryStatus>,
+        q: &ListQuery<DeliveryFilter>,
     ) -> Result<Page<WebhookDelivery>> {
         let endpoint = self.webhook_endpoint(endpoint).await?;
         Ok(self.store.list_webhook_deliveries(endpoint.id, q).await?)
@@ -222,13 +222,16 @@ impl Settle {
 
     /// Re-delivers the endpoint's matching events created in `[since,
     /// until)` (Unix seconds; `until` defaults to now) as new deliveries,
-    /// in the background; the replay object shows the progress.
+    /// or with `failed_only` makes its deliveries of that range that failed
+    /// for good pending again (recovery after an outage); in the
+    /// background, and the replay object shows the progress.
     pub async fn replay_webhooks(
         &self,
         ctx: &WriteContext,
         endpoint: Option<WebhookEndpointId>,
         since: i64,
         until: Option<i64>,
+        failed_only: bool,
     ) -> Result<WebhookReplay> {
         let endpoint = self.webhook_endpoint(endpoint).await?;
         let now = (ctx.now_ms / 1000) as i64;
@@ -239,7 +242,7 @@ impl Settle {
         let ms = |s: i64| s.saturating_mul(1000);
         Ok(self
             .store
-            .create_webhook_replay(ctx, endpoint.id, ms(since), ms(until))
+            .create_webhook_replay(ctx, endpoint.id, ms(since), ms(until), failed_only)
             .await?)
     }
 
@@ -250,6 +253,19 @@ impl Settle {
     ) -> Result<Page<WebhookReplay>> {
         let endpoint = self.webhook_endpoint(endpoint).await?;
         Ok(self.store.list_webhook_replays(endpoint.id, q).await?)
+    }
+
+    /// Sends a `webhook_endpoint.test` event to this endpoint alone, signed
+    /// and logged like any delivery; answers the delivery to follow.
+    pub async fn send_webhook_test(
+        &self,
+        ctx: &WriteContext,
+        id: Option<WebhookEndpointId>,
+    ) -> Result<WebhookDelivery> {
+        let Some(id) = id else {
+            return Err(missing("webhook endpoint"));
+        };
+        Ok(self.store.send_webhook_test(ctx, id).await?)
     }
 
     /// Queues an attempt now, also for a delivery that failed for good.

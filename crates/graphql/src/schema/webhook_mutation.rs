@@ -5,7 +5,7 @@
 use async_graphql::{Context, ID, Object, Result};
 use settle_core::ops::webhooks::{
     CreateWebhookEndpoint, DeleteWebhookEndpoint, ReplayWebhooks, RetryWebhookDelivery, RotateWebhookSecret,
-    UpdateWebhookEndpoint,
+    SendWebhookTest, UpdateWebhookEndpoint,
 };
 
 use super::inputs::{CreateWebhookEndpointInput, Nullable, UpdateWebhookEndpointInput};
@@ -76,21 +76,36 @@ impl WebhookMutation {
     }
 
     /// Sends again, in the background, the endpoint's matching events
-    /// created in `[since, until)` (Unix seconds; `until` defaults to now).
+    /// created in `[since, until)` (Unix seconds; `until` defaults to now);
+    /// with `failedOnly`, only its deliveries of that range that failed for
+    /// good (recovery after an outage).
     async fn replay_webhooks(
         &self,
         ctx: &Context<'_>,
         id: ID,
         since: i64,
         until: Option<i64>,
+        failed_only: Option<bool>,
         idempotency_key: Option<String>,
     ) -> Result<WebhookReplay> {
         let op = ReplayWebhooks {
             id: id.0,
             since: Some(since),
             until,
+            failed_only: failed_only.unwrap_or(false),
         };
         Ok(WebhookReplay(rc(ctx)?.run(op, idempotency_key).await?))
+    }
+
+    /// Sends a `webhook_endpoint.test` event to this endpoint alone.
+    async fn send_webhook_test(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        idempotency_key: Option<String>,
+    ) -> Result<WebhookDelivery> {
+        let op = SendWebhookTest { id: id.0 };
+        Ok(WebhookDelivery(rc(ctx)?.run(op, idempotency_key).await?))
     }
 
     /// Queues an attempt of a delivery now, also one that failed for good.

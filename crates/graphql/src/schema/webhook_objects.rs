@@ -78,6 +78,9 @@ impl WebhookDelivery {
     async fn event_id(&self) -> ID {
         ID(text(&self.0, "event"))
     }
+    async fn event_type(&self) -> String {
+        text(&self.0, "event_type")
+    }
     /// `pending`, `delivered` or `failed`.
     async fn status(&self) -> String {
         text(&self.0, "status")
@@ -142,6 +145,13 @@ impl WebhookReplay {
     }
     async fn until(&self) -> i64 {
         int(&self.0, "until")
+    }
+    /// A recovery: only the range's deliveries that failed for good.
+    async fn failed_only(&self) -> bool {
+        self.0
+            .get("failed_only")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
     }
     /// `running` until the last page is done.
     async fn status(&self) -> String {

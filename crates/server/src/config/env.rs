@@ -84,6 +84,13 @@ impl Config {
         if let Some(d) = ms("SETTLE_AUTH_CACHE_TTL_MS")? {
             self.auth_cache_ttl = d;
         }
+        if let Some(v) = env("SETTLE_METRICS_WEBHOOK_ENDPOINTS") {
+            self.metrics_webhook_endpoints = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= 10_000)
+                .context("SETTLE_METRICS_WEBHOOK_ENDPOINTS must be a number from 0 to 10000")?;
+        }
         self.apply_cache_env(env, &ms)?;
         self.apply_queue_env(env, &ms)?;
         super::admission::apply_env(&mut self.admission, env)?;

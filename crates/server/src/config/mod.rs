@@ -57,6 +57,9 @@ pub struct Config {
     /// How long keys, roles and policies are cached: the bound on how late a
     /// revocation made by another process takes effect here.
     pub auth_cache_ttl: Duration,
+    /// Webhook endpoints with `/metrics` series of their own
+    /// (`SETTLE_METRICS_WEBHOOK_ENDPOINTS`); the rest are summed as `other`.
+    pub metrics_webhook_endpoints: usize,
     /// The read cache of single objects (`SETTLE_CACHE*`, `cache_*`).
     pub cache: settle_core::cache::CacheOptions,
     /// `REDIS_URL`: the read cache's shared tier; none by default.
@@ -252,6 +255,7 @@ impl Default for Config {
             idempotency_retention: Duration::from_secs(24 * 3600),
             idempotency_reap_interval: Duration::from_secs(300),
             auth_cache_ttl: Duration::from_secs(5),
+            metrics_webhook_endpoints: settle_core::webhook::stats::DEFAULT_LABELLED_ENDPOINTS,
             cache: settle_core::cache::CacheOptions::default(),
             redis_url: None,
             redis: settle_core::cache::shared::SharedOptions::default(),
@@ -309,6 +313,7 @@ impl fmt::Debug for Config {
             .field("idempotency_retention", &self.idempotency_retention)
             .field("idempotency_reap_interval", &self.idempotency_reap_interval)
             .field("auth_cache_ttl", &self.auth_cache_ttl)
+            .field("metrics_webhook_endpoints", &self.metrics_webhook_endpoints)
             .field("cache", &self.cache)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("redis", &self.redis)

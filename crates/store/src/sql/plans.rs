@@ -127,22 +127,28 @@ pub fn query_paths() -> Vec<QueryPath> {
             }
         }
     }
-    for ascending in [false, true] {
-        let mut binds = vec![sample("endpoint_id"), FilterValue::Text("failed".into())];
-        binds.extend(bounds());
-        paths.push(QueryPath {
-            name: format!("list webhook_deliveries by endpoint and status (ascending: {ascending})"),
-            sql: list_sql(
-                "webhook_deliveries",
-                DELIVERY_COLS,
-                &["endpoint_id", "status"],
-                ascending,
-                100,
-            ),
-            binds,
-            index: Some("webhook_deliveries_endpoint_status"),
-            ordered: true,
-        });
+    let by_endpoint_and = [
+        ("status", "failed", "webhook_deliveries_endpoint_status"),
+        ("event_type", "payment.succeeded", "webhook_deliveries_endpoint_type"),
+    ];
+    for (column, value, index) in by_endpoint_and {
+        for ascending in [false, true] {
+            let mut binds = vec![sample("endpoint_id"), FilterValue::Text(value.into())];
+            binds.extend(bounds());
+            paths.push(QueryPath {
+                name: format!("list webhook_deliveries by endpoint and {column} (ascending: {ascending})"),
+                sql: list_sql(
+                    "webhook_deliveries",
+                    DELIVERY_COLS,
+                    &["endpoint_id", column],
+                    ascending,
+                    100,
+                ),
+                binds,
+                index: Some(index),
+                ordered: true,
+            });
+        }
     }
     // GraphQL's nested lists: the newest children of a whole page of parents.
     for (name, children, index) in [

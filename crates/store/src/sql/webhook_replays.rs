@@ -1,26 +1,30 @@
 //! Webhook replays: an endpoint's events of a time range delivered again
-//! as new deliveries, a page at a time, each page committed with the cursor
-//! past it so a crash neither repeats nor skips one.
+//! as new deliveries, or (a recovery) its deliveries of a time range that
+//! failed for good made pending again; a page at a time, each page
+//! committed with the cursor past it so a crash neither repeats nor skips
+//! one.
 
 use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
 use settle_domain::webhook::WebhookReplay;
 
 use super::Tx;
 use super::db::{Executor, Row, query};
-use super::webhooks::{NewDelivery, bytes_id, get_endpoint, insert_deliveries, lock_endpoint};
+use super::webhooks::{NewDelivery, bytes_id, get_endpoint, insert_deliveries, lock_endpoint, make_pending};
 use crate::error::StoreResult;
 
-pub const REPLAY_COLS: &str = "id, endpoint_id, since_ms, until_ms, status, deliveries, created";
+pub const REPLAY_COLS: &str = "id, endpoint_id, since_ms, until_ms, failed_only, status, deliveries, created";
 /// The consumer that works through replays, a page of events at a time.
 pub const REPLAY_CONSUMER: &str = "webhook_replays";
 
 pub fn replay(row: &Row) -> StoreResult<WebhookReplay> {
     let (since, until): (i64, i64) = (row.try_get("since_ms")?, row.try_get("until_ms")?);
+    let failed_only: i64 = row.try_get("failed_only")?;
     Ok(WebhookReplay {
         id: bytes_id(row, "id", WebhookReplayId::from_bytes)?,
         endpoint: bytes_id(row, "endpoint_id", WebhookEndpointId::from_bytes)?,
         since: since / 1000,
         until: until / 1000,
+        failed_only: failed_only != 0,
         status: row.try_get("status")?,
         deliveries: row.try_get("deliveries")?,
         created: row.try_get("created")?,
@@ -28,31 +32,35 @@ pub fn replay(row: &Row) -> StoreResult<WebhookReplay> {
 }
 
 /// Starts a replay of `endpoint`'s events created in `[since_ms, until_ms)`
-/// (the endpoint held meanwhile) and queues its first page.
+/// (or, `failed_only`, of its deliveries made then that failed for good),
+/// the endpoint held meanwhile, and queues its first page.
 pub async fn create(
     tx: &mut Tx<'_>,
     endpoint: WebhookEndpointId,
     since_ms: i64,
     until_ms: i64,
+    failed_only: bool,
 ) -> StoreResult<WebhookReplay> {
     let r = WebhookReplay {
         id: WebhookReplayId::from_uuid(tx.next_id()),
         endpoint,
         since: since_ms / 1000,
         until: until_ms / 1000,
+        failed_only,
         status: "running".into(),
         deliveries: 0,
         created: tx.ctx.now_secs(),
     };
     lock_endpoint(&mut *tx, r.endpoint).await?;
     query(
-        "INSERT INTO webhook_replays (id, endpoint_id, since_ms, until_ms, status, deliveries, created) \
-         VALUES ($1, $2, $3, $4, 'running', 0, $5)",
+        "INSERT INTO webhook_replays (id, endpoint_id, since_ms, until_ms, failed_only, status, deliveries, created) \
+         VALUES ($1, $2, $3, $4, $5, 'running', 0, $6)",
     )
     .bind(r.id.to_bytes())
     .bind(r.endpoint.to_bytes())
     .bind(since_ms)
     .bind(until_ms)
+    .bind(i64::from(failed_only))
     .bind(r.created)
     .execute(&mut *tx)
     .await?;
@@ -70,7 +78,7 @@ pub async fn create(
 /// crash repeats no page and skips none). True when the replay is done.
 pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u64) -> StoreResult<bool> {
     let row = query(format!(
-        "SELECT endpoint_id, since_ms, until_ms, cursor, status FROM webhook_replays WHERE id = $1{}",
+        "SELECT endpoint_id, since_ms, until_ms, failed_only, cursor, status FROM webhook_replays WHERE id = $1{}",
         tx.dialect.lock_rows()
     ))
     .bind(id.to_bytes())
@@ -90,9 +98,14 @@ pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u
     };
     let (since, until): (i64, i64) = (row.try_get("since_ms")?, row.try_get("until_ms")?);
     let cursor: Option<Vec<u8>> = row.try_get("cursor")?;
+    let failed_only: i64 = row.try_get("failed_only")?;
     let upper = settle_domain::ids::min_uuid_at_ms(until.max(0) as u64)
         .to_be_bytes()
         .to_vec();
+    if failed_only != 0 {
+        let lower = cursor.unwrap_or_else(|| uuid_bytes_at(since));
+        return recover_page(tx, id, endpoint.id, lower, upper, page, now_ms).await;
+    }
     let (sql, lower) = match cursor {
         Some(c) => (
             "SELECT id, type FROM events WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3",
@@ -120,6 +133,7 @@ pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u
                 id: WebhookDeliveryId::from_uuid(tx.ids.next(now_ms)),
                 endpoint: endpoint.id,
                 event: event_id.clone(),
+                event_type,
             });
         }
         last = Some(event_id);
@@ -133,6 +147,65 @@ pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u
     )
     .bind(last)
     .bind(made)
+    .bind(if done { "done" } else { "running" })
+    .bind(id.to_bytes())
+    .execute(&mut *tx)
+    .await?;
+    if done {
+        finish_replay_job(&mut *tx, id).await?;
+    }
+    Ok(done)
+}
+
+/// The smallest time-ordered id of `ms` (Unix ms), as stored.
+fn uuid_bytes_at(ms: i64) -> Vec<u8> {
+    settle_domain::ids::min_uuid_at_ms(ms.max(0) as u64)
+        .to_be_bytes()
+        .to_vec()
+}
+
+/// One page of a recovery: the endpoint's deliveries that failed for good,
+/// from `lower` (inclusive, or past the cursor) to `upper`, made pending
+/// with an attempt due now, and the cursor past them. They leave the
+/// `failed` index as they go, so the cursor alone is what moves on.
+async fn recover_page(
+    tx: &mut Tx<'_>,
+    id: WebhookReplayId,
+    endpoint: WebhookEndpointId,
+    lower: Vec<u8>,
+    upper: Vec<u8>,
+    page: u32,
+    now_ms: u64,
+) -> StoreResult<bool> {
+    let rows = query(
+        "SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'failed' AND id >= $2 AND id < $3 \
+         ORDER BY id LIMIT $4",
+    )
+    .bind(endpoint.to_bytes())
+    .bind(lower)
+    .bind(upper)
+    .bind(i64::from(page))
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids = rows
+        .iter()
+        .map(|r| bytes_id(r, "id", WebhookDeliveryId::from_bytes))
+        .collect::<StoreResult<Vec<_>>>()?;
+    for delivery in &ids {
+        make_pending(&mut *tx, *delivery, endpoint, now_ms).await?;
+    }
+    let done = ids.len() < page as usize;
+    // The cursor is inclusive on the next page: one past the last id.
+    let next = ids.last().map(|last| {
+        let after = last.uuid().as_u128().saturating_add(1);
+        after.to_be_bytes().to_vec()
+    });
+    query(
+        "UPDATE webhook_replays SET cursor = COALESCE($1, cursor), deliveries = deliveries + $2, status = $3 \
+         WHERE id = $4",
+    )
+    .bind(next)
+    .bind(ids.len() as i64)
     .bind(if done { "done" } else { "running" })
     .bind(id.to_bytes())
     .execute(&mut *tx)

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
 use settle_domain::webhook::{
-    DeliveryStatus, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
+    DeliveryFilter, EndpointPatch, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookReplay,
 };
 
 use super::list::{FilterValue, fetch_page};
@@ -96,11 +96,15 @@ impl WebhookStore for SqlStore {
     async fn list_webhook_deliveries(
         &self,
         endpoint: WebhookEndpointId,
-        q: &ListQuery<DeliveryStatus>,
+        q: &ListQuery<DeliveryFilter>,
     ) -> StoreResult<Page<WebhookDelivery>> {
         let mut filters = vec![("endpoint_id", FilterValue::Bytes(endpoint.to_bytes()))];
-        if let Some(status) = q.filter {
-            filters.push(("status", FilterValue::Text(status.as_str().to_owned())));
+        match &q.filter {
+            Some(DeliveryFilter::Status(status)) => {
+                filters.push(("status", FilterValue::Text(status.as_str().to_owned())))
+            }
+            Some(DeliveryFilter::EventType(t)) => filters.push(("event_type", FilterValue::Text(t.clone()))),
+            None => {}
         }
         fetch_page(
             &mut self.reader(),
@@ -149,11 +153,20 @@ impl WebhookStore for SqlStore {
         endpoint: WebhookEndpointId,
         since_ms: i64,
         until_ms: i64,
+        failed_only: bool,
     ) -> StoreResult<WebhookReplay> {
         self.write(ctx, move |tx| {
-            Box::pin(webhook_replays::create(tx, endpoint, since_ms, until_ms))
+            Box::pin(webhook_replays::create(tx, endpoint, since_ms, until_ms, failed_only))
         })
         .await
+    }
+
+    async fn webhook_backlog(&self) -> StoreResult<Vec<(String, i64)>> {
+        webhooks::backlog(&mut self.reader()).await
+    }
+
+    async fn send_webhook_test(&self, ctx: &WriteContext, id: WebhookEndpointId) -> StoreResult<WebhookDelivery> {
+        self.write(ctx, move |tx| Box::pin(webhooks::send_test(tx, id))).await
     }
 
     async fn run_webhook_replay(&self, id: WebhookReplayId, page: u32, now_ms: u64) -> StoreResult<bool> {

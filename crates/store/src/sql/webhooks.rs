@@ -4,8 +4,8 @@
 use settle_domain::ids::{EventId, WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
 use settle_domain::metadata::Metadata;
 use settle_domain::webhook::{
-    DeliveryStatus, EnabledEvents, EndpointPatch, EndpointStatus, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
-    WebhookEndpoint,
+    DeliveryStatus, EnabledEvents, EndpointPatch, EndpointStatus, NewWebhookEndpoint, TEST_EVENT, WebhookAttempt,
+    WebhookDelivery, WebhookEndpoint,
 };
 
 use super::Tx;
@@ -24,7 +24,8 @@ pub const DELIVERY_CONSUMER: &str = "webhooks";
 
 pub const ENDPOINT_COLS: &str =
     "id, url, enabled_events, description, metadata, status, disabled_reason, version, created";
-pub const DELIVERY_COLS: &str = "id, endpoint_id, event_id, status, attempts, next_attempt, last_status, created";
+pub const DELIVERY_COLS: &str =
+    "id, endpoint_id, event_id, event_type, status, attempts, next_attempt, last_status, created";
 pub const ATTEMPT_COLS: &str =
     "id, delivery_id, duration_ms, request_id, response_status, response_excerpt, error, created";
 
@@ -61,6 +62,7 @@ pub fn delivery(row: &Row) -> StoreResult<WebhookDelivery> {
         id: bytes_id(row, "id", WebhookDeliveryId::from_bytes)?,
         endpoint: bytes_id(row, "endpoint_id", WebhookEndpointId::from_bytes)?,
         event: bytes_id(row, "event_id", EventId::from_bytes)?,
+        event_type: row.try_get("event_type")?,
         status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
         attempts: row.try_get("attempts")?,
         next_attempt: row.try_get("next_attempt")?,
@@ -187,6 +189,32 @@ pub async fn create_endpoint(
     let subject = Subject::created("webhook_endpoint", e.id.to_bytes());
     events::emit_in(tx, subject, &["webhook_endpoint.created"], &e).await?;
     Ok(e)
+}
+
+/// A `webhook_endpoint.test` event about the endpoint (held meanwhile) and
+/// its one delivery, to this endpoint only, due now. The event is like any
+/// other (listed, relayed, numbered in the commit stream); no fan-out
+/// sends it anywhere else, because no subscription matches its type.
+pub async fn send_test(tx: &mut Tx<'_>, id: WebhookEndpointId) -> StoreResult<WebhookDelivery> {
+    let e = lock_endpoint(&mut *tx, id).await?;
+    let (ids, ctx) = (tx.ids, tx.ctx);
+    let after = events::last_sequence(&mut *tx, &e.id.to_bytes()).await?;
+    let built = events::build(ids, ctx, "webhook_endpoint", e.id.to_bytes(), after, &[TEST_EVENT], &e)?;
+    events::insert(&mut *tx, &built).await?;
+    let event = built
+        .first()
+        .ok_or_else(|| StoreError::Internal("a test event was not built".into()))?;
+    let new = NewDelivery {
+        id: WebhookDeliveryId::from_uuid(tx.ids.next(ctx.now_ms)),
+        endpoint: e.id,
+        event: event.id.to_bytes(),
+        event_type: TEST_EVENT.to_owned(),
+    };
+    insert_deliveries(&mut *tx, std::slice::from_ref(&new), None, ctx.now_ms, None).await?;
+    get_delivery(&mut *tx, new.id).await?.ok_or(StoreError::NotFound {
+        what: "webhook delivery",
+        param: None,
+    })
 }
 
 /// Applies `patch` to the endpoint (held) if the version is still
@@ -317,6 +345,7 @@ pub async fn fan_out(
                     id: WebhookDeliveryId::from_uuid(tx.ids.next(now_ms)),
                     endpoint: e.id,
                     event: event_id.clone(),
+                    event_type: event_type.clone(),
                 });
             }
         }
@@ -350,6 +379,7 @@ pub struct NewDelivery {
     pub id: WebhookDeliveryId,
     pub endpoint: WebhookEndpointId,
     pub event: Vec<u8>,
+    pub event_type: String,
 }
 
 /// `n` rows of `cols` bind parameters each, numbered in order from `$1`.
@@ -389,15 +419,16 @@ pub(super) async fn insert_deliveries(
     let now_s = (now_ms / 1000) as i64;
     for chunk in new.chunks(CHUNK) {
         let mut q = query(format!(
-            "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt, replay_id, \
-             created) VALUES {}",
-            value_rows(d, chunk.len(), 8)
+            "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, status, attempts, next_attempt, \
+             replay_id, created) VALUES {}",
+            value_rows(d, chunk.len(), 9)
         ));
         for n in chunk {
             q = q
                 .bind(n.id.to_bytes())
                 .bind(n.endpoint.to_bytes())
                 .bind(n.event.clone())
+                .bind(n.event_type.clone())
                 .bind("pending")
                 .bind(0i64)
                 .bind(now_s)
@@ -682,6 +713,22 @@ async fn disable_endpoint(tx: &mut Tx<'_>, id: WebhookEndpointId, reason: &str, 
     events::emit(tx, ids, &ctx, subject, &["webhook_endpoint.disabled"], &e).await
 }
 
+/// Deliveries waiting for an attempt, per endpoint (by id, as text): the
+/// delivery jobs, which exist only while a delivery is pending, so this
+/// reads the backlog and nothing that was delivered.
+pub async fn backlog(conn: &mut (impl Executor + ?Sized)) -> StoreResult<Vec<(String, i64)>> {
+    let rows = query("SELECT job_key, COUNT(*) AS pending FROM jobs WHERE consumer = $1 GROUP BY job_key")
+        .bind(DELIVERY_CONSUMER)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let key: Option<String> = r.try_get("job_key")?;
+            Ok((key.unwrap_or_default(), r.try_get("pending")?))
+        })
+        .collect()
+}
+
 /// Makes a delivery pending again with an attempt due now (manual retry).
 pub async fn retry_now(tx: &mut Tx<'_>, id: WebhookDeliveryId, now_ms: u64) -> StoreResult<WebhookDelivery> {
     let sql = format!(
@@ -700,11 +747,22 @@ pub async fn retry_now(tx: &mut Tx<'_>, id: WebhookDeliveryId, now_ms: u64) -> S
     };
     del.status = DeliveryStatus::Pending;
     del.next_attempt = Some((now_ms / 1000) as i64);
+    make_pending(tx, id, del.endpoint, now_ms).await?;
+    Ok(del)
+}
+
+/// A delivery pending again with its next attempt queued at `now_ms`
+/// (a manual retry, a recovery).
+pub async fn make_pending(
+    tx: &mut Tx<'_>,
+    id: WebhookDeliveryId,
+    endpoint: WebhookEndpointId,
+    now_ms: u64,
+) -> StoreResult<()> {
     query("UPDATE webhook_deliveries SET status = 'pending', next_attempt = $1 WHERE id = $2")
-        .bind(del.next_attempt)
+        .bind((now_ms / 1000) as i64)
         .bind(id.to_bytes())
         .execute(&mut *tx)
         .await?;
-    schedule(tx, id, del.endpoint, now_ms).await?;
-    Ok(del)
+    schedule(tx, id, endpoint, now_ms).await
 }

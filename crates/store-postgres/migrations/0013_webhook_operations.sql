@@ -1,0 +1,9 @@
+-- What the dashboard's operators filter and recover by.
+-- A delivery keeps its event's type, so an endpoint's deliveries of one
+-- type are found through an index instead of a join through every event.
+ALTER TABLE webhook_deliveries ADD COLUMN event_type TEXT NOT NULL DEFAULT '';
+UPDATE webhook_deliveries AS d SET event_type = e.type FROM events AS e WHERE e.id = d.event_id;
+CREATE INDEX webhook_deliveries_endpoint_type ON webhook_deliveries (endpoint_id, event_type, id);
+
+-- A recovery is a replay of only the deliveries that failed for good.
+ALTER TABLE webhook_replays ADD COLUMN failed_only BIGINT NOT NULL DEFAULT 0;

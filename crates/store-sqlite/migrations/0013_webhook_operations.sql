@@ -1,0 +1,14 @@
+-- What the dashboard's operators filter and recover by.
+-- A delivery keeps its event's type, so an endpoint's deliveries of one
+-- type are found through an index instead of a join through every event.
+ALTER TABLE webhook_deliveries ADD COLUMN event_type TEXT NOT NULL DEFAULT '';
+UPDATE webhook_deliveries
+SET event_type = COALESCE((SELECT type FROM events WHERE events.id = webhook_deliveries.event_id), '');
+CREATE INDEX webhook_deliveries_endpoint_type ON webhook_deliveries (endpoint_id, event_type, id);
+-- A type picks a fraction of an endpoint's deliveries, as a status does
+-- (see 0007: without this SQLite would rate the new index like the rest).
+INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
+    ('webhook_deliveries', 'webhook_deliveries_endpoint_type', '1000000 1000 100 1');
+
+-- A recovery is a replay of only the deliveries that failed for good.
+ALTER TABLE webhook_replays ADD COLUMN failed_only INTEGER NOT NULL DEFAULT 0;
