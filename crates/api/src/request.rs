@@ -30,6 +30,11 @@ pub struct ContextOptions {
     pub statement_header: bool,
 }
 
+/// Asked with `true`, answered with the key's permissions
+/// (`resource:action`, space-separated): the dashboard shows only the
+/// controls the signed-in key may use (the API refuses the rest anyway).
+pub const SHOW_PERMISSIONS: &str = "settle-permissions";
+
 pub async fn request_context(State(options): State<ContextOptions>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = settle_core::pipeline::new_request_id();
@@ -41,6 +46,13 @@ pub async fn request_context(State(options): State<ContextOptions>, mut req: Req
     });
     let statements = Arc::new(AtomicU64::new(0));
     let verdict = settle_core::admission::VerdictSlot::default();
+    if req
+        .headers()
+        .get(SHOW_PERMISSIONS)
+        .is_some_and(|v| v.as_bytes() == b"true")
+    {
+        verdict.lock().unwrap_or_else(|e| e.into_inner()).want_permissions = true;
+    }
     let work = tokio::time::timeout(options.timeout, next.run(req));
     let work = settle_core::admission::note_rate_verdicts(Arc::clone(&verdict), work);
     let mut response = match settle_store::sql::statements::scope(Arc::clone(&statements), work).await {
@@ -54,13 +66,16 @@ pub async fn request_context(State(options): State<ContextOptions>, mut req: Req
             response.extensions_mut().insert(route);
         }
     }
-    let noted = *verdict.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(verdict) = noted {
+    let noted = std::mem::take(&mut *verdict.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(verdict) = noted.verdict {
         for (name, value) in verdict.headers() {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(name, value);
             }
         }
+    }
+    if let Some(value) = noted.permissions.and_then(|p| HeaderValue::from_str(&p.join(" ")).ok()) {
+        response.headers_mut().insert(SHOW_PERMISSIONS, value);
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("request-id", value);

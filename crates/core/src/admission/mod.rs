@@ -13,7 +13,8 @@ use std::time::Duration;
 
 pub use concurrency::{Admission, AdmissionSnapshot, ConcurrencyOptions, Permit, Shed};
 pub use rate::{
-    Rate, RateLimiter, RateOptions, RateStats, RateVerdict, SharedRates, VerdictSlot, gcra, note_rate_verdicts,
+    Noted, Rate, RateLimiter, RateOptions, RateStats, RateVerdict, SharedRates, VerdictSlot, gcra, note_permissions,
+    note_rate_verdicts,
 };
 
 use crate::pipeline::OperationSpec;

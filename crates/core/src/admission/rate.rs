@@ -396,8 +396,20 @@ impl Drop for Probe<'_> {
     }
 }
 
-/// Where one request's verdicts are noted for its response headers.
-pub type VerdictSlot = Arc<Mutex<Option<RateVerdict>>>;
+/// What one request noted for its response headers.
+#[derive(Debug, Default)]
+pub struct Noted {
+    /// The tightest rate verdict, for `RateLimit-*`.
+    pub verdict: Option<RateVerdict>,
+    /// Set by a face whose client asked to see its key's permissions (the
+    /// dashboard, to offer only the controls the key may use).
+    pub want_permissions: bool,
+    /// The authenticated key's permissions, when wanted.
+    pub permissions: Option<Vec<String>>,
+}
+
+/// Where one request's notes are kept for its response headers.
+pub type VerdictSlot = Arc<Mutex<Noted>>;
 
 tokio::task_local! {
     static VERDICT: VerdictSlot;
@@ -413,9 +425,21 @@ pub async fn note_rate_verdicts<F: Future>(slot: VerdictSlot, work: F) -> F::Out
 fn note(verdict: RateVerdict) {
     let _ = VERDICT.try_with(|slot| {
         let mut noted = slot.lock().unwrap_or_else(|e| e.into_inner());
-        let tighter = noted.is_none_or(|n| !verdict.allowed || (n.allowed && verdict.remaining < n.remaining));
+        let tighter = noted
+            .verdict
+            .is_none_or(|n| !verdict.allowed || (n.allowed && verdict.remaining < n.remaining));
         if tighter {
-            *noted = Some(verdict);
+            noted.verdict = Some(verdict);
+        }
+    });
+}
+
+/// Notes the authenticated key's permissions, if the face wants them.
+pub fn note_permissions(permissions: &[settle_domain::rbac::Permission]) {
+    let _ = VERDICT.try_with(|slot| {
+        let mut noted = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if noted.want_permissions && noted.permissions.is_none() {
+            noted.permissions = Some(permissions.iter().map(ToString::to_string).collect());
         }
     });
 }

@@ -105,7 +105,7 @@ async fn the_tightest_verdict_is_noted_for_the_headers() {
         limiter.check(key, Class::Standard).await;
     })
     .await;
-    let noted = slot.lock().unwrap().unwrap();
+    let noted = slot.lock().unwrap().verdict.unwrap();
     assert_eq!((noted.limit, noted.remaining), (5, 4));
     let headers = noted.headers();
     assert_eq!(headers[0], ("ratelimit-limit", "5".to_owned()));

@@ -250,6 +250,7 @@ impl Settle {
         let spec = O::SPEC;
         let secret = call.credential.as_deref().ok_or_else(Failure::api_key_missing)?;
         let principal = self.authenticate(secret).await?;
+        crate::admission::note_permissions(&principal.permissions);
         // After the key is verified: a wrong secret must not drain the
         // bucket of the key it names.
         if let Some(Err(limited)) = self.rate_limiter.check(principal.key, spec.class()).await {

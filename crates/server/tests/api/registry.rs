@@ -61,7 +61,7 @@ fn is_write(route: &Route) -> bool {
 fn resource_of(path: &str) -> &str {
     let collection = path.trim_start_matches("/v1/").split('/').next().unwrap_or_default();
     match collection {
-        "webhook_endpoints" | "webhook_deliveries" => "webhooks",
+        "webhook_endpoints" | "webhook_deliveries" | "webhook_stats" => "webhooks",
         "audit_events" => "audit",
         other => other,
     }
@@ -273,6 +273,11 @@ async fn reads_of_unknown_ids_are_404_case(app: &TestApp) {
             );
         } else if route.operation == "queue_summary" {
             assert_eq!((r.status.as_u16(), r.body["object"].as_str()), (200, Some("queue")));
+        } else if route.operation == "webhook_stats" {
+            assert_eq!(
+                (r.status.as_u16(), r.body["object"].as_str()),
+                (200, Some("webhook_stats"))
+            );
         } else {
             assert_eq!(r.status, 200, "{}: {}", describe(&route), r.body);
             assert_eq!(r.body["object"], "list", "{}: {}", describe(&route), r.body);

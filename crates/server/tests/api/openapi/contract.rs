@@ -507,6 +507,21 @@ async fn every_response_matches_the_document_case(app: &TestApp) {
     )
     .await;
     c.ok(
+        "replay_webhooks",
+        &format!("/v1/webhook_endpoints/{we}/replay"),
+        Some(json!({"since": 0, "failed_only": true})),
+    )
+    .await;
+    c.ok("send_webhook_test", &format!("/v1/webhook_endpoints/{we}/test"), None)
+        .await;
+    c.ok(
+        "list_webhook_deliveries",
+        &format!("{deliveries}?event_type=webhook_endpoint.test"),
+        None,
+    )
+    .await;
+    c.ok("webhook_stats", "/v1/webhook_stats", None).await;
+    c.ok(
         "list_webhook_replays",
         &format!("/v1/webhook_endpoints/{we}/replay"),
         None,
