@@ -192,7 +192,7 @@
   function eventPicker(idPrefix, selected) {
     const all = selected.includes('*');
     const boxes = ['*', ...EVENT_TYPES].map((t) => {
-      const id = `${idPrefix}-${t.replace(/[^a-z_]/g, '-').replace('*', 'all')}`;
+      const id = `${idPrefix}-${t === '*' ? 'all' : t.replace(/[^a-z_]/g, '-')}`;
       const box = h('input', { type: 'checkbox', id, value: t, checked: t === '*' ? all : selected.includes(t) });
       return h('label', { class: 'check', for: id }, box, t === '*' ? 'All events (*)' : t);
     });

@@ -54,21 +54,34 @@ pub fn render_webhooks(out: &mut String, settle: &Settle) {
         &BUCKETS,
         [(String::new(), &s.receipt.counts[..], s.receipt.sum_seconds)],
     );
+    // The same endpoints as the counters have series; the rest are
+    // counted per state under `other`.
+    let labelled: Vec<String> = s.endpoints.iter().map(|(id, _)| id.to_string()).collect();
+    let mut rows = Vec::new();
+    let mut others = [0u64; 3];
+    for (endpoint, state) in &s.breakers {
+        if labelled.contains(endpoint) {
+            rows.extend(BreakerState::ALL.iter().map(|candidate| {
+                (
+                    format!("{{endpoint=\"{endpoint}\",state=\"{}\"}}", candidate.name()),
+                    f64::from(u8::from(candidate == state)),
+                )
+            }));
+        } else if let Some(i) = BreakerState::ALL.iter().position(|c| c == state) {
+            others[i] += 1;
+        }
+    }
+    rows.extend(
+        BreakerState::ALL
+            .iter()
+            .zip(others)
+            .map(|(state, n)| (format!("{{endpoint=\"other\",state=\"{}\"}}", state.name()), n as f64)),
+    );
     metric(
         out,
         "settle_webhook_breaker_state",
-        "1 for each endpoint breaker's current state (endpoints this process has sent to): open means its deliveries wait.",
+        "Each endpoint breaker's state, 1 for the current one (endpoints this process has sent to; open means its deliveries wait); for endpoint=\"other\", how many of the remaining endpoints are in each state.",
         "gauge",
-        s.breakers
-            .iter()
-            .flat_map(|(endpoint, state)| {
-                BreakerState::ALL.iter().map(move |candidate| {
-                    (
-                        format!("{{endpoint=\"{endpoint}\",state=\"{}\"}}", candidate.name()),
-                        f64::from(u8::from(candidate == state)),
-                    )
-                })
-            })
-            .collect(),
+        rows,
     );
 }

@@ -348,7 +348,10 @@ fn event() -> ObjectBuilder {
     object("A state change, recorded in the same transaction as the change, that webhooks and readers follow.")
         .field("id", id("evt"))
         .field("object", constant("event"))
-        .field("type", one_of_strings(EVENT_TYPES.iter().copied()))
+        .field(
+            "type",
+            one_of_strings(EVENT_TYPES.iter().copied().chain([settle_domain::webhook::TEST_EVENT])),
+        )
         .field("data", object("What the event carries.").field("object", changed))
         .field(
             "sequence",

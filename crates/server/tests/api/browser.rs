@@ -181,6 +181,34 @@ impl Browser {
             .unwrap_or(false)
     }
 
+    /// The page as a PNG.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let value = self
+            .call(reqwest::Method::GET, "/screenshot", None)
+            .await
+            .unwrap_or_else(|e| panic!("webdriver screenshot: {e}"));
+        base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().unwrap_or_default())
+            .expect("a base64 PNG")
+    }
+
+    /// Serious and critical accessibility violations axe-core finds on the
+    /// page now (`axe` is axe-core's source, run in the page by the test
+    /// only: the product never ships it).
+    pub async fn accessibility_violations(&self, axe: &str) -> Vec<String> {
+        let run = format!(
+            "{axe}\nreturn axe.run(document).then((r) => r.violations\
+             .filter((v) => v.impact === 'serious' || v.impact === 'critical')\
+             .map((v) => `${{v.id}} (${{v.impact}}): ${{v.nodes.map((n) => n.target.join(' ')).join(', ')}}`));"
+        );
+        let found = self.script(&run).await;
+        let found = found
+            .as_array()
+            .unwrap_or_else(|| panic!("axe-core did not run: {found}"));
+        found.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+    }
+
     pub async fn quit(mut self) {
         let _ = self.call(reqwest::Method::DELETE, "", None).await;
         self.stop_driver();

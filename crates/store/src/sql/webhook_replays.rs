@@ -4,13 +4,14 @@
 //! committed with the cursor past it so a crash neither repeats nor skips
 //! one.
 
+use settle_domain::DomainError;
 use settle_domain::ids::{WebhookDeliveryId, WebhookEndpointId, WebhookReplayId};
-use settle_domain::webhook::WebhookReplay;
+use settle_domain::webhook::{EndpointStatus, WebhookReplay};
 
 use super::Tx;
 use super::db::{Executor, Row, query};
 use super::webhooks::{NewDelivery, bytes_id, get_endpoint, insert_deliveries, lock_endpoint, make_pending};
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 
 pub const REPLAY_COLS: &str = "id, endpoint_id, since_ms, until_ms, failed_only, status, deliveries, created";
 /// The consumer that works through replays, a page of events at a time.
@@ -51,7 +52,13 @@ pub async fn create(
         deliveries: 0,
         created: tx.ctx.now_secs(),
     };
-    lock_endpoint(&mut *tx, r.endpoint).await?;
+    let endpoint = lock_endpoint(&mut *tx, r.endpoint).await?;
+    // Its deliveries would wait for an endpoint that takes none.
+    if endpoint.status == EndpointStatus::Disabled {
+        return Err(StoreError::Domain(DomainError::InvalidState(
+            "The endpoint is disabled: enable it before sending its deliveries again.".into(),
+        )));
+    }
     query(
         "INSERT INTO webhook_replays (id, endpoint_id, since_ms, until_ms, failed_only, status, deliveries, created) \
          VALUES ($1, $2, $3, $4, $5, 'running', 0, $6)",

@@ -197,6 +197,11 @@ pub async fn create_endpoint(
 /// sends it anywhere else, because no subscription matches its type.
 pub async fn send_test(tx: &mut Tx<'_>, id: WebhookEndpointId) -> StoreResult<WebhookDelivery> {
     let e = lock_endpoint(&mut *tx, id).await?;
+    if e.status == EndpointStatus::Disabled {
+        return Err(StoreError::Domain(settle_domain::DomainError::InvalidState(
+            "The endpoint is disabled: enable it before sending a test event.".into(),
+        )));
+    }
     let (ids, ctx) = (tx.ids, tx.ctx);
     let after = events::last_sequence(&mut *tx, &e.id.to_bytes()).await?;
     let built = events::build(ids, ctx, "webhook_endpoint", e.id.to_bytes(), after, &[TEST_EVENT], &e)?;
