@@ -83,7 +83,9 @@ impl ProcessorClient {
         })
     }
 
-    pub async fn charge(&self, payment: &Payment) -> ChargeResult {
+    /// Asks for the charge; `traceparent` (the charge's span, when traced)
+    /// lets the processor continue the payment's trace.
+    pub async fn charge(&self, payment: &Payment, traceparent: Option<&str>) -> ChargeResult {
         let body = ChargeRequest {
             amount: payment.amount,
             currency: payment.currency.code(),
@@ -95,6 +97,7 @@ impl ProcessorClient {
                 self.http
                     .post(&self.charges_url)
                     .header("Idempotency-Key", charge_key(payment))
+                    .headers(crate::webhook::deliver::traceparent_header(traceparent))
                     .json(&body)
                     .send(),
             )

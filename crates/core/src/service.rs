@@ -246,6 +246,8 @@ impl Settle {
             success_status: None,
             policy: None,
             deadline: None,
+            // The operation's span, when it runs within one.
+            trace: settle_trace::current(),
         }
     }
 

@@ -298,7 +298,22 @@ impl ProcessorWorker {
             // Concluded by an earlier delivery whose acknowledgement was lost.
             return self.ack(message).await;
         }
-        let outcome = match self.client.charge(&payment).await {
+        // The charge continues the trace of the request that made the payment.
+        let mut span = match message
+            .event
+            .traceparent
+            .as_deref()
+            .and_then(settle_trace::TraceContext::parse)
+        {
+            Some(parent) => {
+                let mut span = settle_trace::Span::start("processor.charge", settle_trace::SpanKind::Client, &parent);
+                span.attr("settle.payment", id.to_string());
+                span
+            }
+            None => settle_trace::Span::none(),
+        };
+        let traceparent = span.context().map(|c| c.header());
+        let outcome = match self.client.charge(&payment, traceparent.as_deref()).await {
             ChargeResult::Succeeded => {
                 self.stats.charges_succeeded.fetch_add(1, Ordering::Relaxed);
                 ProcessorOutcome::Succeeded
@@ -311,6 +326,8 @@ impl ProcessorWorker {
             ChargeResult::Transient(error) => {
                 self.stats.charges_transient.fetch_add(1, Ordering::Relaxed);
                 self.breaker.failure();
+                span.fail(error.clone());
+                span.end();
                 return self.later(message, &error).await;
             }
         };
@@ -319,7 +336,12 @@ impl ProcessorWorker {
             consumer: PROCESSOR.to_owned(),
             message_id: message.id().to_bytes(),
         };
-        let ctx = self.settle.context(&format!("queue_{}", message.id()), None);
+        // The payment's conclusion (and its events) join the same trace.
+        let ctx = settle_trace::within(span.context(), async {
+            self.settle.context(&format!("queue_{}", message.id()), None)
+        })
+        .await;
+        span.end();
         match self.settle.store.conclude_payment(&ctx, &done, id, outcome).await {
             Ok(_) => self.ack(message).await,
             Err(e) => self.later(message, &e.to_string()).await,

@@ -51,7 +51,10 @@ async fn execute(
             return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
         }
     };
-    let mut call = Call::new(String::new(), bearer(&headers)).on(settle_core::pipeline::Face::Graphql);
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let mut call = Call::new(String::new(), bearer(&headers))
+        .on(settle_core::pipeline::Face::Graphql)
+        .traced(traceparent);
     if let Some(axum::Extension(meta)) = meta {
         call.request_id = meta.request_id;
         call.received = meta.received;

@@ -29,7 +29,9 @@ impl Caller {
         let request_id = new_request_id();
         let text = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let credential = text("authorization").and_then(|a| settle_core::auth::bearer_secret(&a));
-        let mut call = Call::new(request_id.clone(), credential).on(settle_core::pipeline::Face::Grpc);
+        let mut call = Call::new(request_id.clone(), credential)
+            .on(settle_core::pipeline::Face::Grpc)
+            .traced(text("traceparent").as_deref());
         call.received = received;
         call.idempotency_key = text("idempotency-key");
         if let Some(timeout) = text("grpc-timeout") {

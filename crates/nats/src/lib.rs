@@ -246,6 +246,7 @@ fn decode(payload: &[u8]) -> QueueResult<Event> {
         position: v["position"].as_i64(),
         request_id: v["request_id"].as_str().map(str::to_owned),
         created: v["created"].as_i64().unwrap_or_default(),
+        traceparent: None,
     })
 }
 

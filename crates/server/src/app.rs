@@ -92,6 +92,13 @@ impl Application {
 
     /// Builds around an existing store and clock; tests inject both.
     pub async fn with_store(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        if let Some(traces) = &config.traces {
+            let tls = match &config.queue.tls_extra_roots {
+                Some(path) => settle_core::tls::OutgoingTls::with_extra_roots_file(path).map_err(anyhow::Error::msg)?,
+                None => settle_core::tls::OutgoingTls::default(),
+            };
+            crate::otlp::start(traces, &tls)?;
+        }
         store
             .sync_builtin_roles(clock.now_ms())
             .await

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod master_key;
+pub mod otlp;
 pub mod processor_sim;
 pub mod queue;
 pub mod redis_cache;

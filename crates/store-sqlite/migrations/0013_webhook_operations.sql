@@ -1,4 +1,8 @@
--- What the dashboard's operators filter and recover by.
+-- What operators filter, recover and trace by.
+-- The W3C trace context of the request that wrote an event, so that its
+-- fan-out and webhook deliveries continue the same trace in any process.
+ALTER TABLE events ADD COLUMN traceparent TEXT;
+
 -- A delivery keeps its event's type, so an endpoint's deliveries of one
 -- type are found through an index instead of a join through every event.
 ALTER TABLE webhook_deliveries ADD COLUMN event_type TEXT NOT NULL DEFAULT '';

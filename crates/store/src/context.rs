@@ -35,6 +35,10 @@ pub struct WriteContext {
     /// begun (on SQLite, checked before its batch opens; on PostgreSQL the
     /// transaction's statements get what is left as their timeout).
     pub deadline: Option<std::time::Instant>,
+    /// The trace this write belongs to (its operation's span): the
+    /// transaction and commit are traced under it, and the events it
+    /// writes keep it for their fan-out and deliveries.
+    pub trace: Option<settle_trace::TraceContext>,
 }
 
 /// An attribute-policy decision, asked by the store with the resolved resource.
@@ -65,6 +69,7 @@ impl WriteContext {
             success_status: None,
             policy: None,
             deadline: None,
+            trace: None,
         }
     }
 

@@ -35,6 +35,10 @@ pub struct Event {
     pub position: Option<i64>,
     pub request_id: Option<String>,
     pub created: i64,
+    /// The trace context of the write that made it (never shown: it is
+    /// the deliveries' parent, sent to receivers as their own span's).
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 #[async_trait]

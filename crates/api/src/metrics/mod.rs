@@ -396,6 +396,7 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
             render_operations(&mut out, &settle.operation_stats().snapshot());
             admission::render_admission(&mut out, &settle);
             webhooks::render_webhooks(&mut out, &settle);
+            render_telemetry(&mut out);
             render_os_process(&mut out);
             out
         })
@@ -405,6 +406,36 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
             crate::error::ApiError::unavailable("Metrics are unavailable: the queue does not answer.").into_response()
         }
     }
+}
+
+/// Trace export (zeros while tracing is off): spans dropped rather than
+/// waited for, so a growing count means the collector is down or slow,
+/// never that requests were held back.
+fn render_telemetry(out: &mut String) {
+    let s = &settle_trace::STATS;
+    metric(
+        out,
+        "settle_telemetry_spans_exported_total",
+        "Spans the collector accepted.",
+        "counter",
+        vec![(String::new(), s.exported.load(Ordering::Relaxed) as f64)],
+    );
+    metric(
+        out,
+        "settle_telemetry_spans_dropped_total",
+        "Spans dropped: the export queue was full (queue_full), or the collector refused them or did not answer (export_failed).",
+        "counter",
+        vec![
+            (
+                "{reason=\"queue_full\"}".to_owned(),
+                s.dropped_queue_full.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "{reason=\"export_failed\"}".to_owned(),
+                s.dropped_export_failed.load(Ordering::Relaxed) as f64,
+            ),
+        ],
+    );
 }
 
 /// Every operation by face: requests by outcome class, latency, in flight.

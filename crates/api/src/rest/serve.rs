@@ -143,7 +143,8 @@ fn call_of(parts: &Parts) -> Result<Call, ApiError> {
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    let mut call = Call::new(request_id, bearer(&parts.headers)?);
+    let traceparent = parts.headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let mut call = Call::new(request_id, bearer(&parts.headers)?).traced(traceparent);
     if let Some(meta) = parts.extensions.get::<settle_core::pipeline::RequestMeta>() {
         call.received = meta.received;
     }

@@ -93,6 +93,9 @@ pub struct Call {
     pub received: Instant,
     /// Which face received it (`/metrics` counts operations per face).
     pub face: Face,
+    /// The caller's W3C trace context (`traceparent`), continued by the
+    /// operation's span when tracing is on.
+    pub trace_parent: Option<settle_trace::TraceContext>,
 }
 
 /// The largest request any face reads (a REST body, a gRPC message):
@@ -118,7 +121,16 @@ impl Call {
             timeout: None,
             received: Instant::now(),
             face: Face::Rest,
+            trace_parent: None,
         }
+    }
+
+    /// The same call continuing the caller's trace, given its
+    /// `traceparent` (a malformed one is ignored, as W3C asks: the
+    /// operation starts a trace of its own).
+    pub fn traced(mut self, traceparent: Option<&str>) -> Self {
+        self.trace_parent = traceparent.and_then(settle_trace::TraceContext::parse);
+        self
     }
 
     /// The same call, as received by `face`.
@@ -198,7 +210,44 @@ impl Settle {
         Fut: Future<Output = Result<Input<O>, Failure>> + Send,
     {
         let running = self.operation_stats.start(O::SPEC, call.face);
-        let result = match self.admission.try_admit(O::SPEC.class(), call.received) {
+        let mut span = match settle_trace::begin(call.trace_parent) {
+            Some(trace) => {
+                let mut span = settle_trace::Span::start(O::SPEC.name, settle_trace::SpanKind::Server, &trace);
+                span.attr("settle.operation", O::SPEC.name);
+                span.attr("settle.face", call.face.name());
+                span.attr("settle.request_id", call.request_id.clone());
+                span
+            }
+            None => settle_trace::Span::none(),
+        };
+        let trace = span.context();
+        let result = settle_trace::within(trace, self.admitted_or_shed(call, input)).await;
+        if let Err(failure) = &result {
+            span.attr("settle.error_code", failure.code);
+            span.attr("http.response.status_code", i64::from(failure.status));
+            if failure.status >= 500 {
+                span.fail(failure.message.clone());
+            }
+        }
+        span.end();
+        running.finish(match &result {
+            Ok(Outcome::Done(_)) => OutcomeClass::Ok,
+            Ok(Outcome::Replayed { .. }) => OutcomeClass::Replayed,
+            Err(failure) if matches!(failure.code, "overloaded" | "rate_limited") => OutcomeClass::Shed,
+            Err(failure) => OutcomeClass::of_status(failure.status),
+        });
+        result
+    }
+
+    /// Admission first: the operation runs if admitted, a shed cached read
+    /// is answered from the cache only, anything else shed is refused.
+    async fn admitted_or_shed<O, F, Fut>(&self, call: Call, input: F) -> Result<Outcome<O::Output>, Failure>
+    where
+        O: Operation,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<Input<O>, Failure>> + Send,
+    {
+        match self.admission.try_admit(O::SPEC.class(), call.received) {
             Ok(permit) => {
                 let result = self.authenticated(call, input).await;
                 // Only work that ran tells the limiter how loaded it is.
@@ -220,14 +269,7 @@ impl Settle {
                 crate::cache::only_cached(self.authenticated(call, input)).await
             }
             Err(shed) => Err(shed.failure()),
-        };
-        running.finish(match &result {
-            Ok(Outcome::Done(_)) => OutcomeClass::Ok,
-            Ok(Outcome::Replayed { .. }) => OutcomeClass::Replayed,
-            Err(failure) if matches!(failure.code, "overloaded" | "rate_limited") => OutcomeClass::Shed,
-            Err(failure) => OutcomeClass::of_status(failure.status),
-        });
-        result
+        }
     }
 
     /// What this process's webhook attempts came to (`/metrics`, the

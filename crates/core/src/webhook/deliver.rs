@@ -115,6 +115,8 @@ struct Ready {
     signer: Arc<Signer>,
     /// The event's JSON, shared by every endpoint that gets it.
     body: Bytes,
+    /// The trace of the request that wrote the event, when traced.
+    trace: Option<settle_trace::TraceContext>,
 }
 
 /// What the claim loop does with a claimed job.
@@ -498,16 +500,22 @@ impl DeliveryWorker {
         let mut event_ids: Vec<EventId> = deliveries.values().filter(|d| sendable(d)).map(|d| d.event).collect();
         event_ids.sort_unstable();
         event_ids.dedup();
-        let bodies: HashMap<EventId, Bytes> = match store.events_by_ids(&event_ids).await {
-            Ok(events) => events
-                .into_iter()
-                .filter_map(|e| serde_json::to_vec(&e).ok().map(|body| (e.id, Bytes::from(body))))
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read events; the leases will bring their deliveries back");
-                return Vec::new();
-            }
-        };
+        let bodies: HashMap<EventId, (Bytes, Option<settle_trace::TraceContext>)> =
+            match store.events_by_ids(&event_ids).await {
+                Ok(events) => events
+                    .into_iter()
+                    .filter_map(|e| {
+                        let trace = e.traceparent.as_deref().and_then(settle_trace::TraceContext::parse);
+                        serde_json::to_vec(&e)
+                            .ok()
+                            .map(|body| (e.id, (Bytes::from(body), trace)))
+                    })
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read events; the leases will bring their deliveries back");
+                    return Vec::new();
+                }
+            };
         let mut ready = Vec::with_capacity(claimed.len());
         for (id, job) in claimed {
             let Some(delivery) = deliveries.get(&id).filter(|d| sendable(d)) else {
@@ -516,7 +524,8 @@ impl DeliveryWorker {
                 done.push(job);
                 continue;
             };
-            let (Some(signer), Some(body)) = (signers.get(&delivery.endpoint), bodies.get(&delivery.event)) else {
+            let (Some(signer), Some((body, trace))) = (signers.get(&delivery.endpoint), bodies.get(&delivery.event))
+            else {
                 tracing::warn!(delivery = %id, "cannot load a delivery's event or open its endpoint's secret; retrying after the lease");
                 continue;
             };
@@ -525,6 +534,7 @@ impl DeliveryWorker {
                 delivery: delivery.clone(),
                 signer: Arc::clone(signer),
                 body: body.clone(),
+                trace: *trace,
             });
         }
         if !done.is_empty() {
@@ -541,6 +551,7 @@ impl DeliveryWorker {
             delivery,
             signer,
             body,
+            trace,
         } = ready;
         let id = delivery.id;
         let endpoint = &signer.endpoint;
@@ -548,6 +559,20 @@ impl DeliveryWorker {
         let timestamp = (now_ms / 1000) as i64;
         let message_id = id.to_string();
         let request_id = format!("req_wh_{}", uuid_suffix());
+        // Continues the trace of the request that wrote the event, and
+        // hands it on to the receiver as this attempt's `traceparent`.
+        let mut span = match &trace {
+            Some(parent) => {
+                let mut span = settle_trace::Span::start("webhook.deliver", settle_trace::SpanKind::Client, parent);
+                span.attr("settle.endpoint", endpoint.id.to_string());
+                span.attr("settle.delivery", id.to_string());
+                span.attr("settle.attempt", delivery.attempts + 1);
+                span.attr("url.full", endpoint.url.clone());
+                span
+            }
+            None => settle_trace::Span::none(),
+        };
+        let traceparent = span.context().map(|c| c.header());
         let started = Instant::now();
         let literal_refused = match (self.options.allow_private_targets, target::parse(&endpoint.url)) {
             (true, _) => None,
@@ -565,6 +590,7 @@ impl DeliveryWorker {
                 .track(
                     self.http
                         .post(&endpoint.url)
+                        .headers(traceparent_header(traceparent.as_deref()))
                         .header("content-type", "application/json")
                         .header("webhook-id", &message_id)
                         .header("webhook-timestamp", timestamp.to_string())
@@ -604,6 +630,15 @@ impl DeliveryWorker {
             }
             Err(error) => (None, None, Some(error), None),
         };
+        if let Some(status) = response_status {
+            span.attr("http.response.status_code", status);
+        }
+        if let Some(e) = &error {
+            span.fail(e.clone());
+        } else if response_status.is_some_and(|s| !(200..300).contains(&s)) {
+            span.fail("the receiver answered with an error status");
+        }
+        span.end();
         let attempts = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
         let delivered = response_status.is_some_and(|s| (200..300).contains(&s));
         let gone = response_status == Some(410);
@@ -693,6 +728,15 @@ impl DeliveryWorker {
             }
         }
     }
+}
+
+/// `traceparent` for a receiver, when the attempt is traced.
+pub(crate) fn traceparent_header(value: Option<&str>) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(v) = value.and_then(|v| reqwest::header::HeaderValue::from_str(v).ok()) {
+        headers.insert("traceparent", v);
+    }
+    headers
 }
 
 /// Sleeps until jobs commit (or the worker's alarm rings) or the fan-out

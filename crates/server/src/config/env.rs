@@ -84,6 +84,7 @@ impl Config {
         if let Some(d) = ms("SETTLE_AUTH_CACHE_TTL_MS")? {
             self.auth_cache_ttl = d;
         }
+        self.traces = super::traces::from_env(env)?;
         if let Some(v) = env("SETTLE_METRICS_WEBHOOK_ENDPOINTS") {
             self.metrics_webhook_endpoints = v
                 .parse::<usize>()

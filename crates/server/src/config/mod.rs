@@ -60,6 +60,8 @@ pub struct Config {
     /// Webhook endpoints with `/metrics` series of their own
     /// (`SETTLE_METRICS_WEBHOOK_ENDPOINTS`); the rest are summed as `other`.
     pub metrics_webhook_endpoints: usize,
+    /// Trace export (`OTEL_*`); off by default.
+    pub traces: Option<traces::TraceConfig>,
     /// The read cache of single objects (`SETTLE_CACHE*`, `cache_*`).
     pub cache: settle_core::cache::CacheOptions,
     /// `REDIS_URL`: the read cache's shared tier; none by default.
@@ -256,6 +258,7 @@ impl Default for Config {
             idempotency_reap_interval: Duration::from_secs(300),
             auth_cache_ttl: Duration::from_secs(5),
             metrics_webhook_endpoints: settle_core::webhook::stats::DEFAULT_LABELLED_ENDPOINTS,
+            traces: None,
             cache: settle_core::cache::CacheOptions::default(),
             redis_url: None,
             redis: settle_core::cache::shared::SharedOptions::default(),
@@ -314,6 +317,7 @@ impl fmt::Debug for Config {
             .field("idempotency_reap_interval", &self.idempotency_reap_interval)
             .field("auth_cache_ttl", &self.auth_cache_ttl)
             .field("metrics_webhook_endpoints", &self.metrics_webhook_endpoints)
+            .field("traces", &self.traces)
             .field("cache", &self.cache)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("redis", &self.redis)
@@ -497,6 +501,7 @@ impl Config {
 
 mod admission;
 mod env;
+pub mod traces;
 
 #[cfg(test)]
 mod tests;

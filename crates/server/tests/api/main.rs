@@ -51,6 +51,7 @@ mod seed;
 mod sqlite_faults;
 mod statements;
 mod tls;
+mod traces;
 mod webhook_operations;
 mod webhooks;
 mod webhooks_fast;

@@ -63,6 +63,7 @@ fn context() -> WriteContext {
         success_status: None,
         policy: None,
         deadline: None,
+        trace: None,
     }
 }
 

@@ -46,6 +46,7 @@ pub(crate) async fn open_account(store: &dyn Store, now_ms: u64, name: &str) {
         success_status: None,
         policy: None,
         deadline: None,
+        trace: None,
     };
     let new = NewAccount::new(
         name.into(),

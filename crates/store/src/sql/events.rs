@@ -24,6 +24,7 @@ pub struct NewEvent {
     pub data: String,
     pub request_id: String,
     pub created: i64,
+    pub traceparent: Option<String>,
 }
 
 /// The last sequence of an object's events (served by `events_object_id`).
@@ -63,16 +64,17 @@ pub fn build<T: Serialize>(
             data: data.clone(),
             request_id: ctx.request_id.clone(),
             created: ctx.now_secs(),
+            traceparent: ctx.trace.map(|t| t.header()),
         })
         .collect())
 }
 
 pub const INSERT_HEAD: &str =
-    "INSERT INTO events (id, type, object_type, object_id, sequence, data, request_id, created) VALUES";
+    "INSERT INTO events (id, type, object_type, object_id, sequence, data, request_id, created, traceparent) VALUES";
 
 pub async fn insert(conn: &mut (impl Executor + ?Sized), events: &[NewEvent]) -> StoreResult<()> {
     for e in events {
-        query(format!("{INSERT_HEAD} ($1, $2, $3, $4, $5, $6, $7, $8)"))
+        query(format!("{INSERT_HEAD} ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
             .bind(e.id.to_bytes())
             .bind(e.event_type.to_owned())
             .bind(e.object_type.to_owned())
@@ -81,6 +83,7 @@ pub async fn insert(conn: &mut (impl Executor + ?Sized), events: &[NewEvent]) ->
             .bind(e.data.clone())
             .bind(e.request_id.clone())
             .bind(e.created)
+            .bind(e.traceparent.clone())
             .execute(&mut *conn)
             .await?;
     }
@@ -146,7 +149,8 @@ pub async fn emit_in<T: Serialize>(
 
 /// The commit stream's page: events after a position, in position order
 /// (served by `events_position`).
-pub const AFTER_POSITION_SQL: &str = "SELECT id, type, data, sequence, position, request_id, created FROM events \
+pub const AFTER_POSITION_SQL: &str = "SELECT id, type, data, sequence, position, request_id, created, traceparent \
+     FROM events \
      WHERE position > $1 ORDER BY position LIMIT $2";
 
 /// Up to `limit` events after `position`, in commit order.

@@ -329,6 +329,36 @@ impl SqlStore {
         self.write_plain(&WriteContext::background(), op).await
     }
 
+    /// The transaction's spans: its statements, then its COMMIT (timed
+    /// from the statements' end to the writer's answer, so on SQLite it
+    /// includes waiting for the batch it was committed with).
+    fn trace_commit(&self, trace: &settle_trace::TraceContext, (began, done): (u64, u64), committed: bool) {
+        if began == 0 {
+            return;
+        }
+        let system = match self.dialect {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgresql",
+        };
+        let tx = settle_trace::record_span(
+            trace,
+            "db.transaction",
+            settle_trace::SpanKind::Client,
+            (began, done),
+            vec![("db.system.name", system.into())],
+        );
+        settle_trace::record_span(
+            &tx,
+            "db.commit",
+            settle_trace::SpanKind::Client,
+            (done, settle_trace::now_unix_nanos()),
+            vec![
+                ("db.system.name", system.into()),
+                ("settle.committed", i64::from(committed).into()),
+            ],
+        );
+    }
+
     /// Runs `op` as one write transaction and hands back its result.
     async fn write_plain<T, F>(&self, ctx: &WriteContext, op: F) -> StoreResult<T>
     where
@@ -343,19 +373,29 @@ impl SqlStore {
         let (dialect, ids, ctx) = (self.dialect, Arc::clone(&self.ids), Arc::new(ctx.clone()));
         let counter = statements::current();
         let op = Arc::new(op);
+        // When a sampled trace asks: when the transaction began and when
+        // its statements were done (its COMMIT follows), in Unix ns.
+        let traced = ctx.trace.filter(|t| t.sampled);
+        let times: Arc<Mutex<(u64, u64)>> = Arc::default();
+        let job_times = Arc::clone(&times);
         let job: WriteJob = Box::new(move |exec| {
-            let (out, named, ids, ctx, counter, op) = (
+            let (out, named, ids, ctx, counter, op, times) = (
                 Arc::clone(&out),
                 Arc::clone(&job_done),
                 Arc::clone(&ids),
                 Arc::clone(&ctx),
                 counter.clone(),
                 Arc::clone(&op),
+                Arc::clone(&job_times),
             );
             Box::pin(async move {
+                let began = traced.map(|_| settle_trace::now_unix_nanos());
                 let mut tx = Tx::new(exec, dialect, &ids, &ctx, counter);
                 let value = op(&mut tx).await?;
                 tx.flush().await?;
+                if let Some(began) = began {
+                    *times.lock().unwrap_or_else(|e| e.into_inner()) = (began, settle_trace::now_unix_nanos());
+                }
                 // Named before COMMIT (a retried attempt adds its own): if
                 // the commit's outcome is unknown, or nobody waits for it
                 // any more, these still go (see `Invalidation`).
@@ -370,6 +410,13 @@ impl SqlStore {
             })
         });
         let executed = self.writer.execute(job, ctx_deadline).await;
+        if let Some(trace) = traced {
+            self.trace_commit(
+                &trace,
+                *times.lock().unwrap_or_else(|e| e.into_inner()),
+                executed.is_ok(),
+            );
+        }
         // Only now: `execute` returns once COMMIT has, so whoever wakes
         // finds what it was woken for. Cached copies go before the writer
         // hears back, so its next read cannot meet the old state here.

@@ -171,7 +171,7 @@ fn build(m: &Movement<'_>, ids: &IdGenerator, params: &mut Params) -> Vec<(Strin
             .iter()
             .map(|e| {
                 format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {})",
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {})",
                     params.bytes(e.id.to_bytes()),
                     params.text(e.event_type),
                     params.text(e.object_type),
@@ -180,6 +180,7 @@ fn build(m: &Movement<'_>, ids: &IdGenerator, params: &mut Params) -> Vec<(Strin
                     params.text(&e.data),
                     params.text(&e.request_id),
                     params.int(e.created),
+                    params.opt_text(e.traceparent.as_deref()),
                 )
             })
             .collect();

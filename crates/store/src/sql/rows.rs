@@ -25,7 +25,7 @@ pub const PAYMENT_COLS: &str = "id, amount, currency, source_id, destination_id,
 pub const REFUND_COLS: &str = "id, payment_id, amount, currency, reason, status, created";
 pub const ENTRY_COLS: &str = "id, account_id, amount, payment_id, refund_id, created";
 pub const API_KEY_COLS: &str = "id, name, prefix, role, secret_hash, created, last_used, expires_at, revoked_at";
-pub const EVENT_COLS: &str = "id, type, data, sequence, position, request_id, created";
+pub const EVENT_COLS: &str = "id, type, data, sequence, position, request_id, created, traceparent";
 pub const ROLE_COLS: &str = "id, name, permissions, builtin, version, created";
 pub const POLICY_COLS: &str = "id, name, policy, description, version, created, disabled_at";
 pub const AUDIT_COLS: &str = "id, api_key_id, operation, permission, object, request_id, outcome, status, created";
@@ -296,5 +296,6 @@ pub fn event(row: &Row) -> StoreResult<Event> {
         position: row.try_get("position")?,
         request_id: row.try_get("request_id")?,
         created: row.try_get("created")?,
+        traceparent: row.try_get("traceparent")?,
     })
 }

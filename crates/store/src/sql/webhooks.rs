@@ -333,11 +333,13 @@ pub async fn fan_out(
         return Ok(Vec::new());
     }
     let endpoints = endpoints.iter().map(endpoint).collect::<StoreResult<Vec<_>>>()?;
+    let started = settle_trace::enabled().then(settle_trace::now_unix_nanos);
+    let mut traced = Vec::new();
     let mut new = Vec::new();
     for chunk in event_ids.chunks(CHUNK) {
         let marks: Vec<String> = (1..=chunk.len()).map(|i| tx.dialect.placeholder(i)).collect();
         let mut q = query(format!(
-            "SELECT id, type FROM events WHERE id IN ({})",
+            "SELECT id, type, traceparent FROM events WHERE id IN ({})",
             marks.join(", ")
         ));
         for id in chunk {
@@ -345,6 +347,7 @@ pub async fn fan_out(
         }
         for row in q.fetch_all(&mut *tx).await? {
             let (event_id, event_type): (Vec<u8>, String) = (row.try_get("id")?, row.try_get("type")?);
+            let before = new.len();
             for e in endpoints.iter().filter(|e| e.enabled_events.matches(&event_type)) {
                 new.push(NewDelivery {
                     id: WebhookDeliveryId::from_uuid(tx.ids.next(now_ms)),
@@ -353,6 +356,27 @@ pub async fn fan_out(
                     event_type: event_type.clone(),
                 });
             }
+            if started.is_some() {
+                let parent: Option<String> = row.try_get("traceparent")?;
+                if let Some(parent) = parent.as_deref().and_then(settle_trace::TraceContext::parse) {
+                    traced.push((parent, event_type, (new.len() - before) as i64));
+                }
+            }
+        }
+    }
+    if let Some(start) = started {
+        let end = settle_trace::now_unix_nanos();
+        for (parent, event_type, deliveries) in traced {
+            settle_trace::record_span(
+                &parent,
+                "webhook.fan_out",
+                settle_trace::SpanKind::Consumer,
+                (start, end),
+                vec![
+                    ("settle.event_type", event_type.into()),
+                    ("settle.deliveries", deliveries.into()),
+                ],
+            );
         }
     }
     let most = lease.map_or(0, |l| (l.most as usize).min(new.len()));
@@ -705,13 +729,8 @@ async fn disable_endpoint(tx: &mut Tx<'_>, id: WebhookEndpointId, reason: &str, 
     tx.changed(e.id.uuid());
     let ctx = WriteContext {
         request_id: format!("webhooks_{id}"),
-        actor: None,
         now_ms,
-        idempotency: None,
-        audit: None,
-        success_status: None,
-        policy: None,
-        deadline: None,
+        ..WriteContext::background()
     };
     let ids = tx.ids;
     let subject = Subject::changed("webhook_endpoint", id.to_bytes());

@@ -117,6 +117,7 @@ fn event(data: Value) -> Event {
         position: None,
         request_id: Some("req_0000000000000000000000000A".into()),
         created: 1_700_000_000,
+        traceparent: None,
     }
 }
 

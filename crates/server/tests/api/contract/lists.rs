@@ -170,6 +170,7 @@ async fn list_payments_created_range_case(app: &TestApp) {
         success_status: None,
         policy: None,
         deadline: None,
+        trace: None,
     };
     let bank = open(store, &at(t0), "bank", usd(), true).await;
     let shop = open(store, &at(t0), "shop", usd(), false).await;
