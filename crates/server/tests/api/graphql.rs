@@ -561,6 +561,7 @@ const EXPOSED: &[(&str, &str)] = &[
         "retry_webhook_delivery",
         "mutation { retryWebhookDelivery(id: \"wd_0\") { id } }",
     ),
+    ("send_webhook_test", "mutation { sendWebhookTest(id: \"we_0\") { id } }"),
     (
         "create_api_key",
         "mutation { createApiKey(input: {name: \"x\", role: \"viewer\"}) { secret } }",
@@ -632,6 +633,8 @@ fn every_operation_is_exposed_or_left_out_on_purpose() {
         "policy_schema",
         // An operator's view of the queue, served to the dashboard.
         "queue_summary",
+        // The dashboard's overview of deliveries, likewise.
+        "webhook_stats",
     ];
     for spec in settle_core::pipeline::registry::ALL {
         let exposed = EXPOSED.iter().any(|(name, _)| *name == spec.name);
