@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod processor;
 pub mod queue;
+pub mod redis_calls;
 pub mod secrets;
 mod service;
 pub mod shown;

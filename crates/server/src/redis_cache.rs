@@ -69,16 +69,23 @@ pub(crate) struct RedisLink {
     connection: Mutex<Option<ConnectionManager>>,
     /// Calls waiting for Redis now (`/metrics`).
     in_flight: AtomicI64,
+    /// The process-wide counters of this link's kind (`/metrics`).
+    calls: &'static settle_core::redis_calls::RedisCalls,
 }
 
 impl RedisLink {
     /// A link to `url`; nothing is connected until the first call.
-    pub(crate) fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        url: &str,
+        timeout: Duration,
+        calls: &'static settle_core::redis_calls::RedisCalls,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(url)?,
             connect_timeout: timeout.max(Duration::from_millis(100)),
             connection: Mutex::new(None),
             in_flight: AtomicI64::new(0),
+            calls,
         })
     }
 
@@ -96,6 +103,7 @@ impl RedisLink {
             .get_connection_manager_with_config(config)
             .await
             .map_err(|e| TierError(e.to_string()))?;
+        self.calls.connection_opened();
         *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
         Ok(conn)
     }
@@ -106,20 +114,31 @@ impl RedisLink {
         invocation: redis::ScriptInvocation<'_>,
     ) -> Result<T, TierError> {
         let _waiting = Waiting::on(&self.in_flight);
-        let mut conn = self.connection().await?;
-        invocation
-            .invoke_async::<T>(&mut conn)
-            .await
-            .map_err(|e| TierError(e.to_string()))
+        let call = self.calls.start();
+        let answer = match self.connection().await {
+            Ok(mut conn) => invocation
+                .invoke_async::<T>(&mut conn)
+                .await
+                .map_err(|e| TierError(e.to_string())),
+            Err(e) => Err(e),
+        };
+        call.finish(answer.is_ok());
+        answer
     }
 
     /// Runs one plain command.
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, TierError> {
         let _waiting = Waiting::on(&self.in_flight);
-        let mut conn = self.connection().await?;
-        cmd.query_async::<T>(&mut conn)
-            .await
-            .map_err(|e| TierError(e.to_string()))
+        let call = self.calls.start();
+        let answer = match self.connection().await {
+            Ok(mut conn) => cmd
+                .query_async::<T>(&mut conn)
+                .await
+                .map_err(|e| TierError(e.to_string())),
+            Err(e) => Err(e),
+        };
+        call.finish(answer.is_ok());
+        answer
     }
 
     pub(crate) fn in_flight(&self) -> u64 {
@@ -156,7 +175,7 @@ impl RedisTier {
     /// A tier on `url`; nothing is connected until the first call.
     pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            link: RedisLink::new(url, timeout)?,
+            link: RedisLink::new(url, timeout, &settle_core::redis_calls::CACHE)?,
             lookup: redis::Script::new(LOOKUP),
             fill: redis::Script::new(FILL),
             invalidate: redis::Script::new(INVALIDATE),

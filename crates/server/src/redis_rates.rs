@@ -61,7 +61,7 @@ pub struct RedisRates {
 impl RedisRates {
     pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            link: RedisLink::new(url, timeout)?,
+            link: RedisLink::new(url, timeout, &settle_core::redis_calls::RATE_LIMITS)?,
             check: redis::Script::new(CHECK),
             heartbeat: redis::Script::new(HEARTBEAT),
         })

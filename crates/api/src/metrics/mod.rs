@@ -397,6 +397,7 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
             admission::render_admission(&mut out, &settle);
             webhooks::render_webhooks(&mut out, &settle);
             render_telemetry(&mut out);
+            render_redis(&mut out);
             render_os_process(&mut out);
             out
         })
@@ -406,6 +407,59 @@ pub async fn metrics(State(settle): State<Settle>, Extension(listener): Extensio
             crate::error::ApiError::unavailable("Metrics are unavailable: the queue does not answer.").into_response()
         }
     }
+}
+
+/// Each Redis link (one multiplexed connection each): calls waiting on
+/// it, how they ended, how long they took, reconnections. Absent without
+/// `REDIS_URL`. Abandoned calls are ones the caller stopped waiting for
+/// (its timeout): Redis slow or gone.
+fn render_redis(out: &mut String) {
+    use settle_core::redis_calls::{BUCKETS as REDIS_BUCKETS, LINKS};
+    let links: Vec<_> = LINKS
+        .iter()
+        .map(|l| l.snapshot())
+        .filter(|s| s.connections + s.ok + s.failed + s.abandoned + s.in_flight > 0)
+        .collect();
+    if links.is_empty() {
+        return;
+    }
+    let label = |s: &settle_core::redis_calls::RedisSnapshot| format!("{{link=\"{}\"}}", s.name);
+    metric(
+        out,
+        "settle_redis_in_flight",
+        "Calls waiting on the link's connection now.",
+        "gauge",
+        links.iter().map(|s| (label(s), s.in_flight as f64)).collect(),
+    );
+    metric(
+        out,
+        "settle_redis_calls_total",
+        "Calls by outcome: ok, error (Redis answered with an error or the connection failed), abandoned (the caller's timeout ran out first).",
+        "counter",
+        links
+            .iter()
+            .flat_map(|s| {
+                [("ok", s.ok), ("error", s.failed), ("abandoned", s.abandoned)]
+                    .map(|(outcome, n)| (format!("{{link=\"{}\",outcome=\"{outcome}\"}}", s.name), n as f64))
+            })
+            .collect(),
+    );
+    metric(
+        out,
+        "settle_redis_connections_opened_total",
+        "Connections opened (a link reconnects by itself after a failure).",
+        "counter",
+        links.iter().map(|s| (label(s), s.connections as f64)).collect(),
+    );
+    histogram(
+        out,
+        "settle_redis_call_duration_seconds",
+        "How long calls that ended took (abandoned ones are not timed).",
+        &REDIS_BUCKETS,
+        links
+            .iter()
+            .map(|s| (format!("link=\"{}\"", s.name), &s.buckets[..], s.seconds)),
+    );
 }
 
 /// Trace export (zeros while tracing is off): spans dropped rather than

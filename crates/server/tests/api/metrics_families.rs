@@ -64,7 +64,11 @@ const PROCESSOR_FAMILIES: &[(&str, SampleType)] = &[
 ];
 
 /// Shown only with the shared cache tier (`REDIS_URL`).
-const REDIS_FAMILIES: &[(&str, SampleType)] = &[("settle_cache_shared_breaker_state", Gauge)];
+const REDIS_FAMILIES: &[(&str, SampleType)] = &[
+    ("settle_cache_shared_breaker_state", Gauge),
+    ("settle_redis_calls_total", Counter),
+    ("settle_redis_call_duration_seconds", Histogram),
+];
 
 /// The webhook delivery and telemetry families the rules' webhook alerts
 /// are built on, added by the webhook observability work: until they are
