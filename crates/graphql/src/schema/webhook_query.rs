@@ -41,7 +41,7 @@ impl WebhookQuery {
     }
 
     /// One endpoint's deliveries, newest first; `status` is `pending`,
-    /// `delivered` or `failed`.
+    /// `delivered` or `failed`; or `eventType` (one filter at a time).
     #[graphql(complexity = "first.unwrap_or(10).max(1) as usize * child_complexity")]
     async fn webhook_deliveries(
         &self,
@@ -50,9 +50,10 @@ impl WebhookQuery {
         first: Option<i32>,
         after: Option<String>,
         status: Option<String>,
+        event_type: Option<String>,
     ) -> Result<WebhookDeliveryConnection> {
         let params = page(first, after, |t| WebhookDeliveryId::parse(t).map(|i| i.uuid()));
-        let params = params.and_then(|params| with_filter(params, &[("status", status)]));
+        let params = params.and_then(|params| with_filter(params, &[("status", status), ("event_type", event_type)]));
         let op = params.map(|params| ListWebhookDeliveries { id: endpoint.0, params });
         Ok(WebhookDeliveryConnection::from_page(
             rc(ctx)?.run_with(move || op, None).await?,

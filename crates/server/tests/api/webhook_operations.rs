@@ -452,6 +452,23 @@ async fn deliveries_filter_by_event_type_case(app: &TestApp) {
     assert_eq!(types(&test), [TEST_EVENT]);
     assert_eq!(test.body["data"][0]["id"], test_delivery.as_str());
     assert_eq!(types(&list("event_type=payment.failed").await), Vec::<String>::new());
+    // GraphQL filters the same way.
+    let (status, body, _) = graphql(
+        &w,
+        &w.admin_key,
+        "query($e: ID!) { webhookDeliveries(endpoint: $e, eventType: \"account.created\") { edges { node { eventType } } } }",
+        json!({"e": id}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let edges = body["data"]["webhookDeliveries"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(edges.len(), 2, "{body}");
+    assert!(
+        edges.iter().all(|e| e["node"]["eventType"] == "account.created"),
+        "{body}"
+    );
 
     // Filtered pages are cursor-paginated like any list.
     let first = list("event_type=payment.succeeded&limit=1").await;
