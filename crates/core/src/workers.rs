@@ -341,8 +341,9 @@ impl ProcessorWorker {
             self.settle.context(&format!("queue_{}", message.id()), None)
         })
         .await;
+        let concluded = self.settle.store.conclude_payment(&ctx, &done, id, outcome).await;
         span.end();
-        match self.settle.store.conclude_payment(&ctx, &done, id, outcome).await {
+        match concluded {
             Ok(_) => self.ack(message).await,
             Err(e) => self.later(message, &e.to_string()).await,
         }

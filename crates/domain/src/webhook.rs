@@ -259,6 +259,10 @@ pub struct WebhookDelivery {
     /// The HTTP status of the last attempt, if the receiver answered.
     pub last_status: Option<i64>,
     pub created: i64,
+    /// Made by a replay, long after its event: its time from commit to
+    /// receipt says nothing about Settle's speed.
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 /// What an endpoint's delivery list is narrowed to: one status or one

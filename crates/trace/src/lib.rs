@@ -183,6 +183,11 @@ impl Span {
         self.context
     }
 
+    /// Whether anything is recorded: attributes worth computing.
+    pub fn is_recording(&self) -> bool {
+        self.record.is_some()
+    }
+
     pub fn attr(&mut self, key: &'static str, value: impl Into<Value>) {
         if let Some(r) = &mut self.record {
             r.attributes.push((key, value.into()));

@@ -21,6 +21,10 @@
   const SVG = 'http://www.w3.org/2000/svg';
   const $ = (id) => document.getElementById(id);
   let generation = 0;
+  // What gets focus once the next view is drawn (after an action that
+  // redraws the page, so keyboard users are not dropped at the top).
+  let focusNext = null;
+  let autoRefresh = true;
 
   // --- DOM -----------------------------------------------------------------
 
@@ -124,7 +128,16 @@
   }
 
   function render(gen, ...nodes) {
-    if (gen === generation) $('view').replaceChildren(...nodes);
+    if (gen !== generation) return;
+    $('view').replaceChildren(...nodes);
+    if (focusNext) {
+      const target = $('view').querySelector(focusNext);
+      focusNext = null;
+      if (target) {
+        target.setAttribute('tabindex', '-1');
+        target.focus();
+      }
+    }
   }
 
   function hashWith(path, params, changes) {
@@ -273,6 +286,7 @@
         slot.replaceChildren(
           h('p', { role: 'status' }, 'Created ', link(`#/endpoints/${created.id}`, created.id), '.'),
           secretPanel(created.secret));
+        $('copy-secret').focus();
       }));
       $('endpoint-url').focus();
     } }, 'New endpoint') : null;
@@ -322,11 +336,12 @@
   }
 
   function endpointActions(endpoint, base) {
-    const out = h('div', { id: 'action-result', 'aria-live': 'polite' });
+    const out = h('div', { id: 'action-result' });
     const editSlot = h('div', {});
     const edit = () => {
       editSlot.replaceChildren(endpointForm(endpoint, async (values) => {
         await api('PATCH', base, values, { 'If-Match': `"${endpoint.version}"` });
+        focusNext = 'h1';
         route();
       }));
       $('endpoint-url').focus();
@@ -334,7 +349,10 @@
     const rotate = async () => {
       if (!window.confirm('Issue a new signing secret? The old one keeps signing during the grace period.')) return;
       const rotated = await api('POST', `${base}/rotate_secret`);
+      // The rotation is a new version: an edit after it must say so.
+      endpoint.version = rotated.version;
       out.replaceChildren(secretPanel(rotated.secret));
+      $('copy-secret').focus();
     };
     const test = async () => {
       const delivery = await api('POST', `${base}/test`);
@@ -517,8 +535,12 @@
     const ms = (v) => (v === null || v === undefined ? '—' : `${v} ms`);
     render(gen,
       h('h1', {}, 'Overview'),
-      h('p', {}, 'Refreshes every few seconds. Per-minute figures, latency and breakers are this server '
-        + 'process\'s; backlog and dead letters cover every process.'),
+      h('p', {}, 'Per-minute figures, latency and breakers are this server process\'s; backlog and dead '
+        + 'letters cover every process.'),
+      h('label', { class: 'check', for: 'auto-refresh' },
+        h('input', { type: 'checkbox', id: 'auto-refresh', checked: autoRefresh,
+          onchange: (e) => { autoRefresh = e.target.checked; } }),
+        'Refresh every 5 seconds'),
       details([
         ['Delivered (last hour)', h('span', { id: 'total-delivered' }, String(sum('delivered')))],
         ['Retrying (last hour)', h('span', { id: 'total-retrying' }, String(sum('retrying')))],
@@ -541,9 +563,18 @@
         { label: 'Backlog', cell: (e) => String(e.pending) },
         { label: 'Breaker', cell: (e) => (e.breaker ? status(e.breaker) : 'not used yet') },
       ], stats.endpoints, (e) => ({ 'data-endpoint': e.id })));
-    setTimeout(() => {
-      if (gen === generation) overviewView(gen).catch((err) => { if (gen === generation) showError(err); });
-    }, REFRESH_MS);
+    const again = () => {
+      if (gen !== generation) return;
+      // Not while paused, nor under a keyboard user's focus (a redraw
+      // would drop it): look again shortly.
+      const focused = document.activeElement;
+      if (!autoRefresh || (focused && focused !== document.body && $('view').contains(focused))) {
+        setTimeout(again, REFRESH_MS);
+        return;
+      }
+      overviewView(gen).catch((err) => { if (gen === generation) showError(err); });
+    };
+    setTimeout(again, REFRESH_MS);
   }
 
   async function eventsView(gen, params) {
@@ -604,6 +635,16 @@
       return;
     }
     $('error').hidden = true;
+    if (sessionStorage.getItem(PERMISSIONS) === null) {
+      // Signed in before the page learnt to ask: ask once, then draw.
+      api('GET', '/v1/events?limit=1', undefined, { 'Settle-Permissions': 'true' })
+        .catch(() => {})
+        .finally(() => {
+          if (sessionStorage.getItem(PERMISSIONS) === null) sessionStorage.setItem(PERMISSIONS, '');
+          route();
+        });
+      return;
+    }
     const [path, qs] = location.hash.slice(1).split('?');
     const params = new URLSearchParams(qs || '');
     const [what, id] = path.split('/').filter(Boolean);

@@ -491,7 +491,12 @@ fn webhook_stats() -> ObjectBuilder {
     .field("minutes", ArrayBuilder::new().items(minute))
     .field("commit_to_receipt", receipt)
     .field("endpoints", ArrayBuilder::new().items(endpoint))
-    .field("dead_letters", count())
+    .field(
+        "dead_letters",
+        count().description(Some(
+            "Events the fan-out gave up on (the queue's dead letters for webhooks).",
+        )),
+    )
 }
 
 fn api_key() -> ObjectBuilder {

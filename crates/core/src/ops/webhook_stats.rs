@@ -61,6 +61,7 @@ pub struct WebhookStatsView {
     pub minutes: Vec<MinuteCounts>,
     pub commit_to_receipt: ReceiptLatency,
     pub endpoints: Vec<EndpointHealth>,
+    /// Events the fan-out gave up on (`settle queue replay` puts them back).
     pub dead_letters: u64,
 }
 
@@ -115,7 +116,13 @@ impl Operation for WebhookStats {
                 p99_ms: ms(0.99),
             },
             endpoints,
-            dead_letters: queue.consumers.iter().map(|c| c.dead_letters).sum(),
+            // The fan-out's only: the rest of the queue is `queue:read`'s.
+            dead_letters: queue
+                .consumers
+                .iter()
+                .filter(|c| c.consumer == crate::queue::FANOUT)
+                .map(|c| c.dead_letters)
+                .sum(),
         })
     }
 }

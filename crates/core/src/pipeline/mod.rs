@@ -213,9 +213,11 @@ impl Settle {
         let mut span = match settle_trace::begin(call.trace_parent) {
             Some(trace) => {
                 let mut span = settle_trace::Span::start(O::SPEC.name, settle_trace::SpanKind::Server, &trace);
-                span.attr("settle.operation", O::SPEC.name);
-                span.attr("settle.face", call.face.name());
-                span.attr("settle.request_id", call.request_id.clone());
+                if span.is_recording() {
+                    span.attr("settle.operation", O::SPEC.name);
+                    span.attr("settle.face", call.face.name());
+                    span.attr("settle.request_id", call.request_id.clone());
+                }
                 span
             }
             None => settle_trace::Span::none(),

@@ -564,10 +564,14 @@ impl DeliveryWorker {
         let mut span = match &trace {
             Some(parent) => {
                 let mut span = settle_trace::Span::start("webhook.deliver", settle_trace::SpanKind::Client, parent);
-                span.attr("settle.endpoint", endpoint.id.to_string());
-                span.attr("settle.delivery", id.to_string());
-                span.attr("settle.attempt", delivery.attempts + 1);
-                span.attr("url.full", endpoint.url.clone());
+                if span.is_recording() {
+                    span.attr("settle.endpoint", endpoint.id.to_string());
+                    span.attr("settle.delivery", id.to_string());
+                    span.attr("settle.attempt", delivery.attempts + 1);
+                    // Without its query: receivers put tokens there.
+                    let url = endpoint.url.split(['?', '#']).next().unwrap_or_default();
+                    span.attr("url.full", url.to_owned());
+                }
                 span
             }
             None => settle_trace::Span::none(),
@@ -681,7 +685,7 @@ impl DeliveryWorker {
         let finished_ms = self.settle.clock.now_ms();
         // From the event's commit (its id's time) to this 2xx, for a first
         // attempt only: a retry's time is the schedule's, not Settle's.
-        let receipt = (delivered && delivery.attempts == 0).then(|| {
+        let receipt = (delivered && delivery.attempts == 0 && !delivery.replayed).then(|| {
             let committed = settle_domain::ids::v7_unix_ms(delivery.event.uuid());
             finished_ms.saturating_sub(committed) as f64 / 1000.0
         });
@@ -799,18 +803,21 @@ fn tls_cause<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rus
 /// together, so a crash resumes where it stopped (after the lease). Idle,
 /// it sleeps until jobs commit (a new replay queues one).
 pub async fn run_replays(settle: Settle, lease: Duration) {
-    use settle_store::sql::webhook_replays::REPLAY_CONSUMER;
+    use settle_store::sql::webhook_replays::{RECOVERY_CONSUMER, REPLAY_CONSUMER};
     let mut commits = settle.commits().subscribe(Topic::Jobs);
     loop {
-        let claim = JobClaim {
-            consumer: REPLAY_CONSUMER.to_owned(),
-            max: 1,
-            skip_keys: Vec::new(),
-            now_ms: settle.clock.now_ms(),
-            lease_ms: lease.as_millis() as u64,
-            token: rand::random(),
-        };
-        let jobs = settle.store.claim_jobs(&claim).await.unwrap_or_default();
+        let mut jobs = Vec::new();
+        for consumer in [REPLAY_CONSUMER, RECOVERY_CONSUMER] {
+            let claim = JobClaim {
+                consumer: consumer.to_owned(),
+                max: 1,
+                skip_keys: Vec::new(),
+                now_ms: settle.clock.now_ms(),
+                lease_ms: lease.as_millis() as u64,
+                token: rand::random(),
+            };
+            jobs.extend(settle.store.claim_jobs(&claim).await.unwrap_or_default());
+        }
         if jobs.is_empty() {
             commits.wait().await;
             continue;

@@ -317,7 +317,13 @@ impl fmt::Debug for Config {
             .field("idempotency_reap_interval", &self.idempotency_reap_interval)
             .field("auth_cache_ttl", &self.auth_cache_ttl)
             .field("metrics_webhook_endpoints", &self.metrics_webhook_endpoints)
-            .field("traces", &self.traces)
+            .field(
+                "traces",
+                &self
+                    .traces
+                    .as_ref()
+                    .map(|t| (redact_url(&t.endpoint), t.protocol, &t.service_name)),
+            )
             .field("cache", &self.cache)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("redis", &self.redis)

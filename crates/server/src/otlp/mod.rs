@@ -105,7 +105,7 @@ pub fn start(config: &TraceConfig, tls: &settle_core::tls::OutgoingTls) -> anyho
     settle_trace::install(Arc::new(QueueSink { queue }), config.sampler);
     tokio::spawn(export(spans, transport, config.clone()));
     tracing::info!(
-        endpoint = %config.endpoint,
+        endpoint = %crate::config::redact_url(&config.endpoint),
         protocol = ?config.protocol,
         service = %config.service_name,
         "exporting traces over OTLP"

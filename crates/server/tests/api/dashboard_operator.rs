@@ -216,6 +216,19 @@ async fn an_operator_runs_webhooks_from_the_dashboard() {
     .await;
     assert_ne!(rotated, first_secret);
     assert_eq!(w.get(&format!("/v1/webhook_endpoints/{id}")).await.body["version"], 3);
+    // An edit after the rotation sends the rotation's version.
+    browser.click("#edit-endpoint").await;
+    browser
+        .script("document.getElementById('endpoint-description').value = ''; return true")
+        .await;
+    browser.type_into("#endpoint-description", "billing, rotated").await;
+    browser.click("#save-endpoint").await;
+    eventually(Duration::from_secs(20), "the edit after the rotation", || async {
+        let e = w.get(&format!("/v1/webhook_endpoints/{id}")).await.body;
+        (e["description"] == "billing, rotated" && e["version"] == 4).then_some(())
+    })
+    .await;
+    browser.find("#send-test").await;
 
     // An outage: two payments' deliveries fail for good; once the receiver
     // is back, Recover sends exactly those again.
@@ -289,6 +302,14 @@ async fn an_operator_runs_webhooks_from_the_dashboard() {
     assert!(p50.ends_with(" ms"), "{p50}");
     assert!(!browser.all(&format!("tr[data-endpoint='{id}']")).await.is_empty());
     assert!(delivered.parse::<u64>().unwrap() >= 3);
+    // Paused, so no redraw runs under the accessibility check.
+    browser.click("#auto-refresh").await;
+    assert_eq!(
+        browser
+            .script("return document.getElementById('auto-refresh').checked")
+            .await,
+        false
+    );
     inspect(&browser, axe, "overview").await;
 
     // Delete.

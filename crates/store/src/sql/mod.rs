@@ -375,9 +375,9 @@ impl SqlStore {
         let op = Arc::new(op);
         // When a sampled trace asks: when the transaction began and when
         // its statements were done (its COMMIT follows), in Unix ns.
-        let traced = ctx.trace.filter(|t| t.sampled);
-        let times: Arc<Mutex<(u64, u64)>> = Arc::default();
-        let job_times = Arc::clone(&times);
+        let traced = ctx.trace.filter(|t| t.sampled && settle_trace::enabled());
+        let times: Option<Arc<Mutex<(u64, u64)>>> = traced.map(|_| Arc::default());
+        let job_times = times.clone();
         let job: WriteJob = Box::new(move |exec| {
             let (out, named, ids, ctx, counter, op, times) = (
                 Arc::clone(&out),
@@ -386,14 +386,14 @@ impl SqlStore {
                 Arc::clone(&ctx),
                 counter.clone(),
                 Arc::clone(&op),
-                Arc::clone(&job_times),
+                job_times.clone(),
             );
             Box::pin(async move {
-                let began = traced.map(|_| settle_trace::now_unix_nanos());
+                let began = times.as_ref().map(|_| settle_trace::now_unix_nanos());
                 let mut tx = Tx::new(exec, dialect, &ids, &ctx, counter);
                 let value = op(&mut tx).await?;
                 tx.flush().await?;
-                if let Some(began) = began {
+                if let (Some(began), Some(times)) = (began, &times) {
                     *times.lock().unwrap_or_else(|e| e.into_inner()) = (began, settle_trace::now_unix_nanos());
                 }
                 // Named before COMMIT (a retried attempt adds its own): if
@@ -410,12 +410,9 @@ impl SqlStore {
             })
         });
         let executed = self.writer.execute(job, ctx_deadline).await;
-        if let Some(trace) = traced {
-            self.trace_commit(
-                &trace,
-                *times.lock().unwrap_or_else(|e| e.into_inner()),
-                executed.is_ok(),
-            );
+        if let (Some(trace), Some(times)) = (traced, &times) {
+            let times = *times.lock().unwrap_or_else(|e| e.into_inner());
+            self.trace_commit(&trace, times, executed.is_ok());
         }
         // Only now: `execute` returns once COMMIT has, so whoever wakes
         // finds what it was woken for. Cached copies go before the writer

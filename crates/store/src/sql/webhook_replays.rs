@@ -10,12 +10,15 @@ use settle_domain::webhook::{EndpointStatus, WebhookReplay};
 
 use super::Tx;
 use super::db::{Executor, Row, query};
-use super::webhooks::{NewDelivery, bytes_id, get_endpoint, insert_deliveries, lock_endpoint, make_pending};
+use super::webhooks::{NewDelivery, bytes_id, get_endpoint, insert_deliveries, lock_endpoint, make_failed_pending};
 use crate::error::{StoreError, StoreResult};
 
 pub const REPLAY_COLS: &str = "id, endpoint_id, since_ms, until_ms, failed_only, status, deliveries, created";
 /// The consumer that works through replays, a page of events at a time.
 pub const REPLAY_CONSUMER: &str = "webhook_replays";
+/// Recoveries have a consumer of their own: a process that knows only
+/// replays never claims one (it would send every event of the range).
+pub const RECOVERY_CONSUMER: &str = "webhook_recoveries";
 
 pub fn replay(row: &Row) -> StoreResult<WebhookReplay> {
     let (since, until): (i64, i64) = (row.try_get("since_ms")?, row.try_get("until_ms")?);
@@ -72,7 +75,14 @@ pub async fn create(
     .execute(&mut *tx)
     .await?;
     query("INSERT INTO jobs (consumer, message_id, run_at, created) VALUES ($1, $2, $3, $3)")
-        .bind(REPLAY_CONSUMER.to_owned())
+        .bind(
+            if failed_only {
+                RECOVERY_CONSUMER
+            } else {
+                REPLAY_CONSUMER
+            }
+            .to_owned(),
+        )
         .bind(r.id.to_bytes())
         .bind(r.created * 1000)
         .execute(tx)
@@ -97,8 +107,13 @@ pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u
     };
     let status: String = row.try_get("status")?;
     let endpoint = match get_endpoint(&mut *tx, bytes_id(&row, "endpoint_id", WebhookEndpointId::from_bytes)?).await? {
-        Some(e) if status == "running" => e,
+        // Disabled meanwhile: what it would queue would wait for nothing.
+        Some(e) if status == "running" && e.status == EndpointStatus::Enabled => e,
         _ => {
+            query("UPDATE webhook_replays SET status = 'done' WHERE id = $1")
+                .bind(id.to_bytes())
+                .execute(&mut *tx)
+                .await?;
             finish_replay_job(&mut *tx, id).await?;
             return Ok(true);
         }
@@ -110,8 +125,7 @@ pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u
         .to_be_bytes()
         .to_vec();
     if failed_only != 0 {
-        let lower = cursor.unwrap_or_else(|| uuid_bytes_at(since));
-        return recover_page(tx, id, endpoint.id, lower, upper, page, now_ms).await;
+        return recover_page(tx, id, endpoint.id, (since, until), cursor, page, now_ms).await;
     }
     let (sql, lower) = match cursor {
         Some(c) => (
@@ -164,33 +178,29 @@ pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u
     Ok(done)
 }
 
-/// The smallest time-ordered id of `ms` (Unix ms), as stored.
-fn uuid_bytes_at(ms: i64) -> Vec<u8> {
-    settle_domain::ids::min_uuid_at_ms(ms.max(0) as u64)
-        .to_be_bytes()
-        .to_vec()
-}
-
-/// One page of a recovery: the endpoint's deliveries that failed for good,
-/// from `lower` (inclusive, or past the cursor) to `upper`, made pending
-/// with an attempt due now, and the cursor past them. They leave the
-/// `failed` index as they go, so the cursor alone is what moves on.
+/// One page of a recovery: the endpoint's deliveries that failed for good
+/// at a time in `[since_ms, until_ms)`, from the cursor on (inclusive),
+/// made pending with an attempt due now (only those still `failed` when
+/// updated: one retried meanwhile is left to its retry), and the cursor
+/// past them; a few statements per page, however many it holds.
+#[allow(clippy::too_many_arguments)]
 async fn recover_page(
     tx: &mut Tx<'_>,
     id: WebhookReplayId,
     endpoint: WebhookEndpointId,
-    lower: Vec<u8>,
-    upper: Vec<u8>,
+    (since_ms, until_ms): (i64, i64),
+    cursor: Option<Vec<u8>>,
     page: u32,
     now_ms: u64,
 ) -> StoreResult<bool> {
     let rows = query(
-        "SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'failed' AND id >= $2 AND id < $3 \
-         ORDER BY id LIMIT $4",
+        "SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'failed' AND id >= $2 \
+         AND failed_at >= $3 AND failed_at < $4 ORDER BY id LIMIT $5",
     )
     .bind(endpoint.to_bytes())
-    .bind(lower)
-    .bind(upper)
+    .bind(cursor.unwrap_or_else(|| vec![0u8; 16]))
+    .bind(since_ms)
+    .bind(until_ms)
     .bind(i64::from(page))
     .fetch_all(&mut *tx)
     .await?;
@@ -198,9 +208,7 @@ async fn recover_page(
         .iter()
         .map(|r| bytes_id(r, "id", WebhookDeliveryId::from_bytes))
         .collect::<StoreResult<Vec<_>>>()?;
-    for delivery in &ids {
-        make_pending(&mut *tx, *delivery, endpoint, now_ms).await?;
-    }
+    let recovered = make_failed_pending(&mut *tx, &ids, endpoint, now_ms).await?;
     let done = ids.len() < page as usize;
     // The cursor is inclusive on the next page: one past the last id.
     let next = ids.last().map(|last| {
@@ -212,7 +220,7 @@ async fn recover_page(
          WHERE id = $4",
     )
     .bind(next)
-    .bind(ids.len() as i64)
+    .bind(recovered as i64)
     .bind(if done { "done" } else { "running" })
     .bind(id.to_bytes())
     .execute(&mut *tx)
@@ -223,9 +231,11 @@ async fn recover_page(
     Ok(done)
 }
 
+/// Removes the replay's job, whichever consumer holds it.
 async fn finish_replay_job(conn: &mut (impl Executor + ?Sized), id: WebhookReplayId) -> StoreResult<()> {
-    query("DELETE FROM jobs WHERE consumer = $1 AND message_id = $2")
+    query("DELETE FROM jobs WHERE consumer IN ($1, $2) AND message_id = $3")
         .bind(REPLAY_CONSUMER.to_owned())
+        .bind(RECOVERY_CONSUMER.to_owned())
         .bind(id.to_bytes())
         .execute(conn)
         .await?;

@@ -25,7 +25,7 @@ pub const DELIVERY_CONSUMER: &str = "webhooks";
 pub const ENDPOINT_COLS: &str =
     "id, url, enabled_events, description, metadata, status, disabled_reason, version, created";
 pub const DELIVERY_COLS: &str =
-    "id, endpoint_id, event_id, event_type, status, attempts, next_attempt, last_status, created";
+    "id, endpoint_id, event_id, event_type, status, attempts, next_attempt, last_status, created, replay_id";
 pub const ATTEMPT_COLS: &str =
     "id, delivery_id, duration_ms, request_id, response_status, response_excerpt, error, created";
 
@@ -68,6 +68,7 @@ pub fn delivery(row: &Row) -> StoreResult<WebhookDelivery> {
         next_attempt: row.try_get("next_attempt")?,
         last_status: row.try_get("last_status")?,
         created: row.try_get("created")?,
+        replayed: row.try_get::<Option<Vec<u8>>, _>("replay_id")?.is_some(),
     })
 }
 
@@ -518,12 +519,14 @@ pub async fn record_attempt(tx: &mut Tx<'_>, endpoint: WebhookEndpointId, r: Att
     let a = &r.attempt;
     insert_attempts(&mut *tx, &[a]).await?;
     query(
-        "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt = $2, last_status = $3 \
-         WHERE id = $4",
+        "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt = $2, last_status = $3, \
+         failed_at = $4 WHERE id = $5",
     )
     .bind(r.status.as_str().to_owned())
     .bind(r.next_attempt_ms.map(|ms| (ms / 1000) as i64))
     .bind(a.response_status)
+    // When it failed for good: a recovery finds it by that time.
+    .bind((r.status == DeliveryStatus::Failed).then_some(r.now_ms as i64))
     .bind(a.delivery.to_bytes())
     .execute(&mut *tx)
     .await?;
@@ -775,8 +778,58 @@ pub async fn retry_now(tx: &mut Tx<'_>, id: WebhookDeliveryId, now_ms: u64) -> S
     Ok(del)
 }
 
+/// Those of `ids` still `failed` made pending, each with its attempt
+/// queued at `now_ms`, in two statements per [`CHUNK`]; returns how many.
+/// A delivery retried meanwhile is no longer `failed` and is left alone,
+/// so its lease is not taken from the worker sending it.
+pub async fn make_failed_pending(
+    tx: &mut Tx<'_>,
+    ids: &[WebhookDeliveryId],
+    endpoint: WebhookEndpointId,
+    now_ms: u64,
+) -> StoreResult<usize> {
+    let d = tx.dialect;
+    let mut made = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = query(format!(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt = $1 \
+             WHERE status = 'failed' AND id IN ({}) RETURNING id",
+            in_list(d, 2, chunk.len())
+        ))
+        .bind((now_ms / 1000) as i64);
+        for id in chunk {
+            q = q.bind(id.to_bytes());
+        }
+        let pending: Vec<Vec<u8>> = q
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        if pending.is_empty() {
+            continue;
+        }
+        made += pending.len();
+        let mut q = query(format!(
+            "INSERT INTO jobs (consumer, message_id, job_key, run_at, created) VALUES {} \
+             ON CONFLICT (consumer, message_id) DO UPDATE SET run_at = excluded.run_at, lease_token = NULL",
+            value_rows(d, pending.len(), 5)
+        ));
+        for id in pending {
+            q = q
+                .bind(DELIVERY_CONSUMER)
+                .bind(id)
+                .bind(endpoint.to_string())
+                .bind(now_ms as i64)
+                .bind(now_ms as i64);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(made)
+}
+
 /// A delivery pending again with its next attempt queued at `now_ms`
-/// (a manual retry, a recovery).
+/// (a manual retry).
 pub async fn make_pending(
     tx: &mut Tx<'_>,
     id: WebhookDeliveryId,

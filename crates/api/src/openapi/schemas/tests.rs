@@ -227,6 +227,7 @@ fn webhook_objects_match() {
             next_attempt: Some(1_700_000_005),
             last_status: Some(500),
             created: 1_700_000_000,
+            replayed: false,
         },
     );
     check(
