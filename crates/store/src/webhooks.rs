@@ -96,8 +96,8 @@ pub trait WebhookStore: Send + Sync {
     /// all in one transaction.
     async fn record_webhook_attempts(&self, records: Vec<(WebhookEndpointId, AttemptRecord)>) -> StoreResult<()>;
     /// Starts a replay of an endpoint's events created in `[since_ms,
-    /// until_ms)`, or with `failed_only` a recovery of its deliveries made
-    /// then that failed for good.
+    /// until_ms)`, or with `failed_only` a recovery of its deliveries that
+    /// failed for good then.
     async fn create_webhook_replay(
         &self,
         ctx: &WriteContext,

@@ -387,7 +387,7 @@
       })().catch(showError);
     } },
     h('h2', {}, 'Recover failed deliveries'),
-    field('Failed since', since, 'Every delivery made since then that failed for good is sent again.'),
+    field('Failed since', since, 'Every delivery that failed for good (its retries used up) since then is sent again.'),
     h('button', { type: 'submit', id: 'recover' }, 'Recover'));
     const run = (action) => () => action().catch(showError);
     return h('div', {},

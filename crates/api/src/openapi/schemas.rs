@@ -445,7 +445,7 @@ fn webhook_replay() -> ObjectBuilder {
         .field(
             "failed_only",
             boolean().description(Some(
-                "A recovery: only the range's deliveries that failed for good are sent again.",
+                "A recovery: only the deliveries that failed for good (retries used up) within the range are sent again.",
             )),
         )
         .field("status", one_of_strings(["running", "done"]))

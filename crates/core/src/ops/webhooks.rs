@@ -243,8 +243,8 @@ impl Operation for ListWebhookAttempts {
 
 /// Sends again, as new deliveries in the background, the endpoint's
 /// matching events created in `[since, until)` (Unix seconds); with
-/// `failed_only`, only its deliveries of that range that failed for good,
-/// made pending again (recovery after an outage).
+/// `failed_only`, only its deliveries that failed for good (retries used
+/// up) in that range, made pending again (recovery after an outage).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayWebhooks {

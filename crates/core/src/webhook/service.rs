@@ -222,8 +222,8 @@ impl Settle {
 
     /// Re-delivers the endpoint's matching events created in `[since,
     /// until)` (Unix seconds; `until` defaults to now) as new deliveries,
-    /// or with `failed_only` makes its deliveries of that range that failed
-    /// for good pending again (recovery after an outage); in the
+    /// or with `failed_only` makes its deliveries that failed for good in
+    /// that range pending again (recovery after an outage); in the
     /// background, and the replay object shows the progress.
     pub async fn replay_webhooks(
         &self,

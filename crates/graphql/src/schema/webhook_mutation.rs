@@ -77,8 +77,8 @@ impl WebhookMutation {
 
     /// Sends again, in the background, the endpoint's matching events
     /// created in `[since, until)` (Unix seconds; `until` defaults to now);
-    /// with `failedOnly`, only its deliveries of that range that failed for
-    /// good (recovery after an outage).
+    /// with `failedOnly`, only its deliveries that failed for good in that
+    /// range (recovery after an outage).
     async fn replay_webhooks(
         &self,
         ctx: &Context<'_>,

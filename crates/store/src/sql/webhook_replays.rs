@@ -36,7 +36,7 @@ pub fn replay(row: &Row) -> StoreResult<WebhookReplay> {
 }
 
 /// Starts a replay of `endpoint`'s events created in `[since_ms, until_ms)`
-/// (or, `failed_only`, of its deliveries made then that failed for good),
+/// (or, `failed_only`, of its deliveries that failed for good then),
 /// the endpoint held meanwhile, and queues its first page.
 pub async fn create(
     tx: &mut Tx<'_>,
