@@ -194,6 +194,8 @@ impl Application {
             worker.abort();
         }
         let _ = settle.flush_key_uses().await;
+        // Spans still queued go out before the process does.
+        crate::otlp::flush(std::time::Duration::from_secs(5)).await;
         Ok(())
     }
 }

@@ -7,13 +7,13 @@
 
 mod proto;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use prost::Message;
 use settle_trace::{ExportStats, STATS, SpanRecord, SpanSink};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::config::traces::{OtlpProtocol, TraceConfig};
 
@@ -98,10 +98,36 @@ impl Transport {
     }
 }
 
+/// Asking the exporter to send everything queued now, and its answer.
+struct Flush {
+    ask: Notify,
+    done: Notify,
+}
+
+static FLUSH: OnceLock<Flush> = OnceLock::new();
+
+/// Sends the spans still queued (at shutdown), waiting at most `wait`.
+pub async fn flush(wait: Duration) {
+    if let Some(f) = FLUSH.get() {
+        f.ask.notify_one();
+        let _ = tokio::time::timeout(wait, f.done.notified()).await;
+    }
+}
+
 /// Turns tracing on for this process and starts the exporting task.
 pub fn start(config: &TraceConfig, tls: &settle_core::tls::OutgoingTls) -> anyhow::Result<()> {
     let transport = Transport::new(config, tls)?;
     let (queue, spans) = mpsc::channel(config.queue);
+    if FLUSH
+        .set(Flush {
+            ask: Notify::new(),
+            done: Notify::new(),
+        })
+        .is_err()
+    {
+        // Tracing is process-wide: the first start wins.
+        return Ok(());
+    }
     settle_trace::install(Arc::new(QueueSink { queue }), config.sampler);
     tokio::spawn(export(spans, transport, config.clone()));
     tracing::info!(
@@ -116,18 +142,44 @@ pub fn start(config: &TraceConfig, tls: &settle_core::tls::OutgoingTls) -> anyho
 /// Sends batches: as soon as one is full, or when its first span has
 /// waited the schedule delay.
 async fn export(mut spans: mpsc::Receiver<SpanRecord>, mut transport: Transport, config: TraceConfig) {
+    let Some(flush) = FLUSH.get() else { return };
     let mut batch = Vec::with_capacity(config.batch);
     let mut last_warning: Option<tokio::time::Instant> = None;
+    let mut flushing = false;
     loop {
-        if spans.recv_many(&mut batch, config.batch).await == 0 {
-            return;
+        if !flushing {
+            tokio::select! {
+                n = spans.recv_many(&mut batch, config.batch) => if n == 0 { return },
+                () = flush.ask.notified() => flushing = true,
+            }
         }
-        let deadline = tokio::time::Instant::now() + config.delay;
-        while batch.len() < config.batch {
-            let room = config.batch - batch.len();
-            match tokio::time::timeout_at(deadline, spans.recv_many(&mut batch, room)).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+        if flushing {
+            // Whatever is queued now, batch by batch, then say so.
+            while batch.len() < config.batch {
+                match spans.try_recv() {
+                    Ok(span) => batch.push(span),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                flushing = false;
+                flush.done.notify_one();
+                continue;
+            }
+        } else {
+            let deadline = tokio::time::Instant::now() + config.delay;
+            while batch.len() < config.batch {
+                let room = config.batch - batch.len();
+                tokio::select! {
+                    got = tokio::time::timeout_at(deadline, spans.recv_many(&mut batch, room)) => match got {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    },
+                    () = flush.ask.notified() => {
+                        flushing = true;
+                        break;
+                    }
+                }
             }
         }
         let sent = batch.len();

@@ -482,3 +482,33 @@ async fn a_collector_that_never_answers_holds_no_request_back() {
     server.terminate().await;
     let _ = std::fs::remove_dir_all(&process.dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_still_queued_at_shutdown_are_sent() {
+    let (endpoint, collected) = http_collector().await;
+    let process = Process {
+        dir: temp_dir("settle_traces_flush"),
+        // The default schedule delay (5 s): without a flush at shutdown
+        // the span below would still be waiting for its batch.
+        env: vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)],
+    };
+    let key = process.admin_key();
+    let (mut server, base) = process.start().await;
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_SPAN}-01");
+    post(
+        &base,
+        &key,
+        "/v1/accounts",
+        json!({"name": "last words", "currency": "usd"}),
+        Some(&traceparent),
+    )
+    .await;
+    assert!(server.terminate().await.success());
+    let spans = collected.of_trace(&id_bytes(TRACE_ID));
+    assert!(
+        spans.iter().any(|(_, s)| s.name == "create_account"),
+        "the request's span was flushed: {:?}",
+        spans.iter().map(|(_, s)| &s.name).collect::<Vec<_>>()
+    );
+    let _ = std::fs::remove_dir_all(&process.dir);
+}
