@@ -277,9 +277,20 @@
 
   // --- Views ---------------------------------------------------------------
 
+  function endpointTable(list) {
+    return list.data.length === 0 ? h('p', {}, 'No endpoints yet.') : table([
+      { label: 'Endpoint', cell: (e) => link(`#/endpoints/${e.id}`, e.id) },
+      { label: 'URL', cell: (e) => mono(e.url) },
+      { label: 'Status', cell: (e) => status(e.status) },
+      { label: 'Events', cell: (e) => e.enabled_events.join(', ') },
+      { label: 'Description', cell: (e) => e.disabled_reason || e.description || '' },
+    ], list.data);
+  }
+
   async function endpointsView(gen, params) {
     const list = await page('/v1/webhook_endpoints', params, []);
     const slot = h('div', {});
+    const listed = h('div', {}, endpointTable(list), pager('/endpoints', params, list));
     const create = canWriteWebhooks() ? h('button', { type: 'button', id: 'new-endpoint', onclick: () => {
       slot.replaceChildren(endpointForm(null, async (values) => {
         const created = await api('POST', '/v1/webhook_endpoints', values);
@@ -287,6 +298,9 @@
           h('p', { role: 'status' }, 'Created ', link(`#/endpoints/${created.id}`, created.id), '.'),
           secretPanel(created.secret));
         $('copy-secret').focus();
+        // The new endpoint heads the list (the first page, newest first).
+        const fresh = await page('/v1/webhook_endpoints', new URLSearchParams(), []);
+        listed.replaceChildren(endpointTable(fresh), pager('/endpoints', new URLSearchParams(), fresh));
       }));
       $('endpoint-url').focus();
     } }, 'New endpoint') : null;
@@ -294,14 +308,7 @@
       h('h1', {}, 'Webhook endpoints'),
       h('div', { class: 'toolbar' }, create),
       slot,
-      list.data.length === 0 ? h('p', {}, 'No endpoints yet.') : table([
-        { label: 'Endpoint', cell: (e) => link(`#/endpoints/${e.id}`, e.id) },
-        { label: 'URL', cell: (e) => mono(e.url) },
-        { label: 'Status', cell: (e) => status(e.status) },
-        { label: 'Events', cell: (e) => e.enabled_events.join(', ') },
-        { label: 'Description', cell: (e) => e.disabled_reason || e.description || '' },
-      ], list.data),
-      pager('/endpoints', params, list));
+      listed);
   }
 
   async function retry(deliveryId, onDone) {
