@@ -290,13 +290,15 @@ mod tests {
     #[test]
     fn the_window_has_every_minute_and_forgets_older_ones() {
         let stats = DeliveryStats::default();
-        stats.record(endpoint(1), AttemptOutcome::Delivered, 0.001, Some(0.004), 0);
-        stats.record(endpoint(1), AttemptOutcome::Retrying, 0.001, None, 30 * 60_000);
-        let s = stats.snapshot(30 * 60_000);
+        // Some day in 2026, in Unix ms.
+        let base = 29_400_000 * 60_000;
+        stats.record(endpoint(1), AttemptOutcome::Delivered, 0.001, Some(0.004), base);
+        stats.record(endpoint(1), AttemptOutcome::Retrying, 0.001, None, base + 30 * 60_000);
+        let s = stats.snapshot(base + 30 * 60_000);
         assert_eq!(s.minutes.len(), WINDOW_MINUTES);
         assert_eq!(s.minutes.iter().map(|m| m.outcomes[0]).sum::<u64>(), 1);
         assert_eq!(s.minutes.last().map(|m| m.outcomes[1]), Some(1));
-        let later = stats.snapshot(90 * 60_000);
+        let later = stats.snapshot(base + 89 * 60_000);
         assert_eq!(later.minutes.iter().map(|m| m.outcomes[1]).sum::<u64>(), 1);
         assert_eq!(later.minutes.iter().map(|m| m.outcomes[0]).sum::<u64>(), 0);
         assert_eq!(later.receipt.count(), 1, "the process totals keep everything");
