@@ -109,14 +109,7 @@ pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u
     let endpoint = match get_endpoint(&mut *tx, bytes_id(&row, "endpoint_id", WebhookEndpointId::from_bytes)?).await? {
         // Disabled meanwhile: what it would queue would wait for nothing.
         Some(e) if status == "running" && e.status == EndpointStatus::Enabled => e,
-        _ => {
-            query("UPDATE webhook_replays SET status = 'done' WHERE id = $1")
-                .bind(id.to_bytes())
-                .execute(&mut *tx)
-                .await?;
-            finish_replay_job(&mut *tx, id).await?;
-            return Ok(true);
-        }
+        _ => return advance(tx, id, None, 0, true).await,
     };
     let (since, until): (i64, i64) = (row.try_get("since_ms")?, row.try_get("until_ms")?);
     let cursor: Option<Vec<u8>> = row.try_get("cursor")?;
@@ -162,20 +155,7 @@ pub async fn run_page(tx: &mut Tx<'_>, id: WebhookReplayId, page: u32, now_ms: u
     let made = new.len() as i64;
     insert_deliveries(&mut *tx, &new, Some(id), now_ms, None).await?;
     let done = events.len() < page as usize;
-    query(
-        "UPDATE webhook_replays SET cursor = COALESCE($1, cursor), deliveries = deliveries + $2, status = $3 \
-         WHERE id = $4",
-    )
-    .bind(last)
-    .bind(made)
-    .bind(if done { "done" } else { "running" })
-    .bind(id.to_bytes())
-    .execute(&mut *tx)
-    .await?;
-    if done {
-        finish_replay_job(&mut *tx, id).await?;
-    }
-    Ok(done)
+    advance(tx, id, last, made, done).await
 }
 
 /// One page of a recovery: the endpoint's deliveries that failed for good
@@ -215,12 +195,24 @@ async fn recover_page(
         let after = last.uuid().as_u128().saturating_add(1);
         after.to_be_bytes().to_vec()
     });
+    advance(tx, id, next, recovered as i64, done).await
+}
+
+/// Moves a replay's cursor past its page, counts what the page made, and
+/// when it is `done` says so and removes its job; answers `done`.
+async fn advance(
+    tx: &mut Tx<'_>,
+    id: WebhookReplayId,
+    cursor: Option<Vec<u8>>,
+    made: i64,
+    done: bool,
+) -> StoreResult<bool> {
     query(
         "UPDATE webhook_replays SET cursor = COALESCE($1, cursor), deliveries = deliveries + $2, status = $3 \
          WHERE id = $4",
     )
-    .bind(next)
-    .bind(recovered as i64)
+    .bind(cursor)
+    .bind(made)
     .bind(if done { "done" } else { "running" })
     .bind(id.to_bytes())
     .execute(&mut *tx)
