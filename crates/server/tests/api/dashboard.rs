@@ -43,7 +43,8 @@ async fn receiver(status: Arc<AtomicU16>) -> String {
     format!("http://{addr}/hook")
 }
 
-async fn app() -> TestApp {
+/// A SQLite app whose deliveries fail for good after one quick retry.
+pub(crate) async fn app() -> TestApp {
     let mut config = Config::default();
     config.webhooks.allow_private_targets = true;
     config.webhooks.breaker_cooldown = Duration::from_millis(50);

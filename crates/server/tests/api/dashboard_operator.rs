@@ -16,12 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use settle::config::Config;
-use settle_core::clock::SystemClock;
-use settle_domain::webhook::RetrySchedule;
 
 use crate::browser::Browser;
-use crate::support::{Backend, TestApp, TestDb, eventually};
+use crate::dashboard::app;
+use crate::support::{TestApp, eventually};
 use crate::webhooks::pay;
 
 /// Every body the receiver got, and the status it answers with now.
@@ -101,17 +99,6 @@ async fn inspect(browser: &Browser, axe: Option<&str>, page: &str) {
         )
         .unwrap();
     }
-}
-
-async fn app() -> TestApp {
-    let mut config = Config::default();
-    config.webhooks.allow_private_targets = true;
-    config.webhooks.breaker_cooldown = Duration::from_millis(50);
-    // One retry, then `failed`.
-    config.webhooks.retry_schedule = RetrySchedule::parse("10ms").unwrap();
-    config.queue.poll = Duration::from_millis(10);
-    let db = TestDb::create(Backend::Sqlite).await;
-    TestApp::spawn_config(db, Arc::new(SystemClock), config).await
 }
 
 async fn sign_in(browser: &Browser, w: &TestApp, key: &str) {

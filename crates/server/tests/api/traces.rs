@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,10 +20,8 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::{Value, json};
 
-use crate::support::{Server, wait_ready};
-use crate::support::{eventually, free_port, http_client, temp_dir};
-
-const BIN: &str = env!("CARGO_BIN_EXE_settle");
+use crate::crash::Target;
+use crate::support::{Backend, eventually, http_client, postgres_available};
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN: &str = "00f067aa0ba902b7";
 /// The trace of a payment charged by the external processor.
@@ -184,55 +181,6 @@ fn id_bytes(hex_id: &str) -> Vec<u8> {
         .collect()
 }
 
-/// A `settle` process on SQLite with these extra settings.
-struct Process {
-    dir: std::path::PathBuf,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Process {
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(&self.dir)
-            .env_remove("DATABASE_URL")
-            .env_remove("NATS_URL")
-            .env_remove("REDIS_URL")
-            .env("SETTLE_QUEUE", "embedded")
-            .env("SETTLE_DATA_DIR", self.dir.join("data"))
-            .env("SETTLE_QUEUE_POLL_MS", "10")
-            .env("SETTLE_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn admin_key(&self) -> String {
-        let out = self
-            .command()
-            .args(["keys", "create", "--role", "admin"])
-            .stdout(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    async fn start(&self) -> (Server, String) {
-        let port = free_port();
-        let child = self
-            .command()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        wait_ready(&base).await;
-        (Server(child), base)
-    }
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -253,19 +201,35 @@ async fn post(base: &str, key: &str, path: &str, body: Value, traceparent: Optio
     body
 }
 
-async fn one_payment_is_traced_end_to_end(protocol: &str, (endpoint, collected): (String, Collected)) {
+/// A `settle` process on `backend` with these settings besides the usual
+/// test ones (receivers on loopback are allowed).
+async fn process(backend: Backend, env: Vec<(&'static str, String)>) -> Target {
+    let mut target = Target::new(backend).await;
+    target.env = env;
+    target
+        .env
+        .push(("SETTLE_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true".to_owned()));
+    target
+}
+
+async fn one_payment_is_traced_end_to_end(
+    backend: Backend,
+    protocol: &str,
+    (endpoint, collected): (String, Collected),
+) {
     let (hook, seen) = receiver().await;
     let (charges_url, charges) = processor().await;
-    let process = Process {
-        dir: temp_dir("settle_traces"),
-        env: vec![
+    let process = process(
+        backend,
+        vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
             ("OTEL_SERVICE_NAME", "settle-under-test".to_owned()),
             ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
             ("SETTLE_PROCESSOR_URL", charges_url),
         ],
-    };
+    )
+    .await;
     let key = process.admin_key();
     let (mut server, base) = process.start().await;
     let bank = post(
@@ -402,17 +366,19 @@ async fn one_payment_is_traced_end_to_end(protocol: &str, (endpoint, collected):
     let sent = charges.lock().unwrap().clone();
     assert_eq!(sent, vec![format!("00-{CHARGED_TRACE_ID}-{}-01", hex(&charge.span_id))]);
     server.terminate().await;
-    let _ = std::fs::remove_dir_all(&process.dir);
+    process.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_is_traced_across_the_outbox_over_http() {
-    one_payment_is_traced_end_to_end("http/protobuf", http_collector().await).await;
+async fn a_payment_is_traced_across_the_outbox_over_http_on_sqlite() {
+    one_payment_is_traced_end_to_end(Backend::Sqlite, "http/protobuf", http_collector().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_is_traced_across_the_outbox_over_grpc() {
-    one_payment_is_traced_end_to_end("grpc", grpc_collector().await).await;
+async fn a_payment_is_traced_across_the_outbox_over_grpc_on_postgres() {
+    if postgres_available() {
+        one_payment_is_traced_end_to_end(Backend::Postgres, "grpc", grpc_collector().await).await;
+    }
 }
 
 /// A collector that accepts connections and never answers.
@@ -430,9 +396,9 @@ async fn silent_collector() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_that_never_answers_holds_no_request_back() {
-    let process = Process {
-        dir: temp_dir("settle_traces_silent"),
-        env: vec![
+    let process = process(
+        Backend::Sqlite,
+        vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT", silent_collector().await),
             // A tiny queue, and an export that waits ten minutes: the
             // first batch hangs for the whole test.
@@ -441,7 +407,8 @@ async fn a_collector_that_never_answers_holds_no_request_back() {
             ("OTEL_BSP_SCHEDULE_DELAY", "1".to_owned()),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "600000".to_owned()),
         ],
-    };
+    )
+    .await;
     let key = process.admin_key();
     let (mut server, base) = process.start().await;
     for i in 0..40 {
@@ -480,18 +447,15 @@ async fn a_collector_that_never_answers_holds_no_request_back() {
         .unwrap();
     assert_eq!(exported, 0.0);
     server.terminate().await;
-    let _ = std::fs::remove_dir_all(&process.dir);
+    process.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_still_queued_at_shutdown_are_sent() {
     let (endpoint, collected) = http_collector().await;
-    let process = Process {
-        dir: temp_dir("settle_traces_flush"),
-        // The default schedule delay (5 s): without a flush at shutdown
-        // the span below would still be waiting for its batch.
-        env: vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)],
-    };
+    // The default schedule delay (5 s): without a flush at shutdown the
+    // span below would still be waiting for its batch.
+    let process = process(Backend::Sqlite, vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)]).await;
     let key = process.admin_key();
     let (mut server, base) = process.start().await;
     let traceparent = format!("00-{TRACE_ID}-{PARENT_SPAN}-01");
@@ -510,5 +474,5 @@ async fn spans_still_queued_at_shutdown_are_sent() {
         "the request's span was flushed: {:?}",
         spans.iter().map(|(_, s)| &s.name).collect::<Vec<_>>()
     );
-    let _ = std::fs::remove_dir_all(&process.dir);
+    process.remove().await;
 }

@@ -35,18 +35,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_settle");
 const PER_ROUND: usize = 150;
 
 /// Where the processes keep their data: a directory (SQLite) or a URL.
-struct Target {
+pub(crate) struct Target {
     dir: PathBuf,
     database_url: Option<String>,
     pg_name: Option<String>,
     /// The NATS stream prefix, when NATS JetStream is the queue.
     nats: Option<String>,
     /// More settings for the processes.
-    env: Vec<(&'static str, String)>,
+    pub(crate) env: Vec<(&'static str, String)>,
 }
 
 impl Target {
-    async fn new(backend: Backend) -> Target {
+    pub(crate) async fn new(backend: Backend) -> Target {
         let dir = temp_dir("settle_crash");
         match backend {
             Backend::Sqlite => Target {
@@ -70,7 +70,7 @@ impl Target {
         }
     }
 
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(&self.dir)
             .env_remove("DATABASE_URL")
@@ -105,7 +105,7 @@ impl Target {
         sqlx::AnyPool::connect(&url).await.unwrap()
     }
 
-    fn admin_key(&self) -> String {
+    pub(crate) fn admin_key(&self) -> String {
         let out = self
             .command()
             .args(["keys", "create", "--role", "admin"])
@@ -116,7 +116,7 @@ impl Target {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
-    async fn start(&self) -> (Server, String) {
+    pub(crate) async fn start(&self) -> (Server, String) {
         let port = free_port();
         let child = self
             .command()
@@ -140,7 +140,7 @@ impl Target {
         }
     }
 
-    async fn remove(self) {
+    pub(crate) async fn remove(self) {
         if let Some(name) = &self.pg_name {
             drop_pg_database(name).await;
         }
